@@ -1,0 +1,337 @@
+// Wire schemas of the Galène protocol, version "2" (galene-protocol.md).
+// One zod schema per message type; the server validates every frame it
+// receives against `clientMessage`, and the client SDK validates what the
+// server sends against `serverMessage`. Types are inferred from the schemas,
+// so the two sides cannot drift apart.
+import { z } from 'zod';
+
+/** Upper bounds that keep one message from costing the server much. */
+export const LIMITS = {
+  /** Largest WebSocket frame accepted, in bytes. */
+  frameBytes: 256 * 1024,
+  /** Longest chat message, in characters. */
+  chatChars: 32 * 1024,
+  idChars: 256,
+  usernameChars: 256,
+  passwordChars: 4096,
+  tokenChars: 16 * 1024,
+  groupNameChars: 256,
+  sdpChars: 128 * 1024,
+  /** Largest `data` object (user or group data), serialized, in bytes. */
+  dataBytes: 16 * 1024,
+} as const;
+
+const id = z.string().max(LIMITS.idChars);
+const username = z.string().max(LIMITS.usernameChars);
+/** A JSON object of application data, bounded in size. */
+const dataObject = z
+  .record(z.string(), z.unknown())
+  .refine((v) => JSON.stringify(v).length <= LIMITS.dataBytes, {
+    message: `must be at most ${LIMITS.dataBytes} bytes as JSON`,
+  });
+
+/** Every permission a Galène group knows about. */
+export const permission = z.enum(['op', 'present', 'message', 'caption', 'token', 'record', 'admin']);
+export type Permission = z.infer<typeof permission>;
+
+/** Stream labels a publisher may use. */
+export const streamLabel = z.enum(['camera', 'screenshare', 'video']);
+export type StreamLabel = z.infer<typeof streamLabel>;
+
+/** What a subscriber asks for, per label (`''` is the default). */
+export const requestedMedia = z.array(z.enum(['audio', 'video', 'video-low'])).max(3);
+export const streamRequest = z.record(z.string().max(64), requestedMedia);
+export type StreamRequest = z.infer<typeof streamRequest>;
+
+export const iceCandidate = z.object({
+  candidate: z.string().max(4096),
+  sdpMid: z.string().max(64).nullish(),
+  sdpMLineIndex: z.number().int().min(0).max(1024).nullish(),
+  usernameFragment: z.string().max(256).nullish(),
+});
+export type IceCandidate = z.infer<typeof iceCandidate>;
+
+export const iceServer = z.object({
+  urls: z.union([z.string(), z.array(z.string())]),
+  username: z.string().optional(),
+  credential: z.string().optional(),
+});
+export type IceServer = z.infer<typeof iceServer>;
+
+export const rtcConfiguration = z.object({
+  iceServers: z.array(iceServer).optional(),
+  iceTransportPolicy: z.enum(['all', 'relay']).optional(),
+});
+export type RtcConfiguration = z.infer<typeof rtcConfiguration>;
+
+/** The group status of `.status` and of `joined.status`. */
+export const groupStatus = z.object({
+  name: z.string(),
+  location: z.string(),
+  endpoint: z.string(),
+  displayName: z.string().optional(),
+  description: z.string().optional(),
+  authServer: z.string().optional(),
+  authPortal: z.string().optional(),
+  locked: z.boolean().optional(),
+  clientCount: z.number().int().optional(),
+  canChangePassword: z.boolean().optional(),
+  data: z.record(z.string(), z.unknown()).optional(),
+});
+export type GroupStatus = z.infer<typeof groupStatus>;
+
+// ---------------------------------------------------------------------------
+// Messages a client sends to the server.
+
+export const handshake = z.object({
+  type: z.literal('handshake'),
+  version: z.array(z.string().max(16)).min(1).max(16),
+  id: id.optional(),
+});
+export const ping = z.object({ type: z.literal('ping') });
+export const pong = z.object({ type: z.literal('pong') });
+
+export const join = z.object({
+  type: z.literal('join'),
+  kind: z.enum(['join', 'leave']),
+  group: z.string().min(1).max(LIMITS.groupNameChars),
+  username: username.optional(),
+  password: z.string().max(LIMITS.passwordChars).optional(),
+  token: z.string().max(LIMITS.tokenChars).optional(),
+  data: dataObject.optional(),
+});
+
+export const request = z.object({
+  type: z.literal('request'),
+  request: streamRequest,
+});
+
+const sdp = z.string().max(LIMITS.sdpChars);
+
+export const offer = z.object({
+  type: z.literal('offer'),
+  id,
+  label: z.string().max(64).optional(),
+  replace: id.optional(),
+  source: id.optional(),
+  username: username.optional(),
+  sdp,
+});
+export const answer = z.object({ type: z.literal('answer'), id, sdp });
+export const ice = z.object({ type: z.literal('ice'), id, candidate: iceCandidate });
+export const renegotiate = z.object({ type: z.literal('renegotiate'), id });
+export const requestStream = z.object({
+  type: z.literal('requestStream'),
+  id,
+  request: requestedMedia,
+});
+export const close = z.object({ type: z.literal('close'), id });
+export const abort = z.object({ type: z.literal('abort'), id });
+
+export const chatKind = z.enum(['', 'me', 'caption']);
+export const chat = z.object({
+  type: z.literal('chat'),
+  kind: chatKind.nullish(),
+  source: id.optional(),
+  username: username.nullish(),
+  dest: id.nullish(),
+  privileged: z.boolean().optional(),
+  time: z.union([z.string().max(64), z.number()]).nullish(),
+  noecho: z.boolean().optional(),
+  value: z.string().max(LIMITS.chatChars),
+});
+
+/** The file-transfer sub-protocol carried in `usermessage` of kind `filetransfer`. */
+export const fileTransferValue = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('invite'),
+    version: z.array(z.string().max(16)).min(1).max(8),
+    id,
+    name: z.string().max(1024),
+    size: z.number().int().min(0),
+    mimetype: z.string().max(256).optional(),
+  }),
+  z.object({ type: z.literal('offer'), version: z.array(z.union([z.string(), z.number()])).max(8), id, sdp }),
+  z.object({ type: z.literal('answer'), id, sdp }),
+  z.object({ type: z.literal('ice'), id, candidate: iceCandidate }),
+  z.object({ type: z.literal('cancel'), id, message: z.string().max(4096).optional() }),
+]);
+export type FileTransferValue = z.infer<typeof fileTransferValue>;
+
+export const userMessageKind = z.enum(['error', 'warning', 'info', 'kicked', 'clearchat', 'mute', 'filetransfer']);
+export const usermessage = z.object({
+  type: z.literal('usermessage'),
+  kind: z.string().min(1).max(64),
+  source: id.optional(),
+  username: username.nullish(),
+  dest: id.nullish(),
+  privileged: z.boolean().optional(),
+  value: z.unknown().optional(),
+  noecho: z.boolean().optional(),
+});
+
+export const userActionKind = z.enum(['op', 'unop', 'present', 'unpresent', 'kick', 'setdata']);
+export const useraction = z.object({
+  type: z.literal('useraction'),
+  kind: userActionKind,
+  source: id.optional(),
+  username: username.nullish(),
+  dest: id.nullish(),
+  value: z.unknown().optional(),
+});
+
+export const groupActionKind = z.enum(['clearchat', 'lock', 'unlock', 'record', 'unrecord', 'subgroups', 'setdata']);
+export const groupaction = z.object({
+  type: z.literal('groupaction'),
+  kind: groupActionKind,
+  source: id.optional(),
+  username: username.nullish(),
+  value: z.unknown().optional(),
+});
+
+/** Every message type a client may send, by `type`. */
+export const clientMessageSchemas = {
+  handshake,
+  ping,
+  pong,
+  join,
+  request,
+  offer,
+  answer,
+  ice,
+  renegotiate,
+  requestStream,
+  close,
+  abort,
+  chat,
+  usermessage,
+  useraction,
+  groupaction,
+} as const;
+export type ClientMessageType = keyof typeof clientMessageSchemas;
+export type ClientMessage = { [K in ClientMessageType]: z.infer<(typeof clientMessageSchemas)[K]> }[ClientMessageType];
+export type ClientMessageOf<K extends ClientMessageType> = z.infer<(typeof clientMessageSchemas)[K]>;
+
+// ---------------------------------------------------------------------------
+// Messages the server sends to a client.
+
+export const joined = z.object({
+  type: z.literal('joined'),
+  kind: z.enum(['join', 'fail', 'change', 'leave', 'redirect']),
+  group: z.string(),
+  username: z.string().optional(),
+  permissions: z.array(z.string()).optional(),
+  status: groupStatus.partial().optional(),
+  data: z.record(z.string(), z.unknown()).optional(),
+  rtcConfiguration: rtcConfiguration.optional(),
+  error: z.string().optional(),
+  value: z.unknown().optional(),
+});
+export const user = z.object({
+  type: z.literal('user'),
+  kind: z.enum(['add', 'change', 'delete']),
+  id,
+  username: z.string().optional(),
+  permissions: z.array(z.string()).optional(),
+  data: z.record(z.string(), z.unknown()).optional(),
+});
+const serverChatFields = {
+  kind: z.string().optional(),
+  source: z.string().optional(),
+  username: z.string().optional(),
+  dest: z.string().optional(),
+  privileged: z.boolean().optional(),
+  time: z.string().optional(),
+  noecho: z.boolean().optional(),
+  value: z.string(),
+};
+export const serverChat = z.object({ type: z.literal('chat'), ...serverChatFields });
+export const chathistory = z.object({ type: z.literal('chathistory'), ...serverChatFields });
+export const serverUsermessage = z.object({
+  type: z.literal('usermessage'),
+  kind: z.string(),
+  source: z.string().optional(),
+  username: z.string().optional(),
+  dest: z.string().optional(),
+  privileged: z.boolean().optional(),
+  error: z.string().optional(),
+  value: z.unknown().optional(),
+});
+export const serverHandshake = z.object({ type: z.literal('handshake'), version: z.array(z.string()), id: z.string().optional() });
+export const serverOffer = offer.extend({ kind: z.enum(['offer', 'renegotiate']).optional() });
+
+export const serverMessageSchemas = {
+  handshake: serverHandshake,
+  ping,
+  pong,
+  joined,
+  user,
+  chat: serverChat,
+  chathistory,
+  usermessage: serverUsermessage,
+  offer: serverOffer,
+  answer,
+  ice,
+  renegotiate,
+  close,
+  abort,
+} as const;
+export type ServerMessageType = keyof typeof serverMessageSchemas;
+export type ServerMessage = { [K in ServerMessageType]: z.infer<(typeof serverMessageSchemas)[K]> }[ServerMessageType];
+export type ServerMessageOf<K extends ServerMessageType> = z.infer<(typeof serverMessageSchemas)[K]>;
+
+/** Stable identifiers carried in the `error` field of error replies. */
+export const ERROR_CODES = [
+  'bad-json',
+  'bad-message',
+  'unknown-type',
+  'too-large',
+  'rate-limited',
+  'bad-version',
+  'not-joined',
+  'already-joined',
+  'no-such-group',
+  'not-authorised',
+  'need-username',
+  'group-locked',
+  'too-many-clients',
+  'group-not-open',
+  'group-expired',
+  'not-permitted',
+  'no-such-user',
+  'not-supported',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export type ParseResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; error: ErrorCode; message: string };
+
+/** Validates one decoded frame from a client; never throws. */
+export function parseClientMessage(frame: unknown): ParseResult {
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    return { ok: false, error: 'bad-message', message: 'a message must be a JSON object' };
+  }
+  const type = (frame as { type?: unknown }).type;
+  if (typeof type !== 'string') {
+    return { ok: false, error: 'bad-message', message: 'a message needs a string field "type"' };
+  }
+  if (!Object.hasOwn(clientMessageSchemas, type)) {
+    return { ok: false, error: 'unknown-type', message: `unknown message type "${type.slice(0, 64)}"` };
+  }
+  const schema = clientMessageSchemas[type as ClientMessageType];
+  const result = schema.safeParse(frame);
+  if (!result.success) {
+    return { ok: false, error: 'bad-message', message: `bad "${type}" message: ${describeIssues(result.error)}` };
+  }
+  return { ok: true, message: result.data as ClientMessage };
+}
+
+/** Turns zod issues into one readable sentence: "field: problem; ...". */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(message)'}: ${i.message}`)
+    .join('; ');
+}

@@ -1,0 +1,80 @@
+// `atrium serve`: run the server until SIGINT or SIGTERM.
+import { resolve } from 'node:path';
+import { createLogger } from '../log.ts';
+import { AtriumServer } from '../server.ts';
+import { parse } from './args.ts';
+
+const HELP = `Usage: atrium serve [options]
+
+  --listen HOST:PORT   address to listen on (default 0.0.0.0:8443)
+  --data DIR           data directory: config.json, ice-servers.json, cert.pem,
+                       key.pem, var/tokens.jsonl (default ./data)
+  --groups DIR         group files, groups/<name>.json (default ./groups)
+  --insecure           plain HTTP instead of HTTPS
+  --cert FILE          TLS certificate (default DATA/cert.pem, generated
+                       self-signed when missing)
+  --key FILE           TLS private key (default DATA/key.pem)
+  --turn URL           a TURN server using the TURN REST API (repeatable),
+                       e.g. turn:turn.example.org:3478
+  --turn-secret S      its shared secret (coturn static-auth-secret); also
+                       read from the ATRIUM_TURN_SECRET environment variable
+  --turn-ttl SECONDS   lifetime of TURN credentials (default 86400)
+  --log-level LEVEL    trace, debug, info, warn, error (default info)
+
+A "public" group anyone can join is created when the groups directory is empty.
+`;
+
+export async function runServe(argv: string[]): Promise<number> {
+  const { values } = parse('serve', argv, {
+    listen: { type: 'string', default: '0.0.0.0:8443' },
+    data: { type: 'string', default: './data' },
+    groups: { type: 'string', default: './groups' },
+    insecure: { type: 'boolean', default: false },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    turn: { type: 'string', multiple: true },
+    'turn-secret': { type: 'string' },
+    'turn-ttl': { type: 'string' },
+    'log-level': { type: 'string', default: 'info' },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const turnUrls = (values.turn as string[] | undefined) ?? [];
+  const turnSecret = (values['turn-secret'] as string | undefined) ?? process.env.ATRIUM_TURN_SECRET;
+  if (turnUrls.length > 0 && !turnSecret) throw new Error('serve: --turn needs --turn-secret (or ATRIUM_TURN_SECRET)');
+  const ttl = values['turn-ttl'] === undefined ? undefined : Number(values['turn-ttl']);
+  if (ttl !== undefined && !(ttl > 0)) throw new Error('serve: --turn-ttl must be a positive number of seconds');
+
+  const log = createLogger({ level: values['log-level'] as string });
+  const server = new AtriumServer({
+    listen: values.listen as string,
+    dataDir: resolve(values.data as string),
+    groupsDir: resolve(values.groups as string),
+    insecure: values.insecure as boolean,
+    cert: values.cert as string | undefined,
+    key: values.key as string | undefined,
+    turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
+    processMetrics: true,
+    log,
+  });
+  await server.start();
+  process.stdout.write(`Atrium is running at ${server.url}/ (group "public": ${server.url}/group/public/)\n`);
+
+  await new Promise<void>((done) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      server.stop().then(done, (e) => {
+        log.error({ err: e }, 'error during shutdown');
+        done();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}

@@ -1,0 +1,90 @@
+// The seam between the core and everything that takes part in a group.
+// A Client is anything that can be a member: a WebSocket connection of any
+// dialect, a WHIP publisher, a recorder. The core hands it events; how they
+// reach the wire is the client's business.
+import type { Permission } from '@atrium/protocol/galene';
+
+export type { Permission };
+
+export type UserData = Record<string, unknown>;
+
+/** Group facts a member may see (the dialect adds URLs). */
+export interface GroupInfo {
+  name: string;
+  displayName?: string;
+  description?: string;
+  authServer?: string;
+  authPortal?: string;
+  locked: boolean;
+  lockMessage?: string;
+  clientCount: number;
+  data: UserData;
+}
+
+export interface IceServerInfo {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+/** This member joined, or its own view of the group changed, or it left. */
+export interface JoinedEvent {
+  type: 'joined';
+  kind: 'join' | 'change' | 'leave';
+  group: string;
+  username: string | undefined;
+  permissions: Permission[];
+  info: GroupInfo;
+  iceServers: IceServerInfo[];
+}
+
+/** Another member (or this one) arrived, changed or went. */
+export interface UserEvent {
+  type: 'user';
+  kind: 'add' | 'change' | 'delete';
+  id: string;
+  username: string | undefined;
+  permissions: Permission[];
+  data: UserData;
+}
+
+export type ChatKind = '' | 'me' | 'caption';
+
+export interface ChatEvent {
+  type: 'chat';
+  /** True when replayed from history on join. */
+  history: boolean;
+  kind: ChatKind;
+  source: string | undefined;
+  username: string | undefined;
+  dest: string | undefined;
+  privileged: boolean;
+  time: Date;
+  value: string;
+}
+
+/** A message that is not chat: from the server (error, info, kicked…) or relayed between members. */
+export interface MessageEvent {
+  type: 'message';
+  kind: string;
+  source: string | undefined;
+  username: string | undefined;
+  dest: string | undefined;
+  privileged: boolean;
+  /** Stable error identifier, for kind 'error'. */
+  error?: string;
+  value: unknown;
+}
+
+export type CoreEvent = JoinedEvent | UserEvent | ChatEvent | MessageEvent;
+
+export interface Client {
+  /** Unique among all clients of the server. */
+  readonly id: string;
+  /** What kind of client this is, for metrics only ('galene', 'camus', 'whip', …). */
+  readonly kind: string;
+  /** Hands the client an event; must not throw and must not block. */
+  deliver(event: CoreEvent): void;
+  /** Ends the client's session (after a kick, or when the server stops). */
+  terminate(reason: string): void;
+}

@@ -1,0 +1,406 @@
+// A group and its members: who is in, what each may do, chat and its
+// history, relayed messages, and the user and group actions. Every rule
+// about permissions lives here, so every dialect gets the same answers.
+import type { GroupDescription } from '../groups/index.ts';
+import { ChatHistory } from './chat-history.ts';
+import type { ChatEvent, ChatKind, Client, CoreEvent, GroupInfo, Permission, UserData, UserEvent } from './client.ts';
+import { CoreError } from './errors.ts';
+
+/** Kinds of relayed message that only the server may originate. */
+const SERVER_MESSAGE_KINDS = new Set(['error', 'warning', 'info', 'kicked', 'clearchat']);
+
+/** Hooks the group calls so the rest of the server can follow what happens. */
+export interface GroupObserver {
+  memberAdded?(group: Group, member: Member): void;
+  memberRemoved?(group: Group, member: Member): void;
+  /** A member's permissions changed (media drops up-streams on unpresent). */
+  permissionsChanged?(group: Group, member: Member): void;
+  empty?(group: Group): void;
+}
+
+export class Member {
+  private memo: UserEvent | undefined;
+
+  constructor(
+    readonly group: Group,
+    readonly client: Client,
+    readonly username: string | undefined,
+    private perms: Set<Permission>,
+    private userData: UserData,
+  ) {}
+
+  get id(): string {
+    return this.client.id;
+  }
+
+  get permissions(): Permission[] {
+    return [...this.perms];
+  }
+
+  get data(): UserData {
+    return this.userData;
+  }
+
+  has(p: Permission): boolean {
+    return this.perms.has(p);
+  }
+
+  setPermission(p: Permission, on: boolean): boolean {
+    if (this.perms.has(p) === on) return false;
+    if (on) this.perms.add(p);
+    else this.perms.delete(p);
+    this.memo = undefined;
+    return true;
+  }
+
+  mergeData(patch: UserData): void {
+    const next = { ...this.userData };
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete next[k];
+      else next[k] = v;
+    }
+    this.userData = next;
+    this.memo = undefined;
+  }
+
+  /** The `user` event describing this member; the same object while nothing changes, so dialects can cache its rendering. */
+  userEvent(kind: 'add' | 'change'): UserEvent {
+    if (kind === 'change') return this.makeUserEvent('change');
+    this.memo ??= this.makeUserEvent('add');
+    return this.memo;
+  }
+
+  private makeUserEvent(kind: UserEvent['kind']): UserEvent {
+    return { type: 'user', kind, id: this.id, username: this.username, permissions: this.permissions, data: this.userData };
+  }
+}
+
+export interface ChatInput {
+  kind: ChatKind;
+  dest?: string | undefined;
+  value: string;
+  noecho?: boolean | undefined;
+}
+
+export interface MessageInput {
+  kind: string;
+  dest?: string | undefined;
+  value: unknown;
+  noecho?: boolean | undefined;
+}
+
+export type UserActionKind = 'op' | 'unop' | 'present' | 'unpresent' | 'kick' | 'setdata';
+export type GroupActionKind = 'clearchat' | 'lock' | 'unlock' | 'record' | 'unrecord' | 'subgroups' | 'setdata';
+
+export class Group {
+  private readonly members = new Map<string, Member>();
+  private lock: { message: string | undefined } | undefined;
+  private groupData: UserData = {};
+  readonly history: ChatHistory;
+
+  constructor(
+    readonly name: string,
+    private desc: GroupDescription,
+    private readonly env: {
+      observer: GroupObserver;
+      iceServersFor: (username: string | undefined) => GroupIceServers;
+      subgroupsOf: (name: string) => { name: string; clientCount: number }[];
+    },
+  ) {
+    this.history = new ChatHistory(desc.maxHistoryAge);
+    if (desc.autolock) this.lock = { message: undefined };
+  }
+
+  get description(): GroupDescription {
+    return this.desc;
+  }
+
+  /** The group file changed on disk or through the admin API. */
+  setDescription(desc: GroupDescription): void {
+    const wasAutolock = this.desc.autolock;
+    this.desc = desc;
+    this.history.setMaxAge(desc.maxHistoryAge);
+    if (desc.autolock && !wasAutolock && !this.hasOperator()) this.lock = { message: undefined };
+    this.broadcastJoined('change');
+  }
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  get locked(): boolean {
+    return this.lock !== undefined;
+  }
+
+  member(id: string): Member | undefined {
+    return this.members.get(id);
+  }
+
+  allMembers(): IterableIterator<Member> {
+    return this.members.values();
+  }
+
+  info(): GroupInfo {
+    const d = this.desc;
+    const info: GroupInfo = { name: this.name, locked: this.locked, clientCount: this.members.size, data: this.groupData };
+    if (d.displayName !== undefined) info.displayName = d.displayName;
+    if (d.description !== undefined) info.description = d.description;
+    if (d.authServer !== undefined) info.authServer = d.authServer;
+    if (d.authPortal !== undefined) info.authPortal = d.authPortal;
+    if (this.lock?.message) info.lockMessage = this.lock.message;
+    return info;
+  }
+
+  /**
+   * Admits an authenticated client. Checks the group's own rules (opening
+   * times, lock, capacity); who the client is was settled by the caller.
+   */
+  admit(client: Client, username: string | undefined, permissions: Permission[], data: UserData, now = new Date()): Member {
+    const d = this.desc;
+    const isOp = permissions.includes('op');
+    if (d.notBefore && now < d.notBefore) {
+      throw new CoreError('group-not-open', `group "${this.name}" opens at ${d.notBefore.toISOString()}`);
+    }
+    if (d.expires && now >= d.expires) {
+      throw new CoreError('group-expired', `group "${this.name}" expired at ${d.expires.toISOString()}`);
+    }
+    if (this.lock && !isOp) {
+      const why = this.lock.message ? `: ${this.lock.message}` : '';
+      throw new CoreError('group-locked', `group "${this.name}" is locked${why}`);
+    }
+    if (d.maxClients !== undefined && d.maxClients > 0 && this.members.size >= d.maxClients && !isOp) {
+      throw new CoreError('too-many-clients', `group "${this.name}" is full (at most ${d.maxClients} clients)`);
+    }
+    if (this.members.has(client.id)) {
+      throw new CoreError('already-joined', `client id "${client.id}" is already in group "${this.name}"`);
+    }
+
+    const member = new Member(this, client, username, new Set(permissions), data);
+    this.members.set(client.id, member);
+    if (isOp && this.lock && d.autolock && this.lock.message === undefined) this.lock = undefined;
+
+    client.deliver(this.joinedEvent('join', member));
+    const add = member.userEvent('add');
+    for (const m of this.members.values()) {
+      client.deliver(m.userEvent('add'));
+      if (m !== member) m.client.deliver(add);
+    }
+    for (const entry of this.history.replay(now.getTime())) client.deliver(entry);
+    this.env.observer.memberAdded?.(this, member);
+    return member;
+  }
+
+  /** Removes a member; the client is told unless it is already gone. */
+  remove(member: Member, opts: { notify: boolean } = { notify: true }): void {
+    if (this.members.get(member.id) !== member) return;
+    this.members.delete(member.id);
+    if (opts.notify) member.client.deliver(this.joinedEvent('leave', member));
+    const gone: UserEvent = { type: 'user', kind: 'delete', id: member.id, username: member.username, permissions: [], data: {} };
+    this.broadcast(gone);
+    this.env.observer.memberRemoved?.(this, member);
+    this.checkOperators();
+    if (this.members.size === 0) this.env.observer.empty?.(this);
+  }
+
+  // ---------------------------------------------------------------------
+  // Chat and relayed messages.
+
+  chat(from: Member, input: ChatInput, now = new Date()): void {
+    const needed: Permission = input.kind === 'caption' ? 'caption' : 'message';
+    this.require(from, needed, input.kind === 'caption' ? 'send captions' : 'send chat messages');
+    const event: ChatEvent = {
+      type: 'chat',
+      history: false,
+      kind: input.kind,
+      source: from.id,
+      username: from.username,
+      dest: input.dest || undefined,
+      privileged: from.has('op'),
+      time: now,
+      value: input.value,
+    };
+    if (event.dest !== undefined) {
+      this.target(event.dest).client.deliver(event);
+      return;
+    }
+    this.history.add(event, now.getTime());
+    this.broadcast(event, input.noecho ? from : undefined);
+  }
+
+  relay(from: Member, input: MessageInput): void {
+    if (SERVER_MESSAGE_KINDS.has(input.kind)) {
+      throw new CoreError('not-permitted', `only the server may send messages of kind "${input.kind}"`);
+    }
+    if (input.kind === 'mute') this.require(from, 'op', 'mute other users');
+    const event = {
+      type: 'message' as const,
+      kind: input.kind,
+      source: from.id,
+      username: from.username,
+      dest: input.dest || undefined,
+      privileged: from.has('op'),
+      value: input.value,
+    };
+    if (event.dest !== undefined) {
+      this.target(event.dest).client.deliver(event);
+      return;
+    }
+    this.broadcast(event, input.noecho ? from : undefined);
+  }
+
+  // ---------------------------------------------------------------------
+  // Actions.
+
+  userAction(from: Member, kind: UserActionKind, dest: string | undefined, value: unknown): void {
+    if (kind === 'setdata') {
+      if (dest && dest !== from.id) throw new CoreError('not-permitted', 'you may only set your own user data');
+      if (!isPlainObject(value)) throw new CoreError('bad-message', 'setdata needs an object as its value');
+      from.mergeData(value);
+      this.broadcast(from.userEvent('change'));
+      return;
+    }
+    this.require(from, 'op', kind === 'kick' ? 'kick users' : 'change permissions');
+    if (!dest) throw new CoreError('bad-message', `useraction "${kind}" needs a "dest" user id`);
+    const target = this.target(dest);
+    switch (kind) {
+      case 'op':
+      case 'unop':
+      case 'present':
+      case 'unpresent': {
+        const perm: Permission = kind === 'op' || kind === 'unop' ? 'op' : 'present';
+        if (target.setPermission(perm, kind === 'op' || kind === 'present')) this.permissionsChanged(target);
+        return;
+      }
+      case 'kick': {
+        const reason = typeof value === 'string' && value ? value : undefined;
+        this.kick(target, from, reason ?? `you were kicked out by ${from.username ?? 'an operator'}`);
+        return;
+      }
+    }
+  }
+
+  groupAction(from: Member, kind: GroupActionKind, value: unknown): void {
+    switch (kind) {
+      case 'record':
+      case 'unrecord':
+        this.require(from, 'record', 'record this group');
+        throw new CoreError('not-supported', 'recording is not available yet on this server');
+      case 'clearchat':
+        this.require(from, 'op', 'clear the chat');
+        this.history.clear();
+        this.broadcast({ type: 'message', kind: 'clearchat', source: from.id, username: from.username, dest: undefined, privileged: true, value: undefined });
+        return;
+      case 'lock':
+        this.require(from, 'op', 'lock the group');
+        this.lock = { message: typeof value === 'string' && value ? value : undefined };
+        this.broadcastJoined('change');
+        return;
+      case 'unlock':
+        this.require(from, 'op', 'unlock the group');
+        this.lock = undefined;
+        this.broadcastJoined('change');
+        return;
+      case 'subgroups': {
+        this.require(from, 'op', 'list subgroups');
+        const subs = this.env.subgroupsOf(this.name);
+        const text = subs.length === 0 ? 'No subgroups' : `Subgroups: ${subs.map((s) => `${s.name} (${s.clientCount} clients)`).join(', ')}`;
+        from.client.deliver({ type: 'message', kind: 'info', source: undefined, username: undefined, dest: from.id, privileged: true, value: text });
+        return;
+      }
+      case 'setdata': {
+        this.require(from, 'op', 'set group data');
+        if (!isPlainObject(value)) throw new CoreError('bad-message', 'setdata needs an object as its value');
+        const next = { ...this.groupData };
+        for (const [k, v] of Object.entries(value)) {
+          if (v === null) delete next[k];
+          else next[k] = v;
+        }
+        this.groupData = next;
+        this.broadcastJoined('change');
+        return;
+      }
+    }
+  }
+
+  /** Removes a member with a message saying why; the client's session ends. */
+  kick(target: Member, by: Member | undefined, message: string): void {
+    target.client.deliver({
+      type: 'message',
+      kind: 'kicked',
+      source: by?.id,
+      username: by?.username,
+      dest: target.id,
+      privileged: true,
+      value: message,
+    });
+    this.remove(target);
+    target.client.terminate(message);
+  }
+
+  /** Tells every member something from the server (e.g. the server is stopping). */
+  announce(kind: 'info' | 'warning' | 'error', text: string): void {
+    this.broadcast({ type: 'message', kind, source: undefined, username: undefined, dest: undefined, privileged: true, value: text });
+  }
+
+  // ---------------------------------------------------------------------
+
+  private permissionsChanged(target: Member): void {
+    target.client.deliver(this.joinedEvent('change', target));
+    this.broadcast(target.userEvent('change'));
+    this.env.observer.permissionsChanged?.(this, target);
+    this.checkOperators();
+  }
+
+  /** autolock / autokick: what happens when no operator is left. */
+  private checkOperators(): void {
+    if (this.hasOperator()) return;
+    if (this.desc.autolock && !this.lock) {
+      this.lock = { message: undefined };
+      this.broadcastJoined('change');
+    }
+    if (this.desc.autokick) {
+      for (const m of [...this.members.values()]) this.kick(m, undefined, 'there is no operator left in this group');
+    }
+  }
+
+  private hasOperator(): boolean {
+    for (const m of this.members.values()) if (m.has('op')) return true;
+    return false;
+  }
+
+  private require(member: Member, p: Permission, what: string): void {
+    if (!member.has(p)) throw new CoreError('not-permitted', `you need the "${p}" permission to ${what}`);
+  }
+
+  private target(id: string): Member {
+    const m = this.members.get(id);
+    if (!m) throw new CoreError('no-such-user', `there is no user with id "${id}" in group "${this.name}"`);
+    return m;
+  }
+
+  private joinedEvent(kind: 'join' | 'change' | 'leave', member: Member): CoreEvent {
+    return {
+      type: 'joined',
+      kind,
+      group: this.name,
+      username: member.username,
+      permissions: kind === 'leave' ? [] : member.permissions,
+      info: this.info(),
+      iceServers: kind === 'leave' ? [] : this.env.iceServersFor(member.username),
+    };
+  }
+
+  private broadcastJoined(kind: 'change'): void {
+    for (const m of this.members.values()) m.client.deliver(this.joinedEvent(kind, m));
+  }
+
+  private broadcast(event: CoreEvent, except?: Member): void {
+    for (const m of this.members.values()) if (m !== except) m.client.deliver(event);
+  }
+}
+
+export type GroupIceServers = import('./client.ts').IceServerInfo[];
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

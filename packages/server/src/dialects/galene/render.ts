@@ -1,0 +1,89 @@
+// Core events -> Galène protocol v2 frames. Events that read the same for
+// every recipient (user, chat, message) are rendered once and the string is
+// reused for the whole broadcast.
+import type { ServerMessage, ServerMessageOf } from '@atrium/protocol/galene';
+import type { CoreEvent, GroupInfo } from '../../core/client.ts';
+
+/** Where the group lives on the web, as this client reached it. */
+export interface Place {
+  groupUrl(name: string): string;
+  endpoint: string;
+}
+
+const cache = new WeakMap<CoreEvent, string>();
+
+export function renderEvent(event: CoreEvent, place: Place): string {
+  if (event.type === 'joined') return JSON.stringify(toMessage(event, place));
+  let frame = cache.get(event);
+  if (frame === undefined) {
+    frame = JSON.stringify(toMessage(event, place));
+    cache.set(event, frame);
+  }
+  return frame;
+}
+
+export function status(info: GroupInfo, place: Place): NonNullable<ServerMessageOf<'joined'>['status']> & { name: string } {
+  const s: NonNullable<ServerMessageOf<'joined'>['status']> & { name: string } = {
+    name: info.name,
+    location: place.groupUrl(info.name),
+    endpoint: place.endpoint,
+  };
+  if (info.displayName !== undefined) s.displayName = info.displayName;
+  if (info.description !== undefined) s.description = info.description;
+  if (info.authServer !== undefined) s.authServer = info.authServer;
+  if (info.authPortal !== undefined) s.authPortal = info.authPortal;
+  if (info.locked) s.locked = true;
+  s.clientCount = info.clientCount;
+  return s;
+}
+
+function toMessage(event: CoreEvent, place: Place): ServerMessage {
+  switch (event.type) {
+    case 'joined': {
+      const m: ServerMessageOf<'joined'> = {
+        type: 'joined',
+        kind: event.kind,
+        group: event.group,
+        permissions: event.permissions,
+        status: status(event.info, place),
+        data: event.info.data,
+      };
+      if (event.username !== undefined) m.username = event.username;
+      if (event.kind !== 'leave') m.rtcConfiguration = { iceServers: event.iceServers };
+      if (event.info.lockMessage) m.value = event.info.lockMessage;
+      return m;
+    }
+    case 'user': {
+      const m: ServerMessageOf<'user'> = { type: 'user', kind: event.kind, id: event.id };
+      if (event.username !== undefined) m.username = event.username;
+      if (event.kind !== 'delete') {
+        m.permissions = event.permissions;
+        m.data = event.data;
+      }
+      return m;
+    }
+    case 'chat': {
+      const m: ServerMessageOf<'chat'> = {
+        type: 'chat',
+        value: event.value,
+        time: event.time.toISOString(),
+        privileged: event.privileged,
+      };
+      if (event.history) (m as { type: string }).type = 'chathistory';
+      if (event.kind) m.kind = event.kind;
+      if (event.source !== undefined) m.source = event.source;
+      if (event.username !== undefined) m.username = event.username;
+      if (event.dest !== undefined) m.dest = event.dest;
+      return m;
+    }
+    case 'message': {
+      const m: ServerMessageOf<'usermessage'> = { type: 'usermessage', kind: event.kind, privileged: event.privileged };
+      if (event.source !== undefined) m.source = event.source;
+      if (event.username !== undefined) m.username = event.username;
+      if (event.dest !== undefined) m.dest = event.dest;
+      if (event.error !== undefined) m.error = event.error;
+      if (event.value !== undefined) m.value = event.value;
+      return m;
+    }
+  }
+}

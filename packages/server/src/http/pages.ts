@@ -1,0 +1,71 @@
+// Group pages and the public JSON views: /group/<name>/, its .status,
+// /public-groups.json. The group page is a placeholder until the web app.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { GroupDescription } from '../groups/index.ts';
+import type { GroupRegistry } from '../core/registry.ts';
+import { status } from '../dialects/galene/render.ts';
+import type { GroupInfo } from '../core/client.ts';
+import { type PlaceOptions, groupPath, placeFor } from './place.ts';
+
+export function registerGroupPages(app: FastifyInstance, deps: { registry: GroupRegistry; place: () => PlaceOptions }): void {
+  const { registry } = deps;
+
+  const infoOf = (name: string, desc: GroupDescription): GroupInfo => {
+    const live = registry.get(name);
+    if (live) return live.info();
+    const info: GroupInfo = { name, locked: desc.autolock, clientCount: 0, data: {} };
+    if (desc.displayName !== undefined) info.displayName = desc.displayName;
+    if (desc.description !== undefined) info.description = desc.description;
+    if (desc.authServer !== undefined) info.authServer = desc.authServer;
+    if (desc.authPortal !== undefined) info.authPortal = desc.authPortal;
+    return info;
+  };
+
+  app.get('/public-groups.json', async (req, reply) => {
+    const place = placeFor(req.headers.host, deps.place());
+    const list = registry
+      .describeAll()
+      .filter((d) => d.public)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((d) => status(infoOf(d.name, d), place));
+    return reply.header('cache-control', 'no-cache').send(list);
+  });
+
+  app.get('/group/*', async (req: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
+    const rest = req.params['*'];
+    const isStatus = rest.endsWith('/.status') || rest === '.status';
+    const raw = isStatus ? rest.slice(0, -'.status'.length) : rest;
+    if (!raw.endsWith('/')) return reply.redirect(`/group/${raw}/`, 301);
+    let name: string;
+    try {
+      name = raw.slice(0, -1).split('/').map(decodeURIComponent).join('/');
+    } catch {
+      return reply.code(400).send({ error: 'bad-request', message: 'the group name in the URL is not valid percent-encoding' });
+    }
+    const desc = registry.describe(name);
+    if (!desc) {
+      return reply.code(404).send({ error: 'no-such-group', message: `there is no group called "${name}" on this server` });
+    }
+    if (isStatus) {
+      const place = placeFor(req.headers.host, deps.place());
+      return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc), place));
+    }
+    return reply.type('text/html; charset=utf-8').send(groupPage(name, desc));
+  });
+}
+
+function groupPage(name: string, desc: GroupDescription): string {
+  const title = escapeHtml(desc.displayName ?? name);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · Atrium</title></head>
+<body><main><h1>${title}</h1>
+${desc.description ? `<p>${escapeHtml(desc.description)}</p>` : ''}
+<p>This is the Atrium group <code>${escapeHtml(name)}</code>. Any Galène-compatible client can join it:
+its status is at <a href="${groupPath(name)}.status">.status</a>.</p>
+</main></body></html>`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

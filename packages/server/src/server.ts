@@ -1,0 +1,145 @@
+// Assembles one Atrium server: group files, tokens, ICE servers, the core,
+// the protocol dialects and the HTTP routes. The CLI and the tests both
+// start servers through this class.
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import { LIMITS } from '@atrium/protocol/galene';
+import { GroupAccess } from './access.ts';
+import { TokenStore } from './auth/tokens.ts';
+import { GroupRegistry } from './core/registry.ts';
+import { GaleneConnection, type GaleneContext } from './dialects/galene/connection.ts';
+import { type ServerConfig, loadServerConfig } from './config/server-config.ts';
+import { GroupStore } from './groups/index.ts';
+import { registerAdminApi } from './http/admin.ts';
+import { registerGroupPages } from './http/pages.ts';
+import { type PlaceOptions, placeFor } from './http/place.ts';
+import { loadOrCreateCertificate } from './http/tls.ts';
+import { type ConfiguredIceServer, loadIceServers, rtcConfigurationFor } from './ice/index.ts';
+import { type Logger, createLogger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { LivenessMonitor } from './transport/liveness.ts';
+
+export interface ServerOptions {
+  /** host:port to listen on; port 0 picks a free one. */
+  listen: string;
+  dataDir: string;
+  groupsDir: string;
+  /** Plain HTTP instead of HTTPS. */
+  insecure: boolean;
+  cert?: string | undefined;
+  key?: string | undefined;
+  /** A TURN server using the TURN REST API (coturn use-auth-secret). */
+  turn?: { urls: string[]; secret: string; ttl?: number } | undefined;
+  /** Write the default `public` group when the groups directory is empty. */
+  defaultGroup?: boolean;
+  log?: Logger;
+  /** Collect process metrics (CPU, memory) for /metrics. */
+  processMetrics?: boolean;
+}
+
+export class AtriumServer {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly groups: GroupStore;
+  readonly tokens: TokenStore;
+  readonly registry: GroupRegistry;
+  private app: FastifyInstance | undefined;
+  private config: ServerConfig | undefined;
+  private iceServers: ConfiguredIceServer[] = [];
+  private readonly liveness = new LivenessMonitor();
+  private readonly galene: GaleneContext;
+  private readonly sockets = new Set<GaleneConnection>();
+  /** The URL the server answers on, once started. */
+  url = '';
+
+  constructor(readonly options: ServerOptions) {
+    this.log = options.log ?? createLogger();
+    this.metrics = new Metrics({ processMetrics: options.processMetrics ?? false });
+    this.groups = new GroupStore({ dir: options.groupsDir, log: this.log });
+    this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
+    this.registry = new GroupRegistry(this.groups, new GroupAccess(this.tokens), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? []);
+    this.galene = {
+      registry: this.registry,
+      metrics: this.metrics,
+      log: this.log,
+      liveness: this.liveness,
+      activeIds: new Set(),
+    };
+    this.registry.on('memberAdded', () => this.metrics.members.inc());
+    this.registry.on('memberRemoved', () => this.metrics.members.dec());
+  }
+
+  private placeOptions(): PlaceOptions {
+    return { insecure: this.options.insecure, proxyURL: this.config?.proxyURL };
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    this.config = await loadServerConfig(o.dataDir, this.log);
+    this.iceServers = await loadIceServers(o.dataDir, this.log);
+    if (o.turn) this.iceServers.push({ urls: o.turn.urls, username: 'atrium', credential: o.turn.secret, credentialType: 'hmac-sha1', ttl: o.turn.ttl });
+    if (o.defaultGroup ?? true) await this.groups.ensureDefaultGroup();
+    await this.groups.start();
+    await this.tokens.load();
+
+    const https = o.insecure ? null : await loadOrCreateCertificate(o.dataDir, { cert: o.cert, key: o.key }, this.log);
+    const app = Fastify({
+      logger: false,
+      bodyLimit: 1024 * 1024,
+      ...(https ? { https } : {}),
+    }) as unknown as FastifyInstance;
+    this.app = app;
+    await app.register(websocket, { options: { maxPayload: LIMITS.frameBytes, perMessageDeflate: false } });
+
+    app.get('/healthz', async () => ({ ok: true, groups: this.registry.groups().length }));
+    app.get('/metrics', async (_req, reply) => {
+      this.metrics.groups.set(this.registry.groups().length);
+      return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
+    });
+    app.get('/ws', { websocket: true }, (socket, req) => {
+      const conn = new GaleneConnection(socket, placeFor(req.headers.host, this.placeOptions()), this.galene);
+      this.sockets.add(conn);
+      socket.on('close', () => this.sockets.delete(conn));
+    });
+    registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions() });
+    await registerAdminApi(app, {
+      groups: this.groups,
+      config: () => this.config!,
+      tokens: this.tokens,
+      stats: () => this.stats(),
+      log: this.log,
+    });
+
+    const { host, port } = parseListen(o.listen);
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+    this.url = `${o.insecure ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    this.log.info({ url: this.url }, 'Atrium is listening');
+  }
+
+  /** Group and client statistics for the admin API. */
+  stats(): unknown {
+    return this.registry.groups().map((g) => ({
+      name: g.name,
+      clients: [...g.allMembers()].map((m) => ({ id: m.id, username: m.username, permissions: m.permissions })),
+    }));
+  }
+
+  async stop(): Promise<void> {
+    for (const g of this.registry.groups()) g.announce('warning', 'the server is shutting down');
+    for (const c of this.sockets) c.terminate('the server is shutting down');
+    this.registry.close();
+    this.groups.close();
+    await this.app?.close();
+  }
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--listen must be HOST:PORT (e.g. 0.0.0.0:8443), not "${listen}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`--listen: port ${port} is out of range`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}

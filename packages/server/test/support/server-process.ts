@@ -1,0 +1,90 @@
+// Starts a real Atrium server process for a test: its own temporary data and
+// groups directories, plain HTTP on a free loopback port. The process is the
+// same `atrium serve` a user runs.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'atrium.mjs');
+
+export interface RunningServer {
+  url: string;
+  wsUrl: string;
+  dataDir: string;
+  groupsDir: string;
+  process: ChildProcess;
+  /** Everything the server printed, for diagnosing a failed test. */
+  output(): string;
+  writeGroup(name: string, desc: unknown): Promise<void>;
+  stop(): Promise<number | null>;
+}
+
+export interface StartOptions {
+  groups?: Record<string, unknown>;
+  config?: unknown;
+  iceServers?: unknown;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
+  const root = await mkdtemp(join(tmpdir(), 'atrium-test-'));
+  const dataDir = join(root, 'data');
+  const groupsDir = join(root, 'groups');
+  await mkdir(dataDir, { recursive: true });
+  await mkdir(groupsDir, { recursive: true });
+  const writeGroup = async (name: string, desc: unknown) => {
+    const file = join(groupsDir, `${name}.json`);
+    await mkdir(dirname(file), { recursive: true });
+    const tmp = `${file}.tmp`;
+    await writeFile(tmp, JSON.stringify(desc, null, 2));
+    const { rename } = await import('node:fs/promises');
+    await rename(tmp, file);
+  };
+  for (const [name, desc] of Object.entries(opts.groups ?? {})) await writeGroup(name, desc);
+  if (opts.config !== undefined) await writeFile(join(dataDir, 'config.json'), JSON.stringify(opts.config));
+  if (opts.iceServers !== undefined) await writeFile(join(dataDir, 'ice-servers.json'), JSON.stringify(opts.iceServers));
+
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
+  );
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within 20 s:\n${out}`)), 20_000);
+    const onData = () => {
+      const m = /Atrium is running at (\S+?)\/? /.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!.replace(/\/$/, ''));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with code ${code} before it started:\n${out}`));
+    });
+  });
+  return {
+    url,
+    wsUrl: `${url.replace(/^http/, 'ws')}/ws`,
+    dataDir,
+    groupsDir,
+    process: child,
+    output: () => out,
+    writeGroup,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      const code = await exited;
+      await rm(root, { recursive: true, force: true });
+      return code;
+    },
+  };
+}

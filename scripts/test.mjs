@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// The one test command (`npm test`). On a fresh machine it first brings what
+// is missing (npm packages, and the Debian packages the tests need when run
+// as root), then runs every test file with node's test runner through tsx.
+//   npm test                 every test
+//   npm test -- FILTER...    only test files whose path contains a FILTER
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+process.chdir(root);
+
+/** Debian packages the test suite drives for real (browser, Redis, TURN). */
+const DEBIAN_PACKAGES = [];
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  if (r.error) throw r.error;
+  return r.status ?? 1;
+}
+
+function ensureNpmPackages() {
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  const lock = join(root, 'package-lock.json');
+  if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
+  console.log('test: installing npm packages (npm ci)…');
+  if (run('npm', ['ci', '--no-audit', '--no-fund']) !== 0) {
+    console.error('test: "npm ci" failed; check the network access to the npm registry and try again');
+    process.exit(1);
+  }
+}
+
+function ensureDebianPackages() {
+  const missing = DEBIAN_PACKAGES.filter(([, bin]) => !existsSync(bin)).map(([pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error(`test: these Debian packages are needed and missing: ${missing.join(' ')}\n` + `      install them with: sudo apt-get install -y ${missing.join(' ')}`);
+    process.exit(1);
+  }
+  console.log(`test: installing ${missing.join(' ')} with apt-get…`);
+  if (run('apt-get', ['update', '-q']) !== 0 || run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }) !== 0) {
+    console.error('test: apt-get could not install the packages above');
+    process.exit(1);
+  }
+}
+
+function findTests(dir, out = []) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) findTests(p, out);
+    else if (entry.name.endsWith('.test.ts')) out.push(relative(root, p));
+  }
+  return out;
+}
+
+ensureNpmPackages();
+ensureDebianPackages();
+const filters = process.argv.slice(2);
+const files = ['packages', 'bench'].filter((d) => existsSync(d)).flatMap((d) => findTests(d)).sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+if (files.length === 0) {
+  console.error(`test: no test files match ${filters.join(' ')}`);
+  process.exit(1);
+}
+const status = run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files]);
+process.exit(status);
