@@ -16,15 +16,24 @@ export class GroupAccess implements Authenticator {
     if (creds.token) {
       let who: { username: string | undefined; permissions: Permission[] };
       try {
-        who = await authenticateWithToken({ token: creds.token, groupName, groupUrl, authKeys: desc.authKeys, tokens: this.tokens });
+        who = await authenticateWithToken({
+          token: creds.token,
+          groupName,
+          groupUrl,
+          authKeys: desc.authKeys,
+          tokens: this.tokens,
+          clientUsername: creds.username || null,
+          userExists: (name) => Object.hasOwn(desc.users, name),
+        });
       } catch (e) {
         if (e instanceof AuthError) {
           throw new CoreError(e.code === 'need-username' ? 'need-username' : 'not-authorised', e.message);
         }
         throw e;
       }
-      // A token without a subject lets the user pick a name.
-      const username = who.username ?? (creds.username || undefined);
+      // A token without a subject lets the user pick a name; a group that
+      // refuses anonymous users then needs one.
+      const username = who.username;
       if (username === undefined && !desc.allowAnonymous) {
         throw new CoreError('need-username', 'this token does not name a user: choose a username and join again');
       }

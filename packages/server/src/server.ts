@@ -15,7 +15,7 @@ import { registerAdminApi } from './http/admin.ts';
 import { registerGroupPages } from './http/pages.ts';
 import { type PlaceOptions, placeFor } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
-import { type ConfiguredIceServer, loadIceServers, rtcConfigurationFor } from './ice/index.ts';
+import { type ConfiguredIceServer, configuredIceServers, rtcConfigurationFor } from './ice/index.ts';
 import { type Logger, createLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { LivenessMonitor } from './transport/liveness.ts';
@@ -77,8 +77,7 @@ export class AtriumServer {
   async start(): Promise<void> {
     const o = this.options;
     this.config = await loadServerConfig(o.dataDir, this.log);
-    this.iceServers = await loadIceServers(o.dataDir, this.log);
-    if (o.turn) this.iceServers.push({ urls: o.turn.urls, username: 'atrium', credential: o.turn.secret, credentialType: 'hmac-sha1', ttl: o.turn.ttl });
+    this.iceServers = await configuredIceServers({ dataDir: o.dataDir, log: this.log, ...(o.turn ? { turn: o.turn } : {}) });
     if (o.defaultGroup ?? true) await this.groups.ensureDefaultGroup();
     await this.groups.start();
     await this.tokens.load();

@@ -16,7 +16,7 @@ import { GaleneTestClient } from './support/galene-client.ts';
 import { type RunningServer, startServer } from './support/server-process.ts';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'atrium.mjs');
-const hsSecret = new TextEncoder().encode('a-shared-secret-of-at-least-32-bytes!!');
+const hsSecret = new TextEncoder().encode('a-shared-secret-of-exactly-32-by');
 let es: Awaited<ReturnType<typeof generateKeyPair>>;
 let rs: Awaited<ReturnType<typeof generateKeyPair>>;
 let server: RunningServer;
@@ -74,7 +74,7 @@ before(async () => {
       past: { expires: new Date(Date.now() - 86400e3).toISOString(), 'wildcard-user': { password: { type: 'wildcard' } } },
       moved: { redirect: 'https://elsewhere.example/group/moved/' },
     },
-    iceServers: [{ urls: ['turn:turn.example.org:3478'], username: 'atrium', credential: TURN_SECRET, credentialType: 'hmac-sha1' }],
+    args: ['--turn', 'turn:turn.example.org:3478', '--turn-secret', TURN_SECRET],
   });
 });
 
