@@ -9,7 +9,7 @@ import { GroupAccess } from './access.ts';
 import { TokenStore } from './auth/tokens.ts';
 import { GroupRegistry } from './core/registry.ts';
 import { GaleneConnection, type GaleneContext } from './dialects/galene/connection.ts';
-import { type ServerConfig, loadServerConfig } from './config/server-config.ts';
+import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { registerAdminApi } from './http/admin.ts';
 import { registerGroupPages } from './http/pages.ts';
@@ -45,7 +45,7 @@ export class AtriumServer {
   readonly tokens: TokenStore;
   readonly registry: GroupRegistry;
   private app: FastifyInstance | undefined;
-  private config: ServerConfig | undefined;
+  private readonly config: ServerConfigWatcher;
   private iceServers: ConfiguredIceServer[] = [];
   private readonly liveness = new LivenessMonitor();
   private readonly galene: GaleneContext;
@@ -57,6 +57,7 @@ export class AtriumServer {
     this.log = options.log ?? createLogger();
     this.metrics = new Metrics({ processMetrics: options.processMetrics ?? false });
     this.groups = new GroupStore({ dir: options.groupsDir, log: this.log });
+    this.config = new ServerConfigWatcher({ dataDir: options.dataDir, log: this.log });
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
     this.registry = new GroupRegistry(this.groups, new GroupAccess(this.tokens), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? []);
     this.galene = {
@@ -71,12 +72,12 @@ export class AtriumServer {
   }
 
   private placeOptions(): PlaceOptions {
-    return { insecure: this.options.insecure, proxyURL: this.config?.proxyURL };
+    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL };
   }
 
   async start(): Promise<void> {
     const o = this.options;
-    this.config = await loadServerConfig(o.dataDir, this.log);
+    await this.config.start();
     this.iceServers = await configuredIceServers({ dataDir: o.dataDir, log: this.log, ...(o.turn ? { turn: o.turn } : {}) });
     if (o.defaultGroup ?? true) await this.groups.ensureDefaultGroup();
     await this.groups.start();
@@ -104,7 +105,7 @@ export class AtriumServer {
     registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions() });
     await registerAdminApi(app, {
       groups: this.groups,
-      config: () => this.config!,
+      config: () => this.config.current,
       tokens: this.tokens,
       stats: () => this.stats(),
       log: this.log,
@@ -131,6 +132,7 @@ export class AtriumServer {
     for (const c of this.sockets) c.terminate('the server is shutting down');
     this.registry.close();
     this.groups.close();
+    this.config.close();
     await this.app?.close();
   }
 }
