@@ -19,6 +19,12 @@ export const LIMITS = {
   sdpChars: 128 * 1024,
   /** Largest `data` object (user or group data), serialized, in bytes. */
   dataBytes: 16 * 1024,
+  /**
+   * Deepest nesting of arrays and objects in a frame (the frame itself is
+   * level 1). Deeper values would overflow the stack of JSON.stringify when
+   * the server checks or relays them.
+   */
+  nestingDepth: 64,
 } as const;
 
 const id = z.string().max(LIMITS.idChars);
@@ -313,6 +319,9 @@ export function parseClientMessage(frame: unknown): ParseResult {
   if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
     return { ok: false, error: 'bad-message', message: 'a message must be a JSON object' };
   }
+  if (nestsDeeperThan(frame, LIMITS.nestingDepth)) {
+    return { ok: false, error: 'too-large', message: `a message may nest arrays and objects at most ${LIMITS.nestingDepth} levels deep` };
+  }
   const type = (frame as { type?: unknown }).type;
   if (typeof type !== 'string') {
     return { ok: false, error: 'bad-message', message: 'a message needs a string field "type"' };
@@ -321,11 +330,31 @@ export function parseClientMessage(frame: unknown): ParseResult {
     return { ok: false, error: 'unknown-type', message: `unknown message type "${type.slice(0, 64)}"` };
   }
   const schema = clientMessageSchemas[type as ClientMessageType];
-  const result = schema.safeParse(frame);
+  let result;
+  try {
+    result = schema.safeParse(frame);
+  } catch {
+    // A refinement threw (it should not); the frame is refused, not the server.
+    return { ok: false, error: 'bad-message', message: `bad "${type}" message: it could not be checked` };
+  }
   if (!result.success) {
     return { ok: false, error: 'bad-message', message: `bad "${type}" message: ${describeIssues(result.error)}` };
   }
   return { ok: true, message: result.data as ClientMessage };
+}
+
+/** Whether a decoded JSON value nests arrays and objects deeper than `max` levels; iterative, so any depth is safe to ask about. */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return max < 0;
+  const stack: [object, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 /** Turns zod issues into one readable sentence: "field: problem; ...". */

@@ -90,7 +90,9 @@ export class AtriumServer {
       ...(https ? { https } : {}),
     }) as unknown as FastifyInstance;
     this.app = app;
-    await app.register(websocket, { options: { maxPayload: LIMITS.frameBytes, perMessageDeflate: false } });
+    // ws drops frames over maxPayload with no reason; the dialects check
+    // LIMITS.frameBytes themselves so the client is told why.
+    await app.register(websocket, { options: { maxPayload: 4 * LIMITS.frameBytes, perMessageDeflate: false } });
 
     app.get('/healthz', async () => ({ ok: true, groups: this.registry.groups().length }));
     app.get('/metrics', async (_req, reply) => {

@@ -4,6 +4,7 @@
 import type { GroupDescription } from '../groups/index.ts';
 import { ChatHistory } from './chat-history.ts';
 import type { ChatEvent, ChatKind, Client, CoreEvent, GroupInfo, Permission, UserData, UserEvent } from './client.ts';
+import { mergeData } from './data.ts';
 import { CoreError } from './errors.ts';
 
 /** Kinds of relayed message that only the server may originate. */
@@ -54,12 +55,7 @@ export class Member {
   }
 
   mergeData(patch: UserData): void {
-    const next = { ...this.userData };
-    for (const [k, v] of Object.entries(patch)) {
-      if (v === null) delete next[k];
-      else next[k] = v;
-    }
-    this.userData = next;
+    this.userData = mergeData(this.userData, patch, 'your user data');
     this.memo = undefined;
   }
 
@@ -310,12 +306,7 @@ export class Group {
       case 'setdata': {
         this.require(from, 'op', 'set group data');
         if (!isPlainObject(value)) throw new CoreError('bad-message', 'setdata needs an object as its value');
-        const next = { ...this.groupData };
-        for (const [k, v] of Object.entries(value)) {
-          if (v === null) delete next[k];
-          else next[k] = v;
-        }
-        this.groupData = next;
+        this.groupData = mergeData(this.groupData, value, 'the group data');
         this.broadcastJoined('change');
         return;
       }

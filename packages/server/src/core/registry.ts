@@ -2,7 +2,7 @@
 // description, authenticates a client and admits it. Dialects call `join`;
 // they never build groups themselves.
 import { EventEmitter } from 'node:events';
-import type { GroupDescription } from '../groups/index.ts';
+import { type GroupDescription, validateGroupName } from '../groups/index.ts';
 import type { Client, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
 import { Group, type GroupObserver, type Member } from './group.ts';
@@ -71,6 +71,9 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
 
   /** The description that governs `name`: its own file, or its parent's when the parent has auto-subgroups. */
   describe(name: string): GroupDescription | undefined {
+    // A name no group file could have ("a/..", "a//b") names no group, even
+    // under a parent with auto-subgroups.
+    if (!isValidGroupName(name)) return undefined;
     const own = this.source.get(name);
     if (own) return own;
     const cut = name.lastIndexOf('/');
@@ -144,5 +147,14 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
   private maybeForget(group: Group): void {
     // An empty group with no history holds nothing worth keeping.
     if (group.size === 0 && group.history.size === 0) this.live.delete(group.name);
+  }
+}
+
+function isValidGroupName(name: string): boolean {
+  try {
+    validateGroupName(name);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -3,7 +3,7 @@
 // here; the core decides who may do what.
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { type ClientMessage, type ClientMessageOf, type ErrorCode, describeIssues, fileTransferValue, parseClientMessage } from '@atrium/protocol/galene';
+import { type ClientMessage, type ClientMessageOf, type ErrorCode, LIMITS, describeIssues, fileTransferValue, parseClientMessage } from '@atrium/protocol/galene';
 import type { Client, CoreEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
@@ -35,7 +35,11 @@ export const CLOSE = {
   duplicateId: 4002,
   badVersion: 4003,
   tooSlow: 4004,
+  tooLarge: 1009,
 } as const;
+
+/** Messages kept while a join is pending before the connection counts as flooding. */
+const MAX_HELD = 256;
 
 export interface GaleneContext {
   registry: GroupRegistry;
@@ -55,6 +59,8 @@ export class GaleneConnection implements Client, LivePeer {
   private handshaken = false;
   private member: Member | undefined;
   private joining = false;
+  /** Messages that arrived while a join was being decided, handled once it is. */
+  private held: ClientMessage[] = [];
   private closed = false;
   private readonly bucket = new TokenBucket(RATES.messagesPerSecond, RATES.messageBurst);
   private readonly chatBucket = new TokenBucket(RATES.chatPerSecond, RATES.chatBurst);
@@ -100,6 +106,11 @@ export class GaleneConnection implements Client, LivePeer {
     this.lastHeard = performance.now();
     if (this.closed) return;
     if (!this.bucket.take()) return this.refuse('too many messages: at most 100 per second');
+    const size = frameSize(data);
+    if (size > LIMITS.frameBytes) {
+      this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'too-large' });
+      return this.close(CLOSE.tooLarge, `a frame of ${size} bytes is over the ${LIMITS.frameBytes}-byte limit`);
+    }
     if (isBinary) return this.error('bad-message', 'binary frames are not part of the Galène protocol; send JSON text');
     let frame: unknown;
     try {
@@ -107,11 +118,11 @@ export class GaleneConnection implements Client, LivePeer {
     } catch {
       return this.error('bad-json', 'the frame is not valid JSON');
     }
-    const parsed = parseClientMessage(frame);
-    if (!parsed.ok) return this.error(parsed.error, parsed.message);
-    const msg = parsed.message;
-    this.ctx.metrics.messages.inc({ dialect: DIALECT, type: msg.type });
     try {
+      const parsed = parseClientMessage(frame);
+      if (!parsed.ok) return this.error(parsed.error, parsed.message);
+      const msg = parsed.message;
+      this.ctx.metrics.messages.inc({ dialect: DIALECT, type: msg.type });
       this.dispatch(msg);
     } catch (e) {
       this.fail(e);
@@ -124,6 +135,12 @@ export class GaleneConnection implements Client, LivePeer {
     if (msg.type === 'pong') return;
     if (!this.handshaken) {
       throw new CoreError('bad-message', `send a "handshake" before "${msg.type}"`);
+    }
+    if (this.joining) {
+      // Keep order: what follows a join is handled as if the join had finished.
+      if (this.held.length >= MAX_HELD) return this.refuse('too many messages while a join is pending');
+      this.held.push(msg);
+      return;
     }
     if (msg.type === 'join') {
       void this.join(msg);
@@ -213,6 +230,25 @@ export class GaleneConnection implements Client, LivePeer {
       this.joinFailed(msg, e);
     } finally {
       this.joining = false;
+      this.releaseHeld();
+    }
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (let i = 0; i < held.length; i++) {
+      if (this.closed) return;
+      try {
+        this.dispatch(held[i]!);
+      } catch (e) {
+        this.fail(e);
+      }
+      // A held join starts another wait: keep the rest for after it.
+      if (this.joining) {
+        this.held = held.slice(i + 1).concat(this.held);
+        return;
+      }
     }
   }
 
@@ -296,6 +332,11 @@ function checkFileTransfer(msg: ClientMessageOf<'usermessage'>): void {
   if (!msg.dest) throw new CoreError('bad-message', 'a filetransfer message needs a "dest" user id');
   const r = fileTransferValue.safeParse(msg.value);
   if (!r.success) throw new CoreError('bad-message', `bad filetransfer value: ${describeIssues(r.error)}`);
+}
+
+function frameSize(data: WebSocket.RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
 }
 
 /** A close reason must fit in 123 bytes of UTF-8. */
