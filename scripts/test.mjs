@@ -13,7 +13,7 @@ const root = join(fileURLToPath(import.meta.url), '..', '..');
 process.chdir(root);
 
 /** Debian packages the test suite drives for real (browser, Redis, TURN). */
-const DEBIAN_PACKAGES = [];
+const DEBIAN_PACKAGES = [['chromium', '/usr/bin/chromium']];
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });

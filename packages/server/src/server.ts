@@ -17,6 +17,7 @@ import { type PlaceOptions, placeFor } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
 import { type ConfiguredIceServer, configuredIceServers, rtcConfigurationFor } from './ice/index.ts';
 import { type Logger, createLogger } from './log.ts';
+import { type MediaEngine, createWeriftEngine } from './media/index.ts';
 import { Metrics } from './metrics.ts';
 import { LivenessMonitor } from './transport/liveness.ts';
 
@@ -34,6 +35,13 @@ export interface ServerOptions {
   /** Write the default `public` group when the groups directory is empty. */
   defaultGroup?: boolean;
   log?: Logger;
+  /**
+   * The media engine: false runs a signalling-only server (stream messages
+   * answer not-supported). additionalHostAddresses are offered as ICE host
+   * candidates besides the machine's interfaces (loopback is skipped
+   * otherwise); portRange bounds the UDP ports.
+   */
+  media?: false | { additionalHostAddresses?: string[]; portRange?: [number, number] };
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
 }
@@ -44,6 +52,7 @@ export class AtriumServer {
   readonly groups: GroupStore;
   readonly tokens: TokenStore;
   readonly registry: GroupRegistry;
+  readonly engine: MediaEngine | undefined;
   private app: FastifyInstance | undefined;
   private readonly config: ServerConfigWatcher;
   private iceServers: ConfiguredIceServer[] = [];
@@ -59,7 +68,11 @@ export class AtriumServer {
     this.groups = new GroupStore({ dir: options.groupsDir, log: this.log });
     this.config = new ServerConfigWatcher({ dataDir: options.dataDir, log: this.log });
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
-    this.registry = new GroupRegistry(this.groups, new GroupAccess(this.tokens), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? []);
+    this.engine = options.media === false ? undefined : createWeriftEngine(options.media ?? {});
+    this.registry = new GroupRegistry(this.groups, new GroupAccess(this.tokens), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
+      engine: this.engine,
+      onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
+    });
     this.galene = {
       registry: this.registry,
       metrics: this.metrics,
@@ -133,6 +146,7 @@ export class AtriumServer {
     for (const g of this.registry.groups()) g.announce('warning', 'the server is shutting down');
     for (const c of this.sockets) c.terminate('the server is shutting down');
     this.registry.close();
+    this.engine?.close();
     this.groups.close();
     this.config.close();
     await this.app?.close();

@@ -275,15 +275,15 @@ const rows: Row[] = [
   { name: 'request: label over 64 characters', as: 'member', send: [{ type: 'request', request: { ['l'.repeat(65)]: ['audio'] } }], errors: E('bad-message') },
 
   // --- Media streams (not supported yet) ---------------------------------------
-  { name: 'offer', as: 'member', send: [{ type: 'offer', id: 's1', label: 'camera', sdp: 'v=0\r\n' }], errors: E('not-supported') },
+  { name: 'offer with an SDP that has no media', as: 'member', send: [{ type: 'offer', id: 's1', label: 'camera', sdp: 'v=0\r\n' }], errors: E('bad-message') },
   { name: 'offer without sdp', as: 'member', send: [{ type: 'offer', id: 's1' }], errors: E('bad-message') },
   { name: 'offer with sdp over 128 KiB', as: 'member', send: [{ type: 'offer', id: 's1', sdp: 's'.repeat(LIMITS.sdpChars + 1) }], errors: E('bad-message') },
-  { name: 'answer', as: 'member', send: [{ type: 'answer', id: 's1', sdp: 'v=0\r\n' }], errors: E('not-supported') },
-  { name: 'ice', as: 'member', send: [{ type: 'ice', id: 's1', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host' } }], errors: E('not-supported') },
-  { name: 'renegotiate', as: 'member', send: [{ type: 'renegotiate', id: 's1' }], errors: E('not-supported') },
-  { name: 'requestStream', as: 'member', send: [{ type: 'requestStream', id: 's1', request: ['audio'] }], errors: E('not-supported') },
-  { name: 'close', as: 'member', send: [{ type: 'close', id: 's1' }], errors: E('not-supported') },
-  { name: 'abort (before joining)', as: 'handshaken', send: [{ type: 'abort', id: 's1' }], errors: E('not-supported') },
+  { name: 'answer for an unknown stream', as: 'member', send: [{ type: 'answer', id: 's1', sdp: 'v=0\r\n' }], errors: E('bad-message') },
+  { name: 'ice for an unknown stream', as: 'member', send: [{ type: 'ice', id: 's1', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host' } }], errors: E('bad-message') },
+  { name: 'renegotiate an unknown stream', as: 'member', send: [{ type: 'renegotiate', id: 's1' }], errors: E('bad-message') },
+  { name: 'requestStream for an unknown stream', as: 'member', send: [{ type: 'requestStream', id: 's1', request: ['audio'] }], errors: E('bad-message') },
+  { name: 'close of an unknown stream (ignored: it may have just ended)', as: 'member', send: [{ type: 'close', id: 's1' }], errors: E() },
+  { name: 'abort (before joining)', as: 'handshaken', send: [{ type: 'abort', id: 's1' }], errors: E('not-joined') },
 
   // --- Oversized frames ------------------------------------------------------
   {

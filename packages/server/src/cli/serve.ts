@@ -19,6 +19,11 @@ const HELP = `Usage: atrium serve [options]
   --turn-secret S      its shared secret (coturn static-auth-secret); also
                        read from the ATRIUM_TURN_SECRET environment variable
   --turn-ttl SECONDS   lifetime of TURN credentials (default 86400)
+  --media-address IP   an address to offer as an ICE host candidate besides
+                       the machine's interfaces (repeatable; loopback is not
+                       offered otherwise)
+  --udp-range MIN-MAX  UDP ports for media (default: any)
+  --no-media           signalling only: no media engine
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -36,6 +41,9 @@ export async function runServe(argv: string[]): Promise<number> {
     'turn-secret': { type: 'string' },
     'turn-ttl': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
+    'media-address': { type: 'string', multiple: true },
+    'udp-range': { type: 'string' },
+    'no-media': { type: 'boolean', default: false },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -47,6 +55,16 @@ export async function runServe(argv: string[]): Promise<number> {
   const ttl = values['turn-ttl'] === undefined ? undefined : Number(values['turn-ttl']);
   if (ttl !== undefined && !(ttl > 0)) throw new Error('serve: --turn-ttl must be a positive number of seconds');
 
+  let portRange: [number, number] | undefined;
+  if (values['udp-range'] !== undefined) {
+    const m = /^(\d+)-(\d+)$/.exec(values['udp-range'] as string);
+    if (!m || Number(m[1]) >= Number(m[2]) || Number(m[2]) > 65535) throw new Error('serve: --udp-range must be MIN-MAX with MIN < MAX <= 65535, e.g. 40000-40999');
+    portRange = [Number(m[1]), Number(m[2])];
+  }
+  const media = values['no-media']
+    ? (false as const)
+    : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}) };
+
   const log = createLogger({ level: values['log-level'] as string });
   const server = new AtriumServer({
     listen: values.listen as string,
@@ -57,6 +75,7 @@ export async function runServe(argv: string[]): Promise<number> {
     key: values.key as string | undefined,
     turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
     processMetrics: true,
+    media,
     log,
   });
   await server.start();

@@ -76,7 +76,24 @@ export interface MessageEvent {
   value: unknown;
 }
 
-export type CoreEvent = JoinedEvent | UserEvent | ChatEvent | MessageEvent;
+export interface IceCandidateInfo {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  usernameFragment?: string | null;
+}
+
+/** Negotiation of one media stream with this member (the publisher of an up-stream, or the subscriber of a down-stream). */
+export type StreamEvent =
+  | { type: 'stream'; kind: 'offer'; id: string; label: string; source: string; username: string | undefined; sdp: string }
+  | { type: 'stream'; kind: 'answer'; id: string; sdp: string }
+  | { type: 'stream'; kind: 'ice'; id: string; candidate: IceCandidateInfo }
+  /** A down-stream to this member ended. */
+  | { type: 'stream'; kind: 'close'; id: string }
+  /** The member is asked to close one of its up-streams. */
+  | { type: 'stream'; kind: 'abort'; id: string };
+
+export type CoreEvent = JoinedEvent | UserEvent | ChatEvent | MessageEvent | StreamEvent;
 
 export interface Client {
   /** Unique among all clients of the server. */

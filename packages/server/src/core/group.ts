@@ -4,8 +4,10 @@
 import type { GroupDescription } from '../groups/index.ts';
 import { ChatHistory } from './chat-history.ts';
 import type { ChatEvent, ChatKind, Client, CoreEvent, GroupInfo, Permission, UserData, UserEvent } from './client.ts';
+import type { MediaEngine } from '../media/engine.ts';
 import { mergeData } from './data.ts';
 import { CoreError } from './errors.ts';
+import { GroupStreams } from './streams.ts';
 
 /** Kinds of relayed message that only the server may originate. */
 const SERVER_MESSAGE_KINDS = new Set(['error', 'warning', 'info', 'kicked', 'clearchat']);
@@ -93,6 +95,8 @@ export class Group {
   private lock: { message: string | undefined } | undefined;
   private groupData: UserData = {};
   readonly history: ChatHistory;
+  /** The group's media streams; undefined on a server without a media engine. */
+  readonly streams: GroupStreams | undefined;
 
   constructor(
     readonly name: string,
@@ -101,9 +105,20 @@ export class Group {
       observer: GroupObserver;
       iceServersFor: (username: string | undefined) => GroupIceServers;
       subgroupsOf: (name: string) => { name: string; clientCount: number }[];
+      engine?: MediaEngine | undefined;
+      onStreamError?: (member: Member, e: unknown) => void;
     },
   ) {
     this.history = new ChatHistory(desc.maxHistoryAge);
+    if (env.engine) {
+      this.streams = new GroupStreams({
+        engine: env.engine,
+        iceServers: () => env.iceServersFor(undefined),
+        codecs: () => this.desc.codecs,
+        members: () => this.members.values(),
+        onError: (m, e) => env.onStreamError?.(m, e),
+      });
+    }
     if (desc.autolock) this.lock = { message: undefined };
   }
 
@@ -190,6 +205,7 @@ export class Group {
   remove(member: Member, opts: { notify: boolean } = { notify: true }): void {
     if (this.members.get(member.id) !== member) return;
     this.members.delete(member.id);
+    this.streams?.memberLeft(member);
     if (opts.notify) member.client.deliver(this.joinedEvent('leave', member));
     const gone: UserEvent = { type: 'user', kind: 'delete', id: member.id, username: member.username, permissions: [], data: {} };
     this.broadcast(gone);
@@ -338,6 +354,7 @@ export class Group {
   private permissionsChanged(target: Member): void {
     target.client.deliver(this.joinedEvent('change', target));
     this.broadcast(target.userEvent('change'));
+    this.streams?.permissionsChanged(target);
     this.env.observer.permissionsChanged?.(this, target);
     this.checkOperators();
   }

@@ -3,6 +3,7 @@
 // they never build groups themselves.
 import { EventEmitter } from 'node:events';
 import { type GroupDescription, validateGroupName } from '../groups/index.ts';
+import type { MediaEngine } from '../media/engine.ts';
 import type { Client, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
 import { Group, type GroupObserver, type Member } from './group.ts';
@@ -60,6 +61,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     private readonly source: DescriptionSource,
     private readonly auth: Authenticator,
     private readonly iceServersFor: (username: string | undefined) => IceServerInfo[],
+    private readonly media: { engine?: MediaEngine | undefined; onStreamError?: (member: Member, e: unknown) => void } = {},
   ) {
     super();
     source.on('change', this.onChange);
@@ -93,6 +95,8 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
       observer: this.observer,
       iceServersFor: this.iceServersFor,
       subgroupsOf: (n) => this.subgroupsOf(n),
+      engine: this.media.engine,
+      onStreamError: this.media.onStreamError,
     });
     this.live.set(name, group);
     return group;

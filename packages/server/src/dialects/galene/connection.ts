@@ -7,6 +7,7 @@ import { type ClientMessage, type ClientMessageOf, type ErrorCode, LIMITS, descr
 import type { Client, CoreEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
+import type { GroupStreams } from '../../core/streams.ts';
 import type { GroupRegistry } from '../../core/registry.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
@@ -148,14 +149,18 @@ export class GaleneConnection implements Client, LivePeer {
     }
     if (msg.type === 'request') {
       this.requested = msg.request;
+      this.member?.group.streams?.setRequest(this.member, msg.request);
       return;
-    }
-    if (STREAM_TYPES.has(msg.type)) {
-      throw new CoreError('not-supported', `media streams are not supported by this server yet ("${msg.type}" ignored)`);
     }
     const member = this.member;
     if (!member) throw new CoreError('not-joined', `join a group before sending "${msg.type}"`);
     const group = member.group;
+    if (STREAM_TYPES.has(msg.type)) {
+      const streams = group.streams;
+      if (!streams) throw new CoreError('not-supported', `this server runs without a media engine ("${msg.type}" ignored)`);
+      this.stream(streams, member, msg);
+      return;
+    }
     switch (msg.type) {
       case 'chat':
         if (!this.chatBucket.take()) return this.refuse('too many chat messages: at most 10 per second');
@@ -171,6 +176,29 @@ export class GaleneConnection implements Client, LivePeer {
       case 'groupaction':
         group.groupAction(member, msg.kind, msg.value);
         return;
+    }
+  }
+
+  /** Stream negotiation: asynchronous, so errors are reported when they happen. */
+  private stream(streams: GroupStreams, member: Member, msg: ClientMessage): void {
+    const done = (p: Promise<void> | void) => {
+      if (p) p.catch((e) => this.fail(e));
+    };
+    switch (msg.type) {
+      case 'offer':
+        return done(streams.offer(member, { id: msg.id, label: msg.label ?? '', sdp: msg.sdp, replace: msg.replace }));
+      case 'answer':
+        return done(streams.answer(member, msg.id, msg.sdp));
+      case 'ice':
+        return done(streams.candidate(member, msg.id, msg.candidate));
+      case 'renegotiate':
+        return done(streams.renegotiate(member, msg.id));
+      case 'requestStream':
+        return streams.requestStream(member, msg.id, msg.request);
+      case 'close':
+        return streams.closeUp(member, msg.id);
+      case 'abort':
+        return streams.abort(member, msg.id);
     }
   }
 
@@ -226,6 +254,7 @@ export class GaleneConnection implements Client, LivePeer {
         return;
       }
       this.member = outcome.member;
+      if (Object.keys(this.requested).length > 0) outcome.member.group.streams?.setRequest(outcome.member, this.requested);
     } catch (e) {
       this.joinFailed(msg, e);
     } finally {

@@ -13,7 +13,7 @@ export interface Place {
 const cache = new WeakMap<CoreEvent, string>();
 
 export function renderEvent(event: CoreEvent, place: Place): string {
-  if (event.type === 'joined') return JSON.stringify(toMessage(event, place));
+  if (event.type === 'joined' || event.type === 'stream') return JSON.stringify(toMessage(event, place));
   let frame = cache.get(event);
   if (frame === undefined) {
     frame = JSON.stringify(toMessage(event, place));
@@ -76,6 +76,20 @@ function toMessage(event: CoreEvent, place: Place): ServerMessage {
       if (event.dest !== undefined) m.dest = event.dest;
       return m;
     }
+    case 'stream':
+      switch (event.kind) {
+        case 'offer':
+          return { type: 'offer', id: event.id, label: event.label, source: event.source, ...(event.username !== undefined ? { username: event.username } : {}), sdp: event.sdp };
+        case 'answer':
+          return { type: 'answer', id: event.id, sdp: event.sdp };
+        case 'ice':
+          return { type: 'ice', id: event.id, candidate: event.candidate };
+        case 'close':
+          return { type: 'close', id: event.id };
+        case 'abort':
+          return { type: 'abort', id: event.id };
+      }
+      break;
     case 'message': {
       const m: ServerMessageOf<'usermessage'> = { type: 'usermessage', kind: event.kind, privileged: event.privileged };
       if (event.source !== undefined) m.source = event.source;

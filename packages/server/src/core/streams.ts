@@ -1,0 +1,336 @@
+// The media side of a group: who publishes which streams, who receives
+// which, and the negotiation between them, in terms of the engine-neutral
+// media API (up-streams and down-streams). Rules live here: only members
+// with `present` publish; each member receives what its request asks for;
+// leaving, kicking or unpresenting tears everything of that member down.
+import type { CodecName, DownRequest, DownStream, IceCandidate, MediaEngine, UpStream } from '../media/engine.ts';
+import type { IceServerInfo, StreamEvent } from './client.ts';
+import { CoreError } from './errors.ts';
+import type { Member } from './group.ts';
+
+/** What a member asks to receive, per label ('' is the default). */
+export type MediaRequest = Record<string, string[]>;
+
+interface Publication {
+  key: string;
+  id: string;
+  label: string;
+  owner: Member;
+  up: UpStream;
+  /** Subscriber id -> its down-stream of this publication. */
+  downs: Map<string, Subscription>;
+  /** Our candidates wait until the publisher has our answer. */
+  held: IceCandidate[] | undefined;
+}
+
+interface Subscription {
+  subscriber: Member;
+  down: DownStream;
+  pub: Publication;
+  /** An offer is out and no answer has come back yet. */
+  offering: boolean;
+  /** Another offer is needed once the current one is answered. */
+  again: boolean;
+  /** Our candidates wait until the subscriber has our first offer. */
+  held: IceCandidate[] | undefined;
+}
+
+const CODECS: Record<string, CodecName> = { vp8: 'vp8', vp9: 'vp9', h264: 'h264', opus: 'opus' };
+
+export interface StreamsEnv {
+  engine: MediaEngine;
+  iceServers: () => IceServerInfo[];
+  /** The group's `codecs` field, if any. */
+  codecs: () => string[] | undefined;
+  members: () => Iterable<Member>;
+  onError: (member: Member, e: unknown) => void;
+}
+
+export class GroupStreams {
+  private readonly pubs = new Map<string, Publication>();
+  private readonly requests = new Map<string, MediaRequest>();
+
+  constructor(private readonly env: StreamsEnv) {}
+
+  get publicationCount(): number {
+    return this.pubs.size;
+  }
+
+  // -------------------------------------------------------------------
+  // Publisher side
+
+  /** A publisher's offer: a new stream, a renegotiation, or a replacement. */
+  async offer(member: Member, msg: { id: string; label: string; sdp: string; replace?: string | undefined }): Promise<void> {
+    const key = keyOf(member, msg.id);
+    let pub = this.pubs.get(key);
+    if (!pub) {
+      if (!member.has('present')) {
+        member.client.deliver(streamEvent({ kind: 'abort', id: msg.id }));
+        throw new CoreError('not-permitted', 'you need the "present" permission to publish a stream');
+      }
+      if (!['camera', 'screenshare', 'video'].includes(msg.label)) {
+        member.client.deliver(streamEvent({ kind: 'abort', id: msg.id }));
+        throw new CoreError('bad-message', `unknown stream label "${msg.label}": use camera, screenshare or video`);
+      }
+      if (!/^v=0\r?\n/.test(msg.sdp) || !/\nm=(audio|video) /.test(msg.sdp)) {
+        member.client.deliver(streamEvent({ kind: 'abort', id: msg.id }));
+        throw new CoreError('bad-message', 'the offer is not an SDP with audio or video sections');
+      }
+      if (msg.replace) this.closeUp(member, msg.replace, { tellOwner: false });
+      const up = this.env.engine.createUpStream({
+        id: `${member.id}/${msg.id}`,
+        label: msg.label,
+        iceServers: this.env.iceServers(),
+        ...this.codecOption(),
+      });
+      pub = { key, id: msg.id, label: msg.label, owner: member, up, downs: new Map(), held: [] };
+      this.pubs.set(key, pub);
+      const p = pub;
+      up.on('candidate', (candidate) => {
+        if (p.held) p.held.push(candidate);
+        else member.client.deliver(streamEvent({ kind: 'ice', id: msg.id, candidate }));
+      });
+      up.on('track', () => this.offerToSubscribers(p));
+      up.on('close', () => this.forget(p));
+    }
+    let answer: string;
+    try {
+      answer = await pub.up.answer(msg.sdp);
+    } catch (e) {
+      this.closeUp(member, msg.id, { tellOwner: true });
+      throw new CoreError('bad-message', `the offer for stream "${msg.id}" could not be used: ${(e as Error).message}`);
+    }
+    if (pub.up.closed) return;
+    member.client.deliver(streamEvent({ kind: 'answer', id: msg.id, sdp: answer }));
+    flushCandidates(pub, member, msg.id);
+    this.offerToSubscribers(pub);
+  }
+
+  /** The publisher closed one of its streams. */
+  closeUp(member: Member, id: string, opts: { tellOwner: boolean } = { tellOwner: false }): void {
+    const pub = this.pubs.get(keyOf(member, id));
+    if (!pub) return;
+    if (opts.tellOwner) member.client.deliver(streamEvent({ kind: 'abort', id }));
+    pub.up.close();
+    this.forget(pub);
+  }
+
+  // -------------------------------------------------------------------
+  // Subscriber side
+
+  setRequest(member: Member, request: MediaRequest): void {
+    this.requests.set(member.id, request);
+    for (const pub of this.pubs.values()) this.reconcile(pub, member);
+  }
+
+  /** A subscriber's answer to our offer. */
+  async answer(member: Member, id: string, sdp: string): Promise<void> {
+    const sub = this.subscription(member, id);
+    await sub.down.setAnswer(sdp);
+    sub.offering = false;
+    if (sub.again) {
+      sub.again = false;
+      await this.sendOffer(sub, false);
+    }
+  }
+
+  /** The subscriber wants an ICE restart (`renegotiate`). */
+  async renegotiate(member: Member, id: string): Promise<void> {
+    await this.sendOffer(this.subscription(member, id), true);
+  }
+
+  /** The subscriber changes what one down-stream carries (`requestStream`). */
+  requestStream(member: Member, id: string, media: string[]): void {
+    const sub = this.subscription(member, id);
+    const request = toDownRequest(media);
+    if (!request.audio && request.video === 'none') {
+      this.closeDown(sub);
+      return;
+    }
+    sub.down.setRequest(request);
+  }
+
+  /** The subscriber asks us to stop sending a down-stream (`abort`). */
+  abort(member: Member, id: string): void {
+    this.closeDown(this.subscription(member, id));
+  }
+
+  /** A trickled candidate, for an up-stream of the member or a down-stream to it. */
+  async candidate(member: Member, id: string, candidate: IceCandidate | null): Promise<void> {
+    const pub = this.pubs.get(keyOf(member, id));
+    if (pub) return pub.up.addIceCandidate(candidate);
+    const sub = this.findSubscription(member, id);
+    if (sub) return sub.down.addIceCandidate(candidate);
+    throw new CoreError('bad-message', `there is no stream with id "${id}" on this connection`);
+  }
+
+  // -------------------------------------------------------------------
+  // Membership
+
+  /** Tears down every stream the member sends or receives. */
+  memberLeft(member: Member): void {
+    this.requests.delete(member.id);
+    for (const pub of [...this.pubs.values()]) {
+      if (pub.owner === member) {
+        pub.up.close();
+        this.forget(pub);
+      } else {
+        const sub = pub.downs.get(member.id);
+        if (sub) {
+          pub.downs.delete(member.id);
+          sub.down.close();
+        }
+      }
+    }
+  }
+
+  /** Without `present`, a member's streams are stopped and it is asked to close them. */
+  permissionsChanged(member: Member): void {
+    if (member.has('present')) return;
+    for (const pub of [...this.pubs.values()]) if (pub.owner === member) this.closeUp(member, pub.id, { tellOwner: true });
+  }
+
+  /** Per-stream statistics: each publication with its down-streams. */
+  stats(): Promise<{ id: string; label: string; owner: string; up: unknown; downs: unknown[] }[]> {
+    return Promise.all(
+      [...this.pubs.values()].map(async (p) => ({
+        id: p.id,
+        label: p.label,
+        owner: p.owner.id,
+        up: await p.up.stats(),
+        downs: await Promise.all([...p.downs.values()].map(async (s) => ({ subscriber: s.subscriber.id, ...(await s.down.stats()) }))),
+      })),
+    );
+  }
+
+  close(): void {
+    for (const pub of [...this.pubs.values()]) {
+      pub.up.close();
+      this.forget(pub);
+    }
+  }
+
+  // -------------------------------------------------------------------
+
+  private offerToSubscribers(pub: Publication): void {
+    if (pub.up.tracks.length === 0) return;
+    for (const m of this.env.members()) this.reconcile(pub, m);
+  }
+
+  /** Makes the member's down-stream of `pub` match its request: create, change or close. */
+  private reconcile(pub: Publication, member: Member): void {
+    if (member === pub.owner || pub.up.closed || pub.up.tracks.length === 0) return;
+    const request = this.requestFor(member, pub.label);
+    const existing = pub.downs.get(member.id);
+    if (!request.audio && request.video === 'none') {
+      if (existing) this.closeDown(existing);
+      return;
+    }
+    if (existing) {
+      existing.down.setRequest(request);
+      return;
+    }
+    const down = this.env.engine.createDownStream({
+      id: `${member.id}/${pub.owner.id}/${pub.id}`,
+      source: pub.up,
+      request,
+      iceServers: this.env.iceServers(),
+    });
+    const sub: Subscription = { subscriber: member, down, pub, offering: false, again: false, held: [] };
+    pub.downs.set(member.id, sub);
+    down.on('candidate', (candidate) => {
+      if (sub.held) sub.held.push(candidate);
+      else member.client.deliver(streamEvent({ kind: 'ice', id: pub.id, candidate }));
+    });
+    down.on('renegotiate', () => void this.sendOffer(sub, false).catch((e) => this.env.onError(member, e)));
+    down.on('close', () => {
+      if (pub.downs.get(member.id) === sub) {
+        pub.downs.delete(member.id);
+        member.client.deliver(streamEvent({ kind: 'close', id: pub.id }));
+      }
+    });
+    void this.sendOffer(sub, false).catch((e) => this.env.onError(member, e));
+  }
+
+  private async sendOffer(sub: Subscription, iceRestart: boolean): Promise<void> {
+    if (sub.down.closed) return;
+    if (sub.offering && !iceRestart) {
+      sub.again = true;
+      return;
+    }
+    sub.offering = true;
+    const sdp = await sub.down.offer({ iceRestart });
+    if (sub.down.closed) return;
+    const { pub } = sub;
+    sub.subscriber.client.deliver(
+      streamEvent({ kind: 'offer', id: pub.id, label: pub.label, source: pub.owner.id, username: pub.owner.username, sdp }),
+    );
+    flushCandidates(sub, sub.subscriber, pub.id);
+  }
+
+  private closeDown(sub: Subscription): void {
+    const { pub, subscriber } = sub;
+    if (pub.downs.get(subscriber.id) !== sub) return;
+    pub.downs.delete(subscriber.id);
+    sub.down.close();
+    subscriber.client.deliver(streamEvent({ kind: 'close', id: pub.id }));
+  }
+
+  private forget(pub: Publication): void {
+    if (this.pubs.get(pub.key) !== pub) return;
+    this.pubs.delete(pub.key);
+    for (const sub of [...pub.downs.values()]) this.closeDown(sub);
+  }
+
+  private requestFor(member: Member, label: string): DownRequest {
+    const r = this.requests.get(member.id);
+    if (!r) return { audio: false, video: 'none' };
+    return toDownRequest(r[label] ?? r[''] ?? []);
+  }
+
+  private subscription(member: Member, id: string): Subscription {
+    const sub = this.findSubscription(member, id);
+    if (!sub) throw new CoreError('bad-message', `there is no stream with id "${id}" sent to you`);
+    return sub;
+  }
+
+  private findSubscription(member: Member, id: string): Subscription | undefined {
+    for (const pub of this.pubs.values()) {
+      if (pub.id !== id) continue;
+      const sub = pub.downs.get(member.id);
+      if (sub) return sub;
+    }
+    return undefined;
+  }
+
+  private codecOption(): { codecs?: CodecName[] } {
+    const names = this.env.codecs();
+    if (!names) return {};
+    const codecs = names.map((n) => CODECS[n.toLowerCase()]).filter((c): c is CodecName => c !== undefined);
+    return { codecs };
+  }
+}
+
+/** Sends the candidates gathered before the SDP they belong to went out. */
+function flushCandidates(holder: { held: IceCandidate[] | undefined }, to: Member, id: string): void {
+  const held = holder.held;
+  holder.held = undefined;
+  for (const candidate of held ?? []) to.client.deliver(streamEvent({ kind: 'ice', id, candidate }));
+}
+
+function keyOf(member: Member, id: string): string {
+  return `${member.id}\u0000${id}`;
+}
+
+export function toDownRequest(media: string[]): DownRequest {
+  return {
+    audio: media.includes('audio'),
+    video: media.includes('video') ? 'high' : media.includes('video-low') ? 'low' : 'none',
+  };
+}
+
+type WithoutType<T> = T extends unknown ? Omit<T, 'type'> : never;
+
+function streamEvent(e: WithoutType<StreamEvent>): StreamEvent {
+  return { type: 'stream', ...e } as StreamEvent;
+}

@@ -1,0 +1,3 @@
+// The SFU media plane: the engine-neutral API and its werift implementation.
+export * from './engine.ts';
+export { createWeriftEngine, type WeriftEngineOptions } from './werift/engine.ts';

@@ -1,0 +1,97 @@
+// werift configuration shared by up- and down-streams.
+import {
+  RTCRtpCodecParameters,
+  useAbsSendTime,
+  useAudioLevelIndication,
+  useH264,
+  useNACK,
+  useOPUS,
+  usePLI,
+  useREMB,
+  useTWCC,
+  useRepairedRtpStreamId,
+  useSdesMid,
+  useSdesRTPStreamId,
+  useTransportWideCC,
+  useVP8,
+  useVP9,
+  type RTCPeerConnectionConfig,
+} from 'werift';
+import { ALL_CODECS, type CodecName, type IceServer } from '../engine.ts';
+
+export interface WeriftEngineOptions {
+  /**
+   * Host addresses offered besides the machine's interfaces. werift skips
+   * loopback by default, so tests in a loopback-only namespace pass ['127.0.0.1'].
+   */
+  additionalHostAddresses?: string[];
+  /** UDP port range [min, max] for ICE (min !== max). */
+  portRange?: [number, number];
+}
+
+export function codecName(mimeType: string): CodecName | undefined {
+  const name = mimeType.split('/')[1]?.toLowerCase();
+  return name === 'vp8' || name === 'vp9' || name === 'h264' || name === 'opus' ? name : undefined;
+}
+
+function base(engine: WeriftEngineOptions, iceServers: IceServer[]): RTCPeerConnectionConfig {
+  return {
+    // Always the configured servers: werift's default names a public STUN server.
+    iceServers: iceServers.map((s) => ({ ...s })),
+    iceAdditionalHostAddresses: engine.additionalHostAddresses ?? [],
+    ...(engine.portRange ? { icePortRange: engine.portRange } : {}),
+    // IPv6 gathering on a loopback-only or v4-only host only adds noise.
+    iceUseIpv6: false,
+    bundlePolicy: 'max-bundle',
+  };
+}
+
+/** Publisher side: werift answers; codecs are matched by MIME type, the publisher's fmtp and feedback are kept. */
+export function upConfig(engine: WeriftEngineOptions, iceServers: IceServer[], codecs: CodecName[] = [...ALL_CODECS]): RTCPeerConnectionConfig {
+  const video: RTCRtpCodecParameters[] = [];
+  if (codecs.includes('vp8')) video.push(useVP8());
+  if (codecs.includes('vp9')) video.push(useVP9());
+  if (codecs.includes('h264')) video.push(useH264());
+  const audio = codecs.includes('opus') ? [useOPUS()] : [];
+  return {
+    ...base(engine, iceServers),
+    codecs: { audio, video },
+    headerExtensions: {
+      audio: [useSdesMid(), useTransportWideCC(), useAbsSendTime(), useAudioLevelIndication()],
+      video: [useSdesMid(), useSdesRTPStreamId(), useRepairedRtpStreamId(), useTransportWideCC(), useAbsSendTime()],
+    },
+  };
+}
+
+export interface CodecDescription {
+  mimeType: string;
+  clockRate: number;
+  channels?: number;
+  parameters?: string;
+}
+
+/**
+ * Subscriber side: the server offers exactly the publisher's codec, with
+ * NACK, PLI, REMB and transport-cc. Chromium 156 sends no REMB even when
+ * transport-cc is not offered, so TWCC feedback (werift's delay-based
+ * congestion detector) is what Chromium subscribers give us; REMB is used
+ * when a subscriber sends it.
+ */
+export function downConfig(engine: WeriftEngineOptions, iceServers: IceServer[], audio: CodecDescription[], video: CodecDescription[]): RTCPeerConnectionConfig {
+  const make = (c: CodecDescription, kind: 'audio' | 'video') =>
+    new RTCRtpCodecParameters({
+      mimeType: c.mimeType,
+      clockRate: c.clockRate,
+      ...(c.channels ? { channels: c.channels } : {}),
+      ...(c.parameters ? { parameters: c.parameters } : {}),
+      rtcpFeedback: kind === 'video' ? [useNACK(), usePLI(), useREMB(), useTWCC()] : [useTWCC()],
+    });
+  return {
+    ...base(engine, iceServers),
+    codecs: { audio: audio.map((c) => make(c, 'audio')), video: video.map((c) => make(c, 'video')) },
+    headerExtensions: {
+      audio: [useSdesMid(), useTransportWideCC()],
+      video: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
+    },
+  };
+}

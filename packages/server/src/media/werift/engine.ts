@@ -1,0 +1,40 @@
+// The werift implementation of the media engine.
+import type { DownStream, DownStreamOptions, MediaEngine, UpStream, UpStreamOptions } from '../engine.ts';
+import type { WeriftEngineOptions } from './config.ts';
+import { WeriftDownStream } from './down-stream.ts';
+import { WeriftUpStream } from './up-stream.ts';
+
+export type { WeriftEngineOptions };
+
+export class WeriftEngine implements MediaEngine {
+  readonly name = 'werift';
+  #ups = new Set<WeriftUpStream>();
+  #downs = new Set<WeriftDownStream>();
+
+  constructor(private readonly options: WeriftEngineOptions = {}) {}
+
+  createUpStream(options: UpStreamOptions): UpStream {
+    const up = new WeriftUpStream(this.options, options, (s) => this.#ups.delete(s));
+    this.#ups.add(up);
+    return up;
+  }
+
+  createDownStream(options: DownStreamOptions): DownStream {
+    const source = options.source;
+    if (!(source instanceof WeriftUpStream) || !this.#ups.has(source)) {
+      throw new Error(`down-stream ${options.id}: its source ${source.id} is not an open up-stream of this werift engine`);
+    }
+    const down = new WeriftDownStream(this.options, { ...options, source }, (s) => this.#downs.delete(s));
+    this.#downs.add(down);
+    return down;
+  }
+
+  close(): void {
+    for (const d of [...this.#downs]) d.close();
+    for (const u of [...this.#ups]) u.close();
+  }
+}
+
+export function createWeriftEngine(options: WeriftEngineOptions = {}): MediaEngine {
+  return new WeriftEngine(options);
+}

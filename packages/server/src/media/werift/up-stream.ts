@@ -1,0 +1,351 @@
+// Publisher side: one werift peer connection per up-stream; werift answers.
+import {
+  GenericNack,
+  RTCPeerConnection,
+  RTP_EXTENSION_URI,
+  RtcpTransportLayerFeedback,
+  type MediaStreamTrack,
+  type RTCRtpReceiver,
+  type RTCRtpTransceiver,
+  type RtpPacket,
+} from 'werift';
+import type { CodecName, ConnectionState, IceCandidate, StreamStats, TrackKind, TrackStats, UpStream, UpStreamEvents, UpStreamOptions, UpTrack } from '../engine.ts';
+import { TypedEmitter } from '../emitter.ts';
+import { ReceiveStats, keyframeWidth, seqAdd, seqDiff } from '../rtp.ts';
+import { codecName, upConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
+
+/** At most one keyframe request per layer in this interval. */
+export const KEYFRAME_REQUEST_INTERVAL_MS = 300;
+const NACK_INTERVAL_MS = 20;
+const NACK_RETRY_MS = 60;
+const NACK_MAX_TRIES = 5;
+const NACK_MAX_AGE_MS = 1000;
+const NACK_MAX_GAP = 200;
+
+/** A consumer of an up-track's packets (a down-track). */
+export interface PacketSink {
+  onPacket(layer: number, packet: RtpPacket, now: number): void;
+  onUpTrackEnded(): void;
+}
+
+/** One encoding of an up-track (one SSRC). */
+class Layer {
+  ssrc: number | undefined;
+  stats: ReceiveStats;
+  lastKeyframeRequest = 0;
+  keyframeRequests = 0;
+  width: number | undefined;
+  lastMedia = 0;
+  // publisher-loss NACK state
+  #highest = -1;
+  #missing = new Map<number, { tries: number; next: number; since: number }>();
+  nacks = 0;
+  constructor(readonly rid: string | undefined, clockRate: number) {
+    this.stats = new ReceiveStats(clockRate);
+  }
+  trackLoss(seq: number, now: number): void {
+    if (this.#highest < 0) {
+      this.#highest = seq;
+      return;
+    }
+    const d = seqDiff(seq, this.#highest);
+    if (d > 0) {
+      if (d > 1 && d <= NACK_MAX_GAP) {
+        for (let s = seqAdd(this.#highest, 1); s !== seq; s = seqAdd(s, 1)) this.#missing.set(s, { tries: 0, next: now, since: now });
+      }
+      this.#highest = seq;
+    } else {
+      this.#missing.delete(seq);
+    }
+  }
+  /** Sequence numbers to NACK now. */
+  dueNacks(now: number): number[] {
+    const due: number[] = [];
+    for (const [seq, m] of this.#missing) {
+      if (m.tries >= NACK_MAX_TRIES || now - m.since > NACK_MAX_AGE_MS) {
+        this.#missing.delete(seq);
+        continue;
+      }
+      if (m.next <= now) {
+        due.push(seq);
+        m.tries++;
+        m.next = now + NACK_RETRY_MS;
+      }
+    }
+    return due;
+  }
+}
+
+export class WeriftUpTrack implements UpTrack {
+  readonly layerList: Layer[] = [];
+  readonly sinks = new Set<PacketSink>();
+  readonly weriftTracks = new Set<MediaStreamTrack>();
+  codec: CodecName | undefined;
+  codecDescription: CodecDescription | undefined;
+  #audioLevel: { level: number; at: number } | undefined;
+  #ended = false;
+
+  constructor(
+    readonly id: string,
+    readonly kind: TrackKind,
+    readonly receiver: RTCRtpReceiver,
+    readonly clockRate: number,
+  ) {}
+
+  get layers(): readonly string[] {
+    return this.layerList.flatMap((l) => (l.rid === undefined ? [] : [l.rid]));
+  }
+
+  /** Layer index of a werift track: simulcast layers by rid (in SDP order, highest first), else one layer. */
+  layerFor(track: MediaStreamTrack): number {
+    const rid = track.rid;
+    let i = this.layerList.findIndex((l) => l.rid === rid);
+    if (i < 0) {
+      this.layerList.push(new Layer(rid, this.clockRate));
+      i = this.layerList.length - 1;
+    }
+    return i;
+  }
+
+  onPacket(layerIndex: number, packet: RtpPacket, levelExt: { v: boolean; level: number } | undefined): void {
+    const now = Date.now();
+    const layer = this.layerList[layerIndex]!;
+    const h = packet.header;
+    layer.ssrc = h.ssrc;
+    if (packet.payload.length > 0) layer.lastMedia = now;
+    layer.stats.add(h.sequenceNumber, h.timestamp, packet.payload.length, now);
+    if (this.kind === 'video') {
+      layer.trackLoss(h.sequenceNumber, now);
+      const w = keyframeWidth(this.codec, packet.payload);
+      if (w) layer.width = w;
+    }
+    if (levelExt) {
+      const prev = this.#audioLevel;
+      // keep the loudest (smallest -dBov) over ~300 ms
+      if (!prev || now - prev.at > 300 || levelExt.level < prev.level) this.#audioLevel = { level: levelExt.level, at: now };
+    }
+    for (const sink of this.sinks) sink.onPacket(layerIndex, packet, now);
+  }
+
+  /** PLI to the publisher for one layer (or all), at most once per KEYFRAME_REQUEST_INTERVAL_MS per layer. */
+  requestKeyframe(layerIndex?: number): void {
+    if (this.kind !== 'video' || this.#ended) return;
+    const now = Date.now();
+    const targets = layerIndex === undefined ? this.layerList : [this.layerList[layerIndex]];
+    for (const layer of targets) {
+      if (!layer || layer.ssrc === undefined) continue;
+      if (now - layer.lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) continue;
+      layer.lastKeyframeRequest = now;
+      layer.keyframeRequests++;
+      this.receiver.sendRtcpPLI(layer.ssrc).catch(() => {});
+    }
+  }
+
+  /** Bits per second of each layer; a layer with media in the last 5 s counts as active (at least 1). */
+  layerRates(now = Date.now()): number[] {
+    return this.layerList.map((l) => l.stats.meter.rate(now) || (now - l.lastMedia < 5000 ? 1 : 0));
+  }
+
+  sendNacks(now: number): void {
+    for (const layer of this.layerList) {
+      if (layer.ssrc === undefined) continue;
+      const lost = layer.dueNacks(now);
+      if (lost.length === 0) continue;
+      layer.nacks += lost.length;
+      const nack = new GenericNack({ senderSsrc: this.receiver.rtcpSsrc, mediaSourceSsrc: layer.ssrc, lost });
+      this.receiver.dtlsTransport?.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => {});
+    }
+  }
+
+  stats(): TrackStats {
+    const now = Date.now();
+    let packets = 0;
+    let bytes = 0;
+    let lost = 0;
+    let jitter = 0;
+    let expected = 0;
+    let bitrate = 0;
+    let fraction = 0;
+    for (const l of this.layerList) {
+      l.stats.sample();
+      packets += l.stats.packets;
+      bytes += l.stats.bytes;
+      lost += l.stats.lost;
+      expected += l.stats.expected;
+      jitter = Math.max(jitter, l.stats.jitter);
+      bitrate += l.stats.meter.rate(now);
+      fraction = Math.max(fraction, l.stats.fractionLost);
+    }
+    const s: TrackStats = {
+      trackId: this.id,
+      kind: this.kind,
+      codec: this.codec,
+      bitrate,
+      packets,
+      bytes,
+      packetsLost: lost,
+      fractionLost: fraction,
+      jitter,
+      keyframeRequests: this.layerList.reduce((a, l) => a + l.keyframeRequests, 0),
+      nacks: this.layerList.reduce((a, l) => a + l.nacks, 0),
+    };
+    if (this.kind === 'audio' && this.#audioLevel) {
+      // RFC 6464: level is -dBov (0 loudest, 127 silence); stale readings count as silence.
+      s.audioLevel = now - this.#audioLevel.at > 1000 ? 0 : Math.pow(10, -this.#audioLevel.level / 20);
+    }
+    if (this.layers.length > 0) {
+      s.layers = this.layerList.map((l) => ({ rid: l.rid ?? '', bitrate: l.stats.meter.rate(now), packets: l.stats.packets, ...(l.width ? { width: l.width } : {}) }));
+    }
+    void expected;
+    return s;
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    for (const sink of [...this.sinks]) sink.onUpTrackEnded();
+    this.sinks.clear();
+  }
+}
+
+export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpStream {
+  readonly id: string;
+  readonly label: string;
+  readonly pc: RTCPeerConnection;
+  readonly downs = new Set<{ close(): void }>();
+  #tracks = new Map<string, WeriftUpTrack>();
+  #state: ConnectionState = 'new';
+  #closed = false;
+  #timer: NodeJS.Timeout;
+
+  constructor(engine: WeriftEngineOptions, options: UpStreamOptions, private readonly onClosed: (s: WeriftUpStream) => void) {
+    super();
+    this.id = options.id;
+    this.label = options.label;
+    this.pc = new RTCPeerConnection(upConfig(engine, options.iceServers, options.codecs));
+    this.pc.onIceCandidate.subscribe((c) => {
+      if (c && c.candidate) this.emit('candidate', toCandidate(c.toJSON()));
+    });
+    this.pc.connectionStateChange.subscribe((state) => {
+      if (this.#closed) return;
+      this.#state = state;
+      this.emit('state', state);
+      if (state === 'failed') this.close();
+    });
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      for (const t of this.#tracks.values()) if (t.kind === 'video') t.sendNacks(now);
+    }, NACK_INTERVAL_MS);
+  }
+
+  get tracks(): readonly WeriftUpTrack[] {
+    return [...this.#tracks.values()];
+  }
+  get state(): ConnectionState {
+    return this.#state;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async answer(offerSdp: string): Promise<string> {
+    if (this.#closed) throw new Error(`up-stream ${this.id} is closed; the offer cannot be answered`);
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    const added: WeriftUpTrack[] = [];
+    for (const transceiver of this.pc.getTransceivers()) {
+      const t = this.#adopt(transceiver);
+      if (t) added.push(t);
+    }
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    for (const t of added) this.emit('track', t);
+    return this.pc.localDescription!.sdp;
+  }
+
+  #adopt(transceiver: RTCRtpTransceiver): WeriftUpTrack | undefined {
+    const mid = transceiver.mid ?? `${this.#tracks.size}`;
+    const codec = transceiver.codecs.find((c) => codecName(c.mimeType));
+    let track = this.#tracks.get(mid);
+    let fresh = false;
+    if (!track) {
+      if (!codec) return undefined;
+      track = new WeriftUpTrack(mid, transceiver.kind as TrackKind, transceiver.receiver, codec.clockRate);
+      // werift's own NACK generator keeps one state per receiver and mixes the
+      // SSRCs of simulcast layers; we NACK per layer ourselves instead.
+      const nack = (transceiver.receiver as unknown as { nack?: { addPacket: (p: RtpPacket) => void } }).nack;
+      if (nack) nack.addPacket = () => {};
+      this.#tracks.set(mid, track);
+      fresh = true;
+    }
+    if (codec) {
+      track.codec = codecName(codec.mimeType);
+      track.codecDescription = {
+        mimeType: codec.mimeType,
+        clockRate: codec.clockRate,
+        ...(codec.channels ? { channels: codec.channels } : {}),
+        ...(codec.parameters ? { parameters: codec.parameters } : {}),
+      };
+    }
+    const up = track;
+    const hook = (wt: MediaStreamTrack) => {
+      if (up.weriftTracks.has(wt)) return;
+      up.weriftTracks.add(wt);
+      const layer = up.layerFor(wt);
+      wt.onReceiveRtp.subscribe((packet, ext) => {
+        const level = ext?.[RTP_EXTENSION_URI.audioLevelIndication] as { v: boolean; level: number } | undefined;
+        up.onPacket(layer, packet, level);
+      });
+    };
+    // rid tracks first, in SDP order (highest first), then a plain SSRC track
+    const ordered = [...transceiver.receiver.tracks].sort((a, b) => (a.rid ? 0 : 1) - (b.rid ? 0 : 1));
+    for (const wt of ordered) hook(wt);
+    if (fresh) {
+      transceiver.onTrack.subscribe((wt) => hook(wt));
+      if (transceiver.receiver.tracks.length === 0) {
+        // An SSRC not signalled in the SDP: werift delivers it on the receiver's default track.
+        hook(transceiver.receiver.track);
+      }
+    }
+    return fresh ? track : undefined;
+  }
+
+  async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
+    if (this.#closed || !candidate || !candidate.candidate) return;
+    await this.pc.addIceCandidate(fromCandidate(candidate));
+  }
+
+  requestKeyframe(): void {
+    for (const t of this.#tracks.values()) t.requestKeyframe();
+  }
+
+  async stats(): Promise<StreamStats> {
+    return { id: this.id, state: this.#state, tracks: this.tracks.map((t) => t.stats()) };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const t of this.#tracks.values()) t.end();
+    for (const d of [...this.downs]) d.close();
+    this.pc.close().catch(() => {});
+    this.#state = 'closed';
+    this.emit('state', 'closed');
+    this.emit('close');
+    this.removeAllListeners();
+    this.onClosed(this);
+  }
+}
+
+export function toCandidate(c: { candidate: string; sdpMid?: string | undefined; sdpMLineIndex?: number | undefined; usernameFragment?: string | undefined }): IceCandidate {
+  return { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null, ...(c.usernameFragment ? { usernameFragment: c.usernameFragment } : {}) };
+}
+
+export function fromCandidate(c: IceCandidate): { candidate: string; sdpMid?: string; sdpMLineIndex?: number; usernameFragment?: string } {
+  return {
+    candidate: c.candidate,
+    ...(c.sdpMid != null ? { sdpMid: c.sdpMid } : {}),
+    ...(c.sdpMLineIndex != null ? { sdpMLineIndex: c.sdpMLineIndex } : {}),
+    ...(c.usernameFragment ? { usernameFragment: c.usernameFragment } : {}),
+  };
+}
