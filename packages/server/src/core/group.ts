@@ -113,6 +113,7 @@ export class Group {
     if (env.engine) {
       this.streams = new GroupStreams({
         engine: env.engine,
+        placement: name,
         iceServers: () => env.iceServersFor(undefined),
         codecs: () => this.desc.codecs,
         members: () => this.members.values(),

@@ -39,6 +39,8 @@ const CODECS: Record<string, CodecName> = { vp8: 'vp8', vp9: 'vp9', h264: 'h264'
 
 export interface StreamsEnv {
   engine: MediaEngine;
+  /** The group's name: streams of one group stay together in the engine. */
+  placement: string;
   iceServers: () => IceServerInfo[];
   /** The group's `codecs` field, if any. */
   codecs: () => string[] | undefined;
@@ -80,6 +82,7 @@ export class GroupStreams {
       const up = this.env.engine.createUpStream({
         id: `${member.id}/${msg.id}`,
         label: msg.label,
+        placement: this.env.placement,
         iceServers: this.env.iceServers(),
         ...this.codecOption(),
       });

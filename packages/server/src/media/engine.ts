@@ -99,6 +99,12 @@ export interface UpStreamOptions {
   iceServers: IceServer[];
   /** Only these codecs are negotiated (default: all of ALL_CODECS). */
   codecs?: CodecName[];
+  /**
+   * Streams with the same placement key are handled together (the group
+   * name): an engine that spreads work over threads keeps them on one, so
+   * forwarding never crosses threads. Down-streams follow their source.
+   */
+  placement?: string;
 }
 
 export interface UpStreamEvents {
