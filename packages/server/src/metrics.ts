@@ -1,6 +1,7 @@
 // Prometheus metrics for /metrics. One registry per server instance so that
 // tests can run several servers in one process.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MediaGauges } from './stats.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -32,6 +33,15 @@ export class Metrics {
     help: 'Clients that have joined a group',
     registers: [this.registry],
   });
+
+  readonly media: MediaGauges = {
+    streams: new Gauge({ name: 'atrium_media_streams', help: 'Media streams, by group and direction (up: published, down: forwarded)', labelNames: ['group', 'direction'] as const, registers: [this.registry] }),
+    bitrate: new Gauge({ name: 'atrium_media_bitrate_bps', help: 'Media bitrate in bits per second, summed by group, direction and kind', labelNames: ['group', 'direction', 'kind'] as const, registers: [this.registry] }),
+    packets: new Gauge({ name: 'atrium_media_packets', help: 'RTP packets so far on live streams, by group, direction and kind', labelNames: ['group', 'direction', 'kind'] as const, registers: [this.registry] }),
+    lost: new Gauge({ name: 'atrium_media_packets_lost', help: 'RTP packets lost over the last interval, by group, direction and kind', labelNames: ['group', 'direction', 'kind'] as const, registers: [this.registry] }),
+    jitter: new Gauge({ name: 'atrium_media_jitter_seconds', help: 'Largest interarrival jitter among tracks, by group, direction and kind', labelNames: ['group', 'direction', 'kind'] as const, registers: [this.registry] }),
+    audioLevel: new Gauge({ name: 'atrium_media_audio_level', help: 'Audio level (0..1) of each published audio track, for speaker detection', labelNames: ['group', 'client', 'stream'] as const, registers: [this.registry] }),
+  };
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'atrium_' });

@@ -19,6 +19,7 @@ import { type ConfiguredIceServer, configuredIceServers, rtcConfigurationFor } f
 import { type Logger, createLogger } from './log.ts';
 import { type MediaEngine, createWeriftEngine } from './media/index.ts';
 import { Metrics } from './metrics.ts';
+import { type GroupReport, collectStats, updateMediaGauges } from './stats.ts';
 import { LivenessMonitor } from './transport/liveness.ts';
 
 export interface ServerOptions {
@@ -110,6 +111,7 @@ export class AtriumServer {
     app.get('/healthz', async () => ({ ok: true, groups: this.registry.groups().length }));
     app.get('/metrics', async (_req, reply) => {
       this.metrics.groups.set(this.registry.groups().length);
+      updateMediaGauges(this.metrics.media, await collectStats(this.registry));
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
     app.get('/ws', { websocket: true }, (socket, req) => {
@@ -134,12 +136,9 @@ export class AtriumServer {
     this.log.info({ url: this.url }, 'Atrium is listening');
   }
 
-  /** Group and client statistics for the admin API. */
-  stats(): unknown {
-    return this.registry.groups().map((g) => ({
-      name: g.name,
-      clients: [...g.allMembers()].map((m) => ({ id: m.id, username: m.username, permissions: m.permissions })),
-    }));
+  /** Group, client and stream statistics, as the admin API's .stats gives them. */
+  stats(): Promise<GroupReport[]> {
+    return collectStats(this.registry);
   }
 
   async stop(): Promise<void> {

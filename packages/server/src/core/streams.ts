@@ -3,10 +3,20 @@
 // media API (up-streams and down-streams). Rules live here: only members
 // with `present` publish; each member receives what its request asks for;
 // leaving, kicking or unpresenting tears everything of that member down.
-import type { CodecName, DownRequest, DownStream, IceCandidate, MediaEngine, UpStream } from '../media/engine.ts';
+import type { CodecName, DownRequest, DownStream, IceCandidate, MediaEngine, StreamStats, UpStream } from '../media/engine.ts';
 import type { IceServerInfo, StreamEvent } from './client.ts';
 import { CoreError } from './errors.ts';
 import type { Member } from './group.ts';
+
+export interface PublicationStats {
+  /** The stream id as its publisher and subscribers know it. */
+  id: string;
+  label: string;
+  /** Client id of the publisher. */
+  owner: string;
+  up: StreamStats;
+  downs: { subscriber: string; stats: StreamStats }[];
+}
 
 /** What a member asks to receive, per label ('' is the default). */
 export type MediaRequest = Record<string, string[]>;
@@ -194,14 +204,14 @@ export class GroupStreams {
   }
 
   /** Per-stream statistics: each publication with its down-streams. */
-  stats(): Promise<{ id: string; label: string; owner: string; up: unknown; downs: unknown[] }[]> {
+  async stats(): Promise<PublicationStats[]> {
     return Promise.all(
       [...this.pubs.values()].map(async (p) => ({
         id: p.id,
         label: p.label,
         owner: p.owner.id,
         up: await p.up.stats(),
-        downs: await Promise.all([...p.downs.values()].map(async (s) => ({ subscriber: s.subscriber.id, ...(await s.down.stats()) }))),
+        downs: await Promise.all([...p.downs.values()].map(async (sub) => ({ subscriber: sub.subscriber.id, stats: await sub.down.stats() }))),
       })),
     );
   }

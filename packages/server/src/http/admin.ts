@@ -65,7 +65,7 @@ export interface AdminApiDeps {
   groups: GroupStore;
   config: () => ServerConfig;
   tokens: TokenStoreLike;
-  stats: () => unknown;
+  stats: () => unknown | Promise<unknown>;
   log: Logger;
 }
 
@@ -468,7 +468,7 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
 
   async function stats(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (!isRead(req.method)) throw methodNotAllowed(req.method, '.stats', ['HEAD', 'GET']);
-    return sendJson(reply, 200, deps.stats() ?? null);
+    return sendJson(reply, 200, (await deps.stats()) ?? null);
   }
 
   async function groupList(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {

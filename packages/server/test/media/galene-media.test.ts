@@ -40,6 +40,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
         watchers: { users: { pub: { password: 'p', permissions: 'present' } }, 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'message' } },
       },
       args: ['--media-address', '127.0.0.1'],
+      config: { users: { admin: { password: 'adminpw', permissions: 'admin' } } },
     });
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
@@ -126,6 +127,27 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     }
     assert.deepEqual(await errors(a), []);
     assert.deepEqual(await errors(b), []);
+
+    // The same streams, as an operator sees them: admin .stats and /metrics.
+    const auth = `Basic ${Buffer.from('admin:adminpw').toString('base64')}`;
+    type Conn = { id: string; label: string; tracks: { kind: string; bitrate: number; packets: number; audioLevel?: number }[] };
+    type Report = { name: string; clients: { id: string; up?: Conn[]; down?: Conn[] }[] };
+    const stats = await until('media in .stats', async () => {
+      const r = (await (await fetch(`${server.url}/galene-api/v0/.stats`, { headers: { authorization: auth } })).json()) as Report[];
+      const group = r.find((g) => g.name === 'media');
+      const up = group?.clients.find((c) => c.id === aid)?.up?.[0];
+      return up && up.tracks.every((t) => t.bitrate > 0) ? group : undefined;
+    });
+    const up = stats.clients.find((c) => c.id === aid)!.up![0]!;
+    assert.equal(up.label, 'camera');
+    assert.deepEqual(up.tracks.map((t) => t.kind).sort(), ['audio', 'video']);
+    const downs = stats.clients.flatMap((c) => c.down ?? []).filter((d) => d.id === up.id);
+    assert.equal(downs.length, 2, 'two subscribers');
+    assert.ok(downs.every((d) => d.tracks.some((t) => t.kind === 'video' && t.packets > 0)));
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(metrics, /atrium_media_streams\{group="media",direction="up"\} [1-9]/);
+    assert.match(metrics, /atrium_media_bitrate_bps\{group="media",direction="down",kind="video"\} [1-9]/);
+    assert.match(metrics, /atrium_media_audio_level\{group="media",client="[^"]+",stream="[^"]+"\} /);
   });
 
   test('simulcast: video-low gets the small layer, video the large one', async () => {

@@ -1,0 +1,111 @@
+// Statistics of groups and their media, in two shapes: the admin API's
+// `.stats` (Galène's format: groups -> clients -> up/down connections ->
+// tracks) and Prometheus gauges, refreshed when /metrics is scraped.
+import type { Gauge } from 'prom-client';
+import type { GroupRegistry } from './core/registry.ts';
+import type { PublicationStats } from './core/streams.ts';
+import type { StreamStats, TrackStats } from './media/engine.ts';
+
+export interface TrackReport {
+  kind: string;
+  codec?: string;
+  layer?: string;
+  bitrate: number;
+  packets: number;
+  /** Fraction of packets lost over the last interval, 0..1. */
+  loss: number;
+  /** Milliseconds. */
+  jitter: number;
+  audioLevel?: number;
+}
+
+export interface ConnReport {
+  id: string;
+  label: string;
+  state: string;
+  maxBitrate?: number;
+  tracks: TrackReport[];
+}
+
+export interface ClientReport {
+  id: string;
+  username?: string;
+  up?: ConnReport[];
+  down?: ConnReport[];
+}
+
+export interface GroupReport {
+  name: string;
+  clients: ClientReport[];
+}
+
+function track(t: TrackStats): TrackReport {
+  const r: TrackReport = { kind: t.kind, bitrate: Math.round(t.bitrate), packets: t.packets, loss: t.fractionLost, jitter: t.jitter * 1000 };
+  if (t.codec) r.codec = t.codec;
+  if (t.layer) r.layer = t.layer;
+  if (t.audioLevel !== undefined) r.audioLevel = t.audioLevel;
+  return r;
+}
+
+function conn(id: string, label: string, s: StreamStats): ConnReport {
+  const r: ConnReport = { id, label, state: s.state, tracks: s.tracks.map(track) };
+  if (s.availableBitrate !== undefined) r.maxBitrate = Math.round(s.availableBitrate);
+  return r;
+}
+
+/** Every live group with its members and their streams, sorted by name and id. */
+export async function collectStats(registry: GroupRegistry): Promise<GroupReport[]> {
+  const groups = registry.groups().sort((a, b) => a.name.localeCompare(b.name));
+  return Promise.all(
+    groups.map(async (g) => {
+      const pubs: PublicationStats[] = (await g.streams?.stats()) ?? [];
+      const clients = [...g.allMembers()]
+        .sort((a, b) => a.id.localeCompare(b.id))
+        .map((m) => {
+          const c: ClientReport = { id: m.id };
+          if (m.username !== undefined) c.username = m.username;
+          const up = pubs.filter((p) => p.owner === m.id).map((p) => conn(p.id, p.label, p.up));
+          const down = pubs.flatMap((p) => p.downs.filter((d) => d.subscriber === m.id).map((d) => conn(p.id, p.label, d.stats)));
+          if (up.length) c.up = up;
+          if (down.length) c.down = down;
+          return c;
+        });
+      return { name: g.name, clients };
+    }),
+  );
+}
+
+export interface MediaGauges {
+  streams: Gauge<'group' | 'direction'>;
+  bitrate: Gauge<'group' | 'direction' | 'kind'>;
+  packets: Gauge<'group' | 'direction' | 'kind'>;
+  lost: Gauge<'group' | 'direction' | 'kind'>;
+  jitter: Gauge<'group' | 'direction' | 'kind'>;
+  audioLevel: Gauge<'group' | 'client' | 'stream'>;
+}
+
+/** Sets the media gauges from a fresh collection (totals per group, direction and kind). */
+export function updateMediaGauges(g: MediaGauges, reports: GroupReport[]): void {
+  for (const gauge of Object.values(g)) gauge.reset();
+  const worstJitter = new Map<string, { labels: { group: string; direction: string; kind: string }; seconds: number }>();
+  for (const group of reports) {
+    for (const client of group.clients) {
+      for (const [direction, conns] of [['up', client.up ?? []], ['down', client.down ?? []]] as const) {
+        for (const c of conns) {
+          g.streams.inc({ group: group.name, direction });
+          for (const t of c.tracks) {
+            const labels = { group: group.name, direction, kind: t.kind };
+            g.bitrate.inc(labels, t.bitrate);
+            g.packets.inc(labels, t.packets);
+            g.lost.inc(labels, Math.round(t.loss * t.packets));
+            const key = `${group.name}\u0000${direction}\u0000${t.kind}`;
+            const worst = worstJitter.get(key);
+            if (!worst || worst.seconds < t.jitter / 1000) worstJitter.set(key, { labels, seconds: t.jitter / 1000 });
+            if (direction === 'up' && t.audioLevel !== undefined) g.audioLevel.set({ group: group.name, client: client.id, stream: c.id }, t.audioLevel);
+          }
+        }
+      }
+    }
+  }
+  for (const { labels, seconds } of worstJitter.values()) g.jitter.set(labels, seconds);
+}
