@@ -11,7 +11,7 @@ import { insideLoopbackNetns } from './support/netns.ts';
 const CLIENT_JS = join(dirname(fileURLToPath(import.meta.url)), 'support', 'galene-browser-client.js');
 
 if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
-  const { chromium } = await import('playwright-core');
+  const { launchChromium, until } = await import('../support/browser.ts');
   const { startServer } = await import('../support/server-process.ts');
   type Page = import('playwright-core').Page;
   type Browser = import('playwright-core').Browser;
@@ -42,20 +42,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       args: ['--media-address', '127.0.0.1'],
       config: { users: { admin: { password: 'adminpw', permissions: 'admin' } } },
     });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--use-fake-ui-for-media-stream',
-        '--use-fake-device-for-media-stream',
-        '--allow-loopback-in-peer-connection',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-        '--disable-gpu',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
@@ -85,19 +72,6 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
 
   const downs = (page: Page) => call<DownStat[]>(page, 'downStats');
   const errors = (page: Page) => page.evaluate(() => (window as unknown as { tc: { errors: string[] } }).tc.errors);
-
-  async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-    const end = Date.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-      last = v;
-    }
-    void last;
-  }
 
   /** Waits until the page's live down-stream from `source` with `label` decodes frames and keeps decoding. */
   async function flowing(page: Page, source: string, label: string, opts: { audio?: boolean } = {}): Promise<DownStat> {
