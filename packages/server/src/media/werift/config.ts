@@ -3,6 +3,7 @@ import {
   RTCRtpCodecParameters,
   useAbsSendTime,
   useAudioLevelIndication,
+  useFIR,
   useH264,
   useNACK,
   useOPUS,
@@ -27,6 +28,8 @@ export interface WeriftEngineOptions {
   additionalHostAddresses?: string[];
   /** UDP port range [min, max] for ICE (min !== max). */
   portRange?: [number, number];
+  /** After a down-switch, a subscriber is retried on the higher layer after this long (ms; default 15 s). */
+  probeAfterMs?: number;
 }
 
 export function codecName(mimeType: string): CodecName | undefined {
@@ -49,9 +52,11 @@ function base(engine: WeriftEngineOptions, iceServers: IceServer[]): RTCPeerConn
 /** Publisher side: werift answers; codecs are matched by MIME type, the publisher's fmtp and feedback are kept. */
 export function upConfig(engine: WeriftEngineOptions, iceServers: IceServer[], codecs: CodecName[] = [...ALL_CODECS]): RTCPeerConnectionConfig {
   const video: RTCRtpCodecParameters[] = [];
-  if (codecs.includes('vp8')) video.push(useVP8());
-  if (codecs.includes('vp9')) video.push(useVP9());
-  if (codecs.includes('h264')) video.push(useH264());
+  // what Galène honours: NACK, PLI, FIR, REMB; plus transport-cc (we write the feedback, see twcc.ts)
+  const rtcpFeedback = [useNACK(), usePLI(), useFIR(), useREMB(), useTWCC()];
+  if (codecs.includes('vp8')) video.push(useVP8({ rtcpFeedback }));
+  if (codecs.includes('vp9')) video.push(useVP9({ rtcpFeedback }));
+  if (codecs.includes('h264')) video.push(useH264({ rtcpFeedback }));
   const audio = codecs.includes('opus') ? [useOPUS()] : [];
   return {
     ...base(engine, iceServers),
@@ -84,14 +89,20 @@ export function downConfig(engine: WeriftEngineOptions, iceServers: IceServer[],
       clockRate: c.clockRate,
       ...(c.channels ? { channels: c.channels } : {}),
       ...(c.parameters ? { parameters: c.parameters } : {}),
-      rtcpFeedback: kind === 'video' ? [useNACK(), usePLI(), useREMB(), useTWCC()] : [useTWCC()],
+      rtcpFeedback: kind === 'video' ? [useNACK(), usePLI(), useFIR(), useREMB(), useTWCC()] : [useTWCC()],
     });
+  const mid = useSdesMid();
+  const twcc = useTransportWideCC();
   return {
     ...base(engine, iceServers),
     codecs: { audio: audio.map((c) => make(c, 'audio')), video: video.map((c) => make(c, 'video')) },
+    // One object per extension for both kinds: werift numbers extensions by
+    // position (audio then video), and a shared object keeps ONE id per URI
+    // across the bundle. With two ids for transport-cc Chromium only reads
+    // one of them, and every audio packet looked lost in its feedback.
     headerExtensions: {
-      audio: [useSdesMid(), useTransportWideCC()],
-      video: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
+      audio: [mid, twcc],
+      video: [mid, twcc, useAbsSendTime()],
     },
   };
 }

@@ -1,36 +1,40 @@
 // Subscriber side: one werift peer connection per down-stream; the server offers.
-import { MediaStream, RTCPeerConnection, RtcpRrPacket, RtcpSrPacket, RtpHeader, RtpPacket, type RtcpPacket, type RTCRtpSender } from 'werift';
+import {
+  GenericNack,
+  MediaStream,
+  RTCPeerConnection,
+  RtcpPayloadSpecificFeedback,
+  RtcpRrPacket,
+  RtcpSrPacket,
+  RtcpTransportLayerFeedback,
+  RtpHeader,
+  RtpPacket,
+  TransportWideCC,
+  type RtcpPacket,
+  type RTCRtpSender,
+} from 'werift';
 import type { ConnectionState, DownRequest, DownStream, DownStreamEvents, DownStreamOptions, IceCandidate, StreamStats, TrackStats } from '../engine.ts';
 import { TypedEmitter } from '../emitter.ts';
 import { RateMeter, isKeyframeStart, seqAdd, seqDiff, tsAdd } from '../rtp.ts';
 import { downConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
+import { LayerChooser, type BandwidthEstimate } from './layers.ts';
+import { PacketCache } from './packet-cache.ts';
+import { TWCC_URI, TwccSendHistory, type ParsedTwcc } from './twcc.ts';
 import { fromCandidate, toCandidate, type PacketSink, type WeriftUpStream, type WeriftUpTrack } from './up-stream.ts';
 
 const TICK_MS = 250;
-/** Go up a layer only when the estimate exceeds its rate by this factor… */
-const UP_MARGIN = 1.15;
-/** …for this many consecutive ticks. */
-const UP_TICKS = 4;
-/** Go down when the estimate falls below the current layer's rate times this… */
-const DOWN_MARGIN = 0.85;
-/** …for this many consecutive ticks. */
-const DOWN_TICKS = 4;
-/** REMB cannot rise much above what is sent, so after a down-switch we retry the higher layer after this long. */
-const PROBE_AFTER_MS = 15000;
+/** Transport-cc feedback older than this no longer counts as an estimate. */
+const TWCC_STALE_MS = 2000;
+/** Rough per-packet overhead on the wire besides the payload (RTP header, extensions, SRTP tag). */
+const PACKET_OVERHEAD = 40;
 
-/** What the subscriber's feedback says about its bandwidth. */
-interface Estimate {
-  /** REMB bit/s, 0 when the subscriber sends none. */
-  remb: number;
-  /** werift's TWCC delay-based detector says the path is congested (informational: unreliable in werift 0.24). */
-  congested: boolean;
-}
+type DtlsTransport = NonNullable<RTCRtpSender['dtlsTransport']>;
 
 const random16 = () => Math.floor(Math.random() * 0x10000);
 const random32 = () => Math.floor(Math.random() * 0x100000000) >>> 0;
 
 /** Forwards one up-track to one subscriber, rewriting SSRC/PT/seq/timestamps. */
-class DownTrack implements PacketSink {
+export class DownTrack implements PacketSink {
   /** Layer being forwarded (-1: none yet / waiting for a keyframe). */
   current = -1;
   /** Layer wanted (-1: nothing). */
@@ -44,15 +48,17 @@ class DownTrack implements PacketSink {
   #lastIn = 0;
   #lastTs = 0;
   #lastTime = 0;
-  #upTicks = 0;
-  #downTicks = 0;
-  #lastDownSwitch = 0;
   #lastMode: DownRequest['video'] | undefined;
+  #lastFirSeq = -1;
+  readonly chooser: LayerChooser;
+  /** What we sent, to answer the subscriber's NACKs (video only). */
+  readonly cache: PacketCache | undefined;
   packets = 0;
   bytes = 0;
   readonly meter = new RateMeter();
   keyframeRequests = 0;
   nacks = 0;
+  retransmitted = 0;
   packetsLost = 0;
   fractionLost = 0;
   jitter = 0;
@@ -61,14 +67,16 @@ class DownTrack implements PacketSink {
     readonly up: WeriftUpTrack,
     readonly sender: RTCRtpSender,
     private readonly owner: WeriftDownStream,
+    probeAfterMs?: number,
   ) {
-    sender.onPictureLossIndication.subscribe(() => {
-      this.keyframeRequests++;
-      this.up.requestKeyframe(this.current >= 0 ? this.current : this.target >= 0 ? this.target : undefined);
-    });
-    sender.onGenericNack.subscribe((n) => {
-      this.nacks += n.lost.length; // werift answers them from the sender's packet history
-    });
+    this.chooser = new LayerChooser(probeAfterMs);
+    if (up.kind === 'video') {
+      this.cache = new PacketCache();
+      // werift's own history (128 packets) would answer NACKs a second time:
+      // a zero-length typed array silently drops its writes.
+      (sender as unknown as { rtpCache: unknown }).rtpCache = new Uint8Array(0);
+    }
+    sender.onPictureLossIndication.subscribe(() => this.keyframeRequest());
     sender.onRtcp.subscribe((p: RtcpPacket) => {
       if (p.type !== RtcpRrPacket.type && p.type !== RtcpSrPacket.type) return;
       for (const r of (p as RtcpRrPacket).reports) {
@@ -83,6 +91,19 @@ class DownTrack implements PacketSink {
 
   get connected(): boolean {
     return this.sender.dtlsTransport?.state === 'connected' && this.sender.codec !== undefined;
+  }
+
+  /** A PLI or FIR from the subscriber: a keyframe of the layer it gets (rate-limited upstream). */
+  keyframeRequest(): void {
+    this.keyframeRequests++;
+    this.up.requestKeyframe(this.current >= 0 ? this.current : this.target >= 0 ? this.target : undefined);
+  }
+
+  /** A FIR: RFC 5104 repeats a request with the same sequence number until answered; one counts once. */
+  onFir(seqNr: number): void {
+    if (seqNr === this.#lastFirSeq) return;
+    this.#lastFirSeq = seqNr;
+    this.keyframeRequest();
   }
 
   onPacket(layer: number, packet: RtpPacket, now: number): void {
@@ -124,9 +145,18 @@ class DownTrack implements PacketSink {
     this.packets++;
     this.bytes += packet.payload.length;
     this.meter.add(packet.payload.length, now);
-    // werift's sendRtp adds its own header extensions, keeps the packet for
-    // NACK answers (its history holds 128 packets) and sends SRs.
+    this.cache?.store(seq, ts, h.marker, packet.payload, now);
+    // werift's sendRtp adds its header extensions (numbering transport-cc
+    // synchronously, before its first await) and sends SRs.
     this.sender.sendRtp(new RtpPacket(header, packet.payload)).catch(() => {});
+    this.owner.sent(packet.payload.length, now);
+  }
+
+  /** The subscriber's NACK: resends what our cache still holds. */
+  onNack(lost: readonly number[], now: number): void {
+    this.nacks += lost.length;
+    if (!this.cache || !this.connected) return;
+    this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => this.owner.resend(this, seq, timestamp, marker, payload, now));
   }
 
   #rebase(seq: number, ts: number, now: number): void {
@@ -146,13 +176,16 @@ class DownTrack implements PacketSink {
   }
 
   /** Picks the target layer from the request and the subscriber's estimate; asks for a keyframe when switching. */
-  tick(request: DownRequest, estimate: Estimate, now: number): void {
+  tick(request: DownRequest, estimate: BandwidthEstimate, now: number): void {
     const layers = Math.max(1, this.up.layerList.length);
     let target: number;
     if (this.up.kind === 'audio') target = request.audio ? 0 : -1;
     else if (request.video === 'none') target = -1;
     else if (request.video === 'low' || layers === 1) target = layers - 1;
-    else target = this.#chooseHigh(estimate, now, this.#lastMode !== 'high');
+    else {
+      const e = { ...estimate, loss: Math.max(estimate.loss, this.fractionLost) };
+      target = this.chooser.choose(this.up.layerRates(now), e, now, this.#lastMode !== 'high');
+    }
     this.#lastMode = request.video;
     if (target < 0) {
       this.current = -1;
@@ -161,54 +194,6 @@ class DownTrack implements PacketSink {
     if (this.up.kind === 'video' && target >= 0 && this.connected && this.current !== target) {
       this.up.requestKeyframe(target);
     }
-  }
-
-  /**
-   * Layer choice for video 'high': start on the best active layer; go down
-   * (with hysteresis) when REMB is below the layer's rate or when the
-   * subscriber reports heavy loss (RTCP RR); go up when REMB allows it or, as neither REMB nor werift's TWCC
-   * estimate can exceed what is actually sent, as a probe after a quiet spell.
-   */
-  #chooseHigh(estimate: Estimate, now: number, fresh: boolean): number {
-    const rates = this.up.layerRates(now);
-    const active = rates.map((r, i) => (r > 0 ? i : -1)).filter((i) => i >= 0);
-    if (active.length === 0) return this.target >= 0 ? this.target : 0;
-    const best = active[0]!;
-    const lowest = active[active.length - 1]!;
-    const cur = !fresh && this.target >= 0 && rates[this.target]! > 0 ? this.target : -1;
-    if (cur < 0) {
-      this.#upTicks = this.#downTicks = 0;
-      return best;
-    }
-    const remb = estimate.remb;
-    // werift's TWCC congestion flag stays true on an idle loopback, so it is not used.
-    const bad = (remb > 0 && remb < rates[cur]! * DOWN_MARGIN) || this.fractionLost > 0.1;
-    // going down (towards the last index)
-    if (cur !== lowest && bad) {
-      if (++this.#downTicks >= DOWN_TICKS) {
-        this.#downTicks = 0;
-        this.#upTicks = 0;
-        this.#lastDownSwitch = now;
-        const fits = remb > 0 ? active.find((i) => i > cur && rates[i]! <= remb) : active.find((i) => i > cur);
-        return fits ?? lowest;
-      }
-      return cur;
-    }
-    this.#downTicks = 0;
-    // going up (towards index 0), one step at a time
-    const higher = active.filter((i) => i < cur);
-    const next = higher[higher.length - 1];
-    if (next === undefined) return cur;
-    const allowed = remb > 0 && remb >= rates[next]! * UP_MARGIN;
-    const probe = now - this.#lastDownSwitch > PROBE_AFTER_MS && this.fractionLost < 0.02;
-    if (allowed || probe) {
-      if (++this.#upTicks >= UP_TICKS) {
-        this.#upTicks = 0;
-        this.#lastDownSwitch = now;
-        return next;
-      }
-    } else this.#upTicks = 0;
-    return cur;
   }
 
   onUpTrackEnded(): void {
@@ -251,11 +236,19 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   #closed = false;
   #timer: NodeJS.Timeout;
   #stream: MediaStream;
+  #probeAfterMs: number | undefined;
+  /** The bundled transport, once known. */
+  #transport: DtlsTransport | undefined;
+  /** Transport-cc extension id we send with (undefined: not negotiated). */
+  #twccId: number | undefined;
+  readonly twcc = new TwccSendHistory();
+  #limiter: { rate: number; tokens: number; at: number } | undefined;
 
   constructor(engine: WeriftEngineOptions, options: DownStreamOptions & { source: WeriftUpStream }, private readonly onClosed: (s: WeriftDownStream) => void) {
     super();
     this.id = options.id;
     this.source = options.source;
+    this.#probeAfterMs = engine.probeAfterMs;
     this.#request = { ...options.request };
     if (this.source.closed) throw new Error(`down-stream ${this.id}: its source up-stream ${this.source.id} is closed`);
     const describe = (kind: string) => {
@@ -272,7 +265,10 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
       if (this.#closed) return;
       this.#state = state;
       this.emit('state', state);
-      if (state === 'connected') this.#tick();
+      if (state === 'connected') {
+        this.#hookTransport();
+        this.#tick();
+      }
       if (state === 'failed') this.close();
     });
     this.source.downs.add(this);
@@ -298,7 +294,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     for (const up of this.source.tracks) {
       if (this.#tracks.has(up.id) || !this.#wanted(up) || !up.codecDescription) continue;
       const transceiver = this.pc.addTransceiver(up.kind, { direction: 'sendonly', streams: [this.#stream] });
-      this.#tracks.set(up.id, new DownTrack(up, transceiver.sender, this));
+      this.#tracks.set(up.id, new DownTrack(up, transceiver.sender, this, this.#probeAfterMs));
     }
     const offer = await this.pc.createOffer(options.iceRestart ? { iceRestart: true } : {});
     await this.pc.setLocalDescription(offer);
@@ -308,7 +304,68 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   async setAnswer(answerSdp: string): Promise<void> {
     if (this.#closed) return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
+    this.#hookTransport();
     this.#tick();
+  }
+
+  /** Subscribes once to the bundled transport's RTCP (NACK, FIR, transport-cc reach us there whatever SSRC they name). */
+  #hookTransport(): void {
+    let transport: DtlsTransport | undefined;
+    for (const t of this.#tracks.values()) transport ??= t.sender.dtlsTransport;
+    if (!transport) return;
+    this.#twccId = undefined;
+    for (const t of this.#tracks.values()) {
+      const exts = (t.sender as unknown as { headerExtensions?: { uri: string; id: number }[] }).headerExtensions;
+      const ext = exts?.find((e) => e.uri === TWCC_URI);
+      if (ext) this.#twccId = ext.id;
+    }
+    if (transport === this.#transport) return;
+    this.#transport = transport;
+    transport.onRtcp.subscribe((p) => {
+      if (this.#closed || transport !== this.#transport) return;
+      this.#onRtcp(p);
+    });
+  }
+
+  #trackBySsrc(ssrc: number): DownTrack | undefined {
+    for (const t of this.#tracks.values()) if (t.sender.ssrc === ssrc) return t;
+    return undefined;
+  }
+
+  #onRtcp(p: RtcpPacket): void {
+    const now = Date.now();
+    if (p.type === RtcpTransportLayerFeedback.type) {
+      const fb = (p as RtcpTransportLayerFeedback).feedback;
+      if (fb instanceof TransportWideCC) this.twcc.onFeedback(fb as unknown as ParsedTwcc, now);
+      else if (fb instanceof GenericNack) this.#trackBySsrc(fb.mediaSourceSsrc)?.onNack(fb.lost, now);
+    } else if (p.type === RtcpPayloadSpecificFeedback.type) {
+      const fb = (p as RtcpPayloadSpecificFeedback).feedback;
+      // FIR (RFC 5104): werift routes it nowhere (its media SSRC field is 0), the entries name our SSRCs
+      if (fb.count === 4) for (const e of (fb as unknown as { fir: { ssrc: number; sequenceNumber: number }[] }).fir) this.#trackBySsrc(e.ssrc)?.onFir(e.sequenceNumber);
+    }
+  }
+
+  /** Bookkeeping after a down-track handed a packet to werift: its transport-cc number, for the feedback. */
+  sent(payloadBytes: number, now: number): void {
+    if (this.#twccId === undefined || !this.#transport) return;
+    this.twcc.sent(this.#transport.transportSequenceNumber, payloadBytes + PACKET_OVERHEAD, now);
+  }
+
+  /** Resends a cached packet (a NACK answer) with a fresh transport-cc number. */
+  resend(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number): void {
+    const transport = this.#transport;
+    const codec = track.sender.codec;
+    if (!transport || !codec) return;
+    const extensions: { id: number; payload: Buffer }[] = [];
+    if (this.#twccId !== undefined) {
+      transport.transportSequenceNumber = (transport.transportSequenceNumber + 1) & 0xffff;
+      const b = Buffer.allocUnsafe(2);
+      b.writeUInt16BE(transport.transportSequenceNumber, 0);
+      extensions.push({ id: this.#twccId, payload: b });
+      this.twcc.sent(transport.transportSequenceNumber, payload.length + PACKET_OVERHEAD, now);
+    }
+    const header = new RtpHeader({ payloadType: codec.payloadType, sequenceNumber: seq, timestamp, ssrc: track.sender.ssrc, marker, extensions });
+    transport.sendRtp(payload, header).catch(() => {});
   }
 
   async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
@@ -333,23 +390,67 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     return min;
   }
 
-  /** Throughput seen by werift's TWCC estimator (what got through, not the capacity), bit/s. */
-  get twccThroughput(): number {
-    let sum = 0;
-    for (const t of this.#tracks.values()) sum += t.sender.senderBWE.availableBitrate || 0;
-    return sum;
+  /** The subscriber's bandwidth as its feedback shows it now. */
+  estimate(now = Date.now()): BandwidthEstimate & { available: number } {
+    const remb = this.remb;
+    const t = this.twcc.estimate(now);
+    const fresh = t.lastFeedback > 0 && now - t.lastFeedback < TWCC_STALE_MS;
+    const delivered = fresh ? t.delivered : 0;
+    return {
+      remb,
+      delivered,
+      loss: fresh ? t.loss : 0,
+      queueDelay: fresh ? t.queueDelay : 0,
+      available: remb || delivered,
+    };
   }
 
   #tick(): void {
     if (this.#closed) return;
     const now = Date.now();
-    const remb = this.remb;
-    // audio is subtracted from REMB before choosing a video layer
+    const e = this.estimate(now);
+    // audio is subtracted from the estimate before choosing a video layer
     let audio = 0;
     for (const t of this.#tracks.values()) if (t.up.kind === 'audio' && t.target >= 0) audio += t.meter.rate(now);
-    const congested = [...this.#tracks.values()].some((t) => t.sender.senderBWE.congestion);
-    const estimate: Estimate = { remb: remb > 0 ? Math.max(1, remb - audio) : 0, congested };
+    const estimate: BandwidthEstimate = {
+      remb: e.remb > 0 ? Math.max(1, e.remb - audio) : 0,
+      delivered: e.delivered > 0 ? Math.max(1, e.delivered - audio) : 0,
+      loss: e.loss,
+      queueDelay: e.queueDelay,
+    };
     for (const t of this.#tracks.values()) t.tick(this.#request, estimate, now);
+  }
+
+  /**
+   * Test hook: a bottleneck of `bitsPerSecond` on the way to the subscriber
+   * (packets over the budget are dropped after they got their transport-cc
+   * number, as a congested link would); undefined removes it.
+   */
+  debugLimitBitrate(bitsPerSecond: number | undefined): void {
+    const transport = this.#transport;
+    if (!transport) throw new Error(`down-stream ${this.id}: not connected yet, nothing to limit`);
+    const t = transport as unknown as { sendRtp: DtlsTransport['sendRtp']; __atriumSendRtp?: DtlsTransport['sendRtp'] };
+    t.__atriumSendRtp ??= t.sendRtp;
+    const original = t.__atriumSendRtp;
+    if (bitsPerSecond === undefined) {
+      t.sendRtp = original;
+      this.#limiter = undefined;
+      return;
+    }
+    this.#limiter = { rate: bitsPerSecond / 8, tokens: bitsPerSecond / 80, at: Date.now() };
+    t.sendRtp = (payload, header) => {
+      const l = this.#limiter;
+      if (l) {
+        const now = Date.now();
+        // a 100 ms bucket
+        l.tokens = Math.min(l.rate / 10, l.tokens + ((now - l.at) * l.rate) / 1000);
+        l.at = now;
+        const size = payload.length + PACKET_OVERHEAD;
+        if (l.tokens < size) return Promise.resolve(0);
+        l.tokens -= size;
+      }
+      return original.call(transport, payload, header);
+    };
   }
 
   /** Called when one of the source's tracks ended (the up-stream is closing). */
@@ -359,7 +460,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   async stats(): Promise<StreamStats> {
     const s: StreamStats = { id: this.id, state: this.#state, tracks: [...this.#tracks.values()].map((t) => t.stats()) };
-    const available = this.remb || this.twccThroughput;
+    const available = this.estimate().available;
     if (available > 0) s.availableBitrate = available;
     return s;
   }

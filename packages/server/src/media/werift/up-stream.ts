@@ -13,6 +13,7 @@ import type { CodecName, ConnectionState, IceCandidate, StreamStats, TrackKind, 
 import { TypedEmitter } from '../emitter.ts';
 import { ReceiveStats, keyframeWidth, seqAdd, seqDiff } from '../rtp.ts';
 import { codecName, upConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
+import { TwccFeedback, readTwccSeq, twccExtensionId } from './twcc.ts';
 
 /** At most one keyframe request per layer in this interval. */
 export const KEYFRAME_REQUEST_INTERVAL_MS = 300;
@@ -21,6 +22,10 @@ const NACK_RETRY_MS = 60;
 const NACK_MAX_TRIES = 5;
 const NACK_MAX_AGE_MS = 1000;
 const NACK_MAX_GAP = 200;
+/** Transport-cc feedback to the publisher this often (Chromium's own receiver uses 50–250 ms). */
+const TWCC_INTERVAL_MS = 50;
+
+type DtlsTransport = NonNullable<RTCRtpReceiver['dtlsTransport']>;
 
 /** A consumer of an up-track's packets (a down-track). */
 export interface PacketSink {
@@ -34,6 +39,7 @@ class Layer {
   stats: ReceiveStats;
   lastKeyframeRequest = 0;
   keyframeRequests = 0;
+  firSeq = 0;
   width: number | undefined;
   lastMedia = 0;
   // publisher-loss NACK state
@@ -137,8 +143,30 @@ export class WeriftUpTrack implements UpTrack {
       if (now - layer.lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) continue;
       layer.lastKeyframeRequest = now;
       layer.keyframeRequests++;
-      this.receiver.sendRtcpPLI(layer.ssrc).catch(() => {});
+      if (this.#keyframeBy() === 'fir') this.#sendFir(layer);
+      else this.receiver.sendRtcpPLI(layer.ssrc).catch(() => {});
     }
+  }
+
+  /** PLI when the publisher negotiated 'nack pli', else FIR when it negotiated 'ccm fir' (PLI if neither). */
+  #keyframeBy(): 'pli' | 'fir' {
+    const fb = (this.receiver as unknown as { codecArray?: { rtcpFeedback?: { type: string; parameter?: string }[] }[] }).codecArray?.[0]?.rtcpFeedback ?? [];
+    if (fb.some((f) => f.type === 'nack' && f.parameter === 'pli')) return 'pli';
+    return fb.some((f) => f.type === 'ccm' && f.parameter === 'fir') ? 'fir' : 'pli';
+  }
+
+  /** RFC 5104 §4.3.1: media SSRC 0, one FCI entry (SSRC, sequence number). */
+  #sendFir(layer: Layer): void {
+    const b = Buffer.alloc(20);
+    b[0] = 0x80 | 4;
+    b[1] = 206;
+    b.writeUInt16BE(4, 2);
+    b.writeUInt32BE(this.receiver.rtcpSsrc >>> 0, 4);
+    b.writeUInt32BE(layer.ssrc! >>> 0, 12);
+    b[16] = layer.firSeq;
+    layer.firSeq = (layer.firSeq + 1) & 0xff;
+    const packet = { serialize: () => b };
+    this.receiver.dtlsTransport?.sendRtcp([packet as unknown as RtcpTransportLayerFeedback]).catch(() => {});
   }
 
   /** Bits per second of each layer; a layer with media in the last 5 s counts as active (at least 1). */
@@ -217,6 +245,12 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
   #state: ConnectionState = 'new';
   #closed = false;
   #timer: NodeJS.Timeout;
+  /** Our transport-cc feedback (werift's own is broken, see twcc.ts); undefined until negotiated. */
+  #twcc: TwccFeedback | undefined;
+  #twccId: number | undefined;
+  #twccTransport: DtlsTransport | undefined;
+  #twccMediaSsrc = 0;
+  #twccLast = 0;
 
   constructor(engine: WeriftEngineOptions, options: UpStreamOptions, private readonly onClosed: (s: WeriftUpStream) => void) {
     super();
@@ -235,6 +269,10 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
     this.#timer = setInterval(() => {
       const now = Date.now();
       for (const t of this.#tracks.values()) if (t.kind === 'video') t.sendNacks(now);
+      if (this.#twcc && now - this.#twccLast >= TWCC_INTERVAL_MS) {
+        this.#twccLast = now;
+        this.#sendTwcc();
+      }
     }, NACK_INTERVAL_MS);
   }
 
@@ -258,6 +296,7 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
     }
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
+    this.#setupTwcc(this.pc.localDescription!.sdp);
     for (const t of added) this.emit('track', t);
     return this.pc.localDescription!.sdp;
   }
@@ -307,6 +346,37 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
       }
     }
     return fresh ? track : undefined;
+  }
+
+  /** Records the transport-wide sequence number of every packet on the (bundled) transport, once transport-cc is in our answer. */
+  #setupTwcc(answerSdp: string): void {
+    const id = twccExtensionId(answerSdp);
+    for (const t of this.pc.getTransceivers()) {
+      // werift's per-receiver generator: silenced, we answer for the whole transport
+      (t.receiver as unknown as { receiverTWCC?: unknown }).receiverTWCC = { handleTWCC() {}, twccRunning: false };
+    }
+    if (id === undefined) return;
+    this.#twccId = id;
+    const transport = this.pc.getTransceivers().find((t) => t.receiver.dtlsTransport)?.receiver.dtlsTransport;
+    if (!transport || transport === this.#twccTransport) return;
+    this.#twccTransport = transport;
+    this.#twcc = new TwccFeedback(this.pc.getTransceivers()[0]?.receiver.rtcpSsrc ?? 1);
+    const twcc = this.#twcc;
+    transport.onRtp.subscribe((packet) => {
+      if (this.#twccId === undefined || twcc !== this.#twcc) return;
+      const seq = readTwccSeq(packet.header.extensions, this.#twccId);
+      if (seq < 0) return;
+      this.#twccMediaSsrc = packet.header.ssrc;
+      twcc.record(seq, performance.now() * 1000);
+    });
+  }
+
+  #sendTwcc(): void {
+    const twcc = this.#twcc;
+    const transport = this.#twccTransport;
+    if (!twcc || !transport || !twcc.pending || transport.state !== 'connected') return;
+    const packets = twcc.build(this.#twccMediaSsrc).map((b) => ({ serialize: () => b }));
+    if (packets.length) transport.sendRtcp(packets as unknown as Parameters<DtlsTransport['sendRtcp']>[0]).catch(() => {});
   }
 
   async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
