@@ -1,18 +1,21 @@
-// Batched WebSocket output. A broadcast to N members would otherwise cost N
-// system calls per message per member; corking each socket until the end of
-// the current turn of the event loop lets many frames leave in one write.
+// Batched WebSocket output. A join in a group of N members sends a frame to
+// each of them; written one by one, a join storm costs N system calls per
+// join. Frames are queued per connection and written together: at the end
+// of the current turn of the event loop when one of them is urgent (chat,
+// replies), or within LAZY_FLUSH_MS when all are presence updates, which
+// nobody waits for. A connection's frames always leave in the order queued.
 import type { WebSocket } from 'ws';
 
-const pending = new Set<WebSocket>();
-let scheduled = false;
+/** How long presence-only output (user add/change/delete) may wait. */
+export const LAZY_FLUSH_MS = 50;
 
-function flush(): void {
-  scheduled = false;
-  for (const ws of pending) {
-    const raw = socketOf(ws);
-    raw?.uncork();
-  }
-  pending.clear();
+/** Limit of queued output per connection before it counts as too slow. */
+export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+interface Outbox {
+  ws: WebSocket;
+  frames: string[];
+  bytes: number;
 }
 
 interface Corkable {
@@ -20,29 +23,75 @@ interface Corkable {
   uncork(): void;
 }
 
+const boxes = new Map<WebSocket, Outbox>();
+const urgent = new Set<Outbox>();
+let immediate: NodeJS.Immediate | undefined;
+let lazyTimer: NodeJS.Timeout | undefined;
+
 function socketOf(ws: WebSocket): Corkable | undefined {
-  // `_socket` is ws's underlying net.Socket; it is public in practice but untyped.
+  // `_socket` is ws's underlying net.Socket; public in practice but untyped.
   return (ws as unknown as { _socket?: Corkable })._socket;
 }
 
-/** Limit of queued output per connection before it counts as too slow. */
-export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+function write(box: Outbox): void {
+  boxes.delete(box.ws);
+  urgent.delete(box);
+  const { ws, frames } = box;
+  if (ws.readyState !== 1) return;
+  const raw = socketOf(ws);
+  raw?.cork();
+  for (const f of frames) ws.send(f);
+  raw?.uncork();
+}
 
-/** Sends a text frame; returns false if the peer is too slow to keep up. */
-export function sendBatched(ws: WebSocket, frame: string): boolean {
+function flushUrgent(): void {
+  immediate = undefined;
+  for (const box of [...urgent]) write(box);
+}
+
+function flushAll(): void {
+  lazyTimer = undefined;
+  for (const box of [...boxes.values()]) write(box);
+}
+
+/**
+ * Queues a text frame. Returns false if the peer is too slow to keep up
+ * (its output backlog is over MAX_BUFFERED_BYTES): the caller should close it.
+ */
+export function sendBatched(ws: WebSocket, frame: string, isUrgent = true): boolean {
   if (ws.readyState !== 1) return true;
-  if (ws.bufferedAmount > MAX_BUFFERED_BYTES) return false;
-  if (!pending.has(ws)) {
-    const raw = socketOf(ws);
-    if (raw) {
-      raw.cork();
-      pending.add(ws);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
-    }
+  let box = boxes.get(ws);
+  if (!box) {
+    box = { ws, frames: [], bytes: 0 };
+    boxes.set(ws, box);
   }
-  ws.send(frame);
+  if (ws.bufferedAmount + box.bytes > MAX_BUFFERED_BYTES) {
+    boxes.delete(ws);
+    urgent.delete(box);
+    return false;
+  }
+  box.frames.push(frame);
+  box.bytes += frame.length;
+  if (isUrgent) {
+    urgent.add(box);
+    immediate ??= setImmediate(flushUrgent);
+  } else {
+    lazyTimer ??= setTimeout(flushAll, LAZY_FLUSH_MS);
+  }
   return true;
+}
+
+/** Writes whatever is queued for this connection now (before closing it, say). */
+export function flushNow(ws: WebSocket): void {
+  const box = boxes.get(ws);
+  if (box) write(box);
+}
+
+/** Drops what is queued for a connection that is gone. */
+export function discard(ws: WebSocket): void {
+  const box = boxes.get(ws);
+  if (box) {
+    boxes.delete(ws);
+    urgent.delete(box);
+  }
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket } from '../../transport/rate-limit.ts';
-import { sendBatched } from '../../transport/ws-sender.ts';
+import { discard, flushNow, sendBatched } from '../../transport/ws-sender.ts';
 import { type Place, renderEvent } from './render.ts';
 
 export const DIALECT = 'galene';
@@ -85,7 +85,8 @@ export class GaleneConnection implements Client, LivePeer {
   // Client (what the core calls)
 
   deliver(event: CoreEvent): void {
-    this.sendFrame(renderEvent(event, this.place));
+    // Presence updates may wait a little to be written with others.
+    this.sendFrame(renderEvent(event, this.place), event.type !== 'user');
   }
 
   terminate(reason: string): void {
@@ -329,9 +330,9 @@ export class GaleneConnection implements Client, LivePeer {
     this.sendFrame(JSON.stringify(msg));
   }
 
-  private sendFrame(frame: string): void {
+  private sendFrame(frame: string, urgent = true): void {
     if (this.closed) return;
-    if (!sendBatched(this.ws, frame)) {
+    if (!sendBatched(this.ws, frame, urgent)) {
       this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'too-slow' });
       this.close(CLOSE.tooSlow, 'the connection cannot keep up with the messages sent to it');
     }
@@ -340,6 +341,7 @@ export class GaleneConnection implements Client, LivePeer {
   private close(code: number, reason: string): void {
     if (this.closed) return;
     // Let queued frames (an error, a kick message) leave before the close frame.
+    flushNow(this.ws);
     this.ws.close(code, truncateReason(reason));
     this.cleanup();
   }
@@ -347,6 +349,7 @@ export class GaleneConnection implements Client, LivePeer {
   private cleanup(): void {
     if (this.closed) return;
     this.closed = true;
+    discard(this.ws);
     this.ctx.liveness.delete(this);
     this.ctx.metrics.clients.dec({ dialect: DIALECT });
     if (this.handshaken) this.ctx.activeIds.delete(this.id);
