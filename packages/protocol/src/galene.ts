@@ -260,6 +260,8 @@ export const serverUsermessage = z.object({
   username: z.string().optional(),
   dest: z.string().optional(),
   privileged: z.boolean().optional(),
+  /** Galène servers may stamp relayed messages (ISO 8601); Atrium does not. */
+  time: z.union([z.string().max(64), z.number()]).optional(),
   error: z.string().optional(),
   value: z.unknown().optional(),
 });

@@ -8,6 +8,12 @@ export type { Permission };
 
 export type UserData = Record<string, unknown>;
 
+/**
+ * What the back end says about a member (token claims, the admin API): a
+ * JSON object the member cannot set itself, or null when there is none.
+ */
+export type Description = Record<string, unknown> | null;
+
 /** Group facts a member may see (the dialect adds URLs). */
 export interface GroupInfo {
   name: string;
@@ -46,6 +52,8 @@ export interface UserEvent {
   username: string | undefined;
   permissions: Permission[];
   data: UserData;
+  /** Set by the server only; null when none (and on 'delete'). */
+  description: Description;
 }
 
 export type ChatKind = '' | 'me' | 'caption';

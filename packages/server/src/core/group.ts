@@ -3,7 +3,7 @@
 // about permissions lives here, so every dialect gets the same answers.
 import type { GroupDescription } from '../groups/index.ts';
 import { ChatHistory } from './chat-history.ts';
-import type { ChatEvent, ChatKind, Client, CoreEvent, GroupInfo, Permission, UserData, UserEvent } from './client.ts';
+import type { ChatEvent, ChatKind, Client, CoreEvent, Description, GroupInfo, IceServerInfo, Permission, UserData, UserEvent } from './client.ts';
 import type { MediaEngine } from '../media/engine.ts';
 import { mergeData } from './data.ts';
 import { CoreError } from './errors.ts';
@@ -27,13 +27,23 @@ export class Member {
   constructor(
     readonly group: Group,
     readonly client: Client,
-    readonly username: string | undefined,
+    private name: string | undefined,
     private perms: Set<Permission>,
     private userData: UserData,
+    private desc: Description = null,
   ) {}
 
   get id(): string {
     return this.client.id;
+  }
+
+  get username(): string | undefined {
+    return this.name;
+  }
+
+  /** What the back end says about this member; see Group.describeMember. */
+  get description(): Description {
+    return this.desc;
   }
 
   get permissions(): Permission[] {
@@ -61,6 +71,18 @@ export class Member {
     this.memo = undefined;
   }
 
+  /** Use Group.rename, which checks and tells the others. */
+  setUsername(username: string | undefined): void {
+    this.name = username;
+    this.memo = undefined;
+  }
+
+  /** Use Group.describeMember, which tells the others. */
+  setDescription(description: Description): void {
+    this.desc = description;
+    this.memo = undefined;
+  }
+
   /** The `user` event describing this member; the same object while nothing changes, so dialects can cache its rendering. */
   userEvent(kind: 'add' | 'change'): UserEvent {
     if (kind === 'change') return this.makeUserEvent('change');
@@ -69,7 +91,7 @@ export class Member {
   }
 
   private makeUserEvent(kind: UserEvent['kind']): UserEvent {
-    return { type: 'user', kind, id: this.id, username: this.username, permissions: this.permissions, data: this.userData };
+    return { type: 'user', kind, id: this.id, username: this.name, permissions: this.permissions, data: this.userData, description: this.desc };
   }
 }
 
@@ -85,6 +107,12 @@ export interface MessageInput {
   dest?: string | undefined;
   value: unknown;
   noecho?: boolean | undefined;
+  /**
+   * Only members whose client is of this kind take part (mesh signalling
+   * means nothing to the clients of another dialect): a broadcast skips the
+   * others and a `dest` among them is not found.
+   */
+  audience?: string | undefined;
 }
 
 export type UserActionKind = 'op' | 'unop' | 'present' | 'unpresent' | 'kick' | 'setdata';
@@ -97,6 +125,8 @@ export class Group {
   readonly history: ChatHistory;
   /** The group's media streams; undefined on a server without a media engine. */
   readonly streams: GroupStreams | undefined;
+  /** Created on first join for a name with no group file, and forgotten when empty. */
+  readonly ephemeral: boolean;
 
   constructor(
     readonly name: string,
@@ -107,8 +137,11 @@ export class Group {
       subgroupsOf: (name: string) => { name: string; clientCount: number }[];
       engine?: MediaEngine | undefined;
       onStreamError?: (member: Member, e: unknown) => void;
+      /** Created for a room or pool that has no group file: forgotten as soon as it is empty. */
+      ephemeral?: boolean | undefined;
     },
   ) {
+    this.ephemeral = env.ephemeral ?? false;
     this.history = new ChatHistory(desc.maxHistoryAge);
     if (env.engine) {
       this.streams = new GroupStreams({
@@ -167,7 +200,7 @@ export class Group {
    * Admits an authenticated client. Checks the group's own rules (opening
    * times, lock, capacity); who the client is was settled by the caller.
    */
-  admit(client: Client, username: string | undefined, permissions: Permission[], data: UserData, now = new Date()): Member {
+  admit(client: Client, username: string | undefined, permissions: Permission[], data: UserData, now = new Date(), description: Description = null): Member {
     const d = this.desc;
     const isOp = permissions.includes('op');
     if (d.notBefore && now < d.notBefore) {
@@ -187,7 +220,7 @@ export class Group {
       throw new CoreError('already-joined', `client id "${client.id}" is already in group "${this.name}"`);
     }
 
-    const member = new Member(this, client, username, new Set(permissions), data);
+    const member = new Member(this, client, username, new Set(permissions), data, description);
     this.members.set(client.id, member);
     if (isOp && this.lock && d.autolock && this.lock.message === undefined) this.lock = undefined;
 
@@ -208,7 +241,7 @@ export class Group {
     this.members.delete(member.id);
     this.streams?.memberLeft(member);
     if (opts.notify) member.client.deliver(this.joinedEvent('leave', member));
-    const gone: UserEvent = { type: 'user', kind: 'delete', id: member.id, username: member.username, permissions: [], data: {} };
+    const gone: UserEvent = { type: 'user', kind: 'delete', id: member.id, username: member.username, permissions: [], data: {}, description: null };
     this.broadcast(gone);
     this.env.observer.memberRemoved?.(this, member);
     this.checkOperators();
@@ -245,6 +278,7 @@ export class Group {
       throw new CoreError('not-permitted', `only the server may send messages of kind "${input.kind}"`);
     }
     if (input.kind === 'mute') this.require(from, 'op', 'mute other users');
+    const audience = input.audience;
     const event = {
       type: 'message' as const,
       kind: input.kind,
@@ -255,10 +289,43 @@ export class Group {
       value: input.value,
     };
     if (event.dest !== undefined) {
-      this.target(event.dest).client.deliver(event);
+      const to = this.target(event.dest);
+      if (audience !== undefined && to.client.kind !== audience) throw this.noSuchUser(event.dest);
+      to.client.deliver(event);
       return;
     }
-    this.broadcast(event, input.noecho ? from : undefined);
+    if (audience === undefined) {
+      this.broadcast(event, input.noecho ? from : undefined);
+      return;
+    }
+    for (const m of this.members.values()) {
+      if (m.client.kind === audience && !(input.noecho && m === from)) m.client.deliver(event);
+    }
+  }
+
+  /**
+   * A member changes its own name. A name that belongs to a user of the
+   * group file stays that user's.
+   */
+  rename(member: Member, username: string | undefined): void {
+    if (member.username === username) return;
+    if (username !== undefined && Object.hasOwn(this.desc.users, username)) {
+      throw new CoreError('not-permitted', `the username "${username}" belongs to a registered user of group "${this.name}"; choose another one`);
+    }
+    member.setUsername(username);
+    this.broadcast(member.userEvent('change'));
+  }
+
+  /** The back end (token claims, admin API) changes what it says about a member; everyone is told. */
+  describeMember(member: Member, description: Description): void {
+    if (this.members.get(member.id) !== member) return;
+    member.setDescription(description);
+    this.broadcast(member.userEvent('change'));
+  }
+
+  /** The ICE servers a member should use now (TURN credentials are made afresh). */
+  iceServersFor(member: Member): IceServerInfo[] {
+    return this.env.iceServersFor(member.username);
   }
 
   // ---------------------------------------------------------------------
@@ -345,6 +412,22 @@ export class Group {
     target.client.terminate(message);
   }
 
+  /**
+   * Ends the group at once (the server is stopping): every member is told
+   * why and dropped, without the N² user-delete broadcast of N leaves.
+   */
+  dissolve(message: string): void {
+    this.announce('warning', message);
+    const members = [...this.members.values()];
+    this.members.clear();
+    for (const m of members) {
+      this.streams?.memberLeft(m);
+      this.env.observer.memberRemoved?.(this, m);
+    }
+    this.streams?.close();
+    for (const m of members) m.client.terminate(message);
+  }
+
   /** Tells every member something from the server (e.g. the server is stopping). */
   announce(kind: 'info' | 'warning' | 'error', text: string): void {
     this.broadcast({ type: 'message', kind, source: undefined, username: undefined, dest: undefined, privileged: true, value: text });
@@ -383,8 +466,12 @@ export class Group {
 
   private target(id: string): Member {
     const m = this.members.get(id);
-    if (!m) throw new CoreError('no-such-user', `there is no user with id "${id}" in group "${this.name}"`);
+    if (!m) throw this.noSuchUser(id);
     return m;
+  }
+
+  private noSuchUser(id: string): CoreError {
+    return new CoreError('no-such-user', `there is no user with id "${id}" in group "${this.name}"`);
   }
 
   private joinedEvent(kind: 'join' | 'change' | 'leave', member: Member): CoreEvent {

@@ -2,9 +2,9 @@
 // description, authenticates a client and admits it. Dialects call `join`;
 // they never build groups themselves.
 import { EventEmitter } from 'node:events';
-import { type GroupDescription, validateGroupName } from '../groups/index.ts';
+import { type GroupDescription, parseGroupDescription, validateGroupName } from '../groups/index.ts';
 import type { MediaEngine } from '../media/engine.ts';
-import type { Client, IceServerInfo, Permission, UserData } from './client.ts';
+import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
 import { Group, type GroupObserver, type Member } from './group.ts';
 
@@ -17,6 +17,8 @@ export interface Credentials {
 export interface Identity {
   username: string | undefined;
   permissions: Permission[];
+  /** What the back end says about the client (e.g. a claim of a verified token). */
+  description?: Description | undefined;
 }
 
 /** Decides who a client is and what it may do in a group; throws CoreError when refused. */
@@ -37,6 +39,13 @@ export interface JoinRequest extends Credentials {
   data?: UserData | undefined;
   /** The group's public URL, the audience of its tokens. */
   groupUrl: string;
+  /**
+   * A name with no group file is an ephemeral group (mesh rooms and pools):
+   * created on first join, open to anyone with present and message,
+   * forgotten as soon as it is empty. A group file of the same name, when
+   * there is one, governs it instead.
+   */
+  ephemeral?: boolean | undefined;
 }
 
 export type JoinOutcome = { kind: 'joined'; member: Member } | { kind: 'redirect'; url: string };
@@ -85,13 +94,19 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     return { ...parent, name, public: false };
   }
 
-  /** A live group, created on first use. */
-  open(name: string): Group | undefined {
+  /** A live group, created on first use (an ephemeral one when asked and no file describes it). */
+  open(name: string, opts: { ephemeral?: boolean | undefined } = {}): Group | undefined {
     const existing = this.live.get(name);
     if (existing) return existing;
-    const desc = this.describe(name);
+    let desc = this.describe(name);
+    let ephemeral = false;
+    if (!desc && opts.ephemeral && isValidGroupName(name)) {
+      desc = ephemeralDescription(name);
+      ephemeral = true;
+    }
     if (!desc) return undefined;
     const group = new Group(name, desc, {
+      ephemeral,
       observer: this.observer,
       iceServersFor: this.iceServersFor,
       subgroupsOf: (n) => this.subgroupsOf(n),
@@ -116,14 +131,18 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
   }
 
   async join(client: Client, req: JoinRequest): Promise<JoinOutcome> {
-    const desc = this.describe(req.group);
+    let desc = this.describe(req.group);
+    if (!desc && req.ephemeral) {
+      if (!isValidGroupName(req.group)) throw new CoreError('bad-message', `"${req.group}" cannot name a room or pool: use letters, digits, "-" and "_" (no leading "." nor "//")`);
+      desc = ephemeralDescription(req.group);
+    }
     if (!desc) throw new CoreError('no-such-group', `there is no group called "${req.group}" on this server`);
     if (desc.redirect) return { kind: 'redirect', url: desc.redirect };
     const who = await this.auth.authenticate(desc, req.group, req, req.groupUrl);
     // The group may have been created or changed while we awaited.
-    const group = this.open(req.group);
+    const group = this.open(req.group, { ephemeral: req.ephemeral });
     if (!group) throw new CoreError('no-such-group', `group "${req.group}" was deleted`);
-    return { kind: 'joined', member: group.admit(client, who.username, who.permissions, req.data ?? {}) };
+    return { kind: 'joined', member: group.admit(client, who.username, who.permissions, req.data ?? {}, new Date(), who.description ?? null) };
   }
 
   private subgroupsOf(name: string): { name: string; clientCount: number }[] {
@@ -137,7 +156,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
   private descriptionChanged(name: string, desc: GroupDescription | undefined): void {
     for (const [gname, group] of this.live) {
       if (gname !== name && !gname.startsWith(`${name}/`)) continue;
-      const next = this.describe(gname);
+      const next = this.describe(gname) ?? (group.ephemeral ? ephemeralDescription(gname) : undefined);
       if (next) {
         group.setDescription(next);
       } else {
@@ -149,9 +168,18 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private maybeForget(group: Group): void {
-    // An empty group with no history holds nothing worth keeping.
-    if (group.size === 0 && group.history.size === 0) this.live.delete(group.name);
+    // An empty group with no history holds nothing worth keeping; an
+    // ephemeral one keeps nothing at all once it is empty.
+    if (group.size === 0 && (group.ephemeral || group.history.size === 0) && this.live.get(group.name) === group) this.live.delete(group.name);
   }
+}
+
+/** The rules of a room or pool that has no group file: anyone may join, with present and message. */
+function ephemeralDescription(name: string): GroupDescription {
+  return parseGroupDescription(name, `(no group file: "${name}" is an ephemeral room)`, {
+    'allow-anonymous': true,
+    'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' },
+  });
 }
 
 function isValidGroupName(name: string): boolean {

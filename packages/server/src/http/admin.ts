@@ -2,6 +2,10 @@
 // that `galenectl` and other Galène tools can manage Atrium: statistics,
 // group definitions with ETags, users, passwords, the wildcard user, token
 // keys and stateful tokens. Passwords and keys are never returned nor logged.
+// Atrium adds the live clients of a group and their descriptions (what the
+// back end says about a client, pushed to its mesh peers at once):
+//   GET               .groups/<group>/.clients/                 [{id, username?, description}]
+//   GET, PUT, DELETE  .groups/<group>/.clients/<id>/.description  a JSON object, or null
 import { randomBytes } from 'node:crypto';
 import type {
   FastifyBaseLogger,
@@ -14,6 +18,7 @@ import type {
 } from 'fastify';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JWK, type ProtectedHeaderParameters } from 'jose';
 import { z } from 'zod';
+import type { Description } from '../core/client.ts';
 import type { Logger } from '../log.ts';
 import type { ServerConfig } from '../config/server-config.ts';
 import {
@@ -61,12 +66,24 @@ export interface TokenStoreLike {
   delete(token: string): Promise<boolean>;
 }
 
+/** The live members of groups, for the description endpoints. */
+export interface MemberDirectory {
+  /** The members of a live group (empty when nobody is in it). */
+  list(group: string): { id: string; username?: string | undefined; description: Description }[];
+  /** One member's description; undefined when there is no such member. */
+  get(group: string, id: string): { description: Description } | undefined;
+  /** Sets one member's description and tells its peers; false when there is no such member. */
+  describe(group: string, id: string, description: Description): boolean;
+}
+
 export interface AdminApiDeps {
   groups: GroupStore;
   config: () => ServerConfig;
   tokens: TokenStoreLike;
   stats: () => unknown | Promise<unknown>;
   log: Logger;
+  /** Live members; without it the .clients endpoints answer 404. */
+  members?: MemberDirectory | undefined;
 }
 
 const PREFIX = '/galene-api/';
@@ -102,7 +119,9 @@ type Target =
   | { kind: 'password'; group: string; user: UserRef }
   | { kind: 'keys'; group: string }
   | { kind: 'tokens'; group: string }
-  | { kind: 'token'; group: string; token: string };
+  | { kind: 'token'; group: string; token: string }
+  | { kind: 'clients'; group: string }
+  | { kind: 'description'; group: string; client: string };
 
 function notFound(what: string): HttpError {
   return new HttpError(404, `${what} not found; see galene-api.md for the endpoints under /galene-api/v0/`);
@@ -155,6 +174,13 @@ function parseTarget(pathname: string): Target {
       if (sub === '') return { kind: 'tokens', group };
       if (sub.includes('/')) throw notFound(`"${special}"`);
       return { kind: 'token', group, token: sub };
+    case '.clients': {
+      if (sub === undefined) throw notFound(`"${special}" (the client list is ".clients/")`);
+      if (sub === '') return { kind: 'clients', group };
+      const client = sub.endsWith('/.description') ? sub.slice(0, -'/.description'.length) : '';
+      if (client === '' || client.includes('/')) throw notFound(`"${special}" (a client's description is ".clients/<id>/.description")`);
+      return { kind: 'description', group, client };
+    }
     default:
       throw notFound(`"${special}"`);
   }
@@ -220,6 +246,11 @@ function tokenTimesValid(t: StatefulToken, now: number): boolean {
 // Bodies
 
 const jsonObject = z.record(z.string(), z.unknown());
+const MAX_DESCRIPTION_BYTES = 16 * 1024;
+const descriptionBody = z
+  .record(z.string(), z.unknown())
+  .refine((v) => JSON.stringify(v).length <= MAX_DESCRIPTION_BYTES, { message: `must be at most ${MAX_DESCRIPTION_BYTES} bytes as JSON` })
+  .nullable();
 
 function mediaType(req: FastifyRequest): string {
   return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -697,6 +728,36 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
     throw methodNotAllowed(req.method, 'a token', ['HEAD', 'GET', 'PUT', 'DELETE']);
   }
 
+  function directory(): MemberDirectory {
+    if (deps.members === undefined) throw new HttpError(404, 'this server keeps no live clients here');
+    return deps.members;
+  }
+
+  async function clientList(req: FastifyRequest, reply: FastifyReply, name: string): Promise<FastifyReply> {
+    if (!isRead(req.method)) throw methodNotAllowed(req.method, 'the list of clients', ['HEAD', 'GET']);
+    const list = directory()
+      .list(name)
+      .map((m) => (m.username === undefined ? { id: m.id, description: m.description } : { id: m.id, username: m.username, description: m.description }));
+    return sendJson(reply, 200, list);
+  }
+
+  async function description(req: FastifyRequest, reply: FastifyReply, name: string, client: string, who: Principal): Promise<FastifyReply> {
+    const what = `client "${client}" of group "${name}"`;
+    const members = directory();
+    if (isRead(req.method)) {
+      const m = members.get(name, client);
+      if (m === undefined) throw new HttpError(404, `there is no ${what}; clients come and go, list them with .clients/`);
+      return sendJson(reply, 200, m.description);
+    }
+    let next: Description;
+    if (req.method === 'PUT') next = validate(descriptionBody, readJson(req), 'description (a JSON object, or null)');
+    else if (req.method === 'DELETE') next = null;
+    else throw methodNotAllowed(req.method, `the description of ${what}`, ['HEAD', 'GET', 'PUT', 'DELETE']);
+    if (!members.describe(name, client, next)) throw new HttpError(404, `there is no ${what}; clients come and go, list them with .clients/`);
+    log.info({ group: name, client, by: who.name }, next === null ? 'admin API: description removed' : 'admin API: description set');
+    return sendEmpty(reply, 204);
+  }
+
   async function dispatch(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const target = parseTarget(new URL(req.url, 'http://localhost').pathname);
     const g = groupOf(target);
@@ -722,6 +783,10 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
         return tokenList(req, reply, target.group, who);
       case 'token':
         return token(req, reply, target.group, target.token, who);
+      case 'clients':
+        return clientList(req, reply, target.group);
+      case 'description':
+        return description(req, reply, target.group, target.client, who);
     }
   }
 
