@@ -8,8 +8,8 @@ import {
   RtcpSrPacket,
   RtcpTransportLayerFeedback,
   RtpHeader,
-  RtpPacket,
   TransportWideCC,
+  type RtpPacket,
   type RtcpPacket,
   type RTCRtpSender,
 } from 'werift';
@@ -17,8 +17,10 @@ import type { ConnectionState, DownRequest, DownStream, DownStreamEvents, DownSt
 import { TypedEmitter } from '../emitter.ts';
 import { RateMeter, isKeyframeStart, seqAdd, seqDiff, tsAdd } from '../rtp.ts';
 import { downConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
+import { DOWN_RECV_BUFFER, FastRtpSender, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
 import { LayerChooser, type BandwidthEstimate } from './layers.ts';
 import { PacketCache } from './packet-cache.ts';
+import { rtpHeaderLength, writeRtpHeader } from './srtp.ts';
 import { TWCC_URI, TwccSendHistory, type ParsedTwcc } from './twcc.ts';
 import { fromCandidate, toCandidate, type PacketSink, type WeriftUpStream, type WeriftUpTrack } from './up-stream.ts';
 
@@ -32,6 +34,29 @@ type DtlsTransport = NonNullable<RTCRtpSender['dtlsTransport']>;
 
 const random16 = () => Math.floor(Math.random() * 0x10000);
 const random32 = () => Math.floor(Math.random() * 0x100000000) >>> 0;
+
+/** Seconds from the NTP epoch (1900) to the Unix epoch. */
+const NTP_UNIX_OFFSET = 2208988800;
+
+/** A wall-clock time (ms since 1970) as a 64-bit NTP timestamp (RFC 3550 §4). */
+export function ntpFromMs(ms: number): bigint {
+  const s = Math.floor(ms / 1000);
+  const frac = Math.floor(((ms - s * 1000) / 1000) * 0x100000000);
+  return (BigInt(s + NTP_UNIX_OFFSET) << 32n) | BigInt(frac >>> 0);
+}
+
+/** The fields of werift's RTCRtpSender that its sender reports (runRtcp) and getStats read. */
+interface SenderCounters {
+  ntpTimestamp: bigint;
+  rtpTimestamp: number;
+  packetCount: number;
+  octetCount: number;
+  headerBytesSent: number;
+  runRtcp(): Promise<void>;
+}
+
+/** How often our counters are copied into werift's sender, for its SRs (ms). */
+const SR_SYNC_MS = 20;
 
 /** Forwards one up-track to one subscriber, rewriting SSRC/PT/seq/timestamps. */
 export class DownTrack implements PacketSink {
@@ -62,6 +87,19 @@ export class DownTrack implements PacketSink {
   packetsLost = 0;
   fractionLost = 0;
   jitter = 0;
+  /** Transport-cc extension id this track's packets carry (0: not negotiated). */
+  twccId = 0;
+  // Sender-report state, kept here and copied into werift's sender every
+  // SR_SYNC_MS: writing its fields per packet is slower (an object of 50+
+  // fields), and its ntpTime() per packet formatted a string (with a wrong fraction).
+  /** Wall-clock time (ms) of the newest packet sent: the SR's NTP time, paired with #srRtp. */
+  #srAt = 0;
+  #srRtp = 0;
+  #srPackets = 0;
+  #srOctets = 0;
+  #srHeaderBytes = 0;
+  #srSyncedAt = 0;
+  #rtcpStarted = false;
 
   constructor(
     readonly up: WeriftUpTrack,
@@ -86,7 +124,7 @@ export class DownTrack implements PacketSink {
         this.jitter = r.jitter / this.up.clockRate;
       }
     });
-    up.sinks.add(this);
+    up.addSink(this);
   }
 
   get connected(): boolean {
@@ -128,35 +166,47 @@ export class DownTrack implements PacketSink {
     }
     const seq = seqAdd(h.sequenceNumber, this.#seqOffset);
     const ts = tsAdd(h.timestamp, this.#tsOffset);
+    const payload = packet.payload;
     if (seqDiff(seq, this.#lastSeq) > 0) {
       this.#lastIn = h.sequenceNumber;
       this.#lastSeq = seq;
       this.#lastTs = ts;
       this.#lastTime = now;
+      this.#srRtp = ts;
+      this.#srAt = now;
     }
-    const header = new RtpHeader({
-      payloadType: this.sender.codec!.payloadType,
-      sequenceNumber: seq,
-      timestamp: ts,
-      ssrc: this.sender.ssrc,
-      marker: h.marker,
-      extensions: [],
-    });
+    // what werift's sendRtp counted for the sender reports
+    this.#srPackets = (this.#srPackets + 1) >>> 0;
+    this.#srOctets += payload.length;
+    this.#srHeaderBytes += rtpHeaderLength(this.twccId);
+    if (now - this.#srSyncedAt >= SR_SYNC_MS) this.#syncSenderReport(now);
     this.packets++;
-    this.bytes += packet.payload.length;
-    this.meter.add(packet.payload.length, now);
-    this.cache?.store(seq, ts, h.marker, packet.payload, now);
-    // werift's sendRtp adds its header extensions (numbering transport-cc
-    // synchronously, before its first await) and sends SRs.
-    this.sender.sendRtp(new RtpPacket(header, packet.payload)).catch(() => {});
-    this.owner.sent(packet.payload.length, now);
+    this.bytes += payload.length;
+    this.meter.add(payload.length, now);
+    this.cache?.store(seq, ts, h.marker, payload, now);
+    this.owner.send(this, seq, ts, h.marker, payload, now);
+  }
+
+  /** Copies the SR state into werift's sender (its runRtcp loop reads it); starts that loop once. */
+  #syncSenderReport(now: number): void {
+    this.#srSyncedAt = now;
+    const s = this.sender as unknown as SenderCounters;
+    if (this.#srAt > 0) s.ntpTimestamp = ntpFromMs(this.#srAt);
+    s.rtpTimestamp = this.#srRtp;
+    s.packetCount = this.#srPackets;
+    s.octetCount = this.#srOctets;
+    s.headerBytesSent = this.#srHeaderBytes;
+    if (!this.#rtcpStarted) {
+      this.#rtcpStarted = true;
+      s.runRtcp().catch(() => {}); // werift's SR loop (its sendRtp started it)
+    }
   }
 
   /** The subscriber's NACK: resends what our cache still holds. */
   onNack(lost: readonly number[], now: number): void {
     this.nacks += lost.length;
     if (!this.cache || !this.connected) return;
-    this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => this.owner.resend(this, seq, timestamp, marker, payload, now));
+    this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => this.owner.send(this, seq, timestamp, marker, payload, now));
   }
 
   #rebase(seq: number, ts: number, now: number): void {
@@ -222,7 +272,7 @@ export class DownTrack implements PacketSink {
   }
 
   detach(): void {
-    this.up.sinks.delete(this);
+    this.up.removeSink(this);
   }
 }
 
@@ -239,8 +289,8 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   #probeAfterMs: number | undefined;
   /** The bundled transport, once known. */
   #transport: DtlsTransport | undefined;
-  /** Transport-cc extension id we send with (undefined: not negotiated). */
-  #twccId: number | undefined;
+  /** Our send path on the transport's nominated socket (undefined until the transport is known). */
+  #fast: FastRtpSender | undefined;
   readonly twcc = new TwccSendHistory();
   #limiter: { rate: number; tokens: number; at: number } | undefined;
 
@@ -267,6 +317,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
       this.emit('state', state);
       if (state === 'connected') {
         this.#hookTransport();
+        raiseSocketBuffers(this.#transport as unknown as DtlsTransportLike, DOWN_RECV_BUFFER);
         this.#tick();
       }
       if (state === 'failed') this.close();
@@ -313,14 +364,13 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     let transport: DtlsTransport | undefined;
     for (const t of this.#tracks.values()) transport ??= t.sender.dtlsTransport;
     if (!transport) return;
-    this.#twccId = undefined;
     for (const t of this.#tracks.values()) {
       const exts = (t.sender as unknown as { headerExtensions?: { uri: string; id: number }[] }).headerExtensions;
-      const ext = exts?.find((e) => e.uri === TWCC_URI);
-      if (ext) this.#twccId = ext.id;
+      t.twccId = exts?.find((e) => e.uri === TWCC_URI)?.id ?? 0;
     }
     if (transport === this.#transport) return;
     this.#transport = transport;
+    this.#fast = new FastRtpSender(transport as unknown as DtlsTransportLike, DOWN_RECV_BUFFER);
     transport.onRtcp.subscribe((p) => {
       if (this.#closed || transport !== this.#transport) return;
       this.#onRtcp(p);
@@ -345,27 +395,50 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     }
   }
 
-  /** Bookkeeping after a down-track handed a packet to werift: its transport-cc number, for the feedback. */
-  sent(payloadBytes: number, now: number): void {
-    if (this.#twccId === undefined || !this.#transport) return;
-    this.twcc.sent(this.#transport.transportSequenceNumber, payloadBytes + PACKET_OVERHEAD, now);
-  }
-
-  /** Resends a cached packet (a NACK answer) with a fresh transport-cc number. */
-  resend(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number): void {
+  /**
+   * Sends one packet of a down-track (new or a NACK answer): a transport-cc
+   * number and its send record, then our fast path (header bytes, SRTP, the
+   * nominated socket), or werift's transport send when that path cannot.
+   */
+  send(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number): void {
     const transport = this.#transport;
     const codec = track.sender.codec;
     if (!transport || !codec) return;
-    const extensions: { id: number; payload: Buffer }[] = [];
-    if (this.#twccId !== undefined) {
-      transport.transportSequenceNumber = (transport.transportSequenceNumber + 1) & 0xffff;
-      const b = Buffer.allocUnsafe(2);
-      b.writeUInt16BE(transport.transportSequenceNumber, 0);
-      extensions.push({ id: this.#twccId, payload: b });
-      this.twcc.sent(transport.transportSequenceNumber, payload.length + PACKET_OVERHEAD, now);
+    const twccId = track.twccId;
+    let twccSeq = 0;
+    if (twccId > 0) {
+      twccSeq = transport.transportSequenceNumber = (transport.transportSequenceNumber + 1) & 0xffff;
+      this.twcc.sent(twccSeq, payload.length + PACKET_OVERHEAD, now);
     }
-    const header = new RtpHeader({ payloadType: codec.payloadType, sequenceNumber: seq, timestamp, ssrc: track.sender.ssrc, marker, extensions });
+    // the test bottleneck drops after numbering, as a congested link would
+    if (this.#limiter && !this.#admit(payload.length + PACKET_OVERHEAD)) return;
+    const ssrc = track.sender.ssrc;
+    const fast = this.#fast;
+    if (fast && twccId <= 14) {
+      // a fresh header per datagram: the kernel may still hold a queued one
+      const header = Buffer.allocUnsafe(rtpHeaderLength(twccId));
+      writeRtpHeader(header, codec.payloadType, marker, seq, timestamp, ssrc, twccId, twccSeq);
+      if (fast.send(header, payload, ssrc, seq) >= 0) return;
+    }
+    const extensions: { id: number; payload: Buffer }[] = [];
+    if (twccId > 0) {
+      const b = Buffer.allocUnsafe(2);
+      b.writeUInt16BE(twccSeq, 0);
+      extensions.push({ id: twccId, payload: b });
+    }
+    const header = new RtpHeader({ payloadType: codec.payloadType, sequenceNumber: seq, timestamp, ssrc, marker, extensions });
     transport.sendRtp(payload, header).catch(() => {});
+  }
+
+  #admit(size: number): boolean {
+    const l = this.#limiter!;
+    const now = Date.now();
+    // a 100 ms bucket
+    l.tokens = Math.min(l.rate / 10, l.tokens + ((now - l.at) * l.rate) / 1000);
+    l.at = now;
+    if (l.tokens < size) return false;
+    l.tokens -= size;
+    return true;
   }
 
   async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
@@ -427,30 +500,8 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
    * number, as a congested link would); undefined removes it.
    */
   debugLimitBitrate(bitsPerSecond: number | undefined): void {
-    const transport = this.#transport;
-    if (!transport) throw new Error(`down-stream ${this.id}: not connected yet, nothing to limit`);
-    const t = transport as unknown as { sendRtp: DtlsTransport['sendRtp']; __atriumSendRtp?: DtlsTransport['sendRtp'] };
-    t.__atriumSendRtp ??= t.sendRtp;
-    const original = t.__atriumSendRtp;
-    if (bitsPerSecond === undefined) {
-      t.sendRtp = original;
-      this.#limiter = undefined;
-      return;
-    }
-    this.#limiter = { rate: bitsPerSecond / 8, tokens: bitsPerSecond / 80, at: Date.now() };
-    t.sendRtp = (payload, header) => {
-      const l = this.#limiter;
-      if (l) {
-        const now = Date.now();
-        // a 100 ms bucket
-        l.tokens = Math.min(l.rate / 10, l.tokens + ((now - l.at) * l.rate) / 1000);
-        l.at = now;
-        const size = payload.length + PACKET_OVERHEAD;
-        if (l.tokens < size) return Promise.resolve(0);
-        l.tokens -= size;
-      }
-      return original.call(transport, payload, header);
-    };
+    if (!this.#transport) throw new Error(`down-stream ${this.id}: not connected yet, nothing to limit`);
+    this.#limiter = bitsPerSecond === undefined ? undefined : { rate: bitsPerSecond / 8, tokens: bitsPerSecond / 80, at: Date.now() };
   }
 
   /** Called when one of the source's tracks ended (the up-stream is closing). */

@@ -13,6 +13,7 @@ import type { CodecName, ConnectionState, IceCandidate, StreamStats, TrackKind, 
 import { TypedEmitter } from '../emitter.ts';
 import { ReceiveStats, keyframeWidth, seqAdd, seqDiff } from '../rtp.ts';
 import { codecName, upConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
+import { UP_RECV_BUFFER, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
 import { TwccFeedback, readTwccSeq, twccExtensionId } from './twcc.ts';
 
 /** At most one keyframe request per layer in this interval. */
@@ -84,7 +85,8 @@ class Layer {
 
 export class WeriftUpTrack implements UpTrack {
   readonly layerList: Layer[] = [];
-  readonly sinks = new Set<PacketSink>();
+  /** The down-tracks fed by this track (an array: the per-packet loop allocates no iterator). */
+  #sinks: PacketSink[] = [];
   readonly weriftTracks = new Set<MediaStreamTrack>();
   codec: CodecName | undefined;
   codecDescription: CodecDescription | undefined;
@@ -97,6 +99,16 @@ export class WeriftUpTrack implements UpTrack {
     readonly receiver: RTCRtpReceiver,
     readonly clockRate: number,
   ) {}
+
+  get sinks(): readonly PacketSink[] {
+    return this.#sinks;
+  }
+  addSink(sink: PacketSink): void {
+    if (!this.#sinks.includes(sink)) this.#sinks = [...this.#sinks, sink];
+  }
+  removeSink(sink: PacketSink): void {
+    this.#sinks = this.#sinks.filter((s) => s !== sink);
+  }
 
   get layers(): readonly string[] {
     return this.layerList.flatMap((l) => (l.rid === undefined ? [] : [l.rid]));
@@ -130,7 +142,9 @@ export class WeriftUpTrack implements UpTrack {
       // keep the loudest (smallest -dBov) over ~300 ms
       if (!prev || now - prev.at > 300 || levelExt.level < prev.level) this.#audioLevel = { level: levelExt.level, at: now };
     }
-    for (const sink of this.sinks) sink.onPacket(layerIndex, packet, now);
+    // a copy-on-write array: a sink removed while we loop still gets this packet, harmlessly
+    const sinks = this.#sinks;
+    for (let i = 0; i < sinks.length; i++) sinks[i]!.onPacket(layerIndex, packet, now);
   }
 
   /** PLI to the publisher for one layer (or all), at most once per KEYFRAME_REQUEST_INTERVAL_MS per layer. */
@@ -231,8 +245,9 @@ export class WeriftUpTrack implements UpTrack {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    for (const sink of [...this.sinks]) sink.onUpTrackEnded();
-    this.sinks.clear();
+    const sinks = this.#sinks;
+    this.#sinks = [];
+    for (const sink of sinks) sink.onUpTrackEnded();
   }
 }
 
@@ -263,6 +278,7 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;
       this.#state = state;
+      if (state === 'connected') this.raiseBuffers();
       this.emit('state', state);
       if (state === 'failed') this.close();
     });
@@ -274,6 +290,16 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
         this.#sendTwcc();
       }
     }, NACK_INTERVAL_MS);
+  }
+
+  /**
+   * A larger kernel receive buffer on the publisher's (nominated) socket:
+   * packets keep arriving while the loop fans the previous ones out, and the
+   * default (~208 KB, ~90 packets) overflowed. Returns the size in effect (0: none yet).
+   */
+  raiseBuffers(): number {
+    const dtls = this.pc.getTransceivers().find((t) => t.receiver.dtlsTransport)?.receiver.dtlsTransport;
+    return raiseSocketBuffers(dtls as unknown as DtlsTransportLike | undefined, UP_RECV_BUFFER);
   }
 
   get tracks(): readonly WeriftUpTrack[] {
