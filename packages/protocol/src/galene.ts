@@ -159,7 +159,8 @@ export const fileTransferValue = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('offer'), version: z.array(z.union([z.string(), z.number()])).max(8), id, sdp }),
   z.object({ type: z.literal('answer'), id, sdp }),
-  z.object({ type: z.literal('ice'), id, candidate: iceCandidate }),
+  // Galène's client sends a null candidate when gathering ends.
+  z.object({ type: z.literal('ice'), id, candidate: iceCandidate.nullable() }),
   z.object({ type: z.literal('cancel'), id, message: z.string().max(4096).optional() }),
 ]);
 export type FileTransferValue = z.infer<typeof fileTransferValue>;

@@ -9,15 +9,20 @@ import { GroupAccess } from './access.ts';
 import { TokenStore } from './auth/tokens.ts';
 import { GroupRegistry } from './core/registry.ts';
 import { GaleneConnection, type GaleneContext } from './dialects/galene/connection.ts';
+import { type CamusRoutes, registerCamusRoutes } from './dialects/camus/routes.ts';
+import { withTokenDescriptions } from './dialects/rtcpool/claims.ts';
+import { type RtcPoolRoutes, registerRtcPool } from './dialects/rtcpool/transports.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
-import { registerAdminApi } from './http/admin.ts';
+import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
 import { registerGroupPages } from './http/pages.ts';
+import { registerWebApp } from './http/web.ts';
 import { type PlaceOptions, placeFor } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
 import { type ConfiguredIceServer, configuredIceServers, rtcConfigurationFor } from './ice/index.ts';
 import { type Logger, createLogger } from './log.ts';
-import { type MediaEngine, createWeriftEngine } from './media/index.ts';
+import type { MediaEngine } from './media/index.ts';
+import { type MediaOptions, closeMediaEngine, createMediaEngine } from './media/workers/index.ts';
 import { Metrics } from './metrics.ts';
 import { type GroupReport, collectStats, updateMediaGauges } from './stats.ts';
 import { LivenessMonitor } from './transport/liveness.ts';
@@ -40,9 +45,10 @@ export interface ServerOptions {
    * The media engine: false runs a signalling-only server (stream messages
    * answer not-supported). additionalHostAddresses are offered as ICE host
    * candidates besides the machine's interfaces (loopback is skipped
-   * otherwise); portRange bounds the UDP ports.
+   * otherwise); portRange bounds the UDP ports; workers is the number of
+   * media worker threads (default: one per core; 0: media in this thread).
    */
-  media?: false | { additionalHostAddresses?: string[]; portRange?: [number, number] };
+  media?: false | MediaOptions;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
 }
@@ -60,6 +66,8 @@ export class AtriumServer {
   private readonly liveness = new LivenessMonitor();
   private readonly galene: GaleneContext;
   private readonly sockets = new Set<GaleneConnection>();
+  private camus: CamusRoutes | undefined;
+  private rtcpool: RtcPoolRoutes | undefined;
   /** The URL the server answers on, once started. */
   url = '';
 
@@ -69,8 +77,8 @@ export class AtriumServer {
     this.groups = new GroupStore({ dir: options.groupsDir, log: this.log });
     this.config = new ServerConfigWatcher({ dataDir: options.dataDir, log: this.log });
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
-    this.engine = options.media === false ? undefined : createWeriftEngine(options.media ?? {});
-    this.registry = new GroupRegistry(this.groups, new GroupAccess(this.tokens), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
+    this.engine = options.media === false ? undefined : createMediaEngine(options.media ?? {}, this.log);
+    this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
     });
@@ -119,13 +127,18 @@ export class AtriumServer {
       this.sockets.add(conn);
       socket.on('close', () => this.sockets.delete(conn));
     });
-    registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions() });
+    // Mesh rooms: Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/.
+    const mesh = { registry: this.registry, metrics: this.metrics, log: this.log, liveness: this.liveness };
+    this.camus = registerCamusRoutes(app, mesh, () => this.placeOptions());
+    this.rtcpool = registerRtcPool(app, { ...mesh, place: () => this.placeOptions() });
+    registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web: await registerWebApp(app, { log: this.log }) });
     await registerAdminApi(app, {
       groups: this.groups,
       config: () => this.config.current,
       tokens: this.tokens,
       stats: () => this.stats(),
       log: this.log,
+      members: this.memberDirectory(),
     });
 
     const { host, port } = parseListen(o.listen);
@@ -136,16 +149,37 @@ export class AtriumServer {
     this.log.info({ url: this.url }, 'Atrium is listening');
   }
 
+  /** Live members and their descriptions, for the admin API. */
+  private memberDirectory(): MemberDirectory {
+    const registry = this.registry;
+    return {
+      list: (group) => [...(registry.get(group)?.allMembers() ?? [])].map((m) => ({ id: m.id, username: m.username, description: m.description })),
+      get: (group, id) => {
+        const m = registry.get(group)?.member(id);
+        return m === undefined ? undefined : { description: m.description };
+      },
+      describe: (group, id, description) => {
+        const g = registry.get(group);
+        const m = g?.member(id);
+        if (g === undefined || m === undefined) return false;
+        g.describeMember(m, description);
+        return true;
+      },
+    };
+  }
+
   /** Group, client and stream statistics, as the admin API's .stats gives them. */
   stats(): Promise<GroupReport[]> {
     return collectStats(this.registry);
   }
 
   async stop(): Promise<void> {
-    for (const g of this.registry.groups()) g.announce('warning', 'the server is shutting down');
-    for (const c of this.sockets) c.terminate('the server is shutting down');
+    for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
+    for (const c of this.sockets) c.terminate('the server is shutting down', 'shutdown');
+    this.camus?.closeAll('the server is shutting down');
+    this.rtcpool?.closeAll('the server is shutting down');
     this.registry.close();
-    this.engine?.close();
+    if (this.engine) await closeMediaEngine(this.engine);
     this.groups.close();
     this.config.close();
     await this.app?.close();

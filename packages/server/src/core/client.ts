@@ -110,6 +110,9 @@ export interface Client {
   readonly kind: string;
   /** Hands the client an event; must not throw and must not block. */
   deliver(event: CoreEvent): void;
-  /** Ends the client's session (after a kick, or when the server stops). */
-  terminate(reason: string): void;
+  /**
+   * Ends the client's session: after a kick (or the group's deletion), or
+   * because the server is stopping, which clients should not take for a kick.
+   */
+  terminate(reason: string, why?: 'kicked' | 'shutdown'): void;
 }

@@ -425,7 +425,7 @@ export class Group {
       this.env.observer.memberRemoved?.(this, m);
     }
     this.streams?.close();
-    for (const m of members) m.client.terminate(message);
+    for (const m of members) m.client.terminate(message, 'shutdown');
   }
 
   /** Tells every member something from the server (e.g. the server is stopping). */

@@ -41,6 +41,8 @@ interface Subscription {
   offering: boolean;
   /** Another offer is needed once the current one is answered. */
   again: boolean;
+  /** How many up-tracks the source had when this down-stream was made. */
+  tracks: number;
   /** Our candidates wait until the subscriber has our first offer. */
   held: IceCandidate[] | undefined;
 }
@@ -239,7 +241,11 @@ export class GroupStreams {
       if (existing) this.closeDown(existing);
       return;
     }
-    if (existing) {
+    if (existing && existing.tracks !== pub.up.tracks.length) {
+      // The publisher added a track: a fresh down-stream carries it (a
+      // down-stream's m-lines are fixed when it is made).
+      this.closeDown(existing);
+    } else if (existing) {
       existing.down.setRequest(request);
       return;
     }
@@ -249,7 +255,7 @@ export class GroupStreams {
       request,
       iceServers: this.env.iceServers(),
     });
-    const sub: Subscription = { subscriber: member, down, pub, offering: false, again: false, held: [] };
+    const sub: Subscription = { subscriber: member, down, pub, offering: false, again: false, held: [], tracks: pub.up.tracks.length };
     pub.downs.set(member.id, sub);
     down.on('candidate', (candidate) => {
       if (sub.held) sub.held.push(candidate);
@@ -272,7 +278,13 @@ export class GroupStreams {
       return;
     }
     sub.offering = true;
-    const sdp = await sub.down.offer({ iceRestart });
+    let sdp: string;
+    try {
+      sdp = await sub.down.offer({ iceRestart });
+    } catch (e) {
+      sub.offering = false;
+      throw e;
+    }
     if (sub.down.closed) return;
     const { pub } = sub;
     sub.subscriber.client.deliver(

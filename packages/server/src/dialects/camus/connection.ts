@@ -123,9 +123,9 @@ export class CamusConnection implements Client, LivePeer {
     }
   }
 
-  terminate(reason: string): void {
+  terminate(reason: string, why: 'kicked' | 'shutdown' = 'kicked'): void {
     this.sendFrame(serverFrame('bye', this.id, Date.now()));
-    this.close(CLOSE.kicked, reason);
+    this.close(why === 'shutdown' ? 1001 : CLOSE.kicked, reason);
   }
 
   // LivePeer

@@ -31,6 +31,7 @@ export const RATES = {
 /** WebSocket close codes this dialect uses (4000-4999 are application codes). */
 export const CLOSE = {
   normal: 1000,
+  goingAway: 1001,
   policy: 1008,
   kicked: 4001,
   duplicateId: 4002,
@@ -89,8 +90,8 @@ export class GaleneConnection implements Client, LivePeer {
     this.sendFrame(renderEvent(event, this.place), event.type !== 'user');
   }
 
-  terminate(reason: string): void {
-    this.close(CLOSE.kicked, reason);
+  terminate(reason: string, why: 'kicked' | 'shutdown' = 'kicked'): void {
+    this.close(why === 'shutdown' ? CLOSE.goingAway : CLOSE.kicked, reason);
   }
 
   // LivePeer
