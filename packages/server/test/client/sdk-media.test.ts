@@ -87,12 +87,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
     await until('users[alice].streams emptied at bob', async () => JSON.stringify(await call(b.page, 'userStreams', a.id)) === '{}');
   });
 
-  // The SDK side works (the publisher renegotiates and sends the audio), but
-  // the server cannot yet re-offer a subscriber a track added later: werift's
-  // setLocalDescription fails with "m line not found" in
-  // WeriftDownStream.offer. Kept as a todo until the server handles it.
-  const serverAddsTracks = { todo: 'server: re-offering a down-stream with an added track fails in werift ("m line not found")' };
-  test('adding a track to a published stream renegotiates; the receiver gets the new track', serverAddsTracks, async () => {
+  test('adding a track to a published stream renegotiates; the receiver gets the new track', async () => {
     const a = await user('late-audio');
     const b = await user('listener');
     await call(b.page, 'request', { '': ['audio', 'video'] });
