@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 
 /** How long presence-only output (user add/change/delete) may wait. */
-export const LAZY_FLUSH_MS = 50;
+export const LAZY_FLUSH_MS = 150;
 
 /** Limit of queued output per connection before it counts as too slow. */
 export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -18,9 +18,9 @@ interface Outbox {
   bytes: number;
 }
 
-interface Corkable {
-  cork(): void;
-  uncork(): void;
+interface RawSocket {
+  write(data: Buffer): boolean;
+  destroyed: boolean;
 }
 
 const boxes = new Map<WebSocket, Outbox>();
@@ -28,20 +28,47 @@ const urgent = new Set<Outbox>();
 let immediate: NodeJS.Immediate | undefined;
 let lazyTimer: NodeJS.Timeout | undefined;
 
-function socketOf(ws: WebSocket): Corkable | undefined {
+function socketOf(ws: WebSocket): RawSocket | undefined {
   // `_socket` is ws's underlying net.Socket; public in practice but untyped.
-  return (ws as unknown as { _socket?: Corkable })._socket;
+  return (ws as unknown as { _socket?: RawSocket })._socket;
 }
 
+/**
+ * Writes the queued frames as one buffer of complete, unmasked text frames
+ * (RFC 6455 §5.2): one system call and one copy, instead of ws's two
+ * buffers per frame. Safe because the server never compresses (no
+ * permessage-deflate), so ws has nothing of its own queued in between.
+ */
 function write(box: Outbox): void {
   boxes.delete(box.ws);
   urgent.delete(box);
   const { ws, frames } = box;
   if (ws.readyState !== 1) return;
   const raw = socketOf(ws);
-  raw?.cork();
-  for (const f of frames) ws.send(f);
-  raw?.uncork();
+  if (!raw || raw.destroyed) return;
+  const sizes = frames.map((f) => Buffer.byteLength(f));
+  let total = 0;
+  for (const n of sizes) total += n + (n < 126 ? 2 : n < 65536 ? 4 : 10);
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const n = sizes[i]!;
+    buf[at++] = 0x81; // FIN, text
+    if (n < 126) {
+      buf[at++] = n;
+    } else if (n < 65536) {
+      buf[at++] = 126;
+      buf.writeUInt16BE(n, at);
+      at += 2;
+    } else {
+      buf[at++] = 127;
+      buf.writeUInt32BE(Math.floor(n / 2 ** 32), at);
+      buf.writeUInt32BE(n >>> 0, at + 4);
+      at += 8;
+    }
+    at += buf.write(frames[i]!, at, 'utf8');
+  }
+  raw.write(buf);
 }
 
 function flushUrgent(): void {
