@@ -1,13 +1,15 @@
 // Group pages and the public JSON views: /group/<name>/, its .status,
-// /public-groups.json. The group page is a placeholder until the web app.
+// /public-groups.json. The group page is the web app (http/web.ts), or a
+// placeholder when the app is not built.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupDescription } from '../groups/index.ts';
 import type { GroupRegistry } from '../core/registry.ts';
 import { status } from '../dialects/galene/render.ts';
 import type { GroupInfo } from '../core/client.ts';
 import { type PlaceOptions, groupPath, placeFor } from './place.ts';
+import type { WebApp } from './web.ts';
 
-export function registerGroupPages(app: FastifyInstance, deps: { registry: GroupRegistry; place: () => PlaceOptions }): void {
+export function registerGroupPages(app: FastifyInstance, deps: { registry: GroupRegistry; place: () => PlaceOptions; web?: WebApp }): void {
   const { registry } = deps;
 
   const infoOf = (name: string, desc: GroupDescription): GroupInfo => {
@@ -50,7 +52,11 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Group
       const place = placeFor(req.headers.host, deps.place());
       return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc), place));
     }
-    return reply.type('text/html; charset=utf-8').send(groupPage(name, desc));
+    const app = (await deps.web?.page()) ?? null;
+    return reply
+      .header('cache-control', 'no-cache')
+      .type('text/html; charset=utf-8')
+      .send(app ?? groupPage(name, desc));
   });
 }
 

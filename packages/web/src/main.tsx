@@ -1,0 +1,14 @@
+// Entry point: / is the list of public groups, /group/<name>/ is the call.
+import { render } from 'preact';
+import { Home } from './components/Home.tsx';
+import { GroupApp } from './components/GroupApp.tsx';
+import './styles.css';
+
+const m = /^\/group\/(.+?)\/?$/.exec(location.pathname);
+const root = document.getElementById('app')!;
+if (m?.[1]) {
+  const name = m[1].split('/').map(decodeURIComponent).join('/');
+  render(<GroupApp name={name} />, root);
+} else {
+  render(<Home />, root);
+}
