@@ -13,7 +13,7 @@
 // `onreconnecting` is called before each attempt and `onreconnected` when
 // the server answers again; `onclose` is only called when the connection
 // is over for good (`close()`, kicked, or reconnection given up).
-import type { ClientMessage, FileTransferValue, GroupStatus, ServerMessage, ServerMessageOf, StreamRequest } from '@atrium/protocol/galene';
+import type { ClientMessage, FileTransferValue, GroupActionKind, GroupStatus, ServerMessage, ServerMessageOf, StreamRequest, UserActionKind } from '@atrium/protocol/galene';
 import { type ReconnectOptions, type ReconnectPolicy, backoffDelay, reconnectPolicy, shouldReconnect } from './backoff.ts';
 import { type Credentials, isCredentials, joinMessage } from './credentials.ts';
 import { AtriumClientError, describeError } from './errors.ts';
@@ -33,8 +33,7 @@ export interface User {
 
 export type JoinedKind = 'join' | 'fail' | 'change' | 'leave' | 'redirect';
 export type UserKind = 'add' | 'change' | 'delete';
-export type UserActionKind = 'op' | 'unop' | 'present' | 'unpresent' | 'kick' | 'setdata';
-export type GroupActionKind = 'clearchat' | 'lock' | 'unlock' | 'record' | 'unrecord' | 'subgroups' | 'setdata';
+export type { GroupActionKind, UserActionKind };
 /** The group status sent with `joined` (fields are optional there). */
 export type JoinedStatus = Partial<GroupStatus>;
 export type ConnectionState = 'new' | 'connecting' | 'connected' | 'reconnecting' | 'closed';

@@ -178,6 +178,7 @@ export const usermessage = z.object({
 });
 
 export const userActionKind = z.enum(['op', 'unop', 'present', 'unpresent', 'kick', 'setdata']);
+export type UserActionKind = z.infer<typeof userActionKind>;
 export const useraction = z.object({
   type: z.literal('useraction'),
   kind: userActionKind,
@@ -187,7 +188,20 @@ export const useraction = z.object({
   value: z.unknown().optional(),
 });
 
-export const groupActionKind = z.enum(['clearchat', 'lock', 'unlock', 'record', 'unrecord', 'subgroups', 'setdata']);
+export const groupActionKind = z.enum(['clearchat', 'lock', 'unlock', 'record', 'unrecord', 'subgroups', 'setdata', 'maketoken']);
+export type GroupActionKind = z.infer<typeof groupActionKind>;
+
+/** The value of `groupaction` `maketoken`: a template for an invite token (durations in milliseconds). */
+export const makeTokenValue = z
+  .object({
+    group: z.string().max(LIMITS.groupNameChars).optional(),
+    username: z.string().max(LIMITS.usernameChars).optional(),
+    permissions: z.array(permission).max(8).optional(),
+    expires: z.number().int().positive().optional(),
+    'not-before': z.number().int().nonnegative().optional(),
+  })
+  .nullish();
+export type MakeTokenValue = z.infer<typeof makeTokenValue>;
 export const groupaction = z.object({
   type: z.literal('groupaction'),
   kind: groupActionKind,

@@ -81,6 +81,7 @@ export class AtriumServer {
     this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
+      makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
     });
     this.galene = {
       registry: this.registry,

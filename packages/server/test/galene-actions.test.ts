@@ -184,3 +184,28 @@ test('autokick: everyone is kicked when the last op leaves', async () => {
   assert.match(k.value, /no operator/);
   await u.closed;
 });
+
+test('maketoken: an invitation link for members with the token permission, limited to their own permissions', async () => {
+  const op = await member('act', 'op', 'oppw');
+  const u = await member('act', 'no-token');
+  u.send({ type: 'groupaction', kind: 'maketoken', value: {} });
+  assert.equal((await errorOf(u)).error, 'not-permitted');
+
+  op.send({ type: 'groupaction', kind: 'maketoken', value: { username: 'guest', permissions: ['present'], expires: 3600e3 } });
+  const reply = await op.next((f) => f.type === 'usermessage' && f.kind === 'token');
+  const t = reply.value as { token: string; group: string; username: string; permissions: string[]; expires: string };
+  assert.equal(t.group, 'act');
+  assert.equal(t.username, 'guest');
+  assert.deepEqual(t.permissions, ['present']);
+  assert.ok(Date.parse(t.expires) > Date.now());
+  const guest = await GaleneTestClient.connect(server.wsUrl);
+  clients.push(guest);
+  const j = await guest.join('act', undefined, undefined, { token: t.token });
+  assert.equal(j.kind, 'join', JSON.stringify(j));
+  assert.equal(j.username, 'guest');
+
+  op.send({ type: 'groupaction', kind: 'maketoken', value: { expires: 365 * 86400e3 } });
+  assert.equal((await errorOf(op)).error, 'bad-message');
+  op.send({ type: 'groupaction', kind: 'maketoken', value: { group: 'lockme' } });
+  assert.equal((await errorOf(op)).error, 'not-permitted');
+});

@@ -10,7 +10,10 @@ import { CoreError } from './errors.ts';
 import { GroupStreams } from './streams.ts';
 
 /** Kinds of relayed message that only the server may originate. */
-const SERVER_MESSAGE_KINDS = new Set(['error', 'warning', 'info', 'kicked', 'clearchat']);
+const SERVER_MESSAGE_KINDS = new Set(['error', 'warning', 'info', 'kicked', 'clearchat', 'token']);
+
+/** Longest lifetime of an invite token made from inside a group. */
+export const MAX_INVITE_MS = 30 * 86400e3;
 
 /** Hooks the group calls so the rest of the server can follow what happens. */
 export interface GroupObserver {
@@ -118,6 +121,17 @@ export interface MessageInput {
 export type UserActionKind = 'op' | 'unop' | 'present' | 'unpresent' | 'kick' | 'setdata';
 export type GroupActionKind = 'clearchat' | 'lock' | 'unlock' | 'record' | 'unrecord' | 'subgroups' | 'setdata';
 
+/** What a member asks for when it makes an invite (durations in milliseconds). */
+export interface InviteRequest {
+  username?: string | undefined;
+  permissions?: Permission[] | undefined;
+  expires?: number | undefined;
+  notBefore?: number | undefined;
+}
+
+/** Makes stateful invite tokens (the token store, seen from the core). */
+export type InviteMaker = (t: { group: string; username?: string; permissions: Permission[]; expires: Date; notBefore?: Date; issuedBy: string }) => Promise<Record<string, unknown>>;
+
 export class Group {
   private readonly members = new Map<string, Member>();
   private lock: { message: string | undefined } | undefined;
@@ -137,6 +151,7 @@ export class Group {
       subgroupsOf: (name: string) => { name: string; clientCount: number }[];
       engine?: MediaEngine | undefined;
       onStreamError?: (member: Member, e: unknown) => void;
+      makeInvite?: InviteMaker | undefined;
       /** Created for a room or pool that has no group file: forgotten as soon as it is empty. */
       ephemeral?: boolean | undefined;
     },
@@ -395,6 +410,33 @@ export class Group {
         return;
       }
     }
+  }
+
+  /**
+   * An invite link for this group (`maketoken`): needs the `token`
+   * permission; a non-operator may only hand out permissions it has itself.
+   * The token goes back to the member as a `token` message.
+   */
+  async makeInvite(from: Member, req: InviteRequest, now = Date.now()): Promise<void> {
+    this.require(from, 'token', 'create invitations');
+    const make = this.env.makeInvite;
+    if (!make) throw new CoreError('not-supported', 'this server keeps no invitation tokens');
+    const permissions = req.permissions ?? ['present', 'message'];
+    if (!from.has('op')) {
+      const extra = permissions.filter((p) => !from.has(p));
+      if (extra.length > 0) throw new CoreError('not-permitted', `you cannot hand out permissions you do not have: ${extra.join(', ')}`);
+    }
+    const life = req.expires ?? 86400e3;
+    if (life > MAX_INVITE_MS) throw new CoreError('bad-message', `an invitation may last at most ${MAX_INVITE_MS / 86400e3} days`);
+    const token = await make({
+      group: this.name,
+      ...(req.username ? { username: req.username } : {}),
+      permissions,
+      expires: new Date(now + life),
+      ...(req.notBefore ? { notBefore: new Date(now + req.notBefore) } : {}),
+      issuedBy: from.username ?? from.id,
+    });
+    from.client.deliver({ type: 'message', kind: 'token', source: undefined, username: undefined, dest: from.id, privileged: true, value: token });
   }
 
   /** Removes a member with a message saying why; the client's session ends. */

@@ -6,7 +6,7 @@ import { type GroupDescription, parseGroupDescription, validateGroupName } from 
 import type { MediaEngine } from '../media/engine.ts';
 import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
-import { Group, type GroupObserver, type Member } from './group.ts';
+import { Group, type GroupObserver, type InviteMaker, type Member } from './group.ts';
 
 export interface Credentials {
   username?: string | undefined;
@@ -70,7 +70,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     private readonly source: DescriptionSource,
     private readonly auth: Authenticator,
     private readonly iceServersFor: (username: string | undefined) => IceServerInfo[],
-    private readonly media: { engine?: MediaEngine | undefined; onStreamError?: (member: Member, e: unknown) => void } = {},
+    private readonly media: { engine?: MediaEngine | undefined; onStreamError?: (member: Member, e: unknown) => void; makeInvite?: InviteMaker } = {},
   ) {
     super();
     source.on('change', this.onChange);
@@ -112,6 +112,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
       subgroupsOf: (n) => this.subgroupsOf(n),
       engine: this.media.engine,
       onStreamError: this.media.onStreamError,
+      makeInvite: this.media.makeInvite,
     });
     this.live.set(name, group);
     return group;

@@ -3,7 +3,7 @@
 // here; the core decides who may do what.
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { type ClientMessage, type ClientMessageOf, type ErrorCode, LIMITS, describeIssues, fileTransferValue, parseClientMessage } from '@atrium/protocol/galene';
+import { type ClientMessage, type ClientMessageOf, type ErrorCode, LIMITS, describeIssues, fileTransferValue, makeTokenValue, parseClientMessage } from '@atrium/protocol/galene';
 import type { Client, CoreEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
@@ -175,9 +175,18 @@ export class GaleneConnection implements Client, LivePeer {
       case 'useraction':
         group.userAction(member, msg.kind, msg.dest ?? undefined, msg.value);
         return;
-      case 'groupaction':
+      case 'groupaction': {
+        if (msg.kind === 'maketoken') {
+          const v = makeTokenValue.safeParse(msg.value);
+          if (!v.success) throw new CoreError('bad-message', `bad maketoken value: ${describeIssues(v.error)}`);
+          if (v.data?.group && v.data.group !== group.name) throw new CoreError('not-permitted', 'you can only invite to the group you are in');
+          const req = { username: v.data?.username, permissions: v.data?.permissions, expires: v.data?.expires, notBefore: v.data?.['not-before'] };
+          group.makeInvite(member, req).catch((e) => this.fail(e));
+          return;
+        }
         group.groupAction(member, msg.kind, msg.value);
         return;
+      }
     }
   }
 
