@@ -1,0 +1,139 @@
+// `npm run bench:sfu`: the SFU benchmark. See bench/sfu/RESULTS.md.
+//
+//   npm run bench:sfu -- [--shapes 1x5,1x10,1x20,4x4,10x10,2rooms,2rooms-sat]
+//                        [--seconds 10] [--rate PPS_PER_PUBLISHER] [--workers N]
+//                        [--packet-size 1100] [--json FILE] [--server-cpu-prof DIR]
+import { writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { type Shape, type ShapeResult, runShape } from './bench.ts';
+import { summarise } from './profile.ts';
+import { table, verdicts } from './report.ts';
+import { supportsMediaWorkers } from './server.ts';
+
+const USAGE = `usage: npm run bench:sfu -- [options]
+  --shapes LIST        comma-separated: PxS (P publishers, S subscribers, one room),
+                       2rooms (two rooms of 1x20), 2rooms-sat (a 1x20 room at 4x the
+                       rate next to a normal 1x20 room)
+                       (default 1x5,1x10,1x20,4x4,10x10,2rooms,2rooms-sat)
+  --seconds N          steady-state window per shape (default 10)
+  --rate PPS           RTP packets/s per publisher (default: 500, or less so that
+                       a shape forwards at most 10000 packets/s)
+  --workers N          pass --media-workers N to the server (default 2 when the
+                       server knows the flag; 0 = in-process)
+  --packet-size B      RTP packet size, header included (default 1100)
+  --json FILE          every figure, as JSON
+  --server-cpu-prof DIR  run the server with --cpu-prof into DIR and print its
+                       top self-time functions`;
+
+function fail(msg: string): never {
+  console.error(`bench:sfu: ${msg}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        shapes: { type: 'string', default: '1x5,1x10,1x20,4x4,10x10,2rooms,2rooms-sat' },
+        seconds: { type: 'string', default: '10' },
+        rate: { type: 'string' },
+        workers: { type: 'string' },
+        'packet-size': { type: 'string', default: '1100' },
+        json: { type: 'string' },
+        'server-cpu-prof': { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+})();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const num = (name: string, v: string | undefined, min: number, max: number): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) fail(`--${name} must be a number from ${min} to ${max}, not "${v}"`);
+  return n;
+};
+const seconds = num('seconds', values.seconds, 1, 600)!;
+const rateArg = num('rate', values.rate, 1, 20000);
+const packetSize = num('packet-size', values['packet-size'], 64, 1400)!;
+const workersArg = num('workers', values.workers, 0, 64);
+
+const autoRate = (p: number, s: number) => rateArg ?? Math.max(1, Math.min(500, Math.floor(10000 / (p * s))));
+
+function shapeOf(name: string): Shape {
+  if (name === '2rooms') {
+    const rate = rateArg ?? 500;
+    return { name, rooms: [{ group: 'room-a', publishers: 1, subscribers: 20, rate }, { group: 'room-b', publishers: 1, subscribers: 20, rate }] };
+  }
+  if (name === '2rooms-sat') {
+    const rate = rateArg ?? 500;
+    return { name, rooms: [{ group: 'busy', publishers: 1, subscribers: 20, rate: rate * 4 }, { group: 'calm', publishers: 1, subscribers: 20, rate }] };
+  }
+  const m = /^(\d+)x(\d+)$/.exec(name);
+  if (!m) fail(`unknown shape "${name}"`);
+  const p = Number(m[1]);
+  const s = Number(m[2]);
+  if (p < 1 || s < 1 || p * s > 400) fail(`shape ${name}: publishers and subscribers must be at least 1 and at most 400 down-streams in all`);
+  return { name, rooms: [{ group: 'bench', publishers: p, subscribers: s, rate: autoRate(p, s) }] };
+}
+
+const shapes = values.shapes.split(',').map((s) => shapeOf(s.trim()));
+const workersSupported = supportsMediaWorkers();
+const mediaWorkers = workersSupported ? (workersArg ?? 2) : undefined;
+if (workersArg !== undefined && !workersSupported) console.error('bench:sfu: this server has no --media-workers flag yet; the engine runs in the server process');
+
+// The whole run must end even if a peer hangs.
+const budgetMs = shapes.length * (seconds + 90) * 1000;
+setTimeout(() => {
+  console.error(`bench:sfu: the run took longer than ${budgetMs / 1000} s; giving up`);
+  process.exit(1);
+}, budgetMs).unref();
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+console.log(`bench:sfu — ${new Date().toISOString()} — ${machine}`);
+console.log(
+  `window ${seconds} s per shape, ${packetSize}-byte VP8-shaped RTP, media workers: ${mediaWorkers === undefined ? 'N/A (flag not supported; engine in-process)' : mediaWorkers}`,
+);
+const log = (l: string) => console.error(`  … ${l}`);
+const results: ShapeResult[] = [];
+let failed = false;
+for (const shape of shapes) {
+  try {
+    results.push(
+      await runShape(shape, {
+        seconds,
+        warmupSeconds: 2,
+        packetSize,
+        packetsPerFrame: 5,
+        keyframeEveryMs: 3000,
+        mediaWorkers,
+        cpuProfDir: values['server-cpu-prof'],
+        log,
+      }),
+    );
+  } catch (e) {
+    failed = true;
+    console.error(`bench:sfu: shape ${shape.name} could not be measured: ${(e as Error).message}`);
+  }
+}
+
+console.log('');
+console.log(table(results));
+console.log('');
+for (const v of verdicts(results, workersSupported)) console.log(`${v.verdict.padEnd(4)}  ${v.bar}: ${v.why}`);
+if (values.json) {
+  await writeFile(values.json, JSON.stringify({ date: new Date().toISOString(), machine, seconds, packetSize, mediaWorkers, results }, null, 2));
+  console.log(`\nfigures written to ${values.json}`);
+}
+if (values['server-cpu-prof']) {
+  console.log('');
+  console.log(await summarise(values['server-cpu-prof']));
+}
+process.exit(failed ? 1 : 0);

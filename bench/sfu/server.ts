@@ -1,0 +1,160 @@
+// The server under test as a separate process (`atrium serve`), with a
+// temporary data and groups directory holding wildcard groups, and its CPU
+// time read from /proc: the whole process and each of its threads.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../packages/server/bin/atrium.mjs', import.meta.url));
+const READY = /Atrium is running at (https?:\/\/\S+?)\/?\s/;
+const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+export const WILDCARD_GROUP = { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } };
+
+/** Does this server know `--media-workers`? (read from `atrium serve --help`). */
+export function supportsMediaWorkers(): boolean {
+  const r = spawnSync(process.execPath, [BIN, 'serve', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  return /--media-workers/.test(`${r.stdout}${r.stderr}`);
+}
+
+export interface ServerOptions {
+  groups: string[];
+  /** undefined: the flag is not passed. */
+  mediaWorkers?: number | undefined;
+  /** Directory for `--cpu-prof` profiles of the server (main thread and workers). */
+  cpuProfDir?: string | undefined;
+}
+
+export interface ThreadCpu {
+  tid: number;
+  name: string;
+  /** CPU time, microseconds (utime + stime). */
+  us: number;
+}
+
+export class ServerProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+    private readonly root: string,
+    private readonly output: () => string,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+  get wsUrl(): string {
+    return `${this.url.replace(/^http/, 'ws')}/ws`;
+  }
+  tail(): string {
+    return this.output().slice(-3000);
+  }
+
+  static async start(o: ServerOptions): Promise<ServerProcess> {
+    const root = await mkdtemp(join(tmpdir(), 'atrium-bench-sfu-'));
+    const data = join(root, 'data');
+    const groups = join(root, 'groups');
+    await mkdir(data);
+    await mkdir(groups);
+    for (const g of o.groups) await writeFile(join(groups, `${g}.json`), JSON.stringify(WILDCARD_GROUP));
+    const args = [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--media-address', '127.0.0.1', '--data', data, '--groups', groups, '--log-level', 'warn'];
+    if (o.mediaWorkers !== undefined) args.push('--media-workers', String(o.mediaWorkers));
+    const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+    const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out = (out + d).slice(-20000)));
+    child.stderr!.on('data', (d) => (out = (out + d).slice(-20000)));
+    const kill = () => child.kill('SIGKILL');
+    process.once('exit', kill);
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the server did not print its ready line within 30 s:\n${out}`)), 30_000);
+        child.stdout!.on('data', () => {
+          const m = READY.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`the server exited (code ${code}) before it was ready:\n${out}`));
+        });
+      });
+      return new ServerProcess(child, url, root, () => out);
+    } catch (e) {
+      child.kill('SIGKILL');
+      await rm(root, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** CPU time of the whole process, microseconds. */
+  cpuUs(): number {
+    return statCpuUs(`/proc/${this.pid}/stat`);
+  }
+
+  /** CPU time of each thread, microseconds. */
+  threads(): ThreadCpu[] {
+    const out: ThreadCpu[] = [];
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${this.pid}/task`);
+    } catch {
+      return out;
+    }
+    for (const t of tids) {
+      try {
+        const name = readFileSync(`/proc/${this.pid}/task/${t}/comm`, 'utf8').trim();
+        out.push({ tid: Number(t), name, us: statCpuUs(`/proc/${this.pid}/task/${t}/stat`) });
+      } catch {
+        /* the thread ended */
+      }
+    }
+    return out;
+  }
+
+  /** SIGTERM (so that --cpu-prof profiles get written), SIGKILL after 15 s. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
+
+/** utime + stime of a /proc stat file, microseconds. */
+export function statCpuUs(file: string): number {
+  const s = readFileSync(file, 'utf8');
+  // the command name (field 2) may hold spaces: split after its closing ')'
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  // fields 14 and 15 (1-based) are f[11] and f[12] after dropping pid and comm
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / TICKS_PER_SECOND;
+}
+
+/** Per-thread CPU over a window: threads from two samples, busiest first. */
+export function threadDelta(before: ThreadCpu[], after: ThreadCpu[], seconds: number): { tid: number; name: string; percent: number }[] {
+  const prev = new Map(before.map((t) => [t.tid, t.us]));
+  return after
+    .map((t) => ({ tid: t.tid, name: t.name, percent: ((t.us - (prev.get(t.tid) ?? 0)) / (seconds * 1e6)) * 100 }))
+    .filter((t) => t.percent >= 0.5)
+    .sort((a, b) => b.percent - a.percent);
+}
+
+/** Which CPU each thread last ran on (field 39 of its stat). */
+export function threadCpuNumber(pid: number, tid: number): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return Number(f[36]);
+  } catch {
+    return undefined;
+  }
+}
