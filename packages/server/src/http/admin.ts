@@ -43,20 +43,9 @@ import {
   type Preconditions,
   type RawGroup,
 } from '../groups/store.ts';
+import type { StatefulToken } from '../auth/tokens.ts';
 
-/** A stateful token (invite link), as kept by the token store. */
-export interface StatefulToken {
-  token: string;
-  group: string;
-  username?: string;
-  permissions: string[];
-  expires?: string;
-  'not-before'?: string;
-  issuedBy?: string;
-  issuedAt?: string;
-  /** Also valid for every subgroup of `group` ('' with this flag: every group). */
-  'include-subgroups'?: boolean;
-}
+export type { StatefulToken };
 
 /** What the admin API needs from the token store. */
 export interface TokenStoreLike {

@@ -4,7 +4,7 @@
 // of the current turn of the event loop when one of them is urgent (chat,
 // replies), or within LAZY_FLUSH_MS when all are presence updates, which
 // nobody waits for. A connection's frames always leave in the order queued.
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 
 /** How long presence-only output (user add/change/delete) may wait. */
 export const LAZY_FLUSH_MS = 150;
@@ -121,4 +121,18 @@ export function discard(ws: WebSocket): void {
     boxes.delete(ws);
     urgent.delete(box);
   }
+}
+
+/** Bytes in a received frame, however ws delivered it. */
+export function frameSize(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
+}
+
+/** Closes a connection after what is queued for it; the reason is cut to the 123 bytes a close frame allows. */
+export function closeAfterQueued(ws: WebSocket, code: number, reason: string): void {
+  flushNow(ws);
+  let r = reason;
+  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+  ws.close(code, r);
 }

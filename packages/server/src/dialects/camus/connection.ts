@@ -23,7 +23,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket } from '../../transport/rate-limit.ts';
-import { discard, flushNow, sendBatched } from '../../transport/ws-sender.ts';
+import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
 import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame } from './render.ts';
 
 export { DIALECT };
@@ -320,8 +320,7 @@ export class CamusConnection implements Client, LivePeer {
   private close(code: number, reason: string): void {
     if (this.closed) return;
     // What is queued (an error, a bye) leaves before the close frame.
-    flushNow(this.ws);
-    this.ws.close(code, truncateReason(reason));
+    closeAfterQueued(this.ws, code, reason);
     this.cleanup();
   }
 
@@ -338,14 +337,4 @@ export class CamusConnection implements Client, LivePeer {
   }
 }
 
-function frameSize(data: WebSocket.RawData): number {
-  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
 
-/** A close reason must fit in 123 bytes of UTF-8. */
-export function truncateReason(reason: string): string {
-  let r = reason;
-  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
-  return r;
-}

@@ -13,7 +13,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket } from '../../transport/rate-limit.ts';
-import { discard, flushNow, sendBatched } from '../../transport/ws-sender.ts';
+import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
 import { type Place, renderEvent } from './render.ts';
 
 export const DIALECT = 'galene';
@@ -351,8 +351,7 @@ export class GaleneConnection implements Client, LivePeer {
   private close(code: number, reason: string): void {
     if (this.closed) return;
     // Let queued frames (an error, a kick message) leave before the close frame.
-    flushNow(this.ws);
-    this.ws.close(code, truncateReason(reason));
+    closeAfterQueued(this.ws, code, reason);
     this.cleanup();
   }
 
@@ -376,14 +375,4 @@ function checkFileTransfer(msg: ClientMessageOf<'usermessage'>): void {
   if (!r.success) throw new CoreError('bad-message', `bad filetransfer value: ${describeIssues(r.error)}`);
 }
 
-function frameSize(data: WebSocket.RawData): number {
-  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
 
-/** A close reason must fit in 123 bytes of UTF-8. */
-function truncateReason(reason: string): string {
-  let r = reason;
-  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
-  return r;
-}

@@ -12,7 +12,7 @@ import type { WebSocket } from 'ws';
 import { LIMITS, type ServerEventType } from '@atrium/protocol/rtcpool';
 import { type PlaceOptions, placeFor } from '../../http/place.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
-import { discard, flushNow, sendBatched } from '../../transport/ws-sender.ts';
+import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
 import { CLOSE, PoolConnection, type PoolContext } from './connection.ts';
 
 export const WEBSOCKET_PATH = '/pool/ws';
@@ -146,8 +146,7 @@ class WsTransport implements LivePeer {
   close(code: number, reason: string): void {
     this.liveness.delete(this);
     // What is queued (rtc:stop, an error) leaves before the close frame.
-    flushNow(this.ws);
-    this.ws.close(code, truncateReason(reason));
+    closeAfterQueued(this.ws, code, reason);
   }
 
   ping(): void {
@@ -184,14 +183,5 @@ function text(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
-function frameSize(data: WebSocket.RawData): number {
-  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
 
-function truncateReason(reason: string): string {
-  let r = reason;
-  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
-  return r;
-}
 
