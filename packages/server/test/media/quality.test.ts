@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { insideLoopbackNetns } from './support/netns.ts';
 
 if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
-  const { chromium } = await import('playwright-core');
+  const { launchChromium } = await import('../support/browser.ts');
   const { createWeriftEngine } = await import('../../src/media/index.ts');
   type Browser = import('playwright-core').Browser;
   type Page = import('playwright-core').Page;
@@ -108,21 +108,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
       server = createServer((_req, res) => res.end('<!doctype html><title>atrium quality test</title><body></body>'));
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-      browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--use-fake-ui-for-media-stream',
-          '--use-fake-device-for-media-stream=fps=30',
-          '--allow-loopback-in-peer-connection',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--no-first-run',
-          '--disable-gpu',
-          '--autoplay-policy=no-user-gesture-required',
-        ],
-      });
+      browser = await launchChromium(['--autoplay-policy=no-user-gesture-required']);
       engine = createWeriftEngine({ additionalHostAddresses: ['127.0.0.1'], probeAfterMs: 4000 });
     });
 
