@@ -87,6 +87,8 @@ export const downStreams = signal<Stream[]>([]);
 /** Bumped when a stream gets a track, so tiles re-attach. */
 export const streamsVersion = signal(0);
 export const speaking = signal<Record<string, boolean>>({});
+/** The latest audio energy of each down-stream, by stream id (for the active speaker). */
+export const audioEnergy = signal<Record<string, number>>({});
 export const tileStats = signal<Record<string, TileStats>>({});
 export const messages = signal<ChatMessage[]>([]);
 export const unread = signal(0);
@@ -284,11 +286,14 @@ function connect(username: string | undefined, creds: Credentials): void {
       downStreams.value = downStreams.value.filter((s) => s !== stream);
       const { [stream.id]: _gone, ...rest } = tileStats.value;
       tileStats.value = rest;
+      const { [stream.id]: _silent, ...others } = audioEnergy.value;
+      audioEnergy.value = others;
       updateSpeaking(stream.source, false);
     };
     stream.onstats = (stats) => {
       let energy = 0;
       for (const t of Object.values(stats)) energy = Math.max(energy, t['inbound-rtp']?.audioEnergy ?? 0);
+      if (downStreams.value.includes(stream)) audioEnergy.value = { ...audioEnergy.value, [stream.id]: energy };
       updateSpeaking(stream.source, energy > SPEAKING_ENERGY);
     };
     stream.setStatsInterval(500);
@@ -298,7 +303,7 @@ function connect(username: string | undefined, creds: Credentials): void {
 }
 
 /** Audio energy (mean square amplitude per second) above which someone is speaking. */
-const SPEAKING_ENERGY = 0.0002;
+export const SPEAKING_ENERGY = 0.0002;
 
 function updateSpeaking(id: string | null, on: boolean): void {
   if (!id || (speaking.value[id] ?? false) === on) return;
@@ -339,6 +344,7 @@ function clearCallState(): void {
     users.value = {};
     downStreams.value = [];
     speaking.value = {};
+    audioEnergy.value = {};
     tileStats.value = {};
     permissions.value = [];
   });

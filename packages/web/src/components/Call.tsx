@@ -18,6 +18,7 @@ import {
   users,
 } from '../session.ts';
 import { busy, camOn, micOn, screenOn, setCamera, setMic, setScreen } from '../media.ts';
+import { closePopout, popoutState, togglePopout } from '../popout.ts';
 import { Chat } from './Chat.tsx';
 import { Files, TransferItem } from './Files.tsx';
 import { Grid } from './Grid.tsx';
@@ -49,7 +50,10 @@ export function Call() {
     addEventListener('keydown', onKey);
     return () => removeEventListener('keydown', onKey);
   }, [settings]);
+  // Leaving the call (or losing it) closes the pop-out.
+  useEffect(() => closePopout, []);
   const toggle = (p: Panel) => setPanel(panel === p ? null : p);
+  const pop = popoutState.value;
   const title = status.value?.displayName ?? groupName.value;
   return (
     <div class={`call${panel ? ' with-panel' : ''}`}>
@@ -133,6 +137,16 @@ export function Call() {
             </button>
           </>
         )}
+        <button
+          class="tool popout-toggle"
+          aria-pressed={pop.open || pop.opening}
+          disabled={pop.opening}
+          title={pop.open ? 'Close the window showing the active speaker' : 'Show the active speaker in a small window that stays on top'}
+          onClick={togglePopout}
+        >
+          <Icon name="popout" />
+          <span class="tl">Pop out</span>
+        </button>
         <button class="tool" aria-pressed={stats} onClick={() => setStats(!stats)}>
           <Icon name="stats" />
           <span class="tl">Stats</span>

@@ -13,6 +13,7 @@ const PATHS: Record<string, string> = {
   lock: 'M6 11h12v10H6zM8 11V7a4 4 0 0 1 8 0v4',
   leave: 'M10 4H5v16h5M15 8l4 4-4 4M19 12H9',
   close: 'M6 6l12 12M18 6L6 18',
+  popout: 'M14 4h6v6M20 4l-8 8M18 14v6H4V6h6',
 };
 
 export type IconName = keyof typeof PATHS;
