@@ -1,4 +1,5 @@
 // `atrium serve`: run the server until SIGINT or SIGTERM.
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { createLogger } from '../log.ts';
 import { AtriumServer } from '../server.ts';
@@ -23,6 +24,9 @@ const HELP = `Usage: atrium serve [options]
                        the machine's interfaces (repeatable; loopback is not
                        offered otherwise)
   --udp-range MIN-MAX  UDP ports for media (default: any)
+  --media-workers N    threads forwarding media, groups spread over them
+                       (default: the number of cores, here ${availableParallelism()};
+                       0: media in the main thread)
   --no-media           signalling only: no media engine
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
@@ -44,6 +48,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'media-address': { type: 'string', multiple: true },
     'udp-range': { type: 'string' },
     'no-media': { type: 'boolean', default: false },
+    'media-workers': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -61,9 +66,14 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!m || Number(m[1]) >= Number(m[2]) || Number(m[2]) > 65535) throw new Error('serve: --udp-range must be MIN-MAX with MIN < MAX <= 65535, e.g. 40000-40999');
     portRange = [Number(m[1]), Number(m[2])];
   }
+  let workers: number | undefined;
+  if (values['media-workers'] !== undefined) {
+    workers = Number(values['media-workers']);
+    if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024) throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
+  }
   const media = values['no-media']
     ? (false as const)
-    : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}) };
+    : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}), ...(workers !== undefined ? { workers } : {}) };
 
   const log = createLogger({ level: values['log-level'] as string });
   const server = new AtriumServer({

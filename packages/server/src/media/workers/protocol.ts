@@ -1,0 +1,69 @@
+// The messages between the threaded engine (main thread) and its media
+// workers. Streams are named by a handle the main thread assigns, so two
+// streams with the same id can never be confused. Everything here is
+// structured-clone data: no class crosses the thread boundary.
+import type { CodecName, ConnectionState, DownRequest, IceCandidate, IceServer, StreamStats, TrackKind } from '../engine.ts';
+import type { WeriftEngineOptions } from '../werift/engine.ts';
+
+/** What the worker is given at start (workerData). */
+export interface WorkerSetup {
+  index: number;
+  engine: WeriftEngineOptions;
+}
+
+/** An up-track as the main thread mirrors it. */
+export interface TrackInfo {
+  id: string;
+  kind: TrackKind;
+  codec: CodecName | undefined;
+  layers: string[];
+}
+
+/** The error of a call on a stream the worker no longer has (it closed meanwhile). */
+export const GONE = 'media worker: stream gone';
+
+/** A method of a stream that returns a value (or needs its errors back). */
+export type CallMethod = 'answer' | 'offer' | 'setAnswer' | 'addIceCandidate' | 'stats';
+
+/** Main thread → worker. */
+export type ToWorker =
+  | { op: 'createUp'; h: number; id: string; label: string; iceServers: IceServer[]; codecs?: CodecName[] }
+  | { op: 'createDown'; h: number; source: number; id: string; request: DownRequest; iceServers: IceServer[] }
+  | { op: 'call'; h: number; rid: number; method: CallMethod; args: unknown[] }
+  | { op: 'setRequest'; h: number; request: DownRequest }
+  | { op: 'requestKeyframe'; h: number }
+  | { op: 'close'; h: number }
+  | { op: 'probe'; rid: number; gc: boolean }
+  /** Closes every stream (the engine shuts down); answered with a reply. */
+  | { op: 'closeAll'; rid: number }
+  /** Test hook: the worker throws from a timer, as a bug in werift would. */
+  | { op: 'crash'; message: string };
+
+/** Worker → main thread. */
+export type FromWorker =
+  | { ev: 'ready'; tid: number }
+  | { ev: 'candidate'; h: number; candidate: IceCandidate }
+  | { ev: 'tracks'; h: number; tracks: TrackInfo[]; added: string[] }
+  | { ev: 'state'; h: number; state: ConnectionState }
+  | { ev: 'renegotiate'; h: number }
+  | { ev: 'close'; h: number; error?: string }
+  | { ev: 'reply'; rid: number; ok: true; value: unknown }
+  | { ev: 'reply'; rid: number; ok: false; error: string }
+  | { ev: 'probe'; rid: number; value: WorkerProbe };
+
+/** A worker's view of itself, for diagnostics and the leak tests. */
+export interface WorkerProbe {
+  tid: number;
+  ups: number;
+  downs: number;
+  /** process.getActiveResourcesInfo() of the worker's event loop, counted by type. */
+  resources: Record<string, number>;
+  /** V8 heap used by the worker's isolate (after a full GC when asked). */
+  heapUsed: number;
+  /** Memory outside the V8 heap held by the worker's objects (Buffers…). */
+  external: number;
+  /** Stream and peer-connection objects this worker created that are still reachable (after the GC, when asked). */
+  alive: { streams: number; peerConnections: number };
+}
+
+export type { StreamStats };

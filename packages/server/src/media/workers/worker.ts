@@ -1,0 +1,227 @@
+// One media worker: a werift engine on its own thread. The main thread's
+// ThreadedEngine sends it method calls as messages and gets the streams'
+// events back (see protocol.ts). Up-streams of one group and every
+// down-stream fed by them live on the same worker, so RTP never crosses
+// threads: only signalling (SDP, candidates, state, stats) does.
+import { readlinkSync } from 'node:fs';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { DownStream, IceCandidate, UpStream } from '../engine.ts';
+import { WeriftEngine } from '../werift/engine.ts';
+import { GONE, type CallMethod, type FromWorker, type ToWorker, type TrackInfo, type WorkerProbe, type WorkerSetup } from './protocol.ts';
+
+if (!parentPort) throw new Error('media/workers/worker.ts runs inside a worker thread started by createThreadedEngine(), not on its own');
+const port = parentPort;
+const setup = workerData as WorkerSetup;
+const engine = new WeriftEngine(setup.engine);
+
+const ups = new Map<number, UpStream>();
+const downs = new Map<number, DownStream>();
+/** The last track list sent for each up-stream, to send only changes. */
+const sentTracks = new Map<number, string>();
+/** Every stream and peer connection made here, weakly: a probe counts those still reachable (leak checks). */
+const made: { streams: WeakRef<object>[]; pcs: WeakRef<object>[] } = { streams: [], pcs: [] };
+
+let pruneAt = 1024;
+
+function remember(stream: UpStream | DownStream): void {
+  made.streams.push(new WeakRef(stream));
+  const pc = (stream as { pc?: object }).pc;
+  if (pc) made.pcs.push(new WeakRef(pc));
+  // Drop the references to collected objects now and then, so the lists stay as small as what is alive.
+  if (made.streams.length >= pruneAt) {
+    prune();
+    pruneAt = Math.max(1024, 2 * made.streams.length);
+  }
+}
+
+function prune(): void {
+  made.streams = made.streams.filter((r) => r.deref() !== undefined);
+  made.pcs = made.pcs.filter((r) => r.deref() !== undefined);
+}
+
+const post = (m: FromWorker) => port.postMessage(m);
+
+/** The kernel's id of this thread (for per-thread CPU in /proc), or -1 off Linux. */
+function osThreadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop());
+  } catch {
+    return -1;
+  }
+}
+
+function trackInfo(up: UpStream): TrackInfo[] {
+  return up.tracks.map((t) => ({ id: t.id, kind: t.kind, codec: t.codec, layers: [...t.layers] }));
+}
+
+/** Sends the up-stream's tracks when they changed (a new track, codec or simulcast layer). */
+function syncTracks(h: number, up: UpStream, added: string[] = []): TrackInfo[] {
+  const tracks = trackInfo(up);
+  const json = JSON.stringify(tracks);
+  if (added.length > 0 || sentTracks.get(h) !== json) {
+    sentTracks.set(h, json);
+    post({ ev: 'tracks', h, tracks, added });
+  }
+  return tracks;
+}
+
+function createUp(m: Extract<ToWorker, { op: 'createUp' }>): void {
+  let up: UpStream;
+  try {
+    up = engine.createUpStream({ id: m.id, label: m.label, iceServers: m.iceServers, ...(m.codecs ? { codecs: m.codecs } : {}) });
+  } catch (e) {
+    post({ ev: 'close', h: m.h, error: (e as Error).message });
+    return;
+  }
+  ups.set(m.h, up);
+  remember(up);
+  up.on('candidate', (candidate) => post({ ev: 'candidate', h: m.h, candidate }));
+  up.on('track', (t) => syncTracks(m.h, up, [t.id]));
+  up.on('state', (state) => {
+    if (state !== 'closed') syncTracks(m.h, up);
+    post({ ev: 'state', h: m.h, state });
+  });
+  up.on('close', () => {
+    ups.delete(m.h);
+    sentTracks.delete(m.h);
+    post({ ev: 'close', h: m.h });
+  });
+  // Simulcast layers can appear after the answer (werift's onTrack per rid).
+  const pc = (up as { pc?: { onTrack?: { subscribe(f: () => void): unknown } } }).pc;
+  pc?.onTrack?.subscribe(() => {
+    setImmediate(() => {
+      if (ups.get(m.h) === up) syncTracks(m.h, up);
+    });
+  });
+}
+
+function createDown(m: Extract<ToWorker, { op: 'createDown' }>): void {
+  const source = ups.get(m.source);
+  if (!source) {
+    post({ ev: 'close', h: m.h, error: `down-stream ${m.id}: its source up-stream is closed` });
+    return;
+  }
+  let down: DownStream;
+  try {
+    down = engine.createDownStream({ id: m.id, source, request: m.request, iceServers: m.iceServers });
+  } catch (e) {
+    post({ ev: 'close', h: m.h, error: (e as Error).message });
+    return;
+  }
+  downs.set(m.h, down);
+  remember(down);
+  down.on('candidate', (candidate) => post({ ev: 'candidate', h: m.h, candidate }));
+  down.on('state', (state) => post({ ev: 'state', h: m.h, state }));
+  down.on('renegotiate', () => post({ ev: 'renegotiate', h: m.h }));
+  down.on('close', () => {
+    downs.delete(m.h);
+    post({ ev: 'close', h: m.h });
+  });
+}
+
+async function call(h: number, method: CallMethod, args: unknown[]): Promise<unknown> {
+  const up = ups.get(h);
+  const down = downs.get(h);
+  if (up) {
+    switch (method) {
+      case 'answer': {
+        const sdp = await up.answer(args[0] as string);
+        return { sdp, tracks: ups.get(h) === up ? syncTracks(h, up) : trackInfo(up) };
+      }
+      case 'addIceCandidate':
+        return up.addIceCandidate(args[0] as IceCandidate | null);
+      case 'stats':
+        return up.stats();
+    }
+  } else if (down) {
+    switch (method) {
+      case 'offer':
+        return down.offer(args[0] as { iceRestart?: boolean } | undefined);
+      case 'setAnswer':
+        return down.setAnswer(args[0] as string);
+      case 'addIceCandidate':
+        return down.addIceCandidate(args[0] as IceCandidate | null);
+      case 'stats':
+        return down.stats();
+    }
+  } else {
+    throw new Error(GONE);
+  }
+  throw new Error(`media worker: ${method} is not a method of this stream`);
+}
+
+let gc: (() => void) | undefined;
+function collectGarbage(): void {
+  if (!gc) {
+    gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) {
+      setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc') as () => void;
+    }
+  }
+  gc();
+}
+
+async function probe(withGc: boolean): Promise<WorkerProbe> {
+  if (withGc) {
+    // Several rounds: WeakRefs hold their targets until the job ends, and closures freed by one GC free more.
+    for (let i = 0; i < 4; i++) {
+      collectGarbage();
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  const resources: Record<string, number> = {};
+  for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
+  const heap = getHeapStatistics();
+  prune();
+  return {
+    tid: osThreadId(),
+    ups: ups.size,
+    downs: downs.size,
+    resources,
+    heapUsed: heap.used_heap_size,
+    external: heap.external_memory,
+    alive: { streams: made.streams.length, peerConnections: made.pcs.length },
+  };
+}
+
+port.on('message', (m: ToWorker) => {
+  switch (m.op) {
+    case 'createUp':
+      return createUp(m);
+    case 'createDown':
+      return createDown(m);
+    case 'call':
+      call(m.h, m.method, m.args).then(
+        (value) => post({ ev: 'reply', rid: m.rid, ok: true, value }),
+        (e: unknown) => post({ ev: 'reply', rid: m.rid, ok: false, error: e instanceof Error ? e.message : String(e) }),
+      );
+      return;
+    case 'setRequest':
+      downs.get(m.h)?.setRequest(m.request);
+      return;
+    case 'requestKeyframe':
+      ups.get(m.h)?.requestKeyframe();
+      return;
+    case 'close':
+      (ups.get(m.h) ?? downs.get(m.h))?.close();
+      return;
+    case 'probe':
+      void probe(m.gc).then((value) => post({ ev: 'probe', rid: m.rid, value }));
+      return;
+    case 'closeAll':
+      engine.close();
+      // Let werift send its DTLS close alerts before the thread is terminated.
+      setTimeout(() => post({ ev: 'reply', rid: m.rid, ok: true, value: null }), 20);
+      return;
+    case 'crash':
+      setTimeout(() => {
+        throw new Error(m.message);
+      });
+      return;
+  }
+});
+
+post({ ev: 'ready', tid: osThreadId() });
