@@ -6,4 +6,4 @@
 import { defineLeakTest } from './support/leaks-harness.ts';
 import { insideLoopbackNetns } from './support/netns.ts';
 
-if (insideLoopbackNetns(import.meta.url)) defineLeakTest('threads');
+if (insideLoopbackNetns(import.meta.url, { timeoutMs: 300_000 })) defineLeakTest('threads');

@@ -7,4 +7,4 @@
 import { defineLeakTest } from './support/leaks-harness.ts';
 import { insideLoopbackNetns } from './support/netns.ts';
 
-if (insideLoopbackNetns(import.meta.url)) defineLeakTest('werift');
+if (insideLoopbackNetns(import.meta.url, { timeoutMs: 300_000 })) defineLeakTest('werift');

@@ -132,7 +132,7 @@ function problems(start: Snapshot, end: Snapshot): string[] {
 
 /** Defines the test of one engine (call it inside the loopback-only namespace). */
 export function defineLeakTest(kind: Kind): void {
-  test(`${CYCLES} publish/subscribe/leave cycles leave no leaks: ${kind === 'werift' ? 'in-process werift engine' : 'threaded engine (2 workers)'}`, { timeout: 110_000 }, async () => {
+  test(`${CYCLES} publish/subscribe/leave cycles leave no leaks: ${kind === 'werift' ? 'in-process werift engine' : 'threaded engine (2 workers)'}`, { timeout: 280_000 }, async () => {
     const r = await spawnChild(kind);
     console.error(report(r));
     const { start, end } = r;

@@ -39,7 +39,7 @@ export function insideLoopbackNetns(fileUrl: string, options: { timeoutMs?: numb
     });
     return false;
   }
-  const timeout = options.timeoutMs ?? 110_000;
+  const timeout = options.timeoutMs ?? 180_000;
   test(name, { timeout: timeout + 5000 }, async () => {
     const args = [process.execPath, '--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${timeout}`, file].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     const child = spawn('unshare', ['-n', 'sh', '-c', `ip link set lo up && exec ${args}`], {
