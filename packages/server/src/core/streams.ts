@@ -106,7 +106,12 @@ export class GroupStreams {
         else member.client.deliver(streamEvent({ kind: 'ice', id: msg.id, candidate }));
       });
       up.on('track', () => this.offerToSubscribers(p));
-      up.on('close', () => this.forget(p));
+      up.on('close', () => {
+        // Closed by the engine itself (ICE failed, a media worker died): the
+        // publisher still holds its side, so ask it to close and re-publish.
+        if (this.pubs.get(p.key) === p) member.client.deliver(streamEvent({ kind: 'abort', id: p.id }));
+        this.forget(p);
+      });
     }
     let answer: string;
     try {
@@ -126,8 +131,8 @@ export class GroupStreams {
     const pub = this.pubs.get(keyOf(member, id));
     if (!pub) return;
     if (opts.tellOwner) member.client.deliver(streamEvent({ kind: 'abort', id }));
-    pub.up.close();
     this.forget(pub);
+    pub.up.close();
   }
 
   // -------------------------------------------------------------------
@@ -187,8 +192,8 @@ export class GroupStreams {
     this.requests.delete(member.id);
     for (const pub of [...this.pubs.values()]) {
       if (pub.owner === member) {
-        pub.up.close();
         this.forget(pub);
+        pub.up.close();
       } else {
         const sub = pub.downs.get(member.id);
         if (sub) {
@@ -220,8 +225,8 @@ export class GroupStreams {
 
   close(): void {
     for (const pub of [...this.pubs.values()]) {
-      pub.up.close();
       this.forget(pub);
+      pub.up.close();
     }
   }
 
