@@ -32,6 +32,8 @@ export interface CamusText {
 }
 
 export interface CamusEvents {
+  /** Every well-formed message from the server or a peer, before the SDK acts on it (for Camus's `Signaler`). */
+  message: [message: ServerMessage];
   text: [message: CamusText];
   /** The roster as the server last sent it (ourselves included). */
   roster: [info: RoomInfo];
@@ -65,6 +67,9 @@ function toRtcIceServers(entries: IceServerEntry[]): RTCIceServer[] {
 
 type State = 'idle' | 'joining' | 'joined' | 'ended';
 
+/** The WebSocket's state in Camus's words (`idle` before `join`). */
+export type CamusSocketState = 'idle' | 'connecting' | 'open' | 'closing' | 'closed';
+
 /** A Camus room: `new CamusSignaling('https://atrium.example')`, then `pool.join('room')`. */
 export class CamusSignaling extends Signaling<CamusEvents> {
   readonly protocol = 'camus' as const;
@@ -76,7 +81,7 @@ export class CamusSignaling extends Signaling<CamusEvents> {
   /** Peers in the room that said `bye` to us: not peers again until they offer (or leave and come back). */
   private readonly dismissed = new Set<string>();
   private lastError = '';
-  private waiters: { match(m: ServerMessage): boolean; resolve(m: ServerMessage): void }[] = [];
+  private waiters: { match(m: ServerMessage): boolean; resolve(m: ServerMessage): void; reject(e: MeshError): void }[] = [];
   private pingSeq = 0;
 
   constructor(
@@ -88,6 +93,39 @@ export class CamusSignaling extends Signaling<CamusEvents> {
 
   get id(): string | null {
     return this.ownId;
+  }
+
+  get socketState(): CamusSocketState {
+    switch (this.ws?.readyState) {
+      case undefined:
+        return 'idle';
+      case WebSocket.CONNECTING:
+        return 'connecting';
+      case WebSocket.OPEN:
+        return 'open';
+      case WebSocket.CLOSING:
+        return 'closing';
+      default:
+        return 'closed';
+    }
+  }
+
+  /** Sends one message as it is (dropped if the socket is not open). */
+  sendMessage(message: ClientMessage): void {
+    this.send(message);
+  }
+
+  /**
+   * Sends a message and resolves with the first message that `match`es
+   * (which the SDK then handles as usual once joined); rejects with a
+   * MeshError `closed` if the channel ends first.
+   */
+  sendReceive(message: ClientMessage, match: (m: ServerMessage) => boolean): Promise<ServerMessage> {
+    if (this.state === 'ended') return Promise.reject(new MeshError('closed', `cannot send "${message.type}": the room connection has ended`));
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ match, resolve, reject });
+      this.send(message);
+    });
   }
 
   async join(room: string): Promise<JoinedInfo> {
@@ -183,10 +221,7 @@ export class CamusSignaling extends Signaling<CamusEvents> {
   }
 
   private request(msg: ClientMessage, type: ServerMessageType, match: (m: ServerMessage) => boolean = (m) => m.type === type): Promise<ServerMessage> {
-    return new Promise((resolve) => {
-      this.waiters.push({ match: (m) => m.sender === SERVER_ADDRESS && match(m), resolve });
-      this.send(msg);
-    });
+    return this.sendReceive(msg, (m) => m.sender === SERVER_ADDRESS && match(m));
   }
 
   private send(msg: ClientMessage): void {
@@ -212,11 +247,13 @@ export class CamusSignaling extends Signaling<CamusEvents> {
       this.emit('error', new MeshError('bad-frame', `the server sent ${m}`));
       return;
     }
+    this.emit('message', m);
     const waiter = this.waiters.find((w) => w.match(m));
     if (waiter) {
       this.waiters = this.waiters.filter((w) => w !== waiter);
       waiter.resolve(m);
-      return;
+      // While joining, answers are the join's; once joined, the room goes on as usual.
+      if (this.state !== 'joined') return;
     }
     if (m.sender === SERVER_ADDRESS) return this.fromServer(m);
     if (this.state !== 'joined') return;
@@ -309,7 +346,9 @@ export class CamusSignaling extends Signaling<CamusEvents> {
   private ended(reason: string): void {
     if (this.state === 'ended') return;
     this.state = 'ended';
+    const waiters = this.waiters;
     this.waiters = [];
+    for (const w of waiters) w.reject(new MeshError('closed', `the room connection ended: ${reason}`));
     this.emit('end', reason);
   }
 }

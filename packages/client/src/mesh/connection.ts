@@ -151,9 +151,24 @@ export class ManagedConnection extends TypedEmitter<ConnectionEvents> {
     return this.pc.createDataChannel(label, init);
   }
 
-  /** A data channel once it is open (as rtcpool's `dataChannel(label, options)`). */
+  /** A data channel once it is open (the same as `dataChannel(label, init)`). */
   openDataChannel(label: string, init?: RTCDataChannelInit): Promise<RTCDataChannel> {
-    const channel = this.createDataChannel(label, init);
+    return this.dataChannel(label, init);
+  }
+
+  /**
+   * rtcpool's `dataChannel(label, options = {}, raw = false)`: creates a data
+   * channel with `options` as given (in-band by default; `{negotiated: true,
+   * id}` for one both sides create themselves) and resolves with it once it
+   * is open; with `raw` true, returns the channel at once instead. Unlike
+   * rtcpool, the promise rejects if the channel closes before it opens.
+   */
+  dataChannel(label: string, options?: RTCDataChannelInit, raw?: false): Promise<RTCDataChannel>;
+  dataChannel(label: string, options: RTCDataChannelInit | undefined, raw: true): RTCDataChannel;
+  dataChannel(label: string, options?: RTCDataChannelInit, raw?: boolean): Promise<RTCDataChannel> | RTCDataChannel;
+  dataChannel(label: string, options: RTCDataChannelInit = {}, raw = false): Promise<RTCDataChannel> | RTCDataChannel {
+    const channel = this.createDataChannel(label, options);
+    if (raw) return channel;
     return new Promise((resolve, reject) => {
       channel.addEventListener('open', () => resolve(channel), { once: true });
       channel.addEventListener('close', () => reject(new MeshError('closed', `data channel "${label}" closed before it opened`)), { once: true });
@@ -175,6 +190,16 @@ export class ManagedConnection extends TypedEmitter<ConnectionEvents> {
 
   getStats(selector?: MediaStreamTrack | null): Promise<RTCStatsReport> {
     return this.pc.getStats(selector);
+  }
+
+  getConfiguration(): RTCConfiguration {
+    return this.pc.getConfiguration();
+  }
+
+  /** Changes the connection's configuration (new ICE servers apply from the next ICE restart). */
+  setConfiguration(configuration: RTCConfiguration): void {
+    this.assertOpen('setConfiguration');
+    this.pc.setConfiguration(configuration);
   }
 
   /** Negotiates new ICE credentials (done by itself when ICE fails). */

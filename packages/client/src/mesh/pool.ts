@@ -55,13 +55,15 @@ export class Pool<S extends SignalingChannel = SignalingChannel> extends TypedEm
   private poolState: PoolState = 'new';
   private info: JoinedInfo | undefined;
   private readonly unsubscribe: (() => void)[] = [];
+  private rtcConfiguration: RTCConfiguration | undefined;
 
   constructor(
     /** The signalling channel (CamusSignaling, RtcPoolWebSocket, RtcPoolSocketIo, or your own). */
     readonly signaling: S,
-    private readonly options: PoolOptions = {},
+    options: PoolOptions = {},
   ) {
     super();
+    this.rtcConfiguration = options.rtcConfiguration;
     // The base events, whatever else this channel emits.
     const on = <K extends keyof SignalingEvents>(event: K, listener: (...args: SignalingEvents[K]) => void) => this.unsubscribe.push(signaling.on(event, listener));
     on('joined', (info) => this.joined(info));
@@ -115,6 +117,16 @@ export class Pool<S extends SignalingChannel = SignalingChannel> extends TypedEm
   /** A peer's description (rtcpool's `get_description`): undefined for an unknown peer, null when it has none. */
   getDescription(id: string): Description | undefined {
     return this.descriptions.get(id);
+  }
+
+  /** rtcpool's name for `getDescription`. */
+  get_description(id: string): Description | undefined {
+    return this.getDescription(id);
+  }
+
+  /** The configuration of connections made from now on (those made already keep theirs). */
+  setConfiguration(configuration: RTCConfiguration): void {
+    this.rtcConfiguration = { ...configuration };
   }
 
   /** Joins the pool (RTCPool) or room (Camus) `name`; rejects with a MeshError (`join-refused`, `connect-failed`, …). */
@@ -173,7 +185,7 @@ export class Pool<S extends SignalingChannel = SignalingChannel> extends TypedEm
     const existing = this.conns.get(peer.id);
     if (existing && !existing.closed) return;
     this.descriptions.set(peer.id, peer.description);
-    const config: RTCConfiguration = { ...this.options.rtcConfiguration };
+    const config: RTCConfiguration = { ...this.rtcConfiguration };
     if (!config.iceServers && this.serverIceServers) config.iceServers = this.serverIceServers;
     const pc = new RTCPeerConnection(config);
     const id = peer.id;
