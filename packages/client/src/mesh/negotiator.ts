@@ -38,6 +38,9 @@ export interface NegotiationStats {
   candidatesDropped: number;
 }
 
+/** How long the polite side of a new connection waits for the other's first offer. */
+const FIRST_OFFER_WAIT_MS = 400;
+
 export class PerfectNegotiator {
   /** We are between starting and sending an offer (perfect negotiation's `makingOffer`). */
   private makingOffer = false;
@@ -66,8 +69,22 @@ export class PerfectNegotiator {
   };
 
   private readonly onNegotiationNeeded = (): void => {
+    // On a brand-new connection the polite side lets the impolite side's
+    // first offer come: when both offered the very first description at the
+    // same instant, Chromium sometimes left the polite side's ICE at "new"
+    // after the rollback. If no offer comes, the polite side offers itself.
+    if (this.polite && !this.pc.remoteDescription && !this.firstOfferWaited) {
+      this.firstOfferWaited = true;
+      setTimeout(() => {
+        if (!this.closed && !this.pc.remoteDescription && this.pc.signalingState === 'stable') void this.offer();
+      }, FIRST_OFFER_WAIT_MS);
+      return;
+    }
     void this.offer();
   };
+
+  /** The polite side waited once for the other's first offer. */
+  private firstOfferWaited = false;
 
   private readonly onIceCandidate = (e: RTCPeerConnectionIceEvent): void => {
     if (this.closed) return;
