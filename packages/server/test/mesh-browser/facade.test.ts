@@ -116,6 +116,23 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 90_000 })) {
       return JSON.stringify({ id: manager.id.slice(0, 8), peers, errors });
     });
 
+  test('both pages send their camera from the start of a new connection: video flows both ways, 5 rooms in a row', { timeout: 150_000 }, async () => {
+    for (let round = 0; round < 5; round++) {
+      const a = await managerPage(`glare-${round}`, true);
+      const b = await managerPage(`glare-${round}`, true);
+      for (const [p, other] of [[a, b], [b, a]] as const) {
+        await until(`round ${round}: ${p.id.slice(0, 8)} to decode video from ${other.id.slice(0, 8)}`, async () => {
+          const f = await framesFrom(p.page, other.id);
+          return f > 0 ? f : undefined;
+        }, 30_000).catch(async (e: Error) => {
+          throw new Error(`${e.message}\n${await state(a.page)}\n${await state(b.page)}`);
+        });
+      }
+      await a.page.close();
+      await b.page.close();
+    }
+  });
+
   test('two pages with the Camus Manager facade see each other\'s video and exchange data-channel messages', { timeout: 60_000 }, async () => {
     // The second page adds its camera once connected, to a peer already
     // sending: both adding tracks to a brand-new connection at once is the
