@@ -102,7 +102,11 @@ export function verdicts(results: ShapeResult[], workersSupported: boolean): Ver
     out.push({ bar: 'two rooms load two different cores (media workers)', verdict: 'N/A', why: !workersSupported ? 'this server has no --media-workers flag yet' : 'shape 2rooms not run' });
   } else {
     const [a, b] = two.threads;
-    const ok = !!a && !!b && a.percent >= 25 && b.percent >= 25 && a.cpu !== b.cpu;
+    // Both worker threads busy, and not confined to one core: either their
+    // usual cores differ, or the scheduler runs each on both cores (neither
+    // spends 70 % of its samples on one), so they can and do run in parallel.
+    const spread = (t: { cpuShare: number }) => t.cpuShare < 0.7;
+    const ok = !!a && !!b && a.percent >= 25 && b.percent >= 25 && (a.cpu !== b.cpu || (spread(a) && spread(b)));
     out.push({
       bar: 'two rooms load two different cores (media workers)',
       verdict: ok ? 'PASS' : 'FAIL',

@@ -13,7 +13,8 @@ import { supportsMediaWorkers } from './server.ts';
 
 const USAGE = `usage: npm run bench:sfu -- [options]
   --shapes LIST        comma-separated: PxS (P publishers, S subscribers, one room),
-                       2rooms (two rooms of 1x20), 2rooms-sat (a 1x20 room at 4x the
+                       2rooms (two busy rooms of 1x20 at 1500 packets/s each),
+                       2rooms-sat (a 1x20 room at 4x the
                        rate next to a normal 1x20 room)
                        (default 1x5,1x10,1x20,4x4,10x10,2rooms,2rooms-sat)
   --seconds N          steady-state window per shape (default 10)
@@ -69,7 +70,8 @@ const autoRate = (p: number, s: number) => rateArg ?? Math.max(1, Math.min(500, 
 
 function shapeOf(name: string): Shape {
   if (name === '2rooms') {
-    const rate = rateArg ?? 500;
+    // Two busy rooms: enough work that each worker thread needs a core of its own.
+    const rate = rateArg ?? 1500;
     return { name, rooms: [{ group: 'room-a', publishers: 1, subscribers: 20, rate }, { group: 'room-b', publishers: 1, subscribers: 20, rate }] };
   }
   if (name === '2rooms-sat') {
