@@ -1,4 +1,4 @@
-// `npm run bench:sfu`: the SFU benchmark. See bench/sfu/RESULTS.md.
+// `npm run bench:sfu`: the SFU benchmark. See bench/README.md.
 //
 //   npm run bench:sfu -- [--shapes 1x5,1x10,1x20,4x4,10x10,2rooms,2rooms-sat]
 //                        [--seconds 10] [--rate PPS_PER_PUBLISHER] [--workers N]
