@@ -1,6 +1,7 @@
 // Assembles one Atrium server: group files, tokens, ICE servers, the core,
 // the protocol dialects and the HTTP routes. The CLI and the tests both
 // start servers through this class.
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
@@ -100,6 +101,8 @@ export class AtriumServer {
 
   async start(): Promise<void> {
     const o = this.options;
+    // A fresh install has no data directory yet; make it so it can be watched.
+    await mkdir(o.dataDir, { recursive: true });
     await this.config.start();
     this.iceServers = await configuredIceServers({ dataDir: o.dataDir, log: this.log, ...(o.turn ? { turn: o.turn } : {}) });
     if (o.defaultGroup ?? true) await this.groups.ensureDefaultGroup();
