@@ -219,7 +219,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
       const freed = Date.now();
       await until('the switch back to the high layer', layer, (l) => l === 'h', 20_000);
       const upAt = Date.now() - freed;
-      const high = await until('high-layer frames decoded again', width, (s) => s.frameWidth >= 640 && s.framesDecoded > low.framesDecoded, 15_000);
+      const high = await until('high-layer frames decoded again', width, (s) => s.frameWidth >= 640 && s.framesDecoded > low.framesDecoded, 40_000);
       console.error(`throttle: down to the low layer ${downAt} ms after a 300 kbit/s bottleneck (estimate ${throttled.availableBitrate}), back up ${upAt} ms after it was lifted; ${low.frameWidth}px -> ${high.frameWidth}px`);
       up.close();
     });
