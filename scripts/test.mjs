@@ -13,7 +13,13 @@ const root = join(fileURLToPath(import.meta.url), '..', '..');
 process.chdir(root);
 
 /** Debian packages the test suite drives for real (browser, Redis, TURN). */
-const DEBIAN_PACKAGES = [['chromium', '/usr/bin/chromium']];
+// [package, a file it installs]: the browser, and `ip` for the loopback-only
+// network namespaces the media tests run in.
+const DEBIAN_PACKAGES = [
+  ['chromium', ['/usr/bin/chromium']],
+  ['iproute2', ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip']],
+  ['util-linux', ['/usr/bin/unshare']],
+];
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
@@ -33,7 +39,7 @@ function ensureNpmPackages() {
 }
 
 function ensureDebianPackages() {
-  const missing = DEBIAN_PACKAGES.filter(([, bin]) => !existsSync(bin)).map(([pkg]) => pkg);
+  const missing = DEBIAN_PACKAGES.filter(([, files]) => !files.some((f) => existsSync(f))).map(([pkg]) => pkg);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
     console.error(`test: these Debian packages are needed and missing: ${missing.join(' ')}\n` + `      install them with: sudo apt-get install -y ${missing.join(' ')}`);
