@@ -52,3 +52,29 @@ export class FloodGuard {
     return 'quiet';
   }
 }
+
+/** What a dialect does when FloodGuard decides: its own close and error frames. */
+export interface FloodAnswers {
+  /** Closes the connection for flooding (policy violation). */
+  close(reason: string): void;
+  /** Sends the dialect's `rate-limited` error. */
+  warn(message: string): void;
+  /** Counts a dropped message that is answered with nothing. */
+  count(kind: 'rate-limited' | 'flood-close'): void;
+}
+
+/**
+ * Answers one message dropped for exceeding the rate: one warning a second,
+ * silence in between, and a close when the peer keeps going regardless.
+ */
+export function refuseMessage(flood: FloodGuard, message: string, noun: string, a: FloodAnswers): void {
+  const action = flood.refused();
+  if (action === 'close') {
+    a.count('flood-close');
+    a.close(`flooding: too many ${noun} after being told to slow down`);
+  } else if (action === 'warn') {
+    a.warn(`${message}; ${noun} over the limit are dropped`);
+  } else {
+    a.count('rate-limited');
+  }
+}

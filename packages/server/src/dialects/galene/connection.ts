@@ -12,7 +12,7 @@ import type { GroupRegistry } from '../../core/registry.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
-import { FloodGuard, TokenBucket } from '../../transport/rate-limit.ts';
+import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
 import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
 import { type Place, renderEvent } from './render.ts';
 
@@ -325,15 +325,11 @@ export class GaleneConnection implements Client, LivePeer {
   }
 
   private refuse(message: string): void {
-    const action = this.flood.refused();
-    if (action === 'close') {
-      this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'flood-close' });
-      this.close(CLOSE.policy, 'flooding: too many messages after being told to slow down');
-    } else if (action === 'warn') {
-      this.error('rate-limited', `${message}; messages over the limit are dropped`);
-    } else {
-      this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'rate-limited' });
-    }
+    refuseMessage(this.flood, message, 'messages', {
+      close: (reason) => this.close(CLOSE.policy, reason),
+      warn: (text) => this.error('rate-limited', text),
+      count: (kind) => this.ctx.metrics.errors.inc({ dialect: DIALECT, kind }),
+    });
   }
 
   private send(msg: Record<string, unknown> & { type: string }): void {

@@ -21,7 +21,7 @@ import type { Group, Member } from '../../core/group.ts';
 import type { GroupRegistry } from '../../core/registry.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
-import { FloodGuard, TokenBucket } from '../../transport/rate-limit.ts';
+import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
 
 export const DIALECT = 'rtcpool';
 
@@ -289,15 +289,11 @@ export class PoolConnection implements Client {
   }
 
   private refuse(message: string): void {
-    const action = this.flood.refused();
-    if (action === 'close') {
-      this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'flood-close' });
-      this.close(CLOSE.policy, 'flooding: too many events after being told to slow down');
-    } else if (action === 'warn') {
-      this.error('rate-limited', `${message}; events over the limit are dropped`);
-    } else {
-      this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'rate-limited' });
-    }
+    refuseMessage(this.flood, message, 'events', {
+      close: (reason) => this.close(CLOSE.policy, reason),
+      warn: (text) => this.error('rate-limited', text),
+      count: (kind) => this.ctx.metrics.errors.inc({ dialect: DIALECT, kind }),
+    });
   }
 
   private send<K extends ServerEventType>(type: K, data: ServerEventData<K>): void {
