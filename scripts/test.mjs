@@ -4,7 +4,7 @@
 // as root), then runs every test file with node's test runner through tsx.
 //   npm test                 every test
 //   npm test -- FILTER...    only test files whose path contains a FILTER
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,10 +78,33 @@ const ALONE = ['packages/server/test/media/quality.test.ts'];
 const shared = files.filter((f) => !ALONE.includes(f));
 const alone = files.filter((f) => ALONE.includes(f));
 const testArgs = ['--import', 'tsx', '--test', '--test-timeout=120000'];
-let status = shared.length ? run(process.execPath, [...testArgs, '--test-concurrency=2', ...shared]) : 0;
+const totals = { pass: 0, fail: 0 };
+
+/** Runs node's test runner, passing its output through and adding up its closing counts. */
+function runTests(args) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['inherit', 'pipe', 'inherit'] });
+    let tail = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk.toString()).slice(-4000);
+    });
+    child.on('close', (code) => {
+      for (const key of ['pass', 'fail']) {
+        const m = new RegExp(`^# ${key} (\\d+)$`, 'm').exec(tail);
+        if (m) totals[key] += Number(m[1]);
+      }
+      resolve(code ?? 1);
+    });
+  });
+}
+
+let status = shared.length ? await runTests([...testArgs, '--test-concurrency=2', ...shared]) : 0;
 if (alone.length) {
   console.log(`test: running ${alone.join(', ')} on its own`);
-  const s2 = run(process.execPath, [...testArgs, '--test-concurrency=1', ...alone]);
+  const s2 = await runTests([...testArgs, '--test-concurrency=1', ...alone]);
   if (status === 0) status = s2;
 }
+// One closing line for both runs.
+console.log(`${totals.pass} passed, ${totals.fail} failed`);
 process.exit(status);
