@@ -8,6 +8,7 @@ import { afterEach, beforeEach, test } from 'node:test';
 import { Manager, type VideoPeer } from './camus-client.ts';
 import type { ManagedConnection } from './connection.ts';
 import { Pool } from './pool.ts';
+import { ScriptedSocket } from './scripted-socket.test-support.ts';
 import { RtcPoolTransceiver, Transceiver } from './transceiver.ts';
 
 /** A peer connection that negotiates nothing and records senders, channels and configuration. */
@@ -75,44 +76,6 @@ class FakeStream {
   }
 }
 
-/** A Camus WebSocket whose server side is the test. */
-class ScriptedSocket extends EventTarget {
-  static readonly CONNECTING = 0;
-  static readonly OPEN = 1;
-  static readonly CLOSING = 2;
-  static readonly CLOSED = 3;
-  static last: ScriptedSocket | undefined;
-  readyState = ScriptedSocket.CONNECTING;
-  readonly sent: Record<string, unknown>[] = [];
-
-  constructor(readonly url: string) {
-    super();
-    ScriptedSocket.last = this;
-    queueMicrotask(() => {
-      this.readyState = ScriptedSocket.OPEN;
-      this.dispatchEvent(new Event('open'));
-    });
-  }
-  send(data: string): void {
-    this.sent.push(JSON.parse(data) as Record<string, unknown>);
-  }
-  close(code = 1000, reason = ''): void {
-    if (this.readyState === ScriptedSocket.CLOSED) return;
-    this.readyState = ScriptedSocket.CLOSED;
-    this.dispatchEvent(Object.assign(new Event('close'), { code, reason }));
-  }
-  receive(frame: unknown): void {
-    this.dispatchEvent(Object.assign(new Event('message'), { data: JSON.stringify(frame) }));
-  }
-  async sentWhere(pred: (f: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-    for (let i = 0; i < 100; i++) {
-      const f = this.sent.find(pred);
-      if (f) return f;
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    throw new Error(`the client did not send a matching frame; sent: ${JSON.stringify(this.sent)}`);
-  }
-}
 
 const g = globalThis as Record<string, unknown>;
 const STUBS = { WebSocket: ScriptedSocket, RTCPeerConnection: FakePeerConnection, RTCRtpSender: class {}, MediaStream: FakeStream };
