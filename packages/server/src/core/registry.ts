@@ -29,6 +29,8 @@ export interface Authenticator {
 /** Where group descriptions come from (the group files). */
 export interface DescriptionSource {
   get(name: string): GroupDescription | undefined;
+  /** The description governing `name`: its own file, or an ancestor's with auto-subgroups. */
+  resolve(name: string): GroupDescription | undefined;
   list(): GroupDescription[];
   on(event: 'change', listener: (name: string, desc: GroupDescription | undefined) => void): unknown;
   off(event: 'change', listener: (name: string, desc: GroupDescription | undefined) => void): unknown;
@@ -85,13 +87,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     // A name no group file could have ("a/..", "a//b") names no group, even
     // under a parent with auto-subgroups.
     if (!isValidGroupName(name)) return undefined;
-    const own = this.source.get(name);
-    if (own) return own;
-    const cut = name.lastIndexOf('/');
-    if (cut <= 0) return undefined;
-    const parent = this.describe(name.slice(0, cut));
-    if (!parent?.autoSubgroups) return undefined;
-    return { ...parent, name, public: false };
+    return this.source.resolve(name);
   }
 
   /** A live group, created on first use (an ephemeral one when asked and no file describes it). */
