@@ -65,7 +65,11 @@ function findTests(dir, out = []) {
 ensureNpmPackages();
 ensureDebianPackages();
 const filters = process.argv.slice(2);
-const files = ['packages', 'bench'].filter((d) => existsSync(d)).flatMap((d) => findTests(d)).sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+const files = ['packages', 'bench']
+  .filter((d) => existsSync(d))
+  .flatMap((d) => findTests(d))
+  .sort()
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (files.length === 0) {
   console.error(`test: no test files match ${filters.join(' ')}`);
   process.exit(1);

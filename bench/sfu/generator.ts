@@ -36,10 +36,7 @@ export interface SubSnapshot {
   downs: { id: string; offerAt: number; connectedAt: number; firstAt: number; packets: number; expected: number; rtcp: number }[];
   errors: string[];
 }
-export type GeneratorEvent =
-  | { ev: 'started' }
-  | { ev: 'error'; message: string }
-  | { ev: 'snapshot'; seq: number; at: number; cpuUs: number; pubs: PubSnapshot[]; subs: SubSnapshot[] };
+export type GeneratorEvent = { ev: 'started' } | { ev: 'error'; message: string } | { ev: 'snapshot'; seq: number; at: number; cpuUs: number; pubs: PubSnapshot[]; subs: SubSnapshot[] };
 
 const send = (e: GeneratorEvent) => process.send?.(e);
 const pubs: Publisher[] = [];

@@ -107,8 +107,7 @@ export class Publisher {
         pc.setRemoteDescription(String(m.sdp), 'answer');
         for (const c of held ?? []) g.send({ type: 'ice', id: this.streamId, candidate: c });
         held = undefined;
-      }
-      else if (m.type === 'ice' && m.id === this.streamId) {
+      } else if (m.type === 'ice' && m.id === this.streamId) {
         const c = m.candidate as { candidate?: string; sdpMid?: string } | undefined;
         if (c?.candidate) pc.addRemoteCandidate(c.candidate, c.sdpMid ?? '0');
       } else if (m.type === 'abort' && m.id === this.streamId) g.errors.push(`server aborted stream ${this.streamId}`);

@@ -22,10 +22,16 @@ const AREAS: [string, RegExp][] = [
   ['Atrium media engine', /packages\/server\/src\/media\//],
   ['Atrium other', /packages\/server\/src\//],
   // werift ships one bundle (lib/index.mjs), so its areas are told by function name.
-  ['SRTP/SRTCP encrypt/decrypt (werift + node:crypto)', /^(createCipherBase|createDecipher\w*|Cipheriv|Decipheriv|update|final|setAAD|getAuthTag|setAuthTag|encrypt\w*|decrypt\w*|generateCounter|generateSrtpAuthTag|\w*[Hh]mac\w*|digest) /],
+  [
+    'SRTP/SRTCP encrypt/decrypt (werift + node:crypto)',
+    /^(createCipherBase|createDecipher\w*|Cipheriv|Decipheriv|update|final|setAAD|getAuthTag|setAuthTag|encrypt\w*|decrypt\w*|generateCounter|generateSrtpAuthTag|\w*[Hh]mac\w*|digest) /,
+  ],
   ['UDP send/receive (node:dgram + kernel loopback)', /^(doSend|send|onMessage|afterSend|sendMessage) node:dgram|^\(program\) /],
   ['RTP/RTCP parse + serialize (werift)', /^(serialize\w*|deSerialize\w*|getBit|setBit|bufferWriter|bufferReader|RtpHeader|RtpPacket|BitWriter\w*|get \w+) werift/],
-  ['werift sender/receiver per packet (sendRtp, SR bookkeeping, NACK buffer, TWCC)', /^(sendRtp|rtpPacketSent|ntpTime|uint\d+Add|handleRtpBySsrc|handleRtp\w*|onRtp\w*|addPacket|execute|(anonymous)) werift/],
+  [
+    'werift sender/receiver per packet (sendRtp, SR bookkeeping, NACK buffer, TWCC)',
+    /^(sendRtp|rtpPacketSent|ntpTime|uint\d+Add|handleRtpBySsrc|handleRtp\w*|onRtp\w*|addPacket|execute|(anonymous)) werift/,
+  ],
   ['module loading (start-up, not per packet)', /^(compileSourceTextModule|makeSyncRequest|wrapSafe|\w*[Mm]odule\w*|load\w*|resolve\w*) /],
   ['SRTP/SRTCP (werift cipher + node:crypto)', /werift\/lib\/rtp\/src\/srtp|\/cipher\/|createCipheriv|Cipheriv|update |final |createHmac|Hmac/],
   ['RTP/RTCP parse + serialize (werift)', /werift\/lib\/rtp\/src\/(rtp|rtcp)\//],

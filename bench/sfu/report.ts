@@ -87,9 +87,7 @@ export function verdicts(results: ShapeResult[], workersSupported: boolean): Ver
     why: r20 ? `${r20.usPerPacket.toFixed(1)} µs` : 'shape 1x20 not run',
   });
   // 3. cost per packet falls as subscribers are added (1xN shapes, same rate per publisher)
-  const ones = results
-    .filter((r) => r.rooms.length === 1 && r.rooms[0]!.room.publishers === 1)
-    .sort((a, b) => a.rooms[0]!.room.subscribers - b.rooms[0]!.room.subscribers);
+  const ones = results.filter((r) => r.rooms.length === 1 && r.rooms[0]!.room.publishers === 1).sort((a, b) => a.rooms[0]!.room.subscribers - b.rooms[0]!.room.subscribers);
   const falling = ones.every((r, i) => i === 0 || r.usPerPacket < ones[i - 1]!.usPerPacket);
   out.push({
     bar: 'cost per packet falls as subscribers are added',
@@ -119,7 +117,11 @@ export function verdicts(results: ShapeResult[], workersSupported: boolean): Ver
   // 5. a saturated room adds no loss to the other
   const sat = results.find((r) => r.shape.name === '2rooms-sat');
   if (!workersSupported || !sat) {
-    out.push({ bar: 'a saturated room adds no loss to the other', verdict: 'N/A', why: !workersSupported ? 'this server has no --media-workers flag yet (figures shown for the in-process engine)' : 'shape 2rooms-sat not run' });
+    out.push({
+      bar: 'a saturated room adds no loss to the other',
+      verdict: 'N/A',
+      why: !workersSupported ? 'this server has no --media-workers flag yet (figures shown for the in-process engine)' : 'shape 2rooms-sat not run',
+    });
   } else {
     const calm = sat.rooms[1]!;
     out.push({

@@ -72,11 +72,23 @@ function shapeOf(name: string): Shape {
   if (name === '2rooms') {
     // Two busy rooms: enough work that each worker thread needs a core of its own.
     const rate = rateArg ?? 1500;
-    return { name, rooms: [{ group: 'room-a', publishers: 1, subscribers: 20, rate }, { group: 'room-b', publishers: 1, subscribers: 20, rate }] };
+    return {
+      name,
+      rooms: [
+        { group: 'room-a', publishers: 1, subscribers: 20, rate },
+        { group: 'room-b', publishers: 1, subscribers: 20, rate },
+      ],
+    };
   }
   if (name === '2rooms-sat') {
     const rate = rateArg ?? 500;
-    return { name, rooms: [{ group: 'busy', publishers: 1, subscribers: 20, rate: rate * 4 }, { group: 'calm', publishers: 1, subscribers: 20, rate }] };
+    return {
+      name,
+      rooms: [
+        { group: 'busy', publishers: 1, subscribers: 20, rate: rate * 4 },
+        { group: 'calm', publishers: 1, subscribers: 20, rate },
+      ],
+    };
   }
   const m = /^(\d+)x(\d+)$/.exec(name);
   if (!m) fail(`unknown shape "${name}"`);
@@ -100,9 +112,7 @@ setTimeout(() => {
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
 console.log(`bench:sfu — ${new Date().toISOString()} — ${machine}`);
-console.log(
-  `window ${seconds} s per shape, ${packetSize}-byte VP8-shaped RTP, media workers: ${mediaWorkers === undefined ? 'N/A (flag not supported; engine in-process)' : mediaWorkers}`,
-);
+console.log(`window ${seconds} s per shape, ${packetSize}-byte VP8-shaped RTP, media workers: ${mediaWorkers === undefined ? 'N/A (flag not supported; engine in-process)' : mediaWorkers}`);
 const log = (l: string) => console.error(`  … ${l}`);
 const results: ShapeResult[] = [];
 let failed = false;

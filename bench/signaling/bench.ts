@@ -242,7 +242,11 @@ export async function runSignalingBench(options: SignalingBenchOptions = {}): Pr
     const joinRate = n / (joinMs / 1000);
 
     // Every member must have heard of every other one: that is the real join storm.
-    const usersOk = await withTimeout(allUsersSeen.then(() => true), Math.max(0, Math.min(USERS_BUDGET_MS, remaining() - 10_000)), '').catch(() => false);
+    const usersOk = await withTimeout(
+      allUsersSeen.then(() => true),
+      Math.max(0, Math.min(USERS_BUDGET_MS, remaining() - 10_000)),
+      '',
+    ).catch(() => false);
     const usersMs = performance.now() - t0;
     const load1 = process.cpuUsage(load0);
     const cpu1 = await server.cpuMs();
@@ -295,8 +299,7 @@ export async function runSignalingBench(options: SignalingBenchOptions = {}): Pr
         lastClientUserAdds: clients[n - 1]!.userAdds,
         serverCpuPercent: ((cpu1 - cpu0) / usersMs) * 100,
         loadCpuPercent: ((load1.user + load1.system) / 1000 / usersMs) * 100,
-        otherCpuPercent:
-          busy0 !== undefined && busy1 !== undefined ? Math.max(0, ((busy1 - busy0 - (cpu1 - cpu0) - (load1.user + load1.system) / 1000) / usersMs) * 100) : undefined,
+        otherCpuPercent: busy0 !== undefined && busy1 !== undefined ? Math.max(0, ((busy1 - busy0 - (cpu1 - cpu0) - (load1.user + load1.system) / 1000) / usersMs) * 100) : undefined,
       },
       fanout: {
         expected: m * n,

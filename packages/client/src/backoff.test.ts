@@ -10,10 +10,22 @@ test('the wait doubles from 500 ms and stops growing at 30 s', () => {
 });
 
 test('jitter spreads each wait by at most ±20 % and never past the cap', () => {
-  assert.equal(backoffDelay(1, DEFAULT_RECONNECT, () => 0), 400);
-  assert.equal(backoffDelay(1, DEFAULT_RECONNECT, () => 1), 600);
-  assert.equal(backoffDelay(1, DEFAULT_RECONNECT, () => 0.5), 500);
-  assert.equal(backoffDelay(12, DEFAULT_RECONNECT, () => 1), 30000);
+  assert.equal(
+    backoffDelay(1, DEFAULT_RECONNECT, () => 0),
+    400,
+  );
+  assert.equal(
+    backoffDelay(1, DEFAULT_RECONNECT, () => 1),
+    600,
+  );
+  assert.equal(
+    backoffDelay(1, DEFAULT_RECONNECT, () => 0.5),
+    500,
+  );
+  assert.equal(
+    backoffDelay(12, DEFAULT_RECONNECT, () => 1),
+    30000,
+  );
   for (let i = 0; i < 200; i++) {
     const d = backoffDelay(3, DEFAULT_RECONNECT);
     assert.ok(d >= 1600 && d <= 2400, `${d}`);

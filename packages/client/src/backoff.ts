@@ -33,9 +33,7 @@ export function reconnectPolicy(option: boolean | ReconnectOptions | undefined):
   if (option === false) return { ...DEFAULT_RECONNECT, enabled: false };
   const p = { ...DEFAULT_RECONNECT, ...withoutUndefined(option) };
   if (!(p.initialDelayMs >= 0) || !(p.maxDelayMs >= p.initialDelayMs) || !(p.factor >= 1) || !(p.jitter >= 0 && p.jitter < 1) || !(p.maxAttempts >= 0)) {
-    throw new RangeError(
-      'reconnect options need 0 <= initialDelayMs <= maxDelayMs, factor >= 1, 0 <= jitter < 1 and maxAttempts >= 0',
-    );
+    throw new RangeError('reconnect options need 0 <= initialDelayMs <= maxDelayMs, factor >= 1, 0 <= jitter < 1 and maxAttempts >= 0');
   }
   return p;
 }

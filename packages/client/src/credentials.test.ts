@@ -28,7 +28,10 @@ test('the authorisation server: a JWT is used as the token, 204 falls back to th
   const c = { type: 'authServer' as const, authServer: 'https://auth.example/', location: 'https://x/group/g/', password: 'pw' };
   assert.deepEqual(await joinMessage('g', 'u', c, undefined), { type: 'join', kind: 'join', group: 'g', username: 'u', token: 'the.jwt.value' });
   assert.deepEqual(await joinMessage('g', 'u', c, undefined), { type: 'join', kind: 'join', group: 'g', username: 'u', password: 'pw' });
-  await assert.rejects(() => joinMessage('g', 'u', c, undefined), (e: unknown) => e instanceof AtriumClientError && /403/.test(e.message));
+  await assert.rejects(
+    () => joinMessage('g', 'u', c, undefined),
+    (e: unknown) => e instanceof AtriumClientError && /403/.test(e.message),
+  );
   await assert.rejects(() => joinMessage('g', 'u', c, undefined), /application\/json, not application\/jwt/);
   assert.deepEqual(asked[0], ['https://auth.example/', { location: 'https://x/group/g/', username: 'u', password: 'pw' }]);
 });

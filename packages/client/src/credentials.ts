@@ -5,21 +5,13 @@ import type { ClientMessageOf } from '@atrium/protocol/galene';
 import { AtriumClientError } from './errors.ts';
 
 /** Credentials for `join`. A string is a password. */
-export type Credentials =
-  | string
-  | { type: 'password'; password: string }
-  | { type: 'token'; token: string }
-  | { type: 'authServer'; authServer: string; location: string; password: string };
+export type Credentials = string | { type: 'password'; password: string } | { type: 'token'; token: string } | { type: 'authServer'; authServer: string; location: string; password: string };
 
 export function isCredentials(v: unknown): v is Credentials {
   if (typeof v === 'string') return true;
   if (typeof v !== 'object' || v === null) return false;
   const o = v as Record<string, unknown>;
-  return (
-    (o.type === 'password' && typeof o.password === 'string') ||
-    (o.type === 'token' && typeof o.token === 'string') ||
-    (o.type === 'authServer' && typeof o.authServer === 'string')
-  );
+  return (o.type === 'password' && typeof o.password === 'string') || (o.type === 'token' && typeof o.token === 'string') || (o.type === 'authServer' && typeof o.authServer === 'string');
 }
 
 /** The `join` message for these credentials (asking the authorisation server first if need be). */

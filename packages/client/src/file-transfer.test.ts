@@ -68,7 +68,10 @@ test('upload cancelled before the invitation went out: the peer is not told', ()
   const { f, h, events } = transfer(true);
   f.cancel();
   assert.deepEqual(h.sent, []);
-  assert.deepEqual(events.map((e) => e[0]), ['cancelled', 'closed']);
+  assert.deepEqual(
+    events.map((e) => e[0]),
+    ['cancelled', 'closed'],
+  );
   f.cancel('again');
   assert.equal(events.length, 2, 'cancelling a closed transfer does nothing');
 });
@@ -90,14 +93,20 @@ test('the peer leaves: fail() ends the transfer without a message', () => {
   f.invited('1');
   f.fail('the user has left');
   assert.deepEqual(h.sent, []);
-  assert.deepEqual(events.map((e) => e[0]), ['inviting', 'cancelled', 'closed']);
+  assert.deepEqual(
+    events.map((e) => e[0]),
+    ['inviting', 'cancelled', 'closed'],
+  );
 });
 
 test('out-of-order messages cancel the transfer; receive() is refused where it does not apply', async () => {
   const up = transfer(true);
   up.f.invite();
   up.f.gotMessage({ type: 'answer', id: 'f1', sdp: 'v=0' });
-  assert.deepEqual(up.events.map((e) => e[0]), ['inviting', 'cancelled', 'closed']);
+  assert.deepEqual(
+    up.events.map((e) => e[0]),
+    ['inviting', 'cancelled', 'closed'],
+  );
   assert.equal(up.h.sent.at(-1)?.[1].type, 'cancel');
   await assert.rejects(() => up.f.receive(), /receive\(\) is for downloads/);
 
@@ -105,7 +114,10 @@ test('out-of-order messages cancel the transfer; receive() is refused where it d
   await assert.rejects(() => down.f.receive(), /state "inviting"/);
   down.f.invited('1');
   down.f.gotMessage({ type: 'offer', version: ['1'], id: 'f1', sdp: 'v=0' });
-  assert.deepEqual(down.events.map((e) => e[0]), ['inviting', 'cancelled', 'closed']);
+  assert.deepEqual(
+    down.events.map((e) => e[0]),
+    ['inviting', 'cancelled', 'closed'],
+  );
 });
 
 test('moves the machine does not allow are refused', () => {
@@ -119,6 +131,9 @@ test('moves the machine does not allow are refused', () => {
   } finally {
     console.warn = warn;
   }
-  assert.deepEqual(events.map((e) => e[0]), ['inviting']);
+  assert.deepEqual(
+    events.map((e) => e[0]),
+    ['inviting'],
+  );
   assert.equal(warnings.length, 1);
 });

@@ -1,16 +1,7 @@
 // Frames from the server, checked against the shared wire schemas of
 // @atrium/protocol before the SDK acts on them. Never throws: a frame that
 // does not fit is described, and the connection carries on.
-import {
-  type FileTransferValue,
-  LIMITS,
-  type ServerMessage,
-  type ServerMessageType,
-  describeIssues,
-  fileTransferValue,
-  nestsDeeperThan,
-  serverMessageSchemas,
-} from '@atrium/protocol/galene';
+import { type FileTransferValue, LIMITS, type ServerMessage, type ServerMessageType, describeIssues, fileTransferValue, nestsDeeperThan, serverMessageSchemas } from '@atrium/protocol/galene';
 
 export type FrameProblem = 'bad-json' | 'bad-message' | 'unknown-type';
 

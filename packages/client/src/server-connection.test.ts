@@ -57,7 +57,7 @@ const joined = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-test('handshake, join, joined, users, chat and messages reach the callbacks with Galène\'s arguments', async () => {
+test("handshake, join, joined, users, chat and messages reach the callbacks with Galène's arguments", async () => {
   const { sc, calls } = connection();
   sc.onconnected = function () {
     calls.push(['connected']);
@@ -71,16 +71,7 @@ test('handshake, join, joined, users, chat and messages reach the callbacks with
   assert.deepEqual(ws.sentOf('join')[0], { type: 'join', kind: 'join', group: 'g', username: 'alice', password: 'secret', data: { mood: 'ok' } });
 
   ws.deliver(joined());
-  assert.deepEqual(calls.at(-1), [
-    'joined',
-    'join',
-    'g',
-    ['present', 'message'],
-    { name: 'g', location: 'http://x/group/g/', endpoint: 'ws://x/ws' },
-    {},
-    null,
-    '',
-  ]);
+  assert.deepEqual(calls.at(-1), ['joined', 'join', 'g', ['present', 'message'], { name: 'g', location: 'http://x/group/g/', endpoint: 'ws://x/ws' }, {}, null, '']);
   assert.equal(sc.group, 'g');
   assert.equal(sc.username, 'alice');
   assert.deepEqual(sc.rtcConfiguration, { iceServers: [{ urls: 'turn:example.org', username: 'u', credential: 'c' }] });
@@ -168,7 +159,10 @@ test('bad frames are reported through onerror and the connection carries on', ()
   ws.deliver({ type: 'answer', id: 'nope', sdp: 'v=0' });
   const errors = calls.filter((c) => c[0] === 'error').map((c) => c[1] as AtriumClientError);
   assert.equal(errors.length, 5);
-  assert.ok(errors.every((e) => e instanceof AtriumClientError && e.code === 'bad-frame'), errors.map(String).join('\n'));
+  assert.ok(
+    errors.every((e) => e instanceof AtriumClientError && e.code === 'bad-frame'),
+    errors.map(String).join('\n'),
+  );
   assert.equal(sc.state, 'connected');
   ws.deliver(joined());
   assert.equal(sc.group, 'g');
@@ -255,7 +249,10 @@ test('no reconnection after close(), after a kick, or when turned off', async ()
     ws.deliver(joined());
     sc.close();
     assert.deepEqual(ws.closedWith, { code: 1000, reason: 'Close requested by client' });
-    assert.deepEqual(calls.slice(-2), [['joined', 'leave', 'g', [], {}, {}, null, ''], ['close', 1000, 'Close requested by client']]);
+    assert.deepEqual(calls.slice(-2), [
+      ['joined', 'leave', 'g', [], {}, {}, null, ''],
+      ['close', 1000, 'Close requested by client'],
+    ]);
     assert.equal(sc.state, 'closed');
   }
   {
@@ -354,9 +351,23 @@ test('file-transfer invitations: refused when the application throws or has no h
   ws.accept();
   ws.deliver(joined());
   const invite = (id: string, version = ['1']) =>
-    ws.deliver({ type: 'usermessage', kind: 'filetransfer', source: 'bob', username: 'bob', dest: sc.id, value: { type: 'invite', version, id, name: 'a.bin', size: 10, mimetype: 'application/octet-stream' } });
+    ws.deliver({
+      type: 'usermessage',
+      kind: 'filetransfer',
+      source: 'bob',
+      username: 'bob',
+      dest: sc.id,
+      value: { type: 'invite', version, id, name: 'a.bin', size: 10, mimetype: 'application/octet-stream' },
+    });
   invite('f1');
-  assert.deepEqual(ws.sent.at(-1), { type: 'usermessage', kind: 'filetransfer', source: sc.id, dest: 'bob', username: 'alice', value: { type: 'cancel', id: 'f1', message: 'this client does not accept files' } });
+  assert.deepEqual(ws.sent.at(-1), {
+    type: 'usermessage',
+    kind: 'filetransfer',
+    source: sc.id,
+    dest: 'bob',
+    username: 'alice',
+    value: { type: 'cancel', id: 'f1', message: 'this client does not accept files' },
+  });
   const states: string[] = [];
   sc.onfiletransfer = function (f) {
     f.onevent = (state) => states.push(state);

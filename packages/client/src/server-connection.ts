@@ -116,18 +116,8 @@ export class ServerConnection {
    * We joined, failed to join, were changed, left, or are redirected
    * (`message` is then the URL to go to).
    */
-  onjoined:
-    | ((
-        this: ServerConnection,
-        kind: JoinedKind,
-        group: string,
-        perms: string[],
-        status: JoinedStatus,
-        data: Record<string, unknown>,
-        error: string | null,
-        message: string,
-      ) => void)
-    | null = null;
+  onjoined: ((this: ServerConnection, kind: JoinedKind, group: string, perms: string[], status: JoinedStatus, data: Record<string, unknown>, error: string | null, message: string) => void) | null =
+    null;
   /** A chat message; `history` is true for messages replayed when joining. */
   onchat:
     | ((
@@ -259,12 +249,7 @@ export class ServerConnection {
   join(group: string, username: string | undefined, credentials: Credentials, data?: Record<string, unknown>): Promise<void>;
   /** The form of Galène's README.FRONTEND: `join(group, 'join', username, password)`. */
   join(group: string, kind: 'join', username: string | undefined, credentials: Credentials): Promise<void>;
-  async join(
-    group: string,
-    second: string | undefined,
-    third: Credentials | string | undefined,
-    fourth?: Record<string, unknown> | Credentials,
-  ): Promise<void> {
+  async join(group: string, second: string | undefined, third: Credentials | string | undefined, fourth?: Record<string, unknown> | Credentials): Promise<void> {
     let request: JoinRequest;
     if (second === 'join' && isCredentials(fourth)) {
       request = { group, username: typeof third === 'string' ? third : undefined, credentials: fourth, data: undefined };

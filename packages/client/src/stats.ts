@@ -28,9 +28,7 @@ export interface TrackStats {
  */
 export type StreamStats = Record<string, TrackStats>;
 
-export type StatsSample =
-  | { direction: 'outbound'; key: string; timestamp: number; bytesSent: number }
-  | { direction: 'inbound'; key: string; timestamp: number; totalAudioEnergy: number };
+export type StatsSample = { direction: 'outbound'; key: string; timestamp: number; bytesSent: number } | { direction: 'inbound'; key: string; timestamp: number; totalAudioEnergy: number };
 
 /** New statistics from fresh samples and the previous statistics. */
 export function computeStats(previous: StreamStats, samples: readonly StatsSample[]): StreamStats {

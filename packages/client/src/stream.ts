@@ -373,4 +373,3 @@ function copyEncodings(kind: string, encodings: readonly RTCRtpEncodingParameter
     return c;
   });
 }
-

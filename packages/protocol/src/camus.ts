@@ -114,9 +114,7 @@ export type ServerMessage = { [K in ServerMessageType]: ServerMessageOf<K> }[Ser
 
 // ---------------------------------------------------------------------------
 
-export type ParseResult =
-  | { ok: true; message: ClientMessage }
-  | { ok: false; error: ErrorCode; message: string; /** The offending type, for "unknown-type". */ type?: string };
+export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; error: ErrorCode; message: string /** The offending type, for "unknown-type". */; type?: string };
 
 /** Validates one decoded frame from a client; never throws. */
 export function parseClientMessage(frame: unknown): ParseResult {

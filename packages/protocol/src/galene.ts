@@ -30,11 +30,9 @@ export const LIMITS = {
 const id = z.string().max(LIMITS.idChars);
 const username = z.string().max(LIMITS.usernameChars);
 /** A JSON object of application data, bounded in size. */
-const dataObject = z
-  .record(z.string(), z.unknown())
-  .refine((v) => JSON.stringify(v).length <= LIMITS.dataBytes, {
-    message: `must be at most ${LIMITS.dataBytes} bytes as JSON`,
-  });
+const dataObject = z.record(z.string(), z.unknown()).refine((v) => JSON.stringify(v).length <= LIMITS.dataBytes, {
+  message: `must be at most ${LIMITS.dataBytes} bytes as JSON`,
+});
 
 /** Every permission a Galène group knows about. */
 export const permission = z.enum(['op', 'present', 'message', 'caption', 'token', 'record', 'admin']);
@@ -327,9 +325,7 @@ export const ERROR_CODES = [
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-export type ParseResult =
-  | { ok: true; message: ClientMessage }
-  | { ok: false; error: ErrorCode; message: string };
+export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; error: ErrorCode; message: string };
 
 /** Validates one decoded frame from a client; never throws. */
 export function parseClientMessage(frame: unknown): ParseResult {

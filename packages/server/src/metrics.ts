@@ -35,12 +35,42 @@ export class Metrics {
   });
 
   readonly media: MediaGauges = {
-    streams: new Gauge({ name: 'atrium_media_streams', help: 'Media streams, by group and direction (up: published, down: forwarded)', labelNames: ['group', 'direction'] as const, registers: [this.registry] }),
-    bitrate: new Gauge({ name: 'atrium_media_bitrate_bps', help: 'Media bitrate in bits per second, summed by group, direction and kind', labelNames: ['group', 'direction', 'kind'] as const, registers: [this.registry] }),
-    packets: new Gauge({ name: 'atrium_media_packets', help: 'RTP packets so far on live streams, by group, direction and kind', labelNames: ['group', 'direction', 'kind'] as const, registers: [this.registry] }),
-    lost: new Gauge({ name: 'atrium_media_packets_lost', help: 'RTP packets lost over the last interval, by group, direction and kind', labelNames: ['group', 'direction', 'kind'] as const, registers: [this.registry] }),
-    jitter: new Gauge({ name: 'atrium_media_jitter_seconds', help: 'Largest interarrival jitter among tracks, by group, direction and kind', labelNames: ['group', 'direction', 'kind'] as const, registers: [this.registry] }),
-    audioLevel: new Gauge({ name: 'atrium_media_audio_level', help: 'Audio level (0..1) of each published audio track, for speaker detection', labelNames: ['group', 'client', 'stream'] as const, registers: [this.registry] }),
+    streams: new Gauge({
+      name: 'atrium_media_streams',
+      help: 'Media streams, by group and direction (up: published, down: forwarded)',
+      labelNames: ['group', 'direction'] as const,
+      registers: [this.registry],
+    }),
+    bitrate: new Gauge({
+      name: 'atrium_media_bitrate_bps',
+      help: 'Media bitrate in bits per second, summed by group, direction and kind',
+      labelNames: ['group', 'direction', 'kind'] as const,
+      registers: [this.registry],
+    }),
+    packets: new Gauge({
+      name: 'atrium_media_packets',
+      help: 'RTP packets so far on live streams, by group, direction and kind',
+      labelNames: ['group', 'direction', 'kind'] as const,
+      registers: [this.registry],
+    }),
+    lost: new Gauge({
+      name: 'atrium_media_packets_lost',
+      help: 'RTP packets lost over the last interval, by group, direction and kind',
+      labelNames: ['group', 'direction', 'kind'] as const,
+      registers: [this.registry],
+    }),
+    jitter: new Gauge({
+      name: 'atrium_media_jitter_seconds',
+      help: 'Largest interarrival jitter among tracks, by group, direction and kind',
+      labelNames: ['group', 'direction', 'kind'] as const,
+      registers: [this.registry],
+    }),
+    audioLevel: new Gauge({
+      name: 'atrium_media_audio_level',
+      help: 'Audio level (0..1) of each published audio track, for speaker detection',
+      labelNames: ['group', 'client', 'stream'] as const,
+      registers: [this.registry],
+    }),
   };
 
   constructor(opts: { processMetrics?: boolean } = {}) {

@@ -90,7 +90,10 @@ export function updateMediaGauges(g: MediaGauges, reports: GroupReport[]): void 
   const worstJitter = new Map<string, { labels: { group: string; direction: string; kind: string }; seconds: number }>();
   for (const group of reports) {
     for (const client of group.clients) {
-      for (const [direction, conns] of [['up', client.up ?? []], ['down', client.down ?? []]] as const) {
+      for (const [direction, conns] of [
+        ['up', client.up ?? []],
+        ['down', client.down ?? []],
+      ] as const) {
         for (const c of conns) {
           g.streams.inc({ group: group.name, direction });
           for (const t of c.tracks) {

@@ -12,13 +12,7 @@ import * as jose from 'jose';
 import { pino } from 'pino';
 import { registerAdminApi, type StatefulToken, type TokenStoreLike } from '../src/http/admin.ts';
 import { GroupStore, authenticateWithPassword, hashPassword } from '../src/groups/index.ts';
-import {
-  ServerConfigError,
-  ServerConfigWatcher,
-  loadServerConfig,
-  parseServerConfig,
-  type ServerConfig,
-} from '../src/config/server-config.ts';
+import { ServerConfigError, ServerConfigWatcher, loadServerConfig, parseServerConfig, type ServerConfig } from '../src/config/server-config.ts';
 import { silentLogger } from '../src/log.ts';
 
 const ADMIN = { user: 'vetinari', password: 'lagniappe-admin-secret' };
@@ -377,7 +371,10 @@ test('stateful tokens: list, create, read, update, delete; admin tokens as beare
   assert.equal((await call(h, 'GET', '/.groups/', { auth: bearer('no-admin') })).status, 401);
   assert.equal((await call(h, 'GET', '/.groups/', { auth: bearer('expired') })).status, 401);
   assert.equal((await call(h, 'GET', '/.groups/', { auth: bearer('unknown') })).status, 401);
-  assert.ok(h.logs.some((l) => l.includes('admin API: token deleted')), 'the log is captured');
+  assert.ok(
+    h.logs.some((l) => l.includes('admin API: token deleted')),
+    'the log is captured',
+  );
   for (const secret of ['root-admin', name]) assert.ok(!h.logs.some((l) => l.includes(secret)), 'token names stay out of the log');
 });
 

@@ -61,7 +61,7 @@ test('an ETag conflict and If-None-Match:* refuse the write and change nothing',
   const ok = await fetch(api('.groups/portal'), {
     method: 'PUT',
     headers: { authorization: auth, 'content-type': 'application/json', 'if-match': etag },
-    body: JSON.stringify({ displayName: 'Second', users: (await first.json() as { users?: unknown }).users }),
+    body: JSON.stringify({ displayName: 'Second', users: ((await first.json()) as { users?: unknown }).users }),
   });
   assert.equal(ok.status, 204);
   const stale = await fetch(api('.groups/portal'), {

@@ -7,16 +7,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as jose from 'jose';
-import {
-  AuthError,
-  TokenFileError,
-  TokenStore,
-  authenticateWithToken,
-  checkStatefulToken,
-  looksLikeJwt,
-  verifyGroupJwt,
-  type StatefulToken,
-} from '../src/auth/index.ts';
+import { AuthError, TokenFileError, TokenStore, authenticateWithToken, checkStatefulToken, looksLikeJwt, verifyGroupJwt, type StatefulToken } from '../src/auth/index.ts';
 import { silentLogger } from '../src/log.ts';
 
 const NOW = new Date('2030-01-01T00:00:00Z');
@@ -64,7 +55,11 @@ const verify = (token: string, extra: { keys?: JsonWebKey[]; groupUrl?: string; 
 // --- JWT: success ---------------------------------------------------------
 
 test('HS256, ES256 and RS256 tokens verify; sub is the username, permissions are kept', async () => {
-  for (const [alg, key, kid] of [['HS256', keys.hs, 'hs'], ['ES256', keys.es, 'es'], ['RS256', keys.rs, 'rs']] as const) {
+  for (const [alg, key, kid] of [
+    ['HS256', keys.hs, 'hs'],
+    ['ES256', keys.es, 'es'],
+    ['RS256', keys.rs, 'rs'],
+  ] as const) {
     const token = await sign(key, { alg, kid }, claims({ permissions: ['op', 'present', 'present'] }));
     const got = await verify(token);
     assert.equal(got.username, 'vimes', alg);
@@ -73,7 +68,7 @@ test('HS256, ES256 and RS256 tokens verify; sub is the username, permissions are
   }
 });
 
-test('without kid, every key of the token\'s alg is tried', async () => {
+test("without kid, every key of the token's alg is tried", async () => {
   const other = await jose.generateSecret('HS256', { extractable: true });
   const otherJwk = { ...(await jose.exportJWK(other)), alg: 'HS256' } as JsonWebKey;
   const token = await sign(other as SignKey, { alg: 'HS256' }, claims());
@@ -236,8 +231,7 @@ test('checkStatefulToken: username and permissions of a valid token; unknown per
 });
 
 test('checkStatefulToken refuses unknown, wrong-group, expired, undated and early tokens', () => {
-  const expect = (f: () => unknown, code: AuthError['code'], message: RegExp) =>
-    assert.throws(f, (e: unknown) => e instanceof AuthError && e.code === code && message.test(e.message));
+  const expect = (f: () => unknown, code: AuthError['code'], message: RegExp) => assert.throws(f, (e: unknown) => e instanceof AuthError && e.code === code && message.test(e.message));
   expect(() => checkStatefulToken(undefined, 'city-watch', NOW), 'not-authorised', /unknown token/);
   expect(() => checkStatefulToken(token(), 'unseen-university', NOW), 'not-authorised', /for group "city-watch", not for group "unseen-university"/);
   expect(() => checkStatefulToken(token(), 'city-watch/night', NOW), 'not-authorised', /not for group/);
@@ -270,14 +264,21 @@ test('TokenStore: create, get, list, delete, and persistence across instances', 
     assert.notEqual(a.token, b.token);
     assert.equal(store.get(a.token)?.issuedBy, 'vimes');
     assert.equal(store.get(b.token)?.['not-before'], '2030-01-02T00:00:00.000Z');
-    assert.deepEqual(store.list('city-watch').map((t) => t.token), [b.token, a.token], 'soonest expiry first');
+    assert.deepEqual(
+      store.list('city-watch').map((t) => t.token),
+      [b.token, a.token],
+      'soonest expiry first',
+    );
     assert.equal(store.list().length, 3);
 
     // A copy: mutating it does not change the store.
     store.get(a.token)!.permissions.push('op');
     assert.deepEqual(store.get(a.token)!.permissions, ['present']);
 
-    const lines = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (await readFile(file, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 3);
     assert.deepEqual(Object.keys(lines.find((l) => l.token === b.token)!), ['token', 'group', 'username', 'permissions', 'expires', 'not-before', 'issuedAt']);
 
@@ -287,7 +288,13 @@ test('TokenStore: create, get, list, delete, and persistence across instances', 
 
     const again = new TokenStore({ file, log: silentLogger() });
     await again.load();
-    assert.deepEqual(again.list().map((t) => t.token).sort(), [a.token, b.token].sort());
+    assert.deepEqual(
+      again
+        .list()
+        .map((t) => t.token)
+        .sort(),
+      [a.token, b.token].sort(),
+    );
     assert.deepEqual(again.get(b.token), store.get(b.token));
     assert.deepEqual(await readdir(join(dir, 'var')), ['tokens.jsonl'], 'no temporary file left behind');
 
@@ -304,8 +311,7 @@ test('TokenStore: concurrent creates all reach the file', async () => {
   try {
     const file = join(dir, 'tokens.jsonl');
     const store = new TokenStore({ file, log: silentLogger() });
-    const made = await Promise.all(Array.from({ length: 20 }, (_, i) =>
-      store.create({ group: 'g', username: `u${i}`, permissions: ['present'], expires: new Date('2030-02-01T00:00:00Z') })));
+    const made = await Promise.all(Array.from({ length: 20 }, (_, i) => store.create({ group: 'g', username: `u${i}`, permissions: ['present'], expires: new Date('2030-02-01T00:00:00Z') })));
     const fresh = new TokenStore({ file, log: silentLogger() });
     await fresh.load();
     assert.equal(fresh.list().length, 20);
@@ -334,7 +340,10 @@ test('TokenStore reads a file written by Galène and keeps fields it does not kn
     assert.equal(checkStatefulToken(store.get('g1'), 'city-watch', NOW).username, undefined);
 
     await store.put({ ...store.get('g2')!, expires: '2030-06-01T00:00:00Z' });
-    const written = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const written = (await readFile(file, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const g1 = written.find((l) => l.token === 'g1')!;
     assert.deepEqual(g1['future-field'], { x: 1 });
     assert.equal(g1.expires, '2030-01-01T02:00:00.123456789+01:00', 'times are kept exactly as written');

@@ -180,7 +180,12 @@ const rows: Row[] = [
   { name: 'JSON array of messages', as: 'member', send: ['[{"type":"chat","kind":"","value":"in an array"}]'], errors: E('bad-message') },
   { name: '10 000 nested arrays', as: 'member', send: [nest(10_000)], errors: E('bad-message') },
   { name: '10 000 nested objects in a usermessage value', as: 'member', send: [`{"type":"usermessage","kind":"app","value":${nestObj(10_000)}}`], errors: E('too-large') },
-  { name: '10 000 nested arrays in join data (before joining)', as: 'handshaken', send: [`{"type":"join","kind":"join","group":"${GROUP}","username":"deep","password":"x","data":{"a":${nest(10_000)}}}`], errors: E('too-large') },
+  {
+    name: '10 000 nested arrays in join data (before joining)',
+    as: 'handshaken',
+    send: [`{"type":"join","kind":"join","group":"${GROUP}","username":"deep","password":"x","data":{"a":${nest(10_000)}}}`],
+    errors: E('too-large'),
+  },
   { name: '10 000 nested arrays in a chat field the schema ignores', as: 'member', send: [`{"type":"chat","kind":"","value":"deep","extra":${nest(10_000)}}`], errors: E('too-large') },
   { name: '100 000 nested arrays in a setdata value', as: 'member', send: [`{"type":"useraction","kind":"setdata","value":{"a":${nest(100_000)}}}`], errors: E('too-large') },
   { name: 'invalid UTF-8 in a text frame', as: 'member', send: [new BadText(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))], close: { code: 1007, reason: /^$/ } },
@@ -390,7 +395,16 @@ const rows: Row[] = [
   },
   { name: 'leaving a group one is not in', as: 'member', send: [{ type: 'join', kind: 'leave', group: 'other' }], errors: E('not-joined') },
   { name: 'leaving without having joined', as: 'handshaken', send: [{ type: 'join', kind: 'leave', group: GROUP }], errors: E('not-joined') },
-  { name: 'leaving twice', as: 'member', send: [{ type: 'join', kind: 'leave', group: GROUP }, { type: 'join', kind: 'leave', group: GROUP }], errors: E('not-joined'), until: joinedKind('leave') },
+  {
+    name: 'leaving twice',
+    as: 'member',
+    send: [
+      { type: 'join', kind: 'leave', group: GROUP },
+      { type: 'join', kind: 'leave', group: GROUP },
+    ],
+    errors: E('not-joined'),
+    until: joinedKind('leave'),
+  },
   { name: 'joining a non-existent group', as: 'handshaken', send: [join({ group: 'nowhere' })], errors: E('fail:no-such-group') },
   { name: 'group "../bad"', as: 'handshaken', send: [join({ group: `../${GROUP}` })], errors: E('fail:no-such-group') },
   { name: 'group "bad/.."', as: 'handshaken', send: [join({ group: `${GROUP}/..` })], errors: E('fail:no-such-group') },
@@ -443,7 +457,11 @@ const rows: Row[] = [
   {
     name: 'op: group setdata with "__proto__" and "constructor", then cleared',
     as: 'op',
-    send: ['{"type":"groupaction","kind":"setdata","value":{"__proto__":{"locked":true},"constructor":{"prototype":{"locked":true}}}}', ga('setdata', { value: { constructor: null } }), '{"type":"groupaction","kind":"setdata","value":{"__proto__":null}}'],
+    send: [
+      '{"type":"groupaction","kind":"setdata","value":{"__proto__":{"locked":true},"constructor":{"prototype":{"locked":true}}}}',
+      ga('setdata', { value: { constructor: null } }),
+      '{"type":"groupaction","kind":"setdata","value":{"__proto__":null}}',
+    ],
     errors: E(),
     // "__proto__" is an ordinary key: set, then cleared, like "constructor".
     bystander: sees(3, 'joined'),
@@ -643,7 +661,9 @@ for (const [i, row] of rows.entries()) {
         ]);
         ac.abort();
       } else {
-        await until(() => attacker.isClosed || (got().flatMap((f) => errorOf(f) ?? []).length >= expected.length && (row.until?.(got()) ?? true)), `${expected.length} error(s)`).catch(() => undefined);
+        await until(() => attacker.isClosed || (got().flatMap((f) => errorOf(f) ?? []).length >= expected.length && (row.until?.(got()) ?? true)), `${expected.length} error(s)`).catch(
+          () => undefined,
+        );
         await sync(attacker);
       }
       const elapsedMs = performance.now() - t0;
@@ -651,7 +671,10 @@ for (const [i, row] of rows.entries()) {
       // The pongs of our own sync pings are not part of the answer; a flood's are.
       const own = row.flood ? 0 : attacker.all('pong').length - pongsBefore;
       let skip = own;
-      const gotFrames = [...got()].reverse().filter((f) => !(f.type === 'pong' && skip-- > 0)).reverse();
+      const gotFrames = [...got()]
+        .reverse()
+        .filter((f) => !(f.type === 'pong' && skip-- > 0))
+        .reverse();
       const answer = gotFrames.filter((f) => f.type !== 'user' && f.type !== 'chathistory');
       const r: Result = { got: gotFrames, errors: gotFrames.flatMap((f) => errorOf(f) ?? []), close: closedByServer, elapsedMs };
       const closeText = closedByServer ? `close ${closedByServer.code} "${closedByServer.reason}"` : '';

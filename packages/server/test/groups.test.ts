@@ -308,7 +308,10 @@ test('the store loads every file recursively and refuses broken ones', async (t)
   const store = new GroupStore({ dir, log: silentLogger() });
   t.after(() => store.close());
   await store.start();
-  assert.deepEqual(store.list().map((g) => g.name), ['city-watch', 'teaching/networking']);
+  assert.deepEqual(
+    store.list().map((g) => g.name),
+    ['city-watch', 'teaching/networking'],
+  );
   assert.equal(store.get('city-watch')?.displayName, 'Watch');
   assert.equal(store.get('broken'), undefined);
   // Automatic subgroups take their parent's definition, not public.

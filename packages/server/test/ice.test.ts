@@ -6,15 +6,7 @@ import { createHmac } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  IceConfigError,
-  configuredIceServers,
-  loadIceServers,
-  parseIceServers,
-  rtcConfigurationFor,
-  turnOptionServers,
-  turnRestCredentials,
-} from '../src/ice/index.ts';
+import { IceConfigError, configuredIceServers, loadIceServers, parseIceServers, rtcConfigurationFor, turnOptionServers, turnRestCredentials } from '../src/ice/index.ts';
 import { silentLogger } from '../src/log.ts';
 
 const NOW = new Date('2030-01-01T00:00:00Z'); // 1893456000
@@ -36,12 +28,15 @@ test('TURN REST credentials: an empty user gives a bare expiry; bad input is ref
   assert.throws(() => turnRestCredentials('north', 'alice', 0, NOW), /ttlSeconds/);
 });
 
-test('ice-servers.json in Galène\'s format parses: STUN, TURN with password, TURN with a shared secret', () => {
-  const servers = parseIceServers([
-    { urls: ['stun:stun.example.org'] },
-    { urls: 'turn:turn.example.org:443', username: 'galene', credential: 'password' },
-    { urls: ['turn:turn.example.org:443', 'turn:turn.example.org:443?transport=tcp'], username: 'galene', credential: 'secret', credentialType: 'hmac-sha1' },
-  ], 'data/ice-servers.json');
+test("ice-servers.json in Galène's format parses: STUN, TURN with password, TURN with a shared secret", () => {
+  const servers = parseIceServers(
+    [
+      { urls: ['stun:stun.example.org'] },
+      { urls: 'turn:turn.example.org:443', username: 'galene', credential: 'password' },
+      { urls: ['turn:turn.example.org:443', 'turn:turn.example.org:443?transport=tcp'], username: 'galene', credential: 'secret', credentialType: 'hmac-sha1' },
+    ],
+    'data/ice-servers.json',
+  );
   assert.deepEqual(servers, [
     { urls: ['stun:stun.example.org'] },
     { urls: ['turn:turn.example.org:443'], username: 'galene', credential: 'password' },
@@ -51,12 +46,15 @@ test('ice-servers.json in Galène\'s format parses: STUN, TURN with password, TU
 
 test('ice-servers.json errors name the file, the entry and the field', () => {
   const bad = (json: unknown, message: RegExp) =>
-    assert.throws(() => parseIceServers(json, 'data/ice-servers.json'), (e: unknown) => {
-      assert.ok(e instanceof IceConfigError);
-      assert.match(e.message, /^data\/ice-servers\.json: /);
-      assert.match(e.message, message);
-      return true;
-    });
+    assert.throws(
+      () => parseIceServers(json, 'data/ice-servers.json'),
+      (e: unknown) => {
+        assert.ok(e instanceof IceConfigError);
+        assert.match(e.message, /^data\/ice-servers\.json: /);
+        assert.match(e.message, message);
+        return true;
+      },
+    );
   bad({ urls: ['stun:x'] }, /the file must be a JSON array/);
   bad([{ urls: ['stun:ok'] }, { urls: ['https://turn.example.org'] }], /entry \[1\] field "urls\[0\]" must be a stun:, stuns:, turn: or turns: URL/);
   bad([{ urls: [] }], /entry \[0\] field "urls" must list at least one URL/);
@@ -74,19 +72,21 @@ test('loadIceServers: a missing file means no ICE servers at all; a broken one n
     await writeFile(join(dir, 'ice-servers.json'), '[{"urls": ["stun:stun.example.org"]}]');
     assert.deepEqual(await loadIceServers(dir, silentLogger()), [{ urls: ['stun:stun.example.org'] }]);
     await writeFile(join(dir, 'ice-servers.json'), '[{"urls": ');
-    await assert.rejects(loadIceServers(dir, silentLogger()), (e: unknown) =>
-      e instanceof IceConfigError && e.message.startsWith(join(dir, 'ice-servers.json')) && /not valid JSON/.test(e.message));
+    await assert.rejects(loadIceServers(dir, silentLogger()), (e: unknown) => e instanceof IceConfigError && e.message.startsWith(join(dir, 'ice-servers.json')) && /not valid JSON/.test(e.message));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
 
 test('rtcConfigurationFor turns shared secrets into credentials and never leaks them', () => {
-  const servers = parseIceServers([
-    { urls: ['stun:stun.example.org'] },
-    { urls: ['turn:static.example.org'], username: 'u', credential: 'static-password' },
-    { urls: ['turns:rest.example.org:5349'], username: 'galene', credential: 'file-secret', credentialType: 'hmac-sha1' },
-  ], 'test');
+  const servers = parseIceServers(
+    [
+      { urls: ['stun:stun.example.org'] },
+      { urls: ['turn:static.example.org'], username: 'u', credential: 'static-password' },
+      { urls: ['turns:rest.example.org:5349'], username: 'galene', credential: 'file-secret', credentialType: 'hmac-sha1' },
+    ],
+    'test',
+  );
   const cli = turnOptionServers({ urls: ['turn:cli.example.org:3478'], secret: 'cli-secret', ttl: 600 });
   const config = rtcConfigurationFor([...servers, ...cli], 'client-7', NOW);
 
@@ -109,9 +109,7 @@ test('rtcConfigurationFor turns shared secrets into credentials and never leaks 
 });
 
 test('the --turn option is validated and defaults to a 24 hour lifetime; file servers come first', async () => {
-  assert.deepEqual(turnOptionServers({ urls: ['turn:t.example.org'], secret: 's' }), [
-    { urls: ['turn:t.example.org'], credential: 's', credentialType: 'hmac-sha1', ttl: 86400 },
-  ]);
+  assert.deepEqual(turnOptionServers({ urls: ['turn:t.example.org'], secret: 's' }), [{ urls: ['turn:t.example.org'], credential: 's', credentialType: 'hmac-sha1', ttl: 86400 }]);
   assert.throws(() => turnOptionServers({ urls: ['turn:t'], secret: '' }), /^IceConfigError: --turn: field "secret" must not be empty$/m);
   assert.throws(() => turnOptionServers({ urls: ['http://t'], secret: 's' }), /--turn: field "urls\[0\]"/);
   assert.throws(() => turnOptionServers({ urls: ['turn:t'], secret: 's', ttl: -1 }), /field "ttl" must be a positive/);
@@ -120,7 +118,10 @@ test('the --turn option is validated and defaults to a 24 hour lifetime; file se
   try {
     await writeFile(join(dir, 'ice-servers.json'), '[{"urls": "stun:file.example.org"}]');
     const all = await configuredIceServers({ dataDir: dir, log: silentLogger(), turn: { urls: ['turn:cli.example.org'], secret: 's' } });
-    assert.deepEqual(all.map((s) => s.urls[0]), ['stun:file.example.org', 'turn:cli.example.org']);
+    assert.deepEqual(
+      all.map((s) => s.urls[0]),
+      ['stun:file.example.org', 'turn:cli.example.org'],
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -73,7 +73,10 @@ test('.status has every field, with live counts and the endpoint', async () => {
 
 test('/public-groups.json lists public groups only; the group page is HTML', async () => {
   const list = (await (await fetch(`${server.url}/public-groups.json`)).json()) as { name: string }[];
-  assert.deepEqual(list.map((g) => g.name), ['lobby', 'team/standup']);
+  assert.deepEqual(
+    list.map((g) => g.name),
+    ['lobby', 'team/standup'],
+  );
   const page = await fetch(`${server.url}/group/lobby/`);
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-type') ?? '', /text\/html/);
@@ -149,7 +152,9 @@ test('atrium hash-password prints a definition that the group file accepts', asy
 
 test('without --insecure the server speaks HTTPS with a generated self-signed certificate it keeps', async () => {
   const root = await mkdtemp(join(tmpdir(), 'atrium-tls-'));
-  const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--data', join(root, 'data'), '--groups', join(root, 'groups'), '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--data', join(root, 'data'), '--groups', join(root, 'groups'), '--log-level', 'error'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -181,5 +186,8 @@ test('SIGTERM closes member connections and exits 0', async () => {
   const closed = await c.closed;
   assert.ok(closed.code === 4001 || closed.code === 1001 || closed.code === 1000 || closed.code === 1006, `closed with ${closed.code}`);
   const warn = c.all('usermessage', 'warning');
-  assert.ok(warn.some((w) => /shutting down/.test(w.value)), 'members are told the server is stopping');
+  assert.ok(
+    warn.some((w) => /shutting down/.test(w.value)),
+    'members are told the server is stopping',
+  );
 });

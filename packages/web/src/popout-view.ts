@@ -40,15 +40,15 @@ export class PopoutView {
     this.video.playsInline = true;
     this.video.muted = true;
     this.video.style.cssText = 'position:absolute;inset:0;width:100%;height:100%;object-fit:contain;background:#000';
-    this.avatar = el(
-      'div',
-      'width:96px;height:96px;border-radius:50%;background:#3b82f6;display:flex;align-items:center;justify-content:center;font-size:44px;font-weight:600',
-    );
+    this.avatar = el('div', 'width:96px;height:96px;border-radius:50%;background:#3b82f6;display:flex;align-items:center;justify-content:center;font-size:44px;font-weight:600');
     this.avatar.className = 'avatar';
     this.avatar.setAttribute('aria-hidden', 'true');
     this.placeholder = el('p', 'margin:0;padding:1em;text-align:center;color:#cbd5e1', 'Nobody is sending video yet.');
     this.placeholder.className = 'placeholder';
-    this.caption = el('figcaption', 'position:absolute;left:8px;bottom:8px;max-width:calc(100% - 16px);padding:2px 8px;border-radius:6px;background:rgba(0,0,0,.6);white-space:nowrap;overflow:hidden;text-overflow:ellipsis');
+    this.caption = el(
+      'figcaption',
+      'position:absolute;left:8px;bottom:8px;max-width:calc(100% - 16px);padding:2px 8px;border-radius:6px;background:rgba(0,0,0,.6);white-space:nowrap;overflow:hidden;text-overflow:ellipsis',
+    );
     this.caption.className = 'name';
     const close = el('button', 'position:absolute;top:6px;right:6px;padding:2px 8px;border:0;border-radius:6px;background:rgba(0,0,0,.6);color:#fff;font:inherit;cursor:pointer', 'Close');
     close.type = 'button';

@@ -54,10 +54,7 @@ export const shown = computed<Shown>(() => {
   const of = (id: string) => remote.filter((s) => s.source === id).sort((a, b) => rank(a.label) - rank(b.label))[0];
   const id = activeSpeaker.value;
   const s =
-    (id !== null ? of(id) : undefined) ??
-    remote.find((x) => x.label === 'camera' && x.stream.getVideoTracks().length > 0) ??
-    remote.find((x) => x.stream.getVideoTracks().length > 0) ??
-    remote[0];
+    (id !== null ? of(id) : undefined) ?? remote.find((x) => x.label === 'camera' && x.stream.getVideoTracks().length > 0) ?? remote.find((x) => x.stream.getVideoTracks().length > 0) ?? remote[0];
   if (!s?.source) return { speaker: NOBODY, track: null };
   const track = s.stream.getVideoTracks()[0] ?? null;
   return { speaker: { id: s.source, name: all[s.source]?.username ?? s.username ?? 'anonymous', hasVideo: track !== null }, track };

@@ -4,16 +4,7 @@
 // `room-info`, and relay `offer`, `answer`, `icecandidate`, `bye` and `text`
 // to one peer. The polite peer of a pair is the one with the smaller id.
 // Every frame from the server is checked against @atrium/protocol's schemas.
-import {
-  type ClientMessage,
-  type IceServerEntry,
-  type RoomInfo,
-  ROOM_ADDRESS,
-  SERVER_ADDRESS,
-  type ServerMessage,
-  type ServerMessageType,
-  serverMessageSchemas,
-} from '@atrium/protocol/camus';
+import { type ClientMessage, type IceServerEntry, type RoomInfo, ROOM_ADDRESS, SERVER_ADDRESS, type ServerMessage, type ServerMessageType, serverMessageSchemas } from '@atrium/protocol/camus';
 import { MeshError, describe } from './errors.ts';
 import { candidateFromWire, socketUrl } from './rtcpool-signaling.ts';
 import { type Description, type JoinedInfo, type PeerInfo, Signaling } from './signaling.ts';

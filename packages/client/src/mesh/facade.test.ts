@@ -76,7 +76,6 @@ class FakeStream {
   }
 }
 
-
 const g = globalThis as Record<string, unknown>;
 const STUBS = { WebSocket: ScriptedSocket, RTCPeerConnection: FakePeerConnection, RTCRtpSender: class {}, MediaStream: FakeStream };
 let saved: Record<string, unknown> = {};
@@ -141,9 +140,15 @@ test('RtcPoolTransceiver: a Pool joins, meets peers, relays signalling and leave
   t.serve('rtc:peer', { who: 'p3' });
   t.dispatchEvent(new CustomEvent('error', { detail: { message: 'Server sent invalid signalling message', data: '{' } }));
   assert.deepEqual(seen, ['peer p1 polite=true', 'peer p2 polite=false', 'describe p2 {"name":"Q"}', 'close p1 left']);
-  assert.deepEqual(errors.map((e) => e.split(':')[0]), ['bad-frame', 'bad-frame']);
+  assert.deepEqual(
+    errors.map((e) => e.split(':')[0]),
+    ['bad-frame', 'bad-frame'],
+  );
   assert.match(errors[1]!, /invalid signalling message/);
-  assert.deepEqual(pool.connections.map((c) => c.id), ['p2']);
+  assert.deepEqual(
+    pool.connections.map((c) => c.id),
+    ['p2'],
+  );
   assert.deepEqual(FakePeerConnection.made[1]!.config, { iceServers: [{ urls: 'stun:stun.test' }] });
 
   // What the negotiator sends goes out through `send(type, data)`.
@@ -221,26 +226,53 @@ test('Manager: VideoPeers for the room, local tracks on each, usernames, comings
 
   const camera = track('video', 'cam');
   await manager.setVideoTrack(camera);
-  const ws = await start(manager, [{ id: ANN, username: 'Ann' }, { id: ME, username: 'Major Tom' }]);
+  const ws = await start(manager, [
+    { id: ANN, username: 'Ann' },
+    { id: ME, username: 'Major Tom' },
+  ]);
   assert.match(ws.url, /^ws:\/\/atrium\.test\/room\/lobby\/ws\?username=Major\+Tom$/);
   assert.equal(manager.id, ME);
   assert.deepEqual(manager.iceServers, [{ urls: ['stun:stun.test:3478'] }]);
   const ann = manager.getVideoPeer(ANN)!;
   assert.equal(ann.client_id, ANN);
   // The camera went to the peer at once, with the local stream.
-  assert.deepEqual(pcOf(ann).senders.map((s) => [s.track?.id, s.streams[0] === manager.localVideoStream]), [['cam', true]]);
+  assert.deepEqual(
+    pcOf(ann).senders.map((s) => [s.track?.id, s.streams[0] === manager.localVideoStream]),
+    [['cam', true]],
+  );
   assert.deepEqual(manager.localVideoStream.getTracks(), [camera]);
 
   // A new camera replaces the old one on the same sender; a microphone is added.
   await manager.setVideoTrack(track('video', 'cam2'));
   await manager.setAudioTrack(track('audio', 'mic'));
-  assert.deepEqual(pcOf(ann).senders.map((s) => s.track?.id), ['cam2', 'mic']);
-  assert.deepEqual(manager.localVideoStream.getTracks().map((t) => t.id), ['cam2', 'mic']);
+  assert.deepEqual(
+    pcOf(ann).senders.map((s) => s.track?.id),
+    ['cam2', 'mic'],
+  );
+  assert.deepEqual(
+    manager.localVideoStream.getTracks().map((t) => t.id),
+    ['cam2', 'mic'],
+  );
   assert.equal(ann.getTrack('audio')?.id, 'mic');
 
   // Someone comes (gets both tracks), Ann renames herself, and a chat message arrives.
-  ws.receive({ sender: GC, receiver: ME, type: 'room-info', data: { room_id: 'lobby', clients: [{ id: ANN, username: 'Anna' }, { id: ME, username: 'Major Tom' }, { id: CY, username: 'Cy' }] } });
-  assert.deepEqual(pcOf(manager.getVideoPeer(CY)!).senders.map((s) => s.track?.id), ['cam2', 'mic']);
+  ws.receive({
+    sender: GC,
+    receiver: ME,
+    type: 'room-info',
+    data: {
+      room_id: 'lobby',
+      clients: [
+        { id: ANN, username: 'Anna' },
+        { id: ME, username: 'Major Tom' },
+        { id: CY, username: 'Cy' },
+      ],
+    },
+  });
+  assert.deepEqual(
+    pcOf(manager.getVideoPeer(CY)!).senders.map((s) => s.track?.id),
+    ['cam2', 'mic'],
+  );
   ws.receive({ sender: CY, receiver: 'room', type: 'text', data: { from: 'Cy', time: 1, text: 'hi' } });
   assert.equal(manager.textMessages.length, 1);
 
@@ -251,8 +283,22 @@ test('Manager: VideoPeers for the room, local tracks on each, usernames, comings
   assert.deepEqual(seenRaw, ['text']);
   const finding = manager.findPeers();
   await ws.sentWhere((f) => f.type === 'get-room-info' && ws.sent.filter((x) => x.type === 'get-room-info').length === 2);
-  ws.receive({ sender: GC, receiver: ME, type: 'room-info', data: { room_id: 'lobby', clients: [{ id: ME, username: 'Major Tom' }, { id: CY, username: 'Cy' }] } });
-  assert.deepEqual((await finding).clients.map((c) => c.username), ['Major Tom', 'Cy']);
+  ws.receive({
+    sender: GC,
+    receiver: ME,
+    type: 'room-info',
+    data: {
+      room_id: 'lobby',
+      clients: [
+        { id: ME, username: 'Major Tom' },
+        { id: CY, username: 'Cy' },
+      ],
+    },
+  });
+  assert.deepEqual(
+    (await finding).clients.map((c) => c.username),
+    ['Major Tom', 'Cy'],
+  );
 
   // We drop Cy ourselves: bye to Cy, and the peer is removed.
   manager.removeVideoPeer(CY);
@@ -279,9 +325,12 @@ test('Manager: VideoPeers for the room, local tracks on each, usernames, comings
   assert.equal(manager.signaler.connectionState, 'closed');
 });
 
-test('VideoPeer: dataChannel as rtcpool (open channel, or raw at once), ICE servers, and the Signaler\'s words', async () => {
+test("VideoPeer: dataChannel as rtcpool (open channel, or raw at once), ICE servers, and the Signaler's words", async () => {
   const manager = new Manager({ server: 'https://atrium.test', room: 'r', rtcConfiguration: { iceServers: [{ urls: 'stun:mine.test' }] } });
-  const ws = await start(manager, [{ id: ME, username: 'Major Tom' }, { id: CY, username: 'Cy' }]);
+  const ws = await start(manager, [
+    { id: ME, username: 'Major Tom' },
+    { id: CY, username: 'Cy' },
+  ]);
   const cy = manager.getVideoPeer(CY)!;
   const pc = pcOf(cy);
   assert.deepEqual(pc.config.iceServers, [{ urls: 'stun:mine.test' }]);
@@ -304,7 +353,19 @@ test('VideoPeer: dataChannel as rtcpool (open channel, or raw at once), ICE serv
   manager.iceServers = [{ urls: 'turn:turn.test', username: 'u', credential: 'c' }];
   assert.deepEqual(pc.config.iceServers, [{ urls: 'turn:turn.test', username: 'u', credential: 'c' }]);
   assert.equal(pc.iceRestarts, 1);
-  ws.receive({ sender: GC, receiver: ME, type: 'room-info', data: { room_id: 'r', clients: [{ id: ME, username: 'x' }, { id: CY, username: 'Cy' }, { id: ANN, username: 'Ann' }] } });
+  ws.receive({
+    sender: GC,
+    receiver: ME,
+    type: 'room-info',
+    data: {
+      room_id: 'r',
+      clients: [
+        { id: ME, username: 'x' },
+        { id: CY, username: 'Cy' },
+        { id: ANN, username: 'Ann' },
+      ],
+    },
+  });
   assert.deepEqual(pcOf(manager.getVideoPeer(ANN)!).config.iceServers, [{ urls: 'turn:turn.test', username: 'u', credential: 'c' }]);
 
   // The Signaler speaks Camus.

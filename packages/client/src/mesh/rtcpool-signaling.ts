@@ -4,12 +4,7 @@
 // joiner is polite towards the peers already there, and they are impolite
 // towards it. Every event from the server is checked against the shared
 // schemas of @atrium/protocol before it is believed.
-import {
-  type ClientEvent,
-  type ServerEventData,
-  type ServerEventType,
-  serverEventSchemas,
-} from '@atrium/protocol/rtcpool';
+import { type ClientEvent, type ServerEventData, type ServerEventType, serverEventSchemas } from '@atrium/protocol/rtcpool';
 import { MeshError, describe } from './errors.ts';
 import { type JoinedInfo, Signaling } from './signaling.ts';
 

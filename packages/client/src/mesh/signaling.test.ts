@@ -8,7 +8,6 @@ import { RtcPoolWebSocket } from './rtcpool-signaling.ts';
 import type { PeerInfo } from './signaling.ts';
 import { ScriptedSocket } from './scripted-socket.test-support.ts';
 
-
 const g = globalThis as { WebSocket?: unknown };
 let saved: unknown;
 beforeEach(() => {
@@ -64,7 +63,10 @@ test('Camus: id from the first pong, ICE servers, the roster, and polite = ownId
 
 test('Camus: room-info changes become peer, gone and describe; pings are answered; relayed signalling reaches the pool', async () => {
   const sig = new CamusSignaling('http://atrium.test', { token: 't' });
-  const ws = await camusJoin(sig, [{ id: ME, username: 'Major Tom' }, { id: LOWER, username: 'Ann' }]);
+  const ws = await camusJoin(sig, [
+    { id: ME, username: 'Major Tom' },
+    { id: LOWER, username: 'Ann' },
+  ]);
   const seen: string[] = [];
   sig.on('peer', (p) => seen.push(`peer ${p.id[0]} ${p.polite}`));
   sig.on('gone', (id) => seen.push(`gone ${id[0]}`));
@@ -75,7 +77,19 @@ test('Camus: room-info changes become peer, gone and describe; pings are answere
   const errors: string[] = [];
   sig.on('error', (e) => errors.push(e.code));
 
-  ws.receive({ sender: GC, receiver: ME, type: 'room-info', data: { room_id: 'lobby', clients: [{ id: ME, username: 'x' }, { id: LOWER, username: 'Anna' }, { id: HIGHER, username: 'Cy' }] } });
+  ws.receive({
+    sender: GC,
+    receiver: ME,
+    type: 'room-info',
+    data: {
+      room_id: 'lobby',
+      clients: [
+        { id: ME, username: 'x' },
+        { id: LOWER, username: 'Anna' },
+        { id: HIGHER, username: 'Cy' },
+      ],
+    },
+  });
   ws.receive({ sender: GC, receiver: ME, type: 'ping', data: 42 });
   assert.deepEqual(ws.sent.at(-1), { receiver: GC, type: 'pong', data: 42 });
   ws.receive({ sender: HIGHER, receiver: ME, type: 'offer', data: { type: 'offer', sdp: 'v=0' } });
@@ -86,7 +100,19 @@ test('Camus: room-info changes become peer, gone and describe; pings are answere
   // A peer that says bye stays away while it is in the room...
   ws.receive({ sender: LOWER, receiver: ME, type: 'bye', data: 1 });
   ws.receive({ sender: LOWER, receiver: ME, type: 'answer', data: { type: 'answer', sdp: 'v=0' } });
-  ws.receive({ sender: GC, receiver: ME, type: 'room-info', data: { room_id: 'lobby', clients: [{ id: ME, username: 'x' }, { id: LOWER, username: 'Anna' }, { id: STRANGER, username: 'Dee' }] } });
+  ws.receive({
+    sender: GC,
+    receiver: ME,
+    type: 'room-info',
+    data: {
+      room_id: 'lobby',
+      clients: [
+        { id: ME, username: 'x' },
+        { id: LOWER, username: 'Anna' },
+        { id: STRANGER, username: 'Dee' },
+      ],
+    },
+  });
   ws.receive({ type: 'nonsense' });
   assert.deepEqual(seen, [
     `describe a {"username":"Anna"}`,
@@ -105,11 +131,17 @@ test('Camus: room-info changes become peer, gone and describe; pings are answere
   sig.on('end', (r) => ended.push(r));
   sig.closePeer(HIGHER);
   sig.leave();
-  assert.deepEqual(ws.sent.slice(-2).map((f) => [f.receiver, f.type]), [[HIGHER, 'bye'], [GC, 'bye']]);
+  assert.deepEqual(
+    ws.sent.slice(-2).map((f) => [f.receiver, f.type]),
+    [
+      [HIGHER, 'bye'],
+      [GC, 'bye'],
+    ],
+  );
   assert.equal(ended.length, 1);
 });
 
-test('Camus: a refused join rejects with the server\'s sentence', async () => {
+test("Camus: a refused join rejects with the server's sentence", async () => {
   const sig = new CamusSignaling('https://atrium.test');
   const joining = sig.join('closed');
   await new Promise((r) => setTimeout(r, 0));

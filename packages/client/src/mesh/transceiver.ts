@@ -56,7 +56,10 @@ export class RtcPoolTransceiver extends RtcPoolSignaling {
       }
       this.listen('error', (e) => {
         const detail = payload(e);
-        const message = typeof detail === 'object' && detail !== null && typeof (detail as { message?: unknown }).message === 'string' ? (detail as { message: string }).message : 'the transceiver reported an error';
+        const message =
+          typeof detail === 'object' && detail !== null && typeof (detail as { message?: unknown }).message === 'string'
+            ? (detail as { message: string }).message
+            : 'the transceiver reported an error';
         this.emit('error', new MeshError('bad-frame', message));
       });
       this.listen('close', () => {

@@ -54,7 +54,8 @@ export function pictureInPictureAvailable(win: Window | undefined = typeof windo
 export async function openPictureInPicture(stream: MediaStream, options: PictureInPictureOptions = {}): Promise<PictureInPictureView> {
   const win = options.window ?? (typeof window === 'undefined' ? undefined : window);
   const dpip = api(win);
-  if (!dpip) throw new WindowRelayError('pip-unavailable', 'this browser has no Document Picture-in-Picture (documentPictureInPicture); open a window with window.open and a WindowPeerConnection instead');
+  if (!dpip)
+    throw new WindowRelayError('pip-unavailable', 'this browser has no Document Picture-in-Picture (documentPictureInPicture); open a window with window.open and a WindowPeerConnection instead');
   const size = options.width !== undefined && options.height !== undefined ? { width: Math.round(options.width), height: Math.round(options.height) } : {};
   let pip: Window;
   try {

@@ -90,7 +90,12 @@ export class RtcSession implements Session {
       }, HELLO_INTERVAL_MS);
       this.deadline = setTimeout(() => {
         if (this.state !== 'hello') return;
-        this.opened.reject(new WindowRelayError('unreachable', `window "${peer}" did not answer within ${host.connectTimeoutMs} ms; is it open, and does it run a WindowPeerConnection named "${peer}" on the same relay?`));
+        this.opened.reject(
+          new WindowRelayError(
+            'unreachable',
+            `window "${peer}" did not answer within ${host.connectTimeoutMs} ms; is it open, and does it run a WindowPeerConnection named "${peer}" on the same relay?`,
+          ),
+        );
         this.close('unreachable', true);
       }, host.connectTimeoutMs);
     }

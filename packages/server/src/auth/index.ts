@@ -81,7 +81,7 @@ export async function authenticateWithToken(opts: AuthenticateWithTokenOptions):
     await opts.tokens.refresh();
     const found = opts.tokens.get(token);
     if (found === undefined && looksLikeJwt(token)) {
-      throw new AuthError('not-authorised', 'this group has no authKeys, so it cannot accept signed tokens (JWTs); add the issuer\'s key to the group');
+      throw new AuthError('not-authorised', "this group has no authKeys, so it cannot accept signed tokens (JWTs); add the issuer's key to the group");
     }
     fromToken = checkStatefulToken(found, opts.groupName, opts.now);
   }

@@ -61,8 +61,7 @@ export function looksLikeJwt(token: string): boolean {
   if (header === '' || payload === '' || !parts.every((p) => b64url.test(p))) return false;
   try {
     const decoded: unknown = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
-    return typeof decoded === 'object' && decoded !== null && !Array.isArray(decoded)
-      && typeof (decoded as { alg?: unknown }).alg === 'string';
+    return typeof decoded === 'object' && decoded !== null && !Array.isArray(decoded) && typeof (decoded as { alg?: unknown }).alg === 'string';
   } catch {
     return false;
   }
@@ -89,10 +88,7 @@ export async function verifyGroupJwt(token: string, opts: VerifyGroupJwtOptions)
   }
   const alg = header.alg;
   if (typeof alg !== 'string' || !isSupportedAlg(alg)) {
-    throw new AuthError(
-      'bad-token',
-      `the token is signed with alg "${String(alg)}", which is not accepted; use one of ${Object.keys(KEY_RULES).join(', ')}`,
-    );
+    throw new AuthError('bad-token', `the token is signed with alg "${String(alg)}", which is not accepted; use one of ${Object.keys(KEY_RULES).join(', ')}`);
   }
 
   const candidates = selectKeys(opts.keys, alg, header.kid);
@@ -147,11 +143,7 @@ function isSupportedAlg(alg: string): alg is SupportedAlg {
 }
 
 /** The keys the token may have been signed with: same `alg`, and same `kid` when the token names one. */
-function selectKeys(
-  keys: readonly JsonWebKey[],
-  alg: SupportedAlg,
-  kid: string | undefined,
-): { jwk: JsonWebKey; index: number }[] {
+function selectKeys(keys: readonly JsonWebKey[], alg: SupportedAlg, kid: string | undefined): { jwk: JsonWebKey; index: number }[] {
   const all = keys.map((jwk, index) => ({ jwk, index }));
   if (all.length === 0) {
     throw new AuthError('not-authorised', 'this group has no authKeys, so it cannot accept signed tokens (JWTs)');
@@ -159,28 +151,19 @@ function selectKeys(
   if (kid !== undefined) {
     const sameKid = all.filter(({ jwk }) => jwk.kid === kid);
     if (sameKid.length === 0) {
-      throw new AuthError(
-        'bad-token',
-        `unknown key id: the token names kid "${kid}", but no key in the group's authKeys has that kid`,
-      );
+      throw new AuthError('bad-token', `unknown key id: the token names kid "${kid}", but no key in the group's authKeys has that kid`);
     }
     const usable = sameKid.filter(({ jwk }) => jwk.alg === alg);
     if (usable.length === 0) {
       const algs = [...new Set(sameKid.map(({ jwk }) => String(jwk.alg)))].join(', ');
-      throw new AuthError(
-        'bad-token',
-        `alg mismatch: the token is signed with ${alg}, but the key with kid "${kid}" is for ${algs}`,
-      );
+      throw new AuthError('bad-token', `alg mismatch: the token is signed with ${alg}, but the key with kid "${kid}" is for ${algs}`);
     }
     return usable;
   }
   const usable = all.filter(({ jwk }) => jwk.alg === alg);
   if (usable.length === 0) {
     const algs = [...new Set(all.map(({ jwk }) => (typeof jwk.alg === 'string' ? jwk.alg : 'no alg')))].join(', ');
-    throw new AuthError(
-      'bad-token',
-      `alg mismatch: the token is signed with ${alg}, but the group's authKeys hold only ${algs} keys (a key without "alg" is never used)`,
-    );
+    throw new AuthError('bad-token', `alg mismatch: the token is signed with ${alg}, but the group's authKeys hold only ${algs} keys (a key without "alg" is never used)`);
   }
   return usable;
 }
@@ -199,11 +182,7 @@ async function importKey(jwk: JsonWebKey, index: number, alg: SupportedAlg): Pro
   } catch (e) {
     importedKeys.delete(jwk);
     if (e instanceof AuthError) throw e;
-    throw new AuthError(
-      'not-authorised',
-      `the group's key ${describeKey(jwk, index)} cannot be used: ${errorText(e)}; fix the group's authKeys`,
-      { cause: e },
-    );
+    throw new AuthError('not-authorised', `the group's key ${describeKey(jwk, index)} cannot be used: ${errorText(e)}; fix the group's authKeys`, { cause: e });
   }
 }
 
@@ -211,10 +190,7 @@ async function importKey(jwk: JsonWebKey, index: number, alg: SupportedAlg): Pro
 function publicJwk(jwk: JsonWebKey, index: number, alg: SupportedAlg): jose.JWK {
   const rule = KEY_RULES[alg];
   const unusable = (why: string): never => {
-    throw new AuthError(
-      'not-authorised',
-      `the group's key ${describeKey(jwk, index)} cannot be used: ${why}; fix the group's authKeys`,
-    );
+    throw new AuthError('not-authorised', `the group's key ${describeKey(jwk, index)} cannot be used: ${why}; fix the group's authKeys`);
   };
   if (jwk.kty !== rule.kty) unusable(`an ${alg} key must have kty "${rule.kty}", not "${String(jwk.kty)}"`);
   switch (rule.kty) {
@@ -324,9 +300,7 @@ function checkAudience(claims: Record<string, unknown>, groupPath: string, opts:
   }
 
   const shown = auds.length === 0 ? 'an empty list' : auds.map((a) => `"${a}"`).join(', ');
-  const hint = missingSlash !== undefined
-    ? `; "${missingSlash}" lacks the trailing slash, which is required`
-    : canonical !== undefined ? ` on host ${opts.canonicalHost}` : '';
+  const hint = missingSlash !== undefined ? `; "${missingSlash}" lacks the trailing slash, which is required` : canonical !== undefined ? ` on host ${opts.canonicalHost}` : '';
   throw new AuthError('not-authorised', `wrong audience: the token is for ${shown}, not for this group (${opts.groupUrl})${hint}`);
 }
 
@@ -340,10 +314,7 @@ function permissionsClaim(raw: unknown): Permission[] {
   for (const name of raw) {
     const parsed = permission.safeParse(name);
     if (!parsed.success) {
-      throw new AuthError(
-        'bad-token',
-        `the token's "permissions" claim holds the unknown permission "${name.slice(0, 64)}"; known: ${permission.options.join(', ')} (an observer gets an empty list)`,
-      );
+      throw new AuthError('bad-token', `the token's "permissions" claim holds the unknown permission "${name.slice(0, 64)}"; known: ${permission.options.join(', ')} (an observer gets an empty list)`);
     }
     if (!out.includes(parsed.data)) out.push(parsed.data);
   }

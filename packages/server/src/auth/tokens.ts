@@ -338,18 +338,12 @@ export class TokenStore {
  * then needs a username from the client (`need-username`). Permission names
  * Atrium does not know are dropped.
  */
-export function checkStatefulToken(
-  t: StatefulToken | undefined,
-  group: string,
-  now: Date = new Date(),
-): { username: string | undefined; permissions: Permission[] } {
+export function checkStatefulToken(t: StatefulToken | undefined, group: string, now: Date = new Date()): { username: string | undefined; permissions: Permission[] } {
   if (t === undefined) {
     throw new AuthError('not-authorised', 'unknown token: it was never issued by this server, or it has been revoked');
   }
   if (!tokenCoversGroup(t, group)) {
-    const scope = t['include-subgroups'] === true
-      ? (t.group === '' ? 'every group' : `group "${t.group}" and its subgroups`)
-      : `group "${t.group}"`;
+    const scope = t['include-subgroups'] === true ? (t.group === '' ? 'every group' : `group "${t.group}" and its subgroups`) : `group "${t.group}"`;
     throw new AuthError('not-authorised', `this token is for ${scope}, not for group "${group}"`);
   }
   const expires = t.expires === undefined ? NaN : Date.parse(t.expires);
@@ -431,9 +425,7 @@ function copy(t: StatefulToken): StatefulToken {
 }
 
 function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => `field "${issue.path.map(String).join('.') || '(whole line)'}" ${issue.message}`)
-    .join('; ');
+  return error.issues.map((issue) => `field "${issue.path.map(String).join('.') || '(whole line)'}" ${issue.message}`).join('; ');
 }
 
 function isNotFound(e: unknown): boolean {

@@ -69,7 +69,8 @@ export async function runServe(argv: string[]): Promise<number> {
   let workers: number | undefined;
   if (values['media-workers'] !== undefined) {
     workers = Number(values['media-workers']);
-    if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024) throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
+    if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024)
+      throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
   }
   const media = values['no-media']
     ? (false as const)

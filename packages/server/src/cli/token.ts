@@ -36,7 +36,10 @@ export async function runToken(argv: string[]): Promise<number> {
   }
   const group = values.group as string | undefined;
   if (!group) throw new Error('token: --group is required');
-  const perms = (values.permissions as string).split(',').map((p) => p.trim()).filter(Boolean);
+  const perms = (values.permissions as string)
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   for (const p of perms) {
     if (!permission.safeParse(p).success) throw new Error(`token: unknown permission "${p}" (known: ${permission.options.join(', ')})`);
   }

@@ -8,14 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../log.ts';
-import {
-  describeIssue,
-  expandPermissions,
-  formatPath,
-  passwordDefinitionSchema,
-  userDefinitionSchema,
-  type UserDescription,
-} from '../groups/description.ts';
+import { describeIssue, expandPermissions, formatPath, passwordDefinitionSchema, userDefinitionSchema, type UserDescription } from '../groups/description.ts';
 
 export interface ServerConfig {
   /** The file this came from (it may not exist). */
@@ -61,9 +54,7 @@ export const serverConfigSchema = z.strictObject({
   publicServer: z.boolean().optional(),
   canonicalHost: z.string().optional(),
   // Obsolete: a list of {username, password} administrators.
-  admin: z
-    .array(z.strictObject({ username: z.string().min(1, 'an administrator needs a username'), password: passwordDefinitionSchema.optional() }))
-    .optional(),
+  admin: z.array(z.strictObject({ username: z.string().min(1, 'an administrator needs a username'), password: passwordDefinitionSchema.optional() })).optional(),
 });
 
 export function configFileOf(dataDir: string): string {

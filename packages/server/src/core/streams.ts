@@ -292,9 +292,7 @@ export class GroupStreams {
     }
     if (sub.down.closed) return;
     const { pub } = sub;
-    sub.subscriber.client.deliver(
-      streamEvent({ kind: 'offer', id: pub.id, label: pub.label, source: pub.owner.id, username: pub.owner.username, sdp }),
-    );
+    sub.subscriber.client.deliver(streamEvent({ kind: 'offer', id: pub.id, label: pub.label, source: pub.owner.id, username: pub.owner.username, sdp }));
     flushCandidates(sub, sub.subscriber, pub.id);
   }
 

@@ -19,11 +19,7 @@ async function check(user: UserDescription, password: string): Promise<Permissio
 }
 
 /** Returns the granted permissions, or null when the login is refused. */
-export async function authenticateWithPassword(
-  desc: GroupDescription,
-  username: string | undefined,
-  password: string | undefined,
-): Promise<PasswordLogin | null> {
+export async function authenticateWithPassword(desc: GroupDescription, username: string | undefined, password: string | undefined): Promise<PasswordLogin | null> {
   const name = username ?? '';
   const pw = password ?? '';
 

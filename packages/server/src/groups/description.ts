@@ -6,11 +6,7 @@ import { z } from 'zod';
 import { permission, type Permission } from '@atrium/protocol/galene';
 
 /** A password as stored in a group file or in data/config.json. */
-export type PasswordDefinition =
-  | string
-  | { type: 'pbkdf2'; hash: 'sha-256'; key: string; salt: string; iterations: number }
-  | { type: 'bcrypt'; key: string }
-  | { type: 'wildcard' };
+export type PasswordDefinition = string | { type: 'pbkdf2'; hash: 'sha-256'; key: string; salt: string; iterations: number } | { type: 'bcrypt'; key: string } | { type: 'wildcard' };
 
 export interface UserDescription {
   password?: PasswordDefinition;
@@ -279,7 +275,10 @@ export function describeIssue(issue: z.core.$ZodIssue): DescribedIssue {
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+  return path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+    .join('.')
+    .replace(/\.\[/g, '[');
 }
 
 /** The error for a failed parse: the first problem, and how many more there are. */
@@ -296,10 +295,7 @@ export function issuesToError(file: string, error: z.ZodError): GroupFileError {
 // Conversion
 
 /** Expands a permissions field the way Galène does for a given group. */
-export function expandPermissions(
-  field: PermissionsField | undefined,
-  group?: { allowRecording: boolean; unrestrictedTokens: boolean },
-): Permission[] {
+export function expandPermissions(field: PermissionsField | undefined, group?: { allowRecording: boolean; unrestrictedTokens: boolean }): Permission[] {
   if (field === undefined) return [];
   if ('list' in field) return [...field.list];
   const perms: Permission[] = [...PERMISSION_SETS[field.set]];
@@ -309,10 +305,7 @@ export function expandPermissions(
   return perms;
 }
 
-function toUser(
-  u: UserDefinition,
-  group?: { allowRecording: boolean; unrestrictedTokens: boolean },
-): UserDescription {
+function toUser(u: UserDefinition, group?: { allowRecording: boolean; unrestrictedTokens: boolean }): UserDescription {
   const out: UserDescription = { permissions: expandPermissions(u.permissions, group) };
   if (u.password !== undefined) out.password = u.password;
   return out;

@@ -91,17 +91,11 @@ export function etagMatches(etag: string | undefined, header: string, weak: bool
 export function checkPreconditions(etag: string | undefined, pre: Preconditions | undefined, what: string): void {
   if (pre?.ifMatch !== undefined && !etagMatches(etag, pre.ifMatch, false)) {
     throw new PreconditionFailedError(
-      etag === undefined
-        ? `${what} does not exist, so If-Match cannot match`
-        : `${what} has changed since you read it (its ETag is no longer ${pre.ifMatch.trim()}); read it again and retry`,
+      etag === undefined ? `${what} does not exist, so If-Match cannot match` : `${what} has changed since you read it (its ETag is no longer ${pre.ifMatch.trim()}); read it again and retry`,
     );
   }
   if (pre?.ifNoneMatch !== undefined && etagMatches(etag, pre.ifNoneMatch, true)) {
-    throw new PreconditionFailedError(
-      pre.ifNoneMatch.trim() === '*'
-        ? `${what} already exists and If-None-Match: * forbids overwriting it`
-        : `${what} matches the ETag given in If-None-Match`,
-    );
+    throw new PreconditionFailedError(pre.ifNoneMatch.trim() === '*' ? `${what} already exists and If-None-Match: * forbids overwriting it` : `${what} matches the ETag given in If-None-Match`);
   }
 }
 
@@ -236,11 +230,7 @@ export class GroupStore extends EventEmitter<GroupStoreEvents> {
    * against the current ETag; the result is validated, written atomically,
    * and takes effect at once.
    */
-  async modifyRaw(
-    name: string,
-    fn: (current: RawGroup | undefined) => Record<string, unknown> | Promise<Record<string, unknown>>,
-    pre?: Preconditions,
-  ): Promise<WriteResult> {
+  async modifyRaw(name: string, fn: (current: RawGroup | undefined) => Record<string, unknown> | Promise<Record<string, unknown>>, pre?: Preconditions): Promise<WriteResult> {
     validateGroupName(name);
     return this.locked(async () => {
       const current = await this.readRaw(name);

@@ -7,29 +7,13 @@
 //   GET               .groups/<group>/.clients/                 [{id, username?, description}]
 //   GET, PUT, DELETE  .groups/<group>/.clients/<id>/.description  a JSON object, or null
 import { randomBytes } from 'node:crypto';
-import type {
-  FastifyBaseLogger,
-  FastifyInstance,
-  FastifyReply,
-  FastifyRequest,
-  RawReplyDefaultExpression,
-  RawRequestDefaultExpression,
-  RawServerBase,
-} from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JWK, type ProtectedHeaderParameters } from 'jose';
 import { z } from 'zod';
 import type { Description } from '../core/client.ts';
 import type { Logger } from '../log.ts';
 import type { ServerConfig } from '../config/server-config.ts';
-import {
-  GroupFileError,
-  describeIssue,
-  expandPermissions,
-  formatPath,
-  jwkSchema,
-  passwordDefinitionSchema,
-  permissionsFieldSchema,
-} from '../groups/description.ts';
+import { GroupFileError, describeIssue, expandPermissions, formatPath, jwkSchema, passwordDefinitionSchema, permissionsFieldSchema } from '../groups/description.ts';
 import { hashPassword, verifyPassword } from '../groups/passwords.ts';
 import {
   GroupNotFoundError,
@@ -316,7 +300,10 @@ function sendEmpty(reply: FastifyReply, status: number, etag?: string): FastifyR
 
 function sendError(reply: FastifyReply, status: number, message: string, headers: Record<string, string> = {}): FastifyReply {
   for (const [k, v] of Object.entries(headers)) reply.header(k, v);
-  return reply.code(status).header('content-type', 'text/plain; charset=utf-8').send(message + '\n');
+  return reply
+    .code(status)
+    .header('content-type', 'text/plain; charset=utf-8')
+    .send(message + '\n');
 }
 
 function preconditionsOf(req: FastifyRequest): Preconditions {
@@ -493,7 +480,11 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
 
   async function groupList(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (!isRead(req.method)) throw methodNotAllowed(req.method, 'the list of groups', ['HEAD', 'GET']);
-    return sendJson(reply, 200, groups.list().map((g) => g.name));
+    return sendJson(
+      reply,
+      200,
+      groups.list().map((g) => g.name),
+    );
   }
 
   async function group(req: FastifyRequest, reply: FastifyReply, name: string, who: Principal): Promise<FastifyReply> {
@@ -508,10 +499,7 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
       const body = validate(jsonObject, readJson(req), 'group definition');
       const secret = SECRET_GROUP_FIELDS.filter((k) => Object.hasOwn(body, k));
       if (secret.length > 0) {
-        throw new HttpError(
-          400,
-          `the group definition must not contain ${secret.map((k) => `"${k}"`).join(', ')}: manage users with .users/ and .wildcard-user, and keys with .keys`,
-        );
+        throw new HttpError(400, `the group definition must not contain ${secret.map((k) => `"${k}"`).join(', ')}: manage users with .users/ and .wildcard-user, and keys with .keys`);
       }
       const r = await groups.modifyRaw(
         name,
@@ -670,7 +658,14 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
 
   async function tokenList(req: FastifyRequest, reply: FastifyReply, name: string, who: Principal): Promise<FastifyReply> {
     if (isRead(req.method)) {
-      return sendJson(reply, 200, tokens.list(name).filter((t) => t.group === name).map((t) => t.token));
+      return sendJson(
+        reply,
+        200,
+        tokens
+          .list(name)
+          .filter((t) => t.group === name)
+          .map((t) => t.token),
+      );
     }
     if (req.method === 'POST') {
       const fields = tokenFromBody(readJson(req), name);

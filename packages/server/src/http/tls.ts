@@ -25,7 +25,15 @@ export async function loadOrCreateCertificate(dataDir: string, given: Partial<Tl
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
     keySize: 2048,
     algorithm: 'sha256',
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
+    extensions: [
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+        ],
+      },
+    ],
   } as Parameters<typeof generate>[1]);
   await mkdir(dataDir, { recursive: true });
   await writeFile(certFile, pems.cert, { mode: 0o644 });

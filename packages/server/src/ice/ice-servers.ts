@@ -47,13 +47,8 @@ export class IceConfigError extends Error {
   }
 }
 
-const iceUrl = z
-  .string()
-  .regex(/^(stuns?|turns?):\S+$/i, 'must be a stun:, stuns:, turn: or turns: URL, e.g. "turn:turn.example.org:3478"');
-const urlList = z.preprocess(
-  (v) => (typeof v === 'string' ? [v] : v),
-  z.array(iceUrl).min(1, 'must list at least one URL'),
-);
+const iceUrl = z.string().regex(/^(stuns?|turns?):\S+$/i, 'must be a stun:, stuns:, turn: or turns: URL, e.g. "turn:turn.example.org:3478"');
+const urlList = z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(iceUrl).min(1, 'must list at least one URL'));
 
 const fileEntry = z
   .strictObject({
@@ -73,7 +68,11 @@ const fileEntry = z
         ctx.addIssue({ code: 'custom', path: ['credential'], message: 'must hold the secret shared with the TURN server (coturn static-auth-secret) when credentialType is "hmac-sha1"' });
       }
     } else if (isTurn && (entry.username === undefined || entry.credential === undefined)) {
-      ctx.addIssue({ code: 'custom', path: [entry.username === undefined ? 'username' : 'credential'], message: 'is required for a turn: URL (browsers refuse TURN servers without username and credential); or use "credentialType": "hmac-sha1"' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [entry.username === undefined ? 'username' : 'credential'],
+        message: 'is required for a turn: URL (browsers refuse TURN servers without username and credential); or use "credentialType": "hmac-sha1"',
+      });
     }
   });
 
@@ -89,12 +88,14 @@ const turnOptionSchema = z.strictObject({
 export function parseIceServers(json: unknown, source: string): ConfiguredIceServer[] {
   const parsed = fileSchema.safeParse(json);
   if (!parsed.success) throw new IceConfigError(`${source}: ${describeIssues(parsed.error, 'entry')}`);
-  return parsed.data.map((entry): ConfiguredIceServer => ({
-    urls: entry.urls,
-    ...(entry.username !== undefined ? { username: entry.username } : {}),
-    ...(entry.credential !== undefined ? { credential: entry.credential } : {}),
-    ...(entry.credentialType !== undefined ? { credentialType: entry.credentialType } : {}),
-  }));
+  return parsed.data.map(
+    (entry): ConfiguredIceServer => ({
+      urls: entry.urls,
+      ...(entry.username !== undefined ? { username: entry.username } : {}),
+      ...(entry.credential !== undefined ? { credential: entry.credential } : {}),
+      ...(entry.credentialType !== undefined ? { credentialType: entry.credentialType } : {}),
+    }),
+  );
 }
 
 /**
@@ -144,20 +145,10 @@ export async function configuredIceServers(opts: { dataDir: string; log: Logger;
  * `username` if it has one (Galène's behaviour), else `user`; other entries
  * are passed as written. `relayOnly` forces TURN (Galène's `-relay-only`).
  */
-export function rtcConfigurationFor(
-  servers: readonly ConfiguredIceServer[],
-  user: string,
-  now: Date = new Date(),
-  opts: { relayOnly?: boolean } = {},
-): RtcConfiguration {
+export function rtcConfigurationFor(servers: readonly ConfiguredIceServer[], user: string, now: Date = new Date(), opts: { relayOnly?: boolean } = {}): RtcConfiguration {
   const iceServers = servers.map((server): IceServer => {
     if (server.credentialType === 'hmac-sha1') {
-      const { username, credential } = turnRestCredentials(
-        server.credential ?? '',
-        server.username || user,
-        server.ttl ?? DEFAULT_TURN_TTL_SECONDS,
-        now,
-      );
+      const { username, credential } = turnRestCredentials(server.credential ?? '', server.username || user, server.ttl ?? DEFAULT_TURN_TTL_SECONDS, now);
       return { urls: [...server.urls], username, credential };
     }
     return {

@@ -110,7 +110,10 @@ export class RateMeter {
   #buckets: number[];
   #start = 0;
   #slot: number;
-  constructor(private readonly windowMs = 1000, slots = 10) {
+  constructor(
+    private readonly windowMs = 1000,
+    slots = 10,
+  ) {
     this.#buckets = new Array(slots).fill(0);
     this.#slot = windowMs / slots;
   }

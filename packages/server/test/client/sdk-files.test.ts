@@ -55,10 +55,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 90_000 })) {
     assert.equal(down.sha256, sent, 'same SHA-256 on both sides');
     assert.equal(down.blobSize, SIZE);
     assert.equal(down.blobType, 'application/octet-stream');
-    assert.deepEqual(
-      [down.up, down.name, down.size, down.userid, down.username],
-      [false, 'five.bin', SIZE, a.id, 'sender'],
-    );
+    assert.deepEqual([down.up, down.name, down.size, down.userid, down.username], [false, 'five.bin', SIZE, a.id, 'sender']);
     assert.deepEqual([up.up, up.size, up.userid, up.username], [true, SIZE, b.id, 'receiver']);
 
     // '' → inviting → connecting → connected (repeated, with progress) → done → closed
@@ -67,10 +64,16 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 90_000 })) {
     assert.deepEqual(squash(down.states), ['connecting', 'connected', 'done', 'closed']);
     for (const f of [up, down]) {
       assert.ok(f.progress.length > 10, `${f.up ? 'upload' : 'download'}: ${f.progress.length} progress events`);
-      assert.ok(f.progress.every((n, i) => i === 0 || n >= f.progress[i - 1]!), 'progress only grows');
+      assert.ok(
+        f.progress.every((n, i) => i === 0 || n >= f.progress[i - 1]!),
+        'progress only grows',
+      );
       assert.equal(f.progress.at(-1), SIZE);
     }
-    assert.ok(down.progress.slice(0, -1).every((n) => n % 16384 === 0 && n < SIZE), 'chunks of 16384 bytes');
+    assert.ok(
+      down.progress.slice(0, -1).every((n) => n % 16384 === 0 && n < SIZE),
+      'chunks of 16384 bytes',
+    );
     assert.deepEqual(await sc(a.page, 'transferredFiles'), {});
     assert.deepEqual(await sc(b.page, 'transferredFiles'), {});
     for (const p of [a, b]) assert.deepEqual(await call(p.page, 'errors'), []);

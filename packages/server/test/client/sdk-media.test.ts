@@ -58,7 +58,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
     assert.equal(d.label, 'camera');
     assert.equal(d.username, 'alice');
     assert.deepEqual(d.tracks.map((t) => t.kind).sort(), ['audio', 'video']);
-    assert.ok(d.tracks.every((t) => t.argc === 3 && t.sameStream), 'ondowntrack(track, transceiver, stream)');
+    assert.ok(
+      d.tracks.every((t) => t.argc === 3 && t.sameStream),
+      'ondowntrack(track, transceiver, stream)',
+    );
     assert.ok(d.statuses.includes('connected') || d.statuses.includes('completed'), d.statuses.join());
     const ds = (await call(b.page, 'entries', 'ondownstream')) as Entry[];
     assert.deepEqual(ds[0], ['ondownstream', upId, 'camera', a.id, 'alice', 1]);

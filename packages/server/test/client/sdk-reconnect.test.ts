@@ -86,7 +86,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
       assert.deepEqual(await log(p.page, 'onclose'), [], 'onclose is not called');
       assert.equal(await sc(p.page, 'state'), 'connected');
       const attempts = (await log(p.page, 'onreconnecting')).map((e) => e[1]);
-      assert.deepEqual(attempts, attempts.map((_, i) => i + 1), 'attempts are numbered');
+      assert.deepEqual(
+        attempts,
+        attempts.map((_, i) => i + 1),
+        'attempts are numbered',
+      );
     }
   });
 

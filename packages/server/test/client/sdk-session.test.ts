@@ -76,7 +76,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 90_000 })) {
     const users = await sc<Record<string, { username: string; permissions: string[]; data: unknown; streams: unknown }>>(a, 'users');
     assert.deepEqual(Object.keys(users).sort(), [aid, bid].sort());
     assert.deepEqual(users[bid], { username: 'bob', permissions: ['present', 'message'], data: {}, streams: {} });
-    assert.ok((await log(a, 'onuser')).every((e) => e[3] === 2), 'onuser gets (id, kind)');
+    assert.ok(
+      (await log(a, 'onuser')).every((e) => e[3] === 2),
+      'onuser gets (id, kind)',
+    );
 
     // Public chat: onchat(id, dest, username, time, privileged, history, kind, message).
     await sc(b, 'chat', '', '', 'hello all');
@@ -97,7 +100,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 90_000 })) {
       const l = await log(c, 'onchat');
       return l.length > 0 ? l : undefined;
     });
-    assert.deepEqual(carolChat.map((e) => [e[8], e[6]]), [['hello all', true]]);
+    assert.deepEqual(
+      carolChat.map((e) => [e[8], e[6]]),
+      [['hello all', true]],
+    );
     assert.deepEqual(D((carolChat[0]![4] as { date: string }).date), carolChat[0]![4]);
 
     // Application message: onusermessage(id, dest, username, time, privileged, kind, error, message).

@@ -122,7 +122,11 @@ if (insideLoopbackNetns(import.meta.url)) {
       const offer = await call<string>(page, 'publish', id, !!opts.simulcast);
       const answer = await up.answer(offer);
       await call(page, 'setAnswer', id, answer);
-      await until(`publisher ${id} connected`, async () => up.state, (s) => s === 'connected');
+      await until(
+        `publisher ${id} connected`,
+        async () => up.state,
+        (s) => s === 'connected',
+      );
       return up;
     }
 
@@ -138,8 +142,17 @@ if (insideLoopbackNetns(import.meta.url)) {
     const inbound = (page: Page, id: string) => call<Inbound>(page, 'inbound', id);
 
     async function flowing(page: Page, id: string, what: string): Promise<Inbound> {
-      const first = await until(`${what}: first frames and samples`, () => inbound(page, id), (s) => s.framesDecoded > 0 && s.totalSamplesReceived > 0, 30_000);
-      return until(`${what}: frames and samples keep growing`, () => inbound(page, id), (s) => s.framesDecoded > first.framesDecoded + 10 && s.totalSamplesReceived > first.totalSamplesReceived);
+      const first = await until(
+        `${what}: first frames and samples`,
+        () => inbound(page, id),
+        (s) => s.framesDecoded > 0 && s.totalSamplesReceived > 0,
+        30_000,
+      );
+      return until(
+        `${what}: frames and samples keep growing`,
+        () => inbound(page, id),
+        (s) => s.framesDecoded > first.framesDecoded + 10 && s.totalSamplesReceived > first.totalSamplesReceived,
+      );
     }
 
     test('forwards audio and video to two subscribers; closing the up-stream ends them', async () => {
@@ -150,11 +163,18 @@ if (insideLoopbackNetns(import.meta.url)) {
       const d2 = await subscribe(c, 'down2', up);
       await Promise.all([flowing(b, 'down1', 'subscriber B'), flowing(c, 'down2', 'subscriber C')]);
 
-      const upStats = await until('an audio level from the RFC 6464 extension', () => up.stats(), (s) => (s.tracks.find((t) => t.kind === 'audio')?.audioLevel ?? 0) > 0);
+      const upStats = await until(
+        'an audio level from the RFC 6464 extension',
+        () => up.stats(),
+        (s) => (s.tracks.find((t) => t.kind === 'audio')?.audioLevel ?? 0) > 0,
+      );
       const video = upStats.tracks.find((t) => t.kind === 'video')!;
       assert.ok(video.packets > 0 && video.bitrate > 0, `video up-track stats: ${JSON.stringify(video)}`);
       const downStats = await d1.stats();
-      assert.ok(downStats.tracks.every((t) => t.packets > 0), `down stats: ${JSON.stringify(downStats)}`);
+      assert.ok(
+        downStats.tracks.every((t) => t.packets > 0),
+        `down stats: ${JSON.stringify(downStats)}`,
+      );
       assert.equal(downStats.tracks.find((t) => t.kind === 'video')!.packetsLost, 0, 'the subscriber saw no sequence gaps');
 
       const closed: string[] = [];
@@ -174,7 +194,12 @@ if (insideLoopbackNetns(import.meta.url)) {
       const dLow = await subscribe(c, 'down4', up, 'low');
       const low = await flowing(c, 'down4', 'low subscriber');
       await flowing(b, 'down3', 'high subscriber');
-      const high = await until('the high subscriber to get the larger layer', () => inbound(b, 'down3'), (s) => s.frameWidth > low.frameWidth, 30_000);
+      const high = await until(
+        'the high subscriber to get the larger layer',
+        () => inbound(b, 'down3'),
+        (s) => s.frameWidth > low.frameWidth,
+        30_000,
+      );
       assert.ok(low.frameWidth > 0 && low.frameWidth <= 320, `low layer width ${low.frameWidth}`);
       assert.ok(high.frameWidth >= 2 * low.frameWidth, `high ${high.frameWidth} vs low ${low.frameWidth}`);
       const layerOf = async (d: DownStream) => (await d.stats()).tracks.find((t) => t.kind === 'video')?.layer;
@@ -183,10 +208,21 @@ if (insideLoopbackNetns(import.meta.url)) {
       // switching layers on a live down-stream is seamless: frames keep being decoded
       dHigh.setRequest({ audio: true, video: 'low' });
       const before = await inbound(b, 'down3');
-      const switched = await until('the high subscriber to switch to the low layer', () => inbound(b, 'down3'), (s) => s.frameWidth === low.frameWidth && s.framesDecoded > before.framesDecoded + 10);
+      const switched = await until(
+        'the high subscriber to switch to the low layer',
+        () => inbound(b, 'down3'),
+        (s) => s.frameWidth === low.frameWidth && s.framesDecoded > before.framesDecoded + 10,
+      );
       dHigh.setRequest({ audio: true, video: 'high' });
-      await until('the subscriber to switch back up', () => inbound(b, 'down3'), (s) => s.frameWidth === high.frameWidth && s.framesDecoded > switched.framesDecoded, 30_000);
-      console.error(`simulcast: low ${low.frameWidth}px, high ${high.frameWidth}px; up ${JSON.stringify((await up.stats()).tracks.find((t) => t.kind === 'video')?.layers)}; high subscriber estimate ${(await dHigh.stats()).availableBitrate}`);
+      await until(
+        'the subscriber to switch back up',
+        () => inbound(b, 'down3'),
+        (s) => s.frameWidth === high.frameWidth && s.framesDecoded > switched.framesDecoded,
+        30_000,
+      );
+      console.error(
+        `simulcast: low ${low.frameWidth}px, high ${high.frameWidth}px; up ${JSON.stringify((await up.stats()).tracks.find((t) => t.kind === 'video')?.layers)}; high subscriber estimate ${(await dHigh.stats()).availableBitrate}`,
+      );
       up.close();
     });
 

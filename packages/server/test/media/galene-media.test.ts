@@ -79,9 +79,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       (await downs(page)).find((d) => d.source === source && d.label === label && !d.closed && (d.framesDecoded ?? 0) > 0 && (!opts.audio || (d.totalSamplesReceived ?? 0) > 0)),
     );
     const second = await until(`more frames of ${label}`, async () =>
-      (await downs(page)).find(
-        (d) => d.id === first.id && (d.framesDecoded ?? 0) > (first.framesDecoded ?? 0) && (!opts.audio || (d.totalSamplesReceived ?? 0) > (first.totalSamplesReceived ?? 0)),
-      ),
+      (await downs(page)).find((d) => d.id === first.id && (d.framesDecoded ?? 0) > (first.framesDecoded ?? 0) && (!opts.audio || (d.totalSamplesReceived ?? 0) > (first.totalSamplesReceived ?? 0))),
     );
     return second;
   }
@@ -133,10 +131,14 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     await call(a, 'publish', { label: 'camera', audio: false, simulcast: true, width: 1280, height: 720 });
     const aid = await idOf(a);
     const small = await flowing(lo, aid, 'camera');
-    const large = await until('the high layer at full width', async () => {
-      const d = (await downs(hi)).find((x) => x.source === aid && !x.closed);
-      return d && (d.frameWidth ?? 0) >= 640 ? d : undefined;
-    }, 60_000);
+    const large = await until(
+      'the high layer at full width',
+      async () => {
+        const d = (await downs(hi)).find((x) => x.source === aid && !x.closed);
+        return d && (d.frameWidth ?? 0) >= 640 ? d : undefined;
+      },
+      60_000,
+    );
     assert.ok((small.frameWidth ?? 0) > 0 && (small.frameWidth ?? 0) <= 400, `low layer width ${small.frameWidth}`);
     assert.ok((large.frameWidth ?? 0) > (small.frameWidth ?? 0) * 2, `high ${large.frameWidth} vs low ${small.frameWidth}`);
   });
@@ -154,9 +156,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     assert.equal(before.id, cam);
 
     const replacement = await call<string>(a, 'publish', { label: 'camera', audio: false, replace: cam });
-    const after = await until('the replacement camera', async () =>
-      (await downs(b)).find((d) => d.id === replacement && (d.framesDecoded ?? 0) > 0),
-    );
+    const after = await until('the replacement camera', async () => (await downs(b)).find((d) => d.id === replacement && (d.framesDecoded ?? 0) > 0));
     assert.equal(after.source, aid);
     const old = (await downs(b)).find((d) => d.id === cam);
     assert.equal(old?.closed, true, 'the replaced stream was closed at the receiver');

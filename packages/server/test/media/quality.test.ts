@@ -130,7 +130,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
       up.on('candidate', (c) => void call(page, 'addCandidate', id, c).catch(() => {}));
       const answer = await up.answer(await call<string>(page, 'publish', id, width, height));
       await call(page, 'setAnswer', id, answer);
-      await until(`publisher ${id} connected`, async () => up.state, (s) => s === 'connected');
+      await until(
+        `publisher ${id} connected`,
+        async () => up.state,
+        (s) => s === 'connected',
+      );
       return up;
     }
 
@@ -147,7 +151,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
       const started = Date.now();
       const up = await publish(a, 'q-up', 640, 480);
       const down = await subscribe(b, 'q-down', up);
-      await until('first decoded frames', () => call<Inbound>(b, 'inbound', 'q-down'), (s) => s.framesDecoded > 0);
+      await until(
+        'first decoded frames',
+        () => call<Inbound>(b, 'inbound', 'q-down'),
+        (s) => s.framesDecoded > 0,
+      );
       // let the publisher's bandwidth estimate ramp up, then measure over 5 s
       const log: string[] = [];
       let lag = 0;
@@ -220,7 +228,9 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
       await until('the switch back to the high layer', layer, (l) => l === 'h', 20_000);
       const upAt = Date.now() - freed;
       const high = await until('high-layer frames decoded again', width, (s) => s.frameWidth >= 640 && s.framesDecoded > low.framesDecoded, 40_000);
-      console.error(`throttle: down to the low layer ${downAt} ms after a 300 kbit/s bottleneck (estimate ${throttled.availableBitrate}), back up ${upAt} ms after it was lifted; ${low.frameWidth}px -> ${high.frameWidth}px`);
+      console.error(
+        `throttle: down to the low layer ${downAt} ms after a 300 kbit/s bottleneck (estimate ${throttled.availableBitrate}), back up ${upAt} ms after it was lifted; ${low.frameWidth}px -> ${high.frameWidth}px`,
+      );
       up.close();
     });
   });

@@ -90,7 +90,16 @@ describe('transport-cc feedback to publishers', () => {
     assert.equal(twccExtensionId('v=0\r\na=extmap:7 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n'), 7);
     assert.equal(twccExtensionId('v=0\r\n'), undefined);
     const payload = Buffer.from([0x12, 0x34]);
-    assert.equal(readTwccSeq([{ id: 3, payload: Buffer.from('0') }, { id: 7, payload }], 7), 0x1234);
+    assert.equal(
+      readTwccSeq(
+        [
+          { id: 3, payload: Buffer.from('0') },
+          { id: 7, payload },
+        ],
+        7,
+      ),
+      0x1234,
+    );
     assert.equal(readTwccSeq([{ id: 3, payload }], 7), -1);
   });
 });

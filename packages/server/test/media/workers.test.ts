@@ -90,7 +90,11 @@ if (process.env[CHILD]) {
 
   /** The live down-stream from `source` decodes frames and keeps decoding. */
   async function flowing(page: Page, source: string, what: string): Promise<DownStat> {
-    const first = await until(`${what}: frames`, async () => (await downs(page)).find((d) => d.source === source && !d.closed && (d.framesDecoded ?? 0) > 0 && (d.totalSamplesReceived ?? 0) > 0), 45_000);
+    const first = await until(
+      `${what}: frames`,
+      async () => (await downs(page)).find((d) => d.source === source && !d.closed && (d.framesDecoded ?? 0) > 0 && (d.totalSamplesReceived ?? 0) > 0),
+      45_000,
+    );
     return until(`${what}: more frames`, async () => (await downs(page)).find((d) => d.id === first.id && !d.closed && (d.framesDecoded ?? 0) > (first.framesDecoded ?? 0) + 5), 30_000);
   }
 
@@ -116,7 +120,12 @@ if (process.env[CHILD]) {
 
     // Per-thread CPU while both rooms run (diagnostic), once the publishers'
     // bandwidth estimate has ramped up a little (at most 20 s).
-    const upRate = (report: Report, room: string) => report.find((g) => g.name === room)?.clients.flatMap((c) => c.up ?? []).flatMap((x) => x.tracks).reduce((a, t) => a + t.bitrate, 0) ?? 0;
+    const upRate = (report: Report, room: string) =>
+      report
+        .find((g) => g.name === room)
+        ?.clients.flatMap((c) => c.up ?? [])
+        .flatMap((x) => x.tracks)
+        .reduce((a, t) => a + t.bitrate, 0) ?? 0;
     const rampEnd = Date.now() + 20_000;
     while (Date.now() < rampEnd) {
       const r = await server.stats();
@@ -133,12 +142,14 @@ if (process.env[CHILD]) {
     const t1 = await threadTimes(server.pid);
     const wall = (Date.now() - w0) / 1000;
     const s1 = await server.stats();
-    const rows = [...t1]
-      .map(([tid, t]) => ({ tid, name: names.get(tid) ?? `other (${t.comm})`, cpu: (t.ticks - (t0.get(tid)?.ticks ?? 0)) / clockTicks() / wall }))
-      .sort((a, b) => b.cpu - a.cpu);
+    const rows = [...t1].map(([tid, t]) => ({ tid, name: names.get(tid) ?? `other (${t.comm})`, cpu: (t.ticks - (t0.get(tid)?.ticks ?? 0)) / clockTicks() / wall })).sort((a, b) => b.cpu - a.cpu);
     const lines = rows.filter((r) => r.cpu > 0 || names.has(r.tid)).map((r) => `  ${(r.cpu * 100).toFixed(1).padStart(5)}%  tid ${r.tid}  ${r.name}`);
     const sum = (report: Report, room: string, dir: 'up' | 'down', f: (t: Conn['tracks'][number]) => number) =>
-      report.find((g) => g.name === room)?.clients.flatMap((c) => c[dir] ?? []).flatMap((x) => x.tracks).reduce((a, t) => a + f(t), 0) ?? 0;
+      report
+        .find((g) => g.name === room)
+        ?.clients.flatMap((c) => c[dir] ?? [])
+        .flatMap((x) => x.tracks)
+        .reduce((a, t) => a + f(t), 0) ?? 0;
     for (const room of ROOMS) {
       const w = workerOfRoom(info, room)!;
       const cpu = rows.find((r) => r.tid === w.tid)?.cpu ?? 0;
@@ -149,7 +160,9 @@ if (process.env[CHILD]) {
       );
     }
     const others = rows.filter((r) => !names.has(r.tid)).reduce((a, r) => a + r.cpu, 0);
-    console.error(`per-thread CPU of the server (pid ${server.pid}) over ${wall.toFixed(1)} s, two rooms of 1 publisher (${VIDEO.width}x${VIDEO.height} noise + audio) and ${SUBSCRIBERS} subscribers each:\n${lines.join('\n')}\n  (${rows.length} threads; all other threads together ${(others * 100).toFixed(1)}%)`);
+    console.error(
+      `per-thread CPU of the server (pid ${server.pid}) over ${wall.toFixed(1)} s, two rooms of 1 publisher (${VIDEO.width}x${VIDEO.height} noise + audio) and ${SUBSCRIBERS} subscribers each:\n${lines.join('\n')}\n  (${rows.length} threads; all other threads together ${(others * 100).toFixed(1)}%)`,
+    );
 
     // Media still flows in both rooms.
     for (const [room, r] of rooms) await flowing(r.subs[0]!, r.pubId, `${room} after the measurement`);
@@ -176,7 +189,9 @@ if (process.env[CHILD]) {
     const blueNow = afterCrash.find((w) => w.index === blue.index)!;
     assert.equal(blueNow.tid, blue.tid, 'the other worker is the same thread');
     assert.deepEqual([blueNow.ups, blueNow.downs], [1, SUBSCRIBERS], 'the other group keeps its streams');
-    const blueLater = await until('blue frames after the crash', async () => (await downs(blueRoom.subs[0]!)).find((d) => d.id === blueBefore.id && !d.closed && (d.framesDecoded ?? 0) > (blueBefore.framesDecoded ?? 0) + 10));
+    const blueLater = await until('blue frames after the crash', async () =>
+      (await downs(blueRoom.subs[0]!)).find((d) => d.id === blueBefore.id && !d.closed && (d.framesDecoded ?? 0) > (blueBefore.framesDecoded ?? 0) + 10),
+    );
     assert.equal(blueLater.closed, false);
 
     // The red publisher publishes again; its subscribers see it.

@@ -120,11 +120,18 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 90_000 })) {
     for (let round = 0; round < 5; round++) {
       const a = await managerPage(`glare-${round}`, true);
       const b = await managerPage(`glare-${round}`, true);
-      for (const [p, other] of [[a, b], [b, a]] as const) {
-        await until(`round ${round}: ${p.id.slice(0, 8)} to decode video from ${other.id.slice(0, 8)}`, async () => {
-          const f = await framesFrom(p.page, other.id);
-          return f > 0 ? f : undefined;
-        }, 30_000).catch(async (e: Error) => {
+      for (const [p, other] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        await until(
+          `round ${round}: ${p.id.slice(0, 8)} to decode video from ${other.id.slice(0, 8)}`,
+          async () => {
+            const f = await framesFrom(p.page, other.id);
+            return f > 0 ? f : undefined;
+          },
+          30_000,
+        ).catch(async (e: Error) => {
           throw new Error(`${e.message}\n${await state(a.page)}\n${await state(b.page)}`);
         });
       }
@@ -133,13 +140,16 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 90_000 })) {
     }
   });
 
-  test('two pages with the Camus Manager facade see each other\'s video and exchange data-channel messages', { timeout: 60_000 }, async () => {
+  test("two pages with the Camus Manager facade see each other's video and exchange data-channel messages", { timeout: 60_000 }, async () => {
     // The second page adds its camera once connected, to a peer already
     // sending: both adding tracks to a brand-new connection at once is the
     // glare case; rarely, Chromium then leaves ICE at `new` on the polite side.
     const a = await managerPage('facade', true);
     const b = await managerPage('facade', false);
-    for (const [p, other] of [[a, b], [b, a]] as const) {
+    for (const [p, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       await until(`${p.id.slice(0, 8)} to be connected to ${other.id.slice(0, 8)}`, () =>
         p.page.evaluate((id) => (window as unknown as FacadeWindow).facade.manager.getVideoPeer(id)?.connectionState === 'connected', other.id),
       );
@@ -149,39 +159,63 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 90_000 })) {
       await (window as unknown as FacadeWindow).facade.manager.setVideoTrack(stream.getVideoTracks()[0]!);
     });
 
-    for (const [p, other] of [[a, b], [b, a]] as const) {
-      const first = await until(`${p.id.slice(0, 8)} to decode video from the other page`, async () => {
-        const f = await framesFrom(p.page, other.id);
-        return f > 0 ? f : undefined;
-      }, 30_000).catch(async (e: Error) => {
+    for (const [p, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const first = await until(
+        `${p.id.slice(0, 8)} to decode video from the other page`,
+        async () => {
+          const f = await framesFrom(p.page, other.id);
+          return f > 0 ? f : undefined;
+        },
+        30_000,
+      ).catch(async (e: Error) => {
         throw new Error(`${e.message}\n${await state(a.page)}\n${await state(b.page)}`);
       });
       await until(`${p.id.slice(0, 8)} to keep decoding`, async () => (await framesFrom(p.page, other.id)) > first, 15_000);
     }
 
     // rtcpool's dataChannel(label): resolves with the channel once it is open.
-    for (const [p, other] of [[a, b], [b, a]] as const) {
-      await p.page.evaluate(async ([id, text]) => {
-        const vp = (window as unknown as FacadeWindow).facade.manager.getVideoPeer(id!)!;
-        const channel = await vp.dataChannel('chat');
-        if (channel.readyState !== 'open') throw new Error(`dataChannel resolved with a ${channel.readyState} channel`);
-        channel.send(text!);
-      }, [other.id, `hello from ${p.id}`] as const);
+    for (const [p, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      await p.page.evaluate(
+        async ([id, text]) => {
+          const vp = (window as unknown as FacadeWindow).facade.manager.getVideoPeer(id!)!;
+          const channel = await vp.dataChannel('chat');
+          if (channel.readyState !== 'open') throw new Error(`dataChannel resolved with a ${channel.readyState} channel`);
+          channel.send(text!);
+        },
+        [other.id, `hello from ${p.id}`] as const,
+      );
     }
-    for (const [p, other] of [[a, b], [b, a]] as const) {
-      const got = await until(`${p.id.slice(0, 8)} to receive the other's message`, async () => {
-        const r = await p.page.evaluate(() => (window as unknown as FacadeWindow).facade.received);
-        return r.length > 0 ? r : undefined;
-      }, 15_000);
+    for (const [p, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const got = await until(
+        `${p.id.slice(0, 8)} to receive the other's message`,
+        async () => {
+          const r = await p.page.evaluate(() => (window as unknown as FacadeWindow).facade.received);
+          return r.length > 0 ? r : undefined;
+        },
+        15_000,
+      );
       assert.deepEqual(got, [`${other.id} chat: hello from ${other.id}`]);
     }
 
     // One page shuts down: the other removes its peer on Camus's bye.
     await a.page.evaluate(() => (window as unknown as FacadeWindow).facade.manager.shutdown());
-    const removed = await until('the other page to remove the peer that shut down', async () => {
-      const r = await b.page.evaluate(() => (window as unknown as FacadeWindow).facade.removed);
-      return r.length > 0 ? r : undefined;
-    }, 15_000);
+    const removed = await until(
+      'the other page to remove the peer that shut down',
+      async () => {
+        const r = await b.page.evaluate(() => (window as unknown as FacadeWindow).facade.removed);
+        return r.length > 0 ? r : undefined;
+      },
+      15_000,
+    );
     assert.deepEqual(removed, [`${a.id} bye`]);
 
     for (const p of [a, b]) {

@@ -105,7 +105,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
       return out;
     });
 
-  test('rtcpool@3.0.2 in a page and Atrium\'s mesh SDK (WebSocket and socket.io) share a pool: video, data channels, descriptions, leaving', { timeout: 140_000 }, async () => {
+  test("rtcpool@3.0.2 in a page and Atrium's mesh SDK (WebSocket and socket.io) share a pool: video, data channels, descriptions, leaving", { timeout: 140_000 }, async () => {
     const pool = 'npm-mix';
     // Join order sets the roles: the npm client is polite towards s1 and impolite towards s2.
     const s1 = await world.peer('rtcpool-ws', pool);
@@ -121,10 +121,14 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
     const framesOf = (id: string) => (id === npm.id ? npmFrames(npm.page) : sdk.find((s) => s.id === id)!.call('framesDecoded'));
     for (const id of everyone) {
       const others = everyone.filter((o) => o !== id);
-      const first = await until(`${short(id)} to decode frames from ${others.map(short).join(' and ')}`, async () => {
-        const f = await framesOf(id);
-        return others.every((o) => (f[o] ?? 0) > 0) ? f : undefined;
-      }, 60_000);
+      const first = await until(
+        `${short(id)} to decode frames from ${others.map(short).join(' and ')}`,
+        async () => {
+          const f = await framesOf(id);
+          return others.every((o) => (f[o] ?? 0) > 0) ? f : undefined;
+        },
+        60_000,
+      );
       await until(`${short(id)} to keep decoding`, async () => {
         const f = await framesOf(id);
         return others.every((o) => (f[o] ?? 0) > (first[o] ?? 0));
@@ -172,15 +176,19 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
     // The npm client leaves: the SDK peers close their connections to it.
     await npm.page.evaluate(() => (window as unknown as NpmWindow).npm.pool.close());
     for (const s of sdk) {
-      await seesExactly(s, sdk.filter((o) => o !== s));
-      assert.deepEqual((await s.call('closed')).filter((c) => c.id === npm.id).map((c) => c.reason), ['left']);
+      await seesExactly(
+        s,
+        sdk.filter((o) => o !== s),
+      );
+      assert.deepEqual(
+        (await s.call('closed')).filter((c) => c.id === npm.id).map((c) => c.reason),
+        ['left'],
+      );
     }
 
     // And the other way: a second npm client sees an SDK peer leave.
     const npm2 = await npmPeer(pool);
-    await until('the second npm client to know both SDK peers', async () =>
-      npm2.page.evaluate(() => (window as unknown as NpmWindow).npm.pool.connections.length === 2),
-    );
+    await until('the second npm client to know both SDK peers', async () => npm2.page.evaluate(() => (window as unknown as NpmWindow).npm.pool.connections.length === 2));
     await s1.call('leave');
     await until('the second npm client to close its connection to the peer that left', async () =>
       npm2.page.evaluate((id) => {
@@ -191,6 +199,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
     for (const p of [npm.page, npm2.page]) {
       assert.deepEqual(await p.evaluate(() => (window as unknown as NpmWindow).npm.errors), []);
     }
-    for (const s of sdk) assert.deepEqual((await s.problems()).filter((l) => !/Failed to load resource: .* 404/.test(l)), []);
+    for (const s of sdk)
+      assert.deepEqual(
+        (await s.problems()).filter((l) => !/Failed to load resource: .* 404/.test(l)),
+        [],
+      );
   });
 }

@@ -69,7 +69,10 @@ test('room-info: to the others on join, to everyone on profile, to those who sta
   for (const c of [a, b]) {
     const info = await c.next((f) => f.type === 'room-info' && f.data.clients.some((x: { username: string }) => x.username === 'Bowie'), 'room-info after profile');
     assert.equal(info.receiver, c.id);
-    assert.deepEqual(info.data.clients.find((x: { id: string }) => x.id === b.id), { id: b.id, username: 'Bowie' });
+    assert.deepEqual(
+      info.data.clients.find((x: { id: string }) => x.id === b.id),
+      { id: b.id, username: 'Bowie' },
+    );
   }
 
   b.send({ receiver: GROUND_CONTROL, type: 'bye', data: Date.now() });
@@ -101,14 +104,17 @@ test('relay: to one peer only, sender set by the server; "room" reaches everyone
     assert.equal(t.sender, a.id);
     assert.equal(t.receiver, 'room');
     assert.equal(t.data.text, 'hello room');
-    assert.equal(t.data.from, 'Major Tom', 'from is the sender\'s name as the server knows it');
+    assert.equal(t.data.from, 'Major Tom', "from is the sender's name as the server knows it");
     assert.equal(typeof t.data.time, 'number');
   }
   // Everything a and b sent was handled before c's pong comes back: c got none of the private messages.
   await a.ping();
   await b.ping();
   await c.ping();
-  assert.deepEqual(c.received.filter((f) => ['offer', 'answer', 'icecandidate'].includes(f.type)), []);
+  assert.deepEqual(
+    c.received.filter((f) => ['offer', 'answer', 'icecandidate'].includes(f.type)),
+    [],
+  );
   assert.deepEqual([...a.violations, ...b.violations, ...c.violations], []);
 });
 
@@ -126,10 +132,13 @@ test('relay across rooms is refused with an error, and the other room hears noth
   await z.ping();
   assert.equal(z.all('error').length, 2);
   await a.ping();
-  assert.deepEqual(a.received.filter((f) => ['offer', 'text'].includes(f.type)), []);
+  assert.deepEqual(
+    a.received.filter((f) => ['offer', 'text'].includes(f.type)),
+    [],
+  );
 });
 
-test('unknown types get Camus\'s error; server types sent to a peer are refused', async () => {
+test("unknown types get Camus's error; server types sent to a peer are refused", async () => {
   const a = await enter('r-unknown');
   const b = await enter('r-unknown');
   a.send({ receiver: GROUND_CONTROL, type: 'teleport', data: 1 });
@@ -197,7 +206,10 @@ test('bad frames get an error and disturb nobody', async () => {
   // Still in the room, still working, and b saw nothing but its own replies.
   await a.ping();
   await b.ping();
-  assert.deepEqual(b.received.filter((f) => !['greeting', 'pong', 'room-info'].includes(f.type)), []);
+  assert.deepEqual(
+    b.received.filter((f) => !['greeting', 'pong', 'room-info'].includes(f.type)),
+    [],
+  );
   // A frame over the size limit closes that connection only.
   a.sendRaw(JSON.stringify({ receiver: 'room', type: 'text', data: { text: 'y'.repeat(300_000) } }));
   assert.equal((await a.closed).code, 1009);

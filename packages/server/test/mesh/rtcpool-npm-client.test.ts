@@ -92,10 +92,14 @@ after(async () => {
 function once(target: EventTarget, type: string, timeoutMs = 5000): Promise<Event & { detail?: any }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "${type}" event within ${timeoutMs} ms`)), timeoutMs);
-    target.addEventListener(type, (e) => {
-      clearTimeout(timer);
-      resolve(e as Event & { detail?: any });
-    }, { once: true });
+    target.addEventListener(
+      type,
+      (e) => {
+        clearTimeout(timer);
+        resolve(e as Event & { detail?: any });
+      },
+      { once: true },
+    );
   });
 }
 
@@ -135,7 +139,7 @@ test('rtcpool 3.0.2 as published: Pools over both signalling channels join, nego
   const pcA = a._raw_connections[0]!;
   const pcB = b._raw_connections[0]!;
   pcA.needNegotiation();
-  await until(() => pcA.remoteDescription?.type === 'answer', 'a to get b\'s answer');
+  await until(() => pcA.remoteDescription?.type === 'answer', "a to get b's answer");
   assert.equal(pcB.remoteDescription?.type, 'offer');
   assert.equal(pcB.localDescription?.type, 'answer');
   assert.equal(pcA.signalingState, 'stable');

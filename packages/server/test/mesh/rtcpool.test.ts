@@ -233,7 +233,10 @@ test('websocket and socket.io endpoints share a pool; Camus clients of a same-na
 
   const camus = await CamusTestClient.connect(`${server.url.replace(/^http/, 'ws')}/room/mixed/ws`);
   const info = await camus.roomInfo();
-  assert.deepEqual(info.data.clients.map((c: { id: string }) => c.id), [camus.id]);
+  assert.deepEqual(
+    info.data.clients.map((c: { id: string }) => c.id),
+    [camus.id],
+  );
   camus.send({ receiver: ws.id, type: 'offer', data: { type: 'offer', sdp: 'v=0' } });
   assert.equal((await camus.next((f) => f.type === 'error', 'error')).type, 'error');
   await ws.sync();

@@ -42,7 +42,10 @@ class FrameLog<F extends Frame> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        const tail = this.received.slice(-5).map((f) => JSON.stringify(f).slice(0, 300)).join('\n  ');
+        const tail = this.received
+          .slice(-5)
+          .map((f) => JSON.stringify(f).slice(0, 300))
+          .join('\n  ');
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last frames:\n  ${tail}`));
       }, timeoutMs);
       const waiter = {

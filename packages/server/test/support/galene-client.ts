@@ -20,7 +20,10 @@ export class GaleneTestClient {
   private cursor = 0;
   isClosed = false;
 
-  private constructor(private readonly ws: WebSocket, id: string) {
+  private constructor(
+    private readonly ws: WebSocket,
+    id: string,
+  ) {
     this.id = id;
     ws.on('message', (data) => this.onFrame(data.toString()));
     this.closed = new Promise((resolve) => {
@@ -66,7 +69,10 @@ export class GaleneTestClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        const tail = this.received.slice(-5).map((f) => JSON.stringify(f)).join('\n  ');
+        const tail = this.received
+          .slice(-5)
+          .map((f) => JSON.stringify(f))
+          .join('\n  ');
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last frames:\n  ${tail}`));
       }, timeoutMs);
       const waiter = {

@@ -47,11 +47,10 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   if (opts.config !== undefined) await writeFile(join(dataDir, 'config.json'), JSON.stringify(opts.config));
   if (opts.iceServers !== undefined) await writeFile(join(dataDir, 'ice-servers.json'), JSON.stringify(opts.iceServers));
 
-  const child = spawn(
-    process.execPath,
-    [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
-  );
+  const child = spawn(process.execPath, [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

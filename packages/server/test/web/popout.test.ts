@@ -118,7 +118,15 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
 
   /** Waits until the pop-out shows `who` with video frames coming. */
   async function shows(page: Page, who: string, timeoutMs = 20_000): Promise<void> {
-    const first = await until(`the pop-out to show ${who}`, async () => { const p = await popout(page); return p.speaker === who && p.live && p; }, timeoutMs, 200);
+    const first = await until(
+      `the pop-out to show ${who}`,
+      async () => {
+        const p = await popout(page);
+        return p.speaker === who && p.live && p;
+      },
+      timeoutMs,
+      200,
+    );
     await until(`${who}'s video decoding in the pop-out`, async () => (await popout(page)).frames > first.frames + 5, 15_000, 200);
   }
 
@@ -157,7 +165,12 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
     assert.equal(await bob.evaluate(() => (window as unknown as { documentPictureInPicture: { window: Window | null } }).documentPictureInPicture.window !== null), true);
     assert.equal(await button(bob).getAttribute('aria-pressed'), 'true');
     // Carol: no picture-in-picture, so a pop-up window, opened from the keyboard this time.
-    const [popup] = await Promise.all([carol.waitForEvent('popup'), button(carol).focus().then(() => carol.keyboard.press('Enter'))]);
+    const [popup] = await Promise.all([
+      carol.waitForEvent('popup'),
+      button(carol)
+        .focus()
+        .then(() => carol.keyboard.press('Enter')),
+    ]);
     await popup.waitForLoadState('load');
     await until('carol’s pop-out to open', async () => (await popout(carol)).open);
     assert.equal((await popout(carol)).kind, 'window');
@@ -166,7 +179,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
     await Promise.all([shows(bob, 'dave'), shows(carol, 'dave')]);
     // The pop-up got the stream object itself (same renderer), with no peer connection.
     const peers = await carol.evaluate(() => (window as unknown as { atriumPopout: { state(): { peers: { via: string; state: string }[] } } }).atriumPopout.state().peers);
-    assert.deepEqual(peers.map((p) => [p.via, p.state]), [['direct', 'open']]);
+    assert.deepEqual(
+      peers.map((p) => [p.via, p.state]),
+      [['direct', 'open']],
+    );
     assert.match((await popup.locator('figure.popout figcaption').textContent()) ?? '', /dave/);
     step('both pop-outs show dave');
 
@@ -212,7 +228,12 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
     await keepTracks(bob, 'beforeLeaving');
     await bob.locator('.topbar button', { hasText: 'Leave' }).click();
     await bob.waitForSelector('.ended', { timeout: 10_000 });
-    await until('the pop-out to close on leaving', async () => bob.evaluate(() => (window as unknown as { documentPictureInPicture: { window: Window | null } }).documentPictureInPicture.window === null), 5000, 100);
+    await until(
+      'the pop-out to close on leaving',
+      async () => bob.evaluate(() => (window as unknown as { documentPictureInPicture: { window: Window | null } }).documentPictureInPicture.window === null),
+      5000,
+      100,
+    );
     assert.deepEqual(await keptStates(bob, 'beforeLeaving'), ['ended']);
     step('closed by leaving');
     assert.deepEqual(problems, []);

@@ -62,16 +62,27 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 60_000 })) {
     await mini.evaluate(() => window.p.camera('cam').then(() => window.p.attach('cam')));
     assert.equal(await main.evaluate(() => window.p.send('mini')), 'ok');
     assert.equal(await mini.evaluate(() => window.p.send('main')), 'ok');
-    for (const [page, peer] of [[mini, 'main'], [main, 'mini']] as const) {
+    for (const [page, peer] of [
+      [mini, 'main'],
+      [main, 'mini'],
+    ] as const) {
       const r = await until(`a stream from ${peer}`, async () => (await page.evaluate(() => window.p.receivedList()))[0], 15_000, 100);
       assert.equal(r.via, 'webrtc');
-      await until(`frames from ${peer}`, async () => ((await page.evaluate((x) => window.p.decoded(x), peer))[r.id] ?? 0) > 20 && (await page.evaluate(() => window.p.receivedList()))[0]!.shown > 20, 15_000, 200);
+      await until(
+        `frames from ${peer}`,
+        async () => ((await page.evaluate((x) => window.p.decoded(x), peer))[r.id] ?? 0) > 20 && (await page.evaluate(() => window.p.receivedList()))[0]!.shown > 20,
+        15_000,
+        200,
+      );
     }
 
     // "mini" tries to speak as "main": the hub refuses it.
     await mini.evaluate(() => window.p.wpc['relay']!.send(['main', 'mini', 'end', '{}']));
     await until('the spoof to be refused', async () => drops.length > 0, 5000, 50);
-    assert.deepEqual(drops.map((d) => [d.reason, d.from]), [['spoofed-sender', 'mini']]);
+    assert.deepEqual(
+      drops.map((d) => [d.reason, d.from]),
+      [['spoofed-sender', 'mini']],
+    );
     assert.deepEqual(await mini.evaluate(() => window.p.wpc.peers().map((x) => [x.name, x.connectionState])), [['main', 'connected']]);
 
     // The "mini" window is destroyed without its page saying goodbye (as on a crash or a forced close): the hub tells "main".

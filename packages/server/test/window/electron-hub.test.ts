@@ -114,7 +114,10 @@ test('a closed window is announced with `end`, forgotten, and never sent to', as
 
   w('main').relay.send(['main', 'mini', 'candidate', '{}']);
   await settle();
-  assert.deepEqual(drops.map((d) => d.reason), ['unknown-receiver']);
+  assert.deepEqual(
+    drops.map((d) => d.reason),
+    ['unknown-receiver'],
+  );
 
   // A crashed renderer: the others hear `end` (its page will start afresh), the name stays registered.
   w('other').win.webContents.crash();

@@ -47,7 +47,15 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
     await main.evaluate(() => window.p.camera('cam', true).then(() => window.p.attach('cam')));
     assert.equal(await main.evaluate(() => window.p.send('mini')), 'ok');
 
-    const [r] = await until('a stream at mini', async () => { const l = await live(mini); return l.length === 1 && l; }, 5000, 50);
+    const [r] = await until(
+      'a stream at mini',
+      async () => {
+        const l = await live(mini);
+        return l.length === 1 && l;
+      },
+      5000,
+      50,
+    );
     assert.deepEqual([r!.peer, r!.via, r!.kinds], ['main', 'direct', ['audio', 'video']]);
     await showing(mini, r!.id);
     // No peer connection on this path.
@@ -70,7 +78,15 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
     await main.evaluate(() => window.p.remove('b'));
     await until('b removed at mini', async () => (await received(mini)).find((x) => x.id === b.id && x.removed && x.trackStates.every((s) => s === 'ended')), 5000, 50);
     await main.evaluate(() => window.p.camera('c').then(() => window.p.replace('cam', 'c')));
-    const c = await until('the replacing stream at mini', async () => { const l = await live(mini); return l.length === 1 && l[0]!.id !== r!.id && l[0]; }, 5000, 50);
+    const c = await until(
+      'the replacing stream at mini',
+      async () => {
+        const l = await live(mini);
+        return l.length === 1 && l[0]!.id !== r!.id && l[0];
+      },
+      5000,
+      50,
+    );
     assert.deepEqual((await received(mini)).find((x) => x.id === r!.id)!.trackStates, ['ended', 'ended']);
     await showing(mini, c.id);
 
@@ -89,10 +105,16 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
     await mini.close();
     await until('main to hear that mini closed', async () => (await log(main)).includes('close mini remote'), 5000, 50);
     assert.deepEqual(await main.evaluate(() => (window as unknown as { sentToMini: MediaStreamTrack[] }).sentToMini.map((t) => t.readyState)), ['ended']);
-    assert.deepEqual((await received(main)).map((x) => [x.removed, x.trackStates]), [[true, ['ended']]]);
+    assert.deepEqual(
+      (await received(main)).map((x) => [x.removed, x.trackStates]),
+      [[true, ['ended']]],
+    );
     assert.deepEqual(await main.evaluate(() => ['cam', 'b', 'c'].flatMap((k) => window.p.localStates(k))), ['live', 'live', 'live', 'live']);
     assert.deepEqual(await main.evaluate(() => window.p.wpc.peers()), []);
-    assert.deepEqual((await log(main)).filter((l) => l.startsWith('error')), []);
+    assert.deepEqual(
+      (await log(main)).filter((l) => l.startsWith('error')),
+      [],
+    );
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -107,7 +129,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
     await showing(mini, r.id);
     await main.close();
     await until('mini to hear that main closed', async () => (await log(mini)).includes('close main remote'), 5000, 50);
-    assert.deepEqual((await received(mini)).map((x) => [x.removed, x.trackStates]), [[true, ['ended']]]);
+    assert.deepEqual(
+      (await received(mini)).map((x) => [x.removed, x.trackStates]),
+      [[true, ['ended']]],
+    );
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -139,8 +164,14 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
     const f = await until('a stream at far', async () => (await live(far))[0], 10_000, 100);
     assert.equal(f.via, 'webrtc');
     await showing(far, f.id);
-    assert.deepEqual((await log(mini)).filter((l) => !l.startsWith('stream')), []);
-    assert.deepEqual((await log(main)).filter((l) => !l.startsWith('stream')), []);
+    assert.deepEqual(
+      (await log(mini)).filter((l) => !l.startsWith('stream')),
+      [],
+    );
+    assert.deepEqual(
+      (await log(main)).filter((l) => !l.startsWith('stream')),
+      [],
+    );
     assert.deepEqual(problems, []);
     await context.close();
   });

@@ -56,14 +56,24 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
    */
   async function flowing(page: Page, peer: string, id: string): Promise<void> {
     const sample = async () => ({ d: (await decoded(page, peer))[id] ?? 0, shown: (await received(page)).find((r) => r.id === id)?.shown ?? 0 });
-    const first = await until(`frames of ${id} at ${page.url()}`, async () => {
-      const s = await sample();
-      return s.d > 5 && s.shown > 0 && s;
-    }, 15_000, 200);
-    await until(`more frames of ${id} at ${page.url()}`, async () => {
-      const s = await sample();
-      return s.d > first.d + 5 && s.shown > first.shown;
-    }, 10_000, 200);
+    const first = await until(
+      `frames of ${id} at ${page.url()}`,
+      async () => {
+        const s = await sample();
+        return s.d > 5 && s.shown > 0 && s;
+      },
+      15_000,
+      200,
+    );
+    await until(
+      `more frames of ${id} at ${page.url()}`,
+      async () => {
+        const s = await sample();
+        return s.d > first.d + 5 && s.shown > first.shown;
+      },
+      10_000,
+      200,
+    );
   }
 
   test('a pop-up and a separate tab receive a camera stream over WebRTC signalled on a BroadcastChannel', async () => {
@@ -120,11 +130,17 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
     await until('a removed at mini', async () => (await received(mini)).find((r) => r.id === a!.id)?.removed, 10_000, 100);
     const c = await stream(mini, 'main', (r) => r.id !== a!.id && r.id !== b!.id, 'the replacing stream');
     await flowing(mini, 'main', c.id);
-    assert.deepEqual((await received(mini)).filter((r) => !r.removed).map((r) => r.id), [c.id]);
+    assert.deepEqual(
+      (await received(mini)).filter((r) => !r.removed).map((r) => r.id),
+      [c.id],
+    );
     // The application's own tracks are untouched by remove and replace.
     assert.deepEqual(await main.evaluate(() => ['a', 'b', 'c'].flatMap((k) => window.p.localStates(k))), ['live', 'live', 'live']);
     assert.deepEqual(await log(main), []);
-    assert.deepEqual((await log(mini)).filter((l) => l.startsWith('error')), []);
+    assert.deepEqual(
+      (await log(mini)).filter((l) => l.startsWith('error')),
+      [],
+    );
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -145,7 +161,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
       await Promise.all([main.evaluate(() => window.p.attach('one')), mini.evaluate(() => window.p.attach('one'))]);
       await Promise.all([main.evaluate(() => window.p.attach('two')), mini.evaluate(() => window.p.attach('two'))]);
       await until('two streams each way', async () => (await received(main)).filter((r) => !r.removed).length === 2 && (await received(mini)).filter((r) => !r.removed).length === 2, 15_000, 100);
-      for (const [page, peer] of [[main, 'mini'], [mini, 'main']] as const) {
+      for (const [page, peer] of [
+        [main, 'mini'],
+        [mini, 'main'],
+      ] as const) {
         for (const r of (await received(page)).filter((x) => !x.removed)) await flowing(page, peer, r.id);
       }
       if (round < 2) {
@@ -153,8 +172,14 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
         await until('no stream either way', async () => (await received(main)).every((r) => r.removed) && (await received(mini)).every((r) => r.removed), 10_000, 100);
       }
     }
-    assert.deepEqual((await log(main)).filter((l) => !l.startsWith('stream') && !l.startsWith('removed')), []);
-    assert.deepEqual((await log(mini)).filter((l) => !l.startsWith('stream') && !l.startsWith('removed')), []);
+    assert.deepEqual(
+      (await log(main)).filter((l) => !l.startsWith('stream') && !l.startsWith('removed')),
+      [],
+    );
+    assert.deepEqual(
+      (await log(mini)).filter((l) => !l.startsWith('stream') && !l.startsWith('removed')),
+      [],
+    );
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -165,7 +190,13 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
     assert.deepEqual(await main.evaluate(() => Promise.all([window.p.send('mini'), window.p.send('tab')])), ['ok', 'ok']);
     assert.equal(await mini.evaluate(() => window.p.send('main')), 'ok');
     assert.equal(await tab!.evaluate(() => window.p.send('main')), 'ok');
-    for (const [page, peer] of [[main, 'mini'], [main, 'tab'], [mini, 'main'], [tab!, 'main']] as const) await flowing(page, peer, (await stream(page, peer)).id);
+    for (const [page, peer] of [
+      [main, 'mini'],
+      [main, 'tab'],
+      [mini, 'main'],
+      [tab!, 'main'],
+    ] as const)
+      await flowing(page, peer, (await stream(page, peer)).id);
     await main.evaluate(() => ['mini', 'tab'].forEach((x) => window.p.hold(x)));
     await tab!.evaluate(() => window.p.hold('main'));
 

@@ -1,22 +1,7 @@
 // The call: a top bar, the videos, a side panel (chat, people, files) and
 // the controls. On a narrow screen the panel covers the videos when open.
 import { useEffect, useState } from 'preact/hooks';
-import {
-  can,
-  chatTarget,
-  groupAction,
-  groupName,
-  invitationsSupported,
-  leave,
-  locked,
-  makeInvite,
-  messages,
-  phase,
-  status,
-  transfers,
-  unread,
-  users,
-} from '../session.ts';
+import { can, chatTarget, groupAction, groupName, invitationsSupported, leave, locked, makeInvite, messages, phase, status, transfers, unread, users } from '../session.ts';
 import { busy, camOn, micOn, screenOn, setCamera, setMic, setScreen } from '../media.ts';
 import { closePopout, popoutState, togglePopout } from '../popout.ts';
 import { Chat } from './Chat.tsx';
@@ -59,7 +44,12 @@ export function Call() {
     <div class={`call${panel ? ' with-panel' : ''}`}>
       <header class="topbar">
         <h1 class="title">
-          {locked.value && <span class="locked" title="The group is locked"><Icon name="lock" size={18} /><span class="sr-only">Locked: </span></span>}
+          {locked.value && (
+            <span class="locked" title="The group is locked">
+              <Icon name="lock" size={18} />
+              <span class="sr-only">Locked: </span>
+            </span>
+          )}
           {title}
         </h1>
         <span class={`pill ${phase.value}`} role="status" aria-live="polite">

@@ -11,9 +11,7 @@ export function Grid({ showStats }: { showStats: boolean }) {
   const tiles = [];
   const local = localStream.value;
   if (local) {
-    tiles.push(
-      <Tile key="local" id="local" media={local} version={version} name={me} label="camera" local muted={!micOn.value} speaking={false} showStats={false} />,
-    );
+    tiles.push(<Tile key="local" id="local" media={local} version={version} name={me} label="camera" local muted={!micOn.value} speaking={false} showStats={false} />);
   }
   const screen = screenStream.value;
   if (screen) {

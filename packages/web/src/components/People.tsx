@@ -49,9 +49,7 @@ export function People({ onPrivate }: { onPrivate: () => void }) {
                   )}
                   {!isMe && <button onClick={() => file.current?.click()}>Send a file…</button>}
                   {op && !isMe && <button onClick={() => muteUser(id)}>Mute</button>}
-                  {op && (
-                    <button onClick={() => userAction(u.permissions.includes('op') ? 'unop' : 'op', id)}>{u.permissions.includes('op') ? 'Remove op' : 'Make op'}</button>
-                  )}
+                  {op && <button onClick={() => userAction(u.permissions.includes('op') ? 'unop' : 'op', id)}>{u.permissions.includes('op') ? 'Remove op' : 'Make op'}</button>}
                   {op && (
                     <button onClick={() => userAction(u.permissions.includes('present') ? 'unpresent' : 'present', id)}>
                       {u.permissions.includes('present') ? 'Stop presenting' : 'Allow presenting'}

@@ -5,16 +5,7 @@
 // get-ice-servers and bye itself; the rules stay in the core.
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import {
-  type ClientMessage,
-  type ClientMessageOf,
-  type ErrorCode,
-  LIMITS,
-  RELAYED_TYPES,
-  ROOM_ADDRESS,
-  SERVER_ADDRESS,
-  parseClientMessage,
-} from '@atrium/protocol/camus';
+import { type ClientMessage, type ClientMessageOf, type ErrorCode, LIMITS, RELAYED_TYPES, ROOM_ADDRESS, SERVER_ADDRESS, parseClientMessage } from '@atrium/protocol/camus';
 import type { Client, CoreEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
@@ -332,5 +323,3 @@ export class CamusConnection implements Client, LivePeer {
     member?.group.remove(member, { notify: false });
   }
 }
-
-

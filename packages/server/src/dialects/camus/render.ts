@@ -1,15 +1,7 @@
 // Core events and server replies -> Camus frames. Relayed messages and chat
 // read the same for every recipient, so their frame is rendered once per
 // event and the string reused for the whole room.
-import {
-  type IceServerEntry,
-  DEFAULT_USERNAME,
-  ROOM_ADDRESS,
-  type RoomInfo,
-  SERVER_ADDRESS,
-  type ServerMessage,
-  serverMessageSchemas,
-} from '@atrium/protocol/camus';
+import { type IceServerEntry, DEFAULT_USERNAME, ROOM_ADDRESS, type RoomInfo, SERVER_ADDRESS, type ServerMessage, serverMessageSchemas } from '@atrium/protocol/camus';
 import type { ChatEvent, IceServerInfo, MessageEvent } from '../../core/client.ts';
 import type { Group } from '../../core/group.ts';
 

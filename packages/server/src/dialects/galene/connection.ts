@@ -370,5 +370,3 @@ function checkFileTransfer(msg: ClientMessageOf<'usermessage'>): void {
   const r = fileTransferValue.safeParse(msg.value);
   if (!r.success) throw new CoreError('bad-message', `bad filetransfer value: ${describeIssues(r.error)}`);
 }
-
-

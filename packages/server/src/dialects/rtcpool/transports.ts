@@ -182,6 +182,3 @@ function single(v: string | string[] | undefined): string | undefined {
 function text(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
-
-
-

@@ -294,7 +294,11 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   readonly twcc = new TwccSendHistory();
   #limiter: { rate: number; tokens: number; at: number } | undefined;
 
-  constructor(engine: WeriftEngineOptions, options: DownStreamOptions & { source: WeriftUpStream }, private readonly onClosed: (s: WeriftDownStream) => void) {
+  constructor(
+    engine: WeriftEngineOptions,
+    options: DownStreamOptions & { source: WeriftUpStream },
+    private readonly onClosed: (s: WeriftDownStream) => void,
+  ) {
     super();
     this.id = options.id;
     this.source = options.source;

@@ -1,14 +1,5 @@
 // Publisher side: one werift peer connection per up-stream; werift answers.
-import {
-  GenericNack,
-  RTCPeerConnection,
-  RTP_EXTENSION_URI,
-  RtcpTransportLayerFeedback,
-  type MediaStreamTrack,
-  type RTCRtpReceiver,
-  type RTCRtpTransceiver,
-  type RtpPacket,
-} from 'werift';
+import { GenericNack, RTCPeerConnection, RTP_EXTENSION_URI, RtcpTransportLayerFeedback, type MediaStreamTrack, type RTCRtpReceiver, type RTCRtpTransceiver, type RtpPacket } from 'werift';
 import type { CodecName, ConnectionState, IceCandidate, StreamStats, TrackKind, TrackStats, UpStream, UpStreamEvents, UpStreamOptions, UpTrack } from '../engine.ts';
 import { TypedEmitter } from '../emitter.ts';
 import { ReceiveStats, keyframeWidth, seqAdd, seqDiff } from '../rtp.ts';
@@ -47,7 +38,10 @@ class Layer {
   #highest = -1;
   #missing = new Map<number, { tries: number; next: number; since: number }>();
   nacks = 0;
-  constructor(readonly rid: string | undefined, clockRate: number) {
+  constructor(
+    readonly rid: string | undefined,
+    clockRate: number,
+  ) {
     this.stats = new ReceiveStats(clockRate);
   }
   trackLoss(seq: number, now: number): void {
@@ -267,7 +261,11 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
   #twccMediaSsrc = 0;
   #twccLast = 0;
 
-  constructor(engine: WeriftEngineOptions, options: UpStreamOptions, private readonly onClosed: (s: WeriftUpStream) => void) {
+  constructor(
+    engine: WeriftEngineOptions,
+    options: UpStreamOptions,
+    private readonly onClosed: (s: WeriftUpStream) => void,
+  ) {
     super();
     this.id = options.id;
     this.label = options.label;

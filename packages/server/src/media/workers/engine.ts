@@ -186,10 +186,7 @@ export class ThreadedEngine implements MediaEngine {
       this.#started().map(async (slot) => {
         if (!slot.down) {
           let timer: NodeJS.Timeout | undefined;
-          await Promise.race([
-            this.#request(slot, (rid) => ({ op: 'closeAll', rid })).catch(() => {}),
-            new Promise((r) => (timer = setTimeout(r, SHUTDOWN_GRACE_MS))),
-          ]);
+          await Promise.race([this.#request(slot, (rid) => ({ op: 'closeAll', rid })).catch(() => {}), new Promise((r) => (timer = setTimeout(r, SHUTDOWN_GRACE_MS)))]);
           clearTimeout(timer);
         }
         await slot.worker.terminate();
@@ -219,7 +216,11 @@ export class ThreadedEngine implements MediaEngine {
 
   /** Each live worker's own view: its streams, event-loop resources and heap (after a full GC when `gc`). */
   probe(opts: { gc?: boolean } = {}): Promise<WorkerProbe[]> {
-    return Promise.all(this.#started().filter((s) => !s.down).map((slot) => this.#request(slot, (rid) => ({ op: 'probe', rid, gc: opts.gc ?? false })) as Promise<WorkerProbe>));
+    return Promise.all(
+      this.#started()
+        .filter((s) => !s.down)
+        .map((slot) => this.#request(slot, (rid) => ({ op: 'probe', rid, gc: opts.gc ?? false })) as Promise<WorkerProbe>),
+    );
   }
 
   /** Test hook: makes a worker throw an uncaught error, as a bug in werift would. */

@@ -342,7 +342,10 @@ export class Harness {
       if (state === 'done' && data instanceof Blob) {
         rec.blobSize = data.size;
         rec.blobType = data.type;
-        void data.arrayBuffer().then(sha256).then((h) => (rec.sha256 = h));
+        void data
+          .arrayBuffer()
+          .then(sha256)
+          .then((h) => (rec.sha256 = h));
       }
     };
     if (f.up) return;

@@ -35,7 +35,9 @@ export function insideLoopbackNetns(fileUrl: string, options: { timeoutMs?: numb
   if (probe.error || probe.status !== 0) {
     const why = probe.error ? probe.error.message : probe.stderr.toString().trim();
     test(name, () => {
-      throw new Error(`media tests need a loopback-only network namespace, but \`unshare -n\` failed (${why}); run the tests as root (CI does) or with CAP_SYS_ADMIN, and install util-linux and iproute2`);
+      throw new Error(
+        `media tests need a loopback-only network namespace, but \`unshare -n\` failed (${why}); run the tests as root (CI does) or with CAP_SYS_ADMIN, and install util-linux and iproute2`,
+      );
     });
     return false;
   }

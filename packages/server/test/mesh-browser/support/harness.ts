@@ -4,15 +4,7 @@
 // tracks) and reports what a user would see (frames decoded, messages in
 // order, who is connected) plus the negotiation state the glare test checks.
 import { io } from 'socket.io-client';
-import {
-  CamusSignaling,
-  type CloseReason,
-  type ManagedConnection,
-  Pool,
-  RtcPoolSocketIo,
-  RtcPoolWebSocket,
-  type SignalingChannel,
-} from '../../../../client/src/mesh/index.ts';
+import { CamusSignaling, type CloseReason, type ManagedConnection, Pool, RtcPoolSocketIo, RtcPoolWebSocket, type SignalingChannel } from '../../../../client/src/mesh/index.ts';
 
 export type Protocol = 'camus' | 'rtcpool-ws' | 'rtcpool-sio';
 
@@ -204,10 +196,7 @@ const harness: Harness = {
 
   transceivers() {
     return Object.fromEntries(
-      need().connections.map((c) => [
-        c.id,
-        c.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}${trackIds.has(t.receiver.track.id) ? '' : ' (no track event)'}`),
-      ]),
+      need().connections.map((c) => [c.id, c.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}${trackIds.has(t.receiver.track.id) ? '' : ' (no track event)'}`)]),
     );
   },
 

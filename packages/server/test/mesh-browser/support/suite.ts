@@ -23,12 +23,21 @@ export function meshSuite(protocol: Protocol): void {
   async function peers(room: string, n: number): Promise<MeshPeer[]> {
     const out: MeshPeer[] = [];
     for (let i = 0; i < n; i++) out.push(await world.peer(protocol, room));
-    for (const p of out) await seesExactly(p, out.filter((o) => o !== p));
+    for (const p of out)
+      await seesExactly(
+        p,
+        out.filter((o) => o !== p),
+      );
     return out;
   }
 
   async function noProblems(ps: MeshPeer[]): Promise<void> {
-    for (const p of ps) assert.deepEqual((await p.problems()).filter((l) => !benign(l)), [], `problems reported by ${short(p.id)}`);
+    for (const p of ps)
+      assert.deepEqual(
+        (await p.problems()).filter((l) => !benign(l)),
+        [],
+        `problems reported by ${short(p.id)}`,
+      );
   }
 
   async function closeAll(ps: MeshPeer[]): Promise<void> {
@@ -43,14 +52,22 @@ export function meshSuite(protocol: Protocol): void {
     await Promise.all(ps.map((p) => p.call('publishCamera')));
     for (const p of ps) {
       const others = ps.filter((o) => o !== p).map((o) => o.id);
-      const first = await until(`${short(p.id)} to decode frames from every other peer`, async () => {
-        const f = await p.call('framesDecoded');
-        return others.every((o) => (f[o] ?? 0) > 0) ? f : undefined;
-      }, 45_000);
-      await until(`${short(p.id)} to keep decoding frames from every other peer`, async () => {
-        const f = await p.call('framesDecoded');
-        return others.every((o) => (f[o] ?? 0) > (first[o] ?? 0));
-      }, 30_000);
+      const first = await until(
+        `${short(p.id)} to decode frames from every other peer`,
+        async () => {
+          const f = await p.call('framesDecoded');
+          return others.every((o) => (f[o] ?? 0) > 0) ? f : undefined;
+        },
+        45_000,
+      );
+      await until(
+        `${short(p.id)} to keep decoding frames from every other peer`,
+        async () => {
+          const f = await p.call('framesDecoded');
+          return others.every((o) => (f[o] ?? 0) > (first[o] ?? 0));
+        },
+        30_000,
+      );
     }
     await noProblems(ps);
     await closeAll(ps);
@@ -63,10 +80,14 @@ export function meshSuite(protocol: Protocol): void {
     const expected = Array.from({ length: count }, (_, i) => String(i));
     for (const p of ps) {
       const others = ps.filter((o) => o !== p).map((o) => o.id);
-      const got = await until(`${short(p.id)} to receive ${count} messages from each peer`, async () => {
-        const r = await p.call('received', 'numbers');
-        return others.every((o) => (r[o]?.length ?? 0) >= count) ? r : undefined;
-      }, 45_000);
+      const got = await until(
+        `${short(p.id)} to receive ${count} messages from each peer`,
+        async () => {
+          const r = await p.call('received', 'numbers');
+          return others.every((o) => (r[o]?.length ?? 0) >= count) ? r : undefined;
+        },
+        45_000,
+      );
       for (const o of others) assert.deepEqual(got[o], expected, `messages from ${short(o)} at ${short(p.id)}`);
     }
 
@@ -74,14 +95,21 @@ export function meshSuite(protocol: Protocol): void {
     // new credentials without disturbing the connections.
     const [first] = ps as [MeshPeer];
     const before = await first.call('restartIce');
-    await until(`${short(first.id)} to use new ICE credentials with every peer`, async () => {
-      const now = await first.call('iceUfrags');
-      const n = await first.call('negotiation');
-      return Object.keys(before).length === 2 && Object.entries(before).every(([id, u]) => now[id] !== undefined && now[id] !== u && n[id]?.signalingState === 'stable' && n[id]?.connectionState === 'connected');
-    }, 30_000);
+    await until(
+      `${short(first.id)} to use new ICE credentials with every peer`,
+      async () => {
+        const now = await first.call('iceUfrags');
+        const n = await first.call('negotiation');
+        return (
+          Object.keys(before).length === 2 &&
+          Object.entries(before).every(([id, u]) => now[id] !== undefined && now[id] !== u && n[id]?.signalingState === 'stable' && n[id]?.connectionState === 'connected')
+        );
+      },
+      30_000,
+    );
     await first.call('openChannels', 'after-restart', 20);
     for (const p of ps.slice(1)) {
-      const got = await until(`${short(p.id)} to receive messages after the restart`, async () => (await p.call('received', 'after-restart'))[first.id]?.length === 20 ? true : undefined);
+      const got = await until(`${short(p.id)} to receive messages after the restart`, async () => ((await p.call('received', 'after-restart'))[first.id]?.length === 20 ? true : undefined));
       assert.ok(got);
     }
     await noProblems(ps);
@@ -135,10 +163,14 @@ export function meshSuite(protocol: Protocol): void {
     // Connect every pair for real first: a data channel each way.
     await Promise.all(ps.map((p) => p.call('openChannels', 'hello', 1)));
     for (const p of ps) {
-      await until(`${short(p.id)} connected to all three others`, async () => {
-        const s = Object.values(await p.call('connectionStates'));
-        return s.length === 3 && s.every((x) => x === 'connected');
-      }, 45_000);
+      await until(
+        `${short(p.id)} connected to all three others`,
+        async () => {
+          const s = Object.values(await p.call('connectionStates'));
+          return s.length === 3 && s.every((x) => x === 'connected');
+        },
+        45_000,
+      );
     }
 
     const rosterOf = async (p: MeshPeer) => (protocol === 'camus' ? ((await p.call('roster')) ?? []) : null);
@@ -146,7 +178,10 @@ export function meshSuite(protocol: Protocol): void {
     // A clean leave.
     await leaver.call('leave');
     for (const p of [a, b, dropper]) {
-      await seesExactly(p, ps.filter((o) => o !== p && o !== leaver));
+      await seesExactly(
+        p,
+        ps.filter((o) => o !== p && o !== leaver),
+      );
       const closed = (await p.call('closed')).filter((c) => c.id === leaver.id);
       assert.equal(closed.length, 1, `${short(p.id)} closed its connection to the leaver once`);
       // Camus says bye to each peer before leaving the room; RTCPool's server says rtc:close.
@@ -157,9 +192,17 @@ export function meshSuite(protocol: Protocol): void {
     // A drop: the page goes away without a word.
     await dropper.page.context().close();
     for (const p of [a, b]) {
-      await seesExactly(p, [a, b].filter((o) => o !== p), 45_000);
+      await seesExactly(
+        p,
+        [a, b].filter((o) => o !== p),
+        45_000,
+      );
       const closed = (await p.call('closed')).filter((c) => c.id === dropper.id);
-      assert.deepEqual(closed.map((c) => c.reason), ['left'], `${short(p.id)} closed its connection to the dropped peer`);
+      assert.deepEqual(
+        closed.map((c) => c.reason),
+        ['left'],
+        `${short(p.id)} closed its connection to the dropped peer`,
+      );
       if (protocol === 'camus') await until('the roster without the dropped peer', async () => !(await rosterOf(p))!.includes(dropper.id));
     }
     // The two who stayed are still connected to each other.

@@ -142,7 +142,9 @@ export class Probe {
 
   /** readyState of the application's own tracks under `key`. */
   localStates(key: string): string[] {
-    return this.stream(key).getTracks().map((t) => t.readyState);
+    return this.stream(key)
+      .getTracks()
+      .map((t) => t.readyState);
   }
 
   receivedList(): Received[] {
@@ -212,7 +214,13 @@ export class Probe {
   }
 
   private onStream(stream: MediaStream, info: StreamInfo): void {
-    const rec: { stream: MediaStream; info: StreamInfo; shown: number; removed: boolean; tracks: MediaStreamTrack[]; video?: HTMLVideoElement } = { stream, info, shown: 0, removed: false, tracks: stream.getTracks() };
+    const rec: { stream: MediaStream; info: StreamInfo; shown: number; removed: boolean; tracks: MediaStreamTrack[]; video?: HTMLVideoElement } = {
+      stream,
+      info,
+      shown: 0,
+      removed: false,
+      tracks: stream.getTracks(),
+    };
     this.received.set(stream.id, rec);
     this.log.push(`stream ${info.peer} ${info.via} ${stream.id}`);
     if (stream.getVideoTracks().length === 0) return;
