@@ -14,7 +14,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
-import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
+import { closeAfterQueued, discard, frameSize, queuedBytes, sendBatched } from '../../transport/ws-sender.ts';
 import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame } from './render.ts';
 
 export { DIALECT };
@@ -117,6 +117,10 @@ export class CamusConnection implements Client, LivePeer {
   terminate(reason: string, why: 'kicked' | 'shutdown' = 'kicked'): void {
     this.sendFrame(serverFrame('bye', this.id, Date.now()));
     this.close(why === 'shutdown' ? 1001 : CLOSE.kicked, reason);
+  }
+
+  outputBacklog(): number {
+    return queuedBytes(this.ws);
   }
 
   // LivePeer

@@ -13,7 +13,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
-import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
+import { closeAfterQueued, discard, frameSize, queuedBytes, sendBatched } from '../../transport/ws-sender.ts';
 import { type Place, renderEvent } from './render.ts';
 
 export const DIALECT = 'galene';
@@ -92,6 +92,10 @@ export class GaleneConnection implements Client, LivePeer {
 
   terminate(reason: string, why: 'kicked' | 'shutdown' = 'kicked'): void {
     this.close(why === 'shutdown' ? CLOSE.goingAway : CLOSE.kicked, reason);
+  }
+
+  outputBacklog(): number {
+    return queuedBytes(this.ws);
   }
 
   // LivePeer
