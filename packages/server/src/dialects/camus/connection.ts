@@ -48,6 +48,8 @@ export interface CamusContext {
   metrics: Metrics;
   log: Logger;
   liveness: LivenessMonitor;
+  /** The network address a request came from, for throttling failed logins. */
+  address?: ((req: { socket?: { remoteAddress?: string | undefined }; headers: Record<string, string | string[] | undefined> }) => string | undefined) | undefined;
 }
 
 export interface CamusJoin {
@@ -57,6 +59,8 @@ export interface CamusJoin {
   /** From the WebSocket URL's query string, for rooms a group file governs. */
   token?: string | undefined;
   username?: string | undefined;
+  /** The client's network address, for throttling failed logins. */
+  address?: string | undefined;
 }
 
 export class CamusConnection implements Client, LivePeer {
@@ -142,6 +146,8 @@ export class CamusConnection implements Client, LivePeer {
         token: req.token,
         username: req.username,
         ephemeral: true,
+        address: req.address,
+        via: DIALECT,
       });
       if (outcome.kind === 'redirect') {
         this.error('no-such-group', `room "${req.room}" has moved to ${outcome.url}`);

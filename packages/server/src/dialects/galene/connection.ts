@@ -74,6 +74,8 @@ export class GaleneConnection implements Client, LivePeer {
     private readonly ws: WebSocket,
     private readonly place: Place,
     private readonly ctx: GaleneContext,
+    /** The client's network address, for throttling failed logins. */
+    private readonly address?: string | undefined,
   ) {
     ctx.metrics.clients.inc({ dialect: DIALECT });
     ctx.liveness.add(this);
@@ -259,6 +261,8 @@ export class GaleneConnection implements Client, LivePeer {
         token: msg.token,
         data: msg.data,
         groupUrl: this.place.groupUrl(msg.group),
+        address: this.address,
+        via: DIALECT,
       });
       if (this.closed) {
         if (outcome.kind === 'joined') outcome.member.group.remove(outcome.member, { notify: false });
