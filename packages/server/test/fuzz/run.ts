@@ -38,7 +38,7 @@ for (const name of names) {
     seed: values.seed === undefined ? undefined : Number(values.seed),
     concurrency: Number(values.concurrency) || 1,
     progress: (done, total) => {
-      if (done % 5000 === 0 || done === total) {
+      if (done % 2000 === 0 || done === total) {
         const rate = done / ((performance.now() - started) / 1000);
         console.log(`fuzz ${name}: ${done}/${total} cases (${rate.toFixed(0)}/s)`);
       }

@@ -147,6 +147,8 @@ export const camusTarget: Target<CamusCase, CamusEnv> = {
       env.witness.id = env.witness.got.find((f) => f.type === 'greeting')!.receiver as string;
       witnessId = env.witness.id;
     }
+    // The bystander says something now and then, or the server drops it as silent after 75 s.
+    env.bystander.ws.send(JSON.stringify({ type: 'ping', receiver: 'ground control', data: 1 }));
     const mark = `witness ${Date.now()} ${Math.random()}`;
     env.witness.ws.send(JSON.stringify({ type: 'text', receiver: 'room', data: { text: mark } }));
     const heard = await until(() => env.bystander.got.some((f) => f.type === 'text' && (f.data as { text?: string }).text === mark), 10_000);

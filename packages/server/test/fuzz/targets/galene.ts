@@ -154,6 +154,8 @@ export const galeneTarget: Target<GaleneCase, GaleneEnv> = {
     // The witness may have been kicked or demoted by a fuzzed operator: it comes back.
     if (env.witness.isClosed) env.witness = await member(env.url, `${WITNESS_ID}-${Date.now()}`, OP.username);
     env.witness.send({ type: 'groupaction', kind: 'unlock', source: env.witness.id });
+    // Both say something now and then, or the server drops them as silent after 75 s.
+    env.bystander.send({ type: 'ping' });
     const mark = `witness ${Date.now()} ${Math.random()}`;
     env.witness.chat(mark);
     if (env.bystander.isClosed) throw new Error(`the bystander was disconnected: ${JSON.stringify(await env.bystander.closed)}`);
