@@ -101,6 +101,10 @@ export class Stream {
   private negotiator: Negotiator;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   private status: StreamStatus | null = null;
+  /** Whether media ever flowed on this stream (ICE connected once). */
+  private connectedOnce = false;
+  /** When the server last made this up-stream start afresh (see `reestablish`). */
+  private reestablished: number[] = [];
   private detachPc: () => void = () => {};
 
   /** Streams are made by `ServerConnection.newUpStream` and by offers from the server. */
@@ -250,6 +254,26 @@ export class Stream {
   }
 
   /**
+   * @internal Up-streams: the server dropped its side of a stream that was
+   * flowing (`abort` after its media worker died, or its ICE failed) while
+   * we may still publish. Offers the same tracks again on a new peer
+   * connection, under the same id, as after a reconnection. At most three
+   * times a minute, so a server that keeps refusing is not offered forever;
+   * false when the stream should be closed instead.
+   */
+  reestablish(pc: RTCPeerConnection, now = Date.now()): boolean {
+    this.reestablished = this.reestablished.filter((t) => now - t < 60_000);
+    if (!this.up || !this.connectedOnce || this.closed || this.reestablished.length >= 3) {
+      pc.close();
+      return false;
+    }
+    this.reestablished.push(now);
+    this.connectedOnce = false;
+    this.restore(pc);
+    return true;
+  }
+
+  /**
    * @internal Up-streams, after a reconnection: moves the tracks (with their
    * encodings) to a new peer connection and offers them to the server again.
    */
@@ -328,6 +352,7 @@ export class Stream {
     const status: StreamStatus = pc.connectionState === 'failed' ? 'failed' : pc.iceConnectionState;
     if (status === this.status) return;
     this.status = status;
+    if (status === 'connected' || status === 'completed') this.connectedOnce = true;
     this.call(this.onstatus, status);
     if (status === 'failed') this.restartIce();
   }
