@@ -8,6 +8,7 @@ import type { MediaEngine } from '../media/engine.ts';
 import { mergeData } from './data.ts';
 import { CoreError } from './errors.ts';
 import { GroupStreams } from './streams.ts';
+import { describeStorageProblem } from '../storage.ts';
 
 /** Kinds of relayed message that only the server may originate. */
 const SERVER_MESSAGE_KINDS = new Set(['error', 'warning', 'info', 'kicked', 'clearchat', 'token']);
@@ -439,14 +440,20 @@ export class Group {
     }
     const life = req.expires ?? 86400e3;
     if (life > MAX_INVITE_MS) throw new CoreError('bad-message', `an invitation may last at most ${MAX_INVITE_MS / 86400e3} days`);
-    const token = await make({
-      group: this.name,
-      ...(req.username ? { username: req.username } : {}),
-      permissions,
-      expires: new Date(now + life),
-      ...(req.notBefore ? { notBefore: new Date(now + req.notBefore) } : {}),
-      issuedBy: from.username ?? from.id,
-    });
+    let token: Record<string, unknown>;
+    try {
+      token = await make({
+        group: this.name,
+        ...(req.username ? { username: req.username } : {}),
+        permissions,
+        expires: new Date(now + life),
+        ...(req.notBefore ? { notBefore: new Date(now + req.notBefore) } : {}),
+        issuedBy: from.username ?? from.id,
+      });
+    } catch (e) {
+      // The token store could not save it (a full disk): the server's problem, said plainly (the store logged it).
+      throw new CoreError('internal', describeStorageProblem(e, 'the invitation'));
+    }
     from.client.deliver({ type: 'message', kind: 'token', source: undefined, username: undefined, dest: from.id, privileged: true, value: token });
   }
 

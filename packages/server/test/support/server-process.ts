@@ -27,10 +27,12 @@ export interface StartOptions {
   iceServers?: unknown;
   args?: string[];
   env?: Record<string, string>;
+  /** Where the data and groups folders go (a fresh folder in the system's temporary folder by default). */
+  root?: string;
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
-  const root = await mkdtemp(join(tmpdir(), 'atrium-test-'));
+  const root = await mkdtemp(join(opts.root ?? tmpdir(), 'atrium-test-'));
   const dataDir = join(root, 'data');
   const groupsDir = join(root, 'groups');
   await mkdir(dataDir, { recursive: true });
