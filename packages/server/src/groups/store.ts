@@ -51,6 +51,7 @@ export function validateGroupName(name: string): void {
   if (name.startsWith('/') || name.endsWith('/')) {
     throw new InvalidGroupNameError(name, 'it must not start or end with "/"');
   }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check refuses
   if (/[\\\u0000-\u001f\u007f]/.test(name)) {
     throw new InvalidGroupNameError(name, 'it must not contain backslashes or control characters');
   }
