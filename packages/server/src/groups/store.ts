@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { LIMITS } from '@atrium/protocol/galene';
+import { LIMITS } from '../core/vocabulary.ts';
 import type { Logger } from '../log.ts';
 import { GroupFileError, parseGroupDescription, type GroupDescription } from './description.ts';
 
