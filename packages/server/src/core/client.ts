@@ -115,4 +115,10 @@ export interface Client {
    * because the server is stopping, which clients should not take for a kick.
    */
   terminate(reason: string, why?: 'kicked' | 'shutdown'): void;
+  /**
+   * Bytes queued for this client and not yet written to the network. The
+   * chat history is replayed to a joiner in pages, each once this has
+   * dropped; a client without it gets one page per turn of the event loop.
+   */
+  outputBacklog?(): number;
 }

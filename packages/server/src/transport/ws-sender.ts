@@ -114,6 +114,11 @@ export function flushNow(ws: WebSocket): void {
   if (box) write(box);
 }
 
+/** Bytes queued for a connection and not yet written to the network: ours, ws's and the socket's. */
+export function queuedBytes(ws: WebSocket): number {
+  return ws.bufferedAmount + (boxes.get(ws)?.bytes ?? 0);
+}
+
 /** Drops what is queued for a connection that is gone. */
 export function discard(ws: WebSocket): void {
   const box = boxes.get(ws);

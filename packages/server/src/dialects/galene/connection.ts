@@ -13,7 +13,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
-import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
+import { closeAfterQueued, discard, frameSize, queuedBytes, sendBatched } from '../../transport/ws-sender.ts';
 import type { MediaRequest } from '../../core/vocabulary.ts';
 import { type Place, renderEvent } from './render.ts';
 import { corePermissions, layerRequest, mediaRequest } from './vocabulary.ts';
@@ -76,6 +76,8 @@ export class GaleneConnection implements Client, LivePeer {
     private readonly ws: WebSocket,
     private readonly place: Place,
     private readonly ctx: GaleneContext,
+    /** The client's network address, for throttling failed logins. */
+    private readonly address?: string | undefined,
   ) {
     ctx.metrics.clients.inc({ dialect: DIALECT });
     ctx.liveness.add(this);
@@ -94,6 +96,10 @@ export class GaleneConnection implements Client, LivePeer {
 
   terminate(reason: string, why: 'kicked' | 'shutdown' = 'kicked'): void {
     this.close(why === 'shutdown' ? CLOSE.goingAway : CLOSE.kicked, reason);
+  }
+
+  outputBacklog(): number {
+    return queuedBytes(this.ws);
   }
 
   // LivePeer
@@ -257,6 +263,8 @@ export class GaleneConnection implements Client, LivePeer {
         token: msg.token,
         data: msg.data,
         groupUrl: this.place.groupUrl(msg.group),
+        address: this.address,
+        via: DIALECT,
       });
       if (this.closed) {
         if (outcome.kind === 'joined') outcome.member.group.remove(outcome.member, { notify: false });

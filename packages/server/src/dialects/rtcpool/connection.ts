@@ -66,6 +66,8 @@ export interface PoolCredentials {
   username?: string | undefined;
   /** The public URL of a group (the audience of its tokens). */
   groupUrl(name: string): string;
+  /** The endpoint's network address, for throttling failed logins. */
+  address?: string | undefined;
 }
 
 export class PoolConnection implements Client {
@@ -198,6 +200,8 @@ export class PoolConnection implements Client {
         token: this.creds.token,
         username: this.creds.username,
         ephemeral: true,
+        address: this.creds.address,
+        via: DIALECT,
       });
       if (outcome.kind === 'redirect') {
         this.error('no-such-group', `pool "${pool}" has moved to ${outcome.url}`);
