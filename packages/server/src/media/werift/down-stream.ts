@@ -9,7 +9,6 @@ import {
   RtcpTransportLayerFeedback,
   RtpHeader,
   TransportWideCC,
-  type RtpPacket,
   type RtcpPacket,
   type RTCRtpSender,
 } from 'werift';
