@@ -1,7 +1,7 @@
 // Who may join a group: a token (JWT signed by one of the group's authKeys,
 // or a stateful invite token) or a username and password checked against
 // the group file. Maps the auth modules' errors onto the core's.
-import type { Permission } from '@atrium/protocol/galene';
+import type { Permission } from './core/vocabulary.ts';
 import { AuthError } from './auth/errors.ts';
 import { type LoginAttempt, type LoginThrottle, LoginThrottledError } from './auth/throttle.ts';
 import { authenticateWithToken } from './auth/index.ts';

@@ -2,7 +2,7 @@
 // A Client is anything that can be a member: a WebSocket connection of any
 // dialect, a WHIP publisher, a recorder. The core hands it events; how they
 // reach the wire is the client's business.
-import type { Permission } from '@atrium/protocol/galene';
+import type { Permission } from './vocabulary.ts';
 
 export type { Permission };
 

@@ -3,7 +3,7 @@
 // `GroupDescription` the rest of the server uses.
 import type { JsonWebKey } from 'node:crypto';
 import { z } from 'zod';
-import { permission, type Permission } from '@atrium/protocol/galene';
+import { PERMISSIONS, type Permission, isPermission } from '../core/vocabulary.ts';
 
 /** A password as stored in a group file or in data/config.json. */
 export type PasswordDefinition = string | { type: 'pbkdf2'; hash: 'sha-256'; key: string; salt: string; iterations: number } | { type: 'bcrypt'; key: string } | { type: 'wildcard' };
@@ -182,7 +182,7 @@ export const passwordDefinitionSchema = z.unknown().transform((v, ctx): Password
 /** What the `permissions` field holds before expansion. */
 export type PermissionsField = { set: PermissionSetName } | { list: Permission[] };
 
-const permissionNames = permission.options;
+const permissionNames = PERMISSIONS;
 
 export const permissionsFieldSchema = z.unknown().transform((v, ctx): PermissionsField => {
   if (typeof v === 'string') {
@@ -196,9 +196,8 @@ export const permissionsFieldSchema = z.unknown().transform((v, ctx): Permission
   if (Array.isArray(v)) {
     const list: Permission[] = [];
     v.forEach((p, i) => {
-      const r = permission.safeParse(p);
-      if (r.success) {
-        if (!list.includes(r.data)) list.push(r.data);
+      if (isPermission(p)) {
+        if (!list.includes(p)) list.push(p);
       } else {
         ctx.addIssue({
           code: 'custom',

@@ -101,9 +101,9 @@ export function sendBatched(ws: WebSocket, frame: string, isUrgent = true): bool
   box.bytes += frame.length;
   if (isUrgent) {
     urgent.add(box);
-    immediate ??= setImmediate(flushUrgent);
+    if (immediate === undefined) immediate = setImmediate(flushUrgent);
   } else {
-    lazyTimer ??= setTimeout(flushAll, LAZY_FLUSH_MS);
+    if (lazyTimer === undefined) lazyTimer = setTimeout(flushAll, LAZY_FLUSH_MS);
   }
   return true;
 }

@@ -14,7 +14,9 @@ import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
 import { closeAfterQueued, discard, frameSize, queuedBytes, sendBatched } from '../../transport/ws-sender.ts';
+import type { MediaRequest } from '../../core/vocabulary.ts';
 import { type Place, renderEvent } from './render.ts';
+import { corePermissions, layerRequest, mediaRequest } from './vocabulary.ts';
 
 export const DIALECT = 'galene';
 
@@ -68,7 +70,7 @@ export class GaleneConnection implements Client, LivePeer {
   private readonly chatBucket = new TokenBucket(RATES.chatPerSecond, RATES.chatBurst);
   private readonly flood = new FloodGuard(RATES.closeAfterRefusedPerSecond);
   /** What the client asked to receive; kept for the media plane. */
-  requested: Record<string, string[]> = {};
+  requested: MediaRequest = {};
 
   constructor(
     private readonly ws: WebSocket,
@@ -156,8 +158,8 @@ export class GaleneConnection implements Client, LivePeer {
       return;
     }
     if (msg.type === 'request') {
-      this.requested = msg.request;
-      this.member?.group.streams?.setRequest(this.member, msg.request);
+      this.requested = mediaRequest(msg.request);
+      this.member?.group.streams?.setRequest(this.member, this.requested);
       return;
     }
     const member = this.member;
@@ -186,7 +188,7 @@ export class GaleneConnection implements Client, LivePeer {
           const v = makeTokenValue.safeParse(msg.value);
           if (!v.success) throw new CoreError('bad-message', `bad maketoken value: ${describeIssues(v.error)}`);
           if (v.data?.group && v.data.group !== group.name) throw new CoreError('not-permitted', 'you can only invite to the group you are in');
-          const req = { username: v.data?.username, permissions: v.data?.permissions, expires: v.data?.expires, notBefore: v.data?.['not-before'] };
+          const req = { username: v.data?.username, permissions: v.data?.permissions && corePermissions(v.data.permissions), expires: v.data?.expires, notBefore: v.data?.['not-before'] };
           group.makeInvite(member, req).catch((e) => this.fail(e));
           return;
         }
@@ -211,7 +213,7 @@ export class GaleneConnection implements Client, LivePeer {
       case 'renegotiate':
         return done(streams.renegotiate(member, msg.id));
       case 'requestStream':
-        return streams.requestStream(member, msg.id, msg.request);
+        return streams.requestStream(member, msg.id, layerRequest(msg.request));
       case 'close':
         return streams.closeUp(member, msg.id);
       case 'abort':

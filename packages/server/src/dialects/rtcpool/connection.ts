@@ -22,6 +22,7 @@ import type { GroupRegistry } from '../../core/registry.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
+import { wireErrorCode } from './vocabulary.ts';
 
 export const DIALECT = 'rtcpool';
 
@@ -289,7 +290,7 @@ export class PoolConnection implements Client {
   /** `rtc:error {message, reason}`: reason is the stable code, message a sentence. */
   private error(code: ErrorCode, message: string): void {
     this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: code });
-    this.send('rtc:error', { message, reason: code });
+    this.send('rtc:error', { message, reason: wireErrorCode(code) });
   }
 
   private refuse(message: string): void {
