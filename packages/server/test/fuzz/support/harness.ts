@@ -27,7 +27,7 @@ export class Host {
     private readonly child: ChildProcess,
     readonly url: string,
     readonly groupsDir: string,
-    private readonly out: () => string,
+    out: () => string,
   ) {
     child.on('message', (m: Record<string, unknown>) => {
       const id = m.id as number | undefined;

@@ -121,7 +121,8 @@ export const camusTarget: Target<CamusCase, CamusEnv> = {
       }
       if (!p.closed) p.ws.send(JSON.stringify({ type: 'ping', receiver: SERVER_ADDRESS, data: 1 }));
       expected++;
-      await until(() => (count() >= expected && !closes) || p.closed, 5000);
+      // Generous: under a heavily loaded machine a reply can take seconds.
+      await until(() => (count() >= expected && !closes) || p.closed, 15_000);
       const notJson = p.got.find((f) => f.type === '(not JSON)');
       if (notJson) throw new Error(`the server sent a frame that is not JSON: ${String(notJson.data)}`);
       if (p.closed) {

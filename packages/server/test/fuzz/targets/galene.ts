@@ -134,7 +134,8 @@ export const galeneTarget: Target<GaleneCase, GaleneEnv> = {
       if (!closed) send({ type: 'ping' });
       expected++;
       const answered = () => got.filter(isAnswer).length - before >= expected;
-      await until(() => answered() || closed !== undefined, 5000);
+      // Generous: under a heavily loaded machine a reply can take seconds.
+      await until(() => answered() || closed !== undefined, 15_000);
       if (notJson !== undefined) throw new Error(`the server sent a frame that is not JSON: ${notJson}`);
       if (closed !== undefined) {
         if (closed.code === 1006 && c.frames.some(isBadText)) return;

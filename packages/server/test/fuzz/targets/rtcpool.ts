@@ -206,7 +206,8 @@ function target(name: string, d: Dialect, frames: fc.Arbitrary<Wire>): Target<Po
           if (d === ioDialect && !('text' in w && w.text.startsWith('42['))) counting = false;
         }
         if (!counting) expected = 0;
-        await until(() => answers() >= expected || e.closed !== undefined, 5000);
+        // Generous: under a heavily loaded machine a reply can take seconds.
+        await until(() => answers() >= expected || e.closed !== undefined, 15_000);
         if (e.closed !== undefined) {
           const { code, reason } = e.closed;
           if (code === 1006 && c.frames.some(isBadText)) return;
