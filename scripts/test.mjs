@@ -23,6 +23,8 @@ const DEBIAN_PACKAGES = [
   ['chromium', ['/usr/bin/chromium']],
   ['iproute2', ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip']],
   ['util-linux', ['/usr/bin/unshare']],
+  // Cutting a client's network for a fault test (packages/server/test/faults/network-cut.test.ts).
+  ['nftables', ['/usr/sbin/nft', '/sbin/nft']],
 ];
 
 function run(cmd, args, opts = {}) {

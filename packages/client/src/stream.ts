@@ -20,6 +20,9 @@ export type StreamStatus = RTCIceConnectionState;
 /** The low simulcast layer's bit rate, as in Galène's client. */
 export const SIMULCAST_LOW_RATE = 100_000;
 
+/** ICE that has been `disconnected` this long is restarted (it would take ~30 s to be declared failed). */
+export const RESTART_ICE_AFTER_DISCONNECTED_MS = 2000;
+
 export interface AddTrackOptions {
   /** Send video as two rid layers, high first, the low one at about 100 kbit/s. */
   simulcast?: boolean;
@@ -101,6 +104,7 @@ export class Stream {
   private negotiator: Negotiator;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   private status: StreamStatus | null = null;
+  private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
   /** Whether media ever flowed on this stream (ICE connected once). */
   private connectedOnce = false;
   /** When the server last made this up-stream start afresh (see `reestablish`). */
@@ -164,6 +168,7 @@ export class Stream {
     const host = this.host;
     if (!host) return;
     this.setStatsInterval(0);
+    if (this.disconnectTimer !== undefined) clearTimeout(this.disconnectTimer);
     this.negotiator.close();
     this.detachPc();
     this.pc.close();
@@ -353,6 +358,15 @@ export class Stream {
     if (status === this.status) return;
     this.status = status;
     if (status === 'connected' || status === 'completed') this.connectedOnce = true;
+    // ICE that stays disconnected rarely comes back by itself: restart it rather than wait for 'failed' (~30 s).
+    if (this.disconnectTimer !== undefined) clearTimeout(this.disconnectTimer);
+    this.disconnectTimer = undefined;
+    if (status === 'disconnected') {
+      this.disconnectTimer = setTimeout(() => {
+        this.disconnectTimer = undefined;
+        if (this.status === 'disconnected' && !this.closed) this.restartIce();
+      }, RESTART_ICE_AFTER_DISCONNECTED_MS);
+    }
     this.call(this.onstatus, status);
     if (status === 'failed') this.restartIce();
   }
