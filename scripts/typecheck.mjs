@@ -20,7 +20,10 @@ const cache = join(root, 'node_modules', '.cache', 'atrium-tsc');
 function check(project) {
   return new Promise((resolve) => {
     const info = join(cache, `${project.replaceAll('/', '_')}.tsbuildinfo`);
-    const child = spawn(process.execPath, [tsc, '-p', project, '--noEmit', '--incremental', '--tsBuildInfoFile', info, ...(process.stdout.isTTY ? ['--pretty'] : [])], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [tsc, '-p', project, '--noEmit', '--incremental', '--tsBuildInfoFile', info, ...(process.stdout.isTTY ? ['--pretty'] : [])], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
