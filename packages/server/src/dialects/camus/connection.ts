@@ -11,9 +11,7 @@ import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
 import type { ErrorCode } from '../../core/vocabulary.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
-import { CLOSE as SHELL_CLOSE, type DialectContext, DialectConnection, type Parsed } from '../kit/connection.ts';
-import type { Transport } from '../kit/transport.ts';
-import { type WsFrame, frameText } from '../kit/websocket.ts';
+import { DialectConnection, type DialectContext, frameText, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame } from '../kit/index.ts';
 import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame } from './render.ts';
 
 export { DIALECT };

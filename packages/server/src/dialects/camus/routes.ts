@@ -3,8 +3,7 @@
 // group of the same name: an ephemeral one when no group file names it.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { placeFor } from '../../http/place.ts';
-import { Connections, type Dialect, type DialectHost, contextOf } from '../kit/dialect.ts';
-import { WebSocketTransport } from '../kit/websocket.ts';
+import { Connections, contextOf, type Dialect, type DialectHost, WebSocketTransport } from '../kit/index.ts';
 import { CamusConnection, DIALECT } from './connection.ts';
 
 type RoomRequest = FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string | string[] | undefined> }>;

@@ -10,10 +10,8 @@ import { CoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
 import type { GroupStreams } from '../../core/streams.ts';
 import type { ErrorCode, MediaRequest } from '../../core/vocabulary.ts';
-import { CLOSE as SHELL_CLOSE, type DialectContext, DialectConnection, type Parsed } from '../kit/connection.ts';
+import { DialectConnection, type DialectContext, frameText, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame } from '../kit/index.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
-import { type WsFrame, frameText } from '../kit/websocket.ts';
-import type { Transport } from '../kit/transport.ts';
 import { type Place, renderEvent } from './render.ts';
 import { corePermissions, layerRequest, mediaRequest, wireErrorCode } from './vocabulary.ts';
 

@@ -1,7 +1,6 @@
 // The Galène protocol v2 dialect: its WebSocket at /ws and its HTTP side
 // (group pages, .status, /public-groups.json).
-import { Connections, type Dialect, type DialectHost, contextOf } from '../kit/dialect.ts';
-import { WebSocketTransport } from '../kit/websocket.ts';
+import { Connections, contextOf, type Dialect, type DialectHost, WebSocketTransport } from '../kit/index.ts';
 import { DIALECT, GaleneConnection, type GaleneContext } from './connection.ts';
 import { registerGroupPages } from './pages.ts';
 import { WEBSOCKET_PATH, galenePlace } from './render.ts';

@@ -261,7 +261,7 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
   #joinTimedOut(): void {
     this.#joinOverdue = false;
     const seconds = Math.round(this.ctx.joinTimeoutMs / 100) / 10;
-    const why = `no group joined within ${seconds} seconds`;
+    const why = `no group joined within ${seconds} second${seconds === 1 ? '' : 's'}`;
     this.error('not-joined', `${why}: join as soon as you connect; the connection is closed`);
     this.close(CLOSE.policy, why);
   }

@@ -20,9 +20,7 @@ import type { CoreEvent, MessageEvent, UserEvent } from '../../core/client.ts';
 import { CoreError } from '../../core/errors.ts';
 import type { Group } from '../../core/group.ts';
 import type { ErrorCode } from '../../core/vocabulary.ts';
-import { CLOSE as SHELL_CLOSE, type DialectContext, DialectConnection, type Parsed } from '../kit/connection.ts';
-import type { Transport } from '../kit/transport.ts';
-import { type WsFrame, frameText } from '../kit/websocket.ts';
+import { DialectConnection, type DialectContext, frameText, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame } from '../kit/index.ts';
 import { wireErrorCode } from './vocabulary.ts';
 
 export const DIALECT = 'rtcpool';

@@ -12,9 +12,7 @@ import type { FastifyRequest } from 'fastify';
 import { Server as SocketIoServer, type Socket } from 'socket.io';
 import { LIMITS } from '@atrium/protocol/rtcpool';
 import { placeFor } from '../../http/place.ts';
-import { Connections, type Dialect, type DialectHost, contextOf } from '../kit/dialect.ts';
-import type { Transport, TransportSink } from '../kit/transport.ts';
-import { WebSocketTransport, type WsFrame } from '../kit/websocket.ts';
+import { Connections, contextOf, type Dialect, type DialectHost, type Transport, type TransportSink, WebSocketTransport, type WsFrame } from '../kit/index.ts';
 import { DIALECT, PoolConnection, type PoolFrame, type PoolInput, type SocketIoEvent } from './connection.ts';
 
 export const WEBSOCKET_PATH = '/pool/ws';
