@@ -28,6 +28,8 @@ const HELP = `Usage: atrium serve [options]
                        (default: the number of cores, here ${availableParallelism()};
                        0: media in the main thread)
   --no-media           signalling only: no media engine
+  --join-timeout SECONDS  close a connection that has not joined a group
+                       within this time (default 30; 0: never)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -49,6 +51,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'udp-range': { type: 'string' },
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
+    'join-timeout': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -72,6 +75,12 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024)
       throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
   }
+  let joinTimeoutMs: number | undefined;
+  if (values['join-timeout'] !== undefined) {
+    const seconds = Number(values['join-timeout']);
+    if (!(seconds >= 0) || seconds > 86400) throw new Error(`serve: --join-timeout must be a number of seconds from 0 to 86400 (0: never), not "${values['join-timeout']}"`);
+    joinTimeoutMs = seconds * 1000;
+  }
   const media = values['no-media']
     ? (false as const)
     : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}), ...(workers !== undefined ? { workers } : {}) };
@@ -87,6 +96,7 @@ export async function runServe(argv: string[]): Promise<number> {
     turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
     processMetrics: true,
     media,
+    joinTimeoutMs,
     log,
   });
   await server.start();
