@@ -84,11 +84,16 @@ export class AtriumServer {
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
     this.throttle = new LoginThrottle({ log: this.log, metrics: { failures: this.metrics.loginFailures, throttled: this.metrics.loginThrottled }, limits: options.loginThrottle });
     this.engine = options.media === false ? undefined : createMediaEngine(options.media ?? {}, this.log);
-    this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
-      engine: this.engine,
-      onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
-      makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
-    });
+    this.registry = new GroupRegistry(
+      this.groups,
+      withTokenDescriptions(new GroupAccess(this.tokens, this.throttle, () => this.config.current.canonicalHost)),
+      (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [],
+      {
+        engine: this.engine,
+        onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
+        makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
+      },
+    );
     this.registry.on('memberAdded', () => this.metrics.members.inc());
     this.registry.on('memberRemoved', () => this.metrics.members.dec());
   }
