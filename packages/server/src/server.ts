@@ -99,7 +99,7 @@ export class AtriumServer {
   }
 
   private placeOptions(): PlaceOptions {
-    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL };
+    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL, canonicalHost: this.config.current.canonicalHost };
   }
 
   async start(): Promise<void> {

@@ -112,7 +112,7 @@ export async function bearerAllowed(ctx: AdminContext, req: FastifyRequest, toke
 
 /** The group's URL as this request reached the server: what a JWT's audience must name. */
 function groupUrlOf(ctx: AdminContext, req: FastifyRequest, group: string): string {
-  const place = ctx.deps.place?.() ?? { insecure: req.protocol !== 'https', proxyURL: ctx.deps.config().proxyURL };
+  const place = ctx.deps.place?.() ?? { insecure: req.protocol !== 'https', proxyURL: ctx.deps.config().proxyURL, canonicalHost: ctx.deps.config().canonicalHost };
   return placeFor(req.headers.host, place).groupUrl(group);
 }
 
