@@ -82,7 +82,19 @@ export class AtriumServer {
     this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
-      makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
+      tokens: {
+        create: (t) => this.tokens.create(t),
+        get: async (token) => {
+          await this.tokens.refresh();
+          return this.tokens.get(token);
+        },
+        put: (t) => this.tokens.put(t),
+        list: async (group) => {
+          await this.tokens.refresh();
+          return this.tokens.list(group).filter((t) => t.group === group);
+        },
+      },
+      canChangePassword: () => this.config.current.writableGroups,
     });
     this.galene = {
       registry: this.registry,
@@ -127,7 +139,7 @@ export class AtriumServer {
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
     app.get('/ws', { websocket: true }, (socket, req) => {
-      const conn = new GaleneConnection(socket, placeFor(req.headers.host, this.placeOptions()), this.galene);
+      const conn = new GaleneConnection(socket, placeFor(req.headers.host, this.placeOptions()), this.galene, peerAddress(req.socket));
       this.sockets.add(conn);
       socket.on('close', () => this.sockets.delete(conn));
     });
@@ -188,6 +200,16 @@ export class AtriumServer {
     this.config.close();
     await this.app?.close();
   }
+}
+
+/** "address:port" of a request's peer, as Galène's `identify` shows it ("[v6]:port" for IPv6). */
+export function peerAddress(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string | undefined {
+  let a = socket.remoteAddress;
+  if (a === undefined) return undefined;
+  // An IPv4 peer of a dual-stack socket reads as ::ffff:a.b.c.d.
+  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a)) a = a.slice(7);
+  const host = a.includes(':') ? `[${a}]` : a;
+  return socket.remotePort === undefined ? host : `${host}:${socket.remotePort}`;
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

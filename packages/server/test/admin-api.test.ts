@@ -359,10 +359,10 @@ test('stateful tokens: list, create, read, update, delete; admin tokens as beare
   assert.equal((await call(h, 'DELETE', `/.groups/watch/.tokens/${name}`)).status, 404);
 
   // Bearer tokens with the admin permission.
-  await h.tokens.put({ token: 'root-admin', group: '', 'include-subgroups': true, permissions: ['admin'], expires: future });
+  await h.tokens.put({ token: 'root-admin', group: '', includeSubgroups: true, permissions: ['admin'], expires: future });
   await h.tokens.put({ token: 'watch-admin', group: 'watch', permissions: ['admin'], expires: future });
-  await h.tokens.put({ token: 'no-admin', group: '', 'include-subgroups': true, permissions: ['op'], expires: future });
-  await h.tokens.put({ token: 'expired', group: '', 'include-subgroups': true, permissions: ['admin'], expires: '2000-01-01T00:00:00Z' });
+  await h.tokens.put({ token: 'no-admin', group: '', includeSubgroups: true, permissions: ['op'], expires: future });
+  await h.tokens.put({ token: 'expired', group: '', includeSubgroups: true, permissions: ['admin'], expires: '2000-01-01T00:00:00Z' });
   const bearer = (tok: string) => ({ authorization: `Bearer ${tok}` });
   assert.equal((await call(h, 'GET', '/.groups/', { auth: bearer('root-admin') })).status, 200);
   assert.equal((await call(h, 'GET', '/.groups/watch', { auth: bearer('watch-admin') })).status, 200);

@@ -241,12 +241,12 @@ test('checkStatefulToken refuses unknown, wrong-group, expired, undated and earl
   expect(() => checkStatefulToken(token({ group: '' }), '', NOW), 'not-authorised', /not for group/);
 });
 
-test('checkStatefulToken: include-subgroups covers the subtree, and "" covers every group', () => {
-  const t = token({ 'include-subgroups': true });
+test('checkStatefulToken: includeSubgroups covers the subtree, and "" covers every group', () => {
+  const t = token({ includeSubgroups: true });
   assert.equal(checkStatefulToken(t, 'city-watch', NOW).username, 'carrot');
   assert.equal(checkStatefulToken(t, 'city-watch/night', NOW).username, 'carrot');
   assert.throws(() => checkStatefulToken(t, 'city-watchmen', NOW), AuthError);
-  assert.equal(checkStatefulToken(token({ group: '', 'include-subgroups': true }), 'anything/below', NOW).username, 'carrot');
+  assert.equal(checkStatefulToken(token({ group: '', includeSubgroups: true }), 'anything/below', NOW).username, 'carrot');
 });
 
 test('TokenStore: create, get, list, delete, and persistence across instances', async () => {

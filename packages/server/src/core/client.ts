@@ -25,6 +25,8 @@ export interface GroupInfo {
   lockMessage?: string;
   clientCount: number;
   data: UserData;
+  /** Members may change their own password through the admin API (Galène's `canChangePassword`). */
+  canChangePassword?: boolean;
 }
 
 export interface IceServerInfo {
@@ -108,6 +110,8 @@ export interface Client {
   readonly id: string;
   /** What kind of client this is, for metrics only ('galene', 'camus', 'whip', …). */
   readonly kind: string;
+  /** Where the client connects from ("address:port"), for an operator's `identify`; none for server-made clients. */
+  readonly address?: string | undefined;
   /** Hands the client an event; must not throw and must not block. */
   deliver(event: CoreEvent): void;
   /**

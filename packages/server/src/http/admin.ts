@@ -28,6 +28,7 @@ import {
   type RawGroup,
 } from '../groups/store.ts';
 import type { StatefulToken } from '../auth/tokens.ts';
+import { withoutNulls } from '@atrium/protocol/galene';
 
 export type { StatefulToken };
 
@@ -37,6 +38,8 @@ export interface TokenStoreLike {
   list(group?: string): StatefulToken[];
   put(t: StatefulToken): Promise<void>;
   delete(token: string): Promise<boolean>;
+  /** Re-reads tokens changed behind the server's back (the file edited, `atrium token`). */
+  refresh?(): Promise<void>;
 }
 
 /** The live members of groups, for the description endpoints. */
@@ -197,7 +200,7 @@ function hasAdmin(perms: readonly string[] | unknown): boolean {
 
 /** Whether a stateful token may administer `group` (undefined: the whole server). */
 function tokenCovers(t: StatefulToken, group: string | undefined): boolean {
-  const sub = t['include-subgroups'] === true;
+  const sub = t.includeSubgroups === true;
   if (group === undefined) return t.group === '' && sub;
   if (t.group === group) return true;
   return sub && (t.group === '' || group.startsWith(t.group + '/'));
@@ -280,7 +283,13 @@ const tokenBody = z.strictObject({
   'not-before': rfc3339.optional(),
   issuedBy: z.string().optional(),
   issuedAt: rfc3339.optional(),
+  /** Galène's name for a hierarchical (or, with the root group, global) token. */
+  includeSubgroups: z.boolean().optional(),
+  /** The name Atrium used before; still read. */
   'include-subgroups': z.boolean().optional(),
+  // Galène's GET of a token has these empty; a client that PUTs it back sends them so.
+  token: z.literal('').optional(),
+  group: z.literal('').optional(),
 });
 const jwkSet = z.looseObject({ keys: z.array(jwkSchema) });
 
@@ -410,6 +419,8 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
   }
 
   async function bearerAllowed(token: string, group: string | undefined): Promise<Principal | undefined> {
+    // A token revoked or expired a moment ago is refused at once.
+    await tokens.refresh?.();
     const stateful = tokens.get(token);
     if (stateful !== undefined) {
       if (!hasAdmin(stateful.permissions) || !tokenTimesValid(stateful, Date.now()) || !tokenCovers(stateful, group)) return undefined;
@@ -634,9 +645,11 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
     return sendEmpty(reply, 204, r.etag);
   }
 
-  function tokenFromBody(json: unknown, group: string): Omit<StatefulToken, 'token' | 'group'> {
+  function tokenFromBody(raw: unknown, group: string): Omit<StatefulToken, 'token' | 'group'> {
+    // Galène decodes with Go, which reads null as "not set".
+    const json = asRecord(raw) === undefined ? raw : withoutNulls(raw as Record<string, unknown>);
     const obj = asRecord(json);
-    if (obj !== undefined && (Object.hasOwn(obj, 'token') || Object.hasOwn(obj, 'group'))) {
+    if (obj !== undefined && ((Object.hasOwn(obj, 'token') && obj.token !== '') || (Object.hasOwn(obj, 'group') && obj.group !== ''))) {
       throw new HttpError(400, 'overspecified token: the body must not contain "token" or "group"; they come from the URL');
     }
     const body = validate(tokenBody, json, 'token');
@@ -649,7 +662,8 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
     if (body['not-before'] !== undefined) out['not-before'] = body['not-before'];
     if (body.issuedBy !== undefined) out.issuedBy = body.issuedBy;
     if (body.issuedAt !== undefined) out.issuedAt = body.issuedAt;
-    if (body['include-subgroups'] !== undefined) out['include-subgroups'] = body['include-subgroups'];
+    const sub = body.includeSubgroups ?? body['include-subgroups'];
+    if (sub !== undefined) out.includeSubgroups = sub;
     if (out.expires !== undefined && out['not-before'] !== undefined && Date.parse(out['not-before']) >= Date.parse(out.expires)) {
       throw new HttpError(400, 'invalid token: "not-before" must be earlier than "expires"');
     }

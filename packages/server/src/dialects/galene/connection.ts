@@ -3,7 +3,7 @@
 // here; the core decides who may do what.
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { type ClientMessage, type ClientMessageOf, type ErrorCode, LIMITS, describeIssues, fileTransferValue, makeTokenValue, parseClientMessage } from '@atrium/protocol/galene';
+import { type ClientMessage, type ClientMessageOf, type ErrorCode, LIMITS, describeIssues, fileTransferValue, parseClientMessage, tokenTemplate } from '@atrium/protocol/galene';
 import type { Client, CoreEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
@@ -74,6 +74,8 @@ export class GaleneConnection implements Client, LivePeer {
     private readonly ws: WebSocket,
     private readonly place: Place,
     private readonly ctx: GaleneContext,
+    /** The peer's "address:port", for an operator's identify. */
+    readonly address?: string | undefined,
   ) {
     ctx.metrics.clients.inc({ dialect: DIALECT });
     ctx.liveness.add(this);
@@ -150,8 +152,8 @@ export class GaleneConnection implements Client, LivePeer {
       return;
     }
     if (msg.type === 'request') {
-      this.requested = msg.request;
-      this.member?.group.streams?.setRequest(this.member, msg.request);
+      this.requested = msg.request ?? {};
+      this.member?.group.streams?.setRequest(this.member, this.requested);
       return;
     }
     const member = this.member;
@@ -176,12 +178,10 @@ export class GaleneConnection implements Client, LivePeer {
         group.userAction(member, msg.kind, msg.dest ?? undefined, msg.value);
         return;
       case 'groupaction': {
-        if (msg.kind === 'maketoken') {
-          const v = makeTokenValue.safeParse(msg.value);
-          if (!v.success) throw new CoreError('bad-message', `bad maketoken value: ${describeIssues(v.error)}`);
-          if (v.data?.group && v.data.group !== group.name) throw new CoreError('not-permitted', 'you can only invite to the group you are in');
-          const req = { username: v.data?.username, permissions: v.data?.permissions, expires: v.data?.expires, notBefore: v.data?.['not-before'] };
-          group.makeInvite(member, req).catch((e) => this.fail(e));
+        if (msg.kind === 'maketoken' || msg.kind === 'edittoken' || msg.kind === 'listtokens') {
+          const v = msg.value === undefined ? { success: true as const, data: undefined } : tokenTemplate.safeParse(msg.value);
+          if (!v.success) throw new CoreError('bad-message', `bad ${msg.kind} value: ${describeIssues(v.error)}`);
+          group.tokenAction(member, msg.kind, v.data).catch((e) => this.fail(e));
           return;
         }
         group.groupAction(member, msg.kind, msg.value);
@@ -215,11 +215,6 @@ export class GaleneConnection implements Client, LivePeer {
 
   private handshake(msg: ClientMessageOf<'handshake'>): void {
     if (this.handshaken) throw new CoreError('bad-message', 'the handshake was already done');
-    if (!msg.version.includes('2')) {
-      this.error('bad-version', `this server speaks Galène protocol version "2"; you offered ${JSON.stringify(msg.version)}`);
-      this.close(CLOSE.badVersion, 'unsupported protocol version');
-      return;
-    }
     const id = msg.id || randomBytes(12).toString('base64url');
     if (this.ctx.activeIds.has(id)) {
       this.error('bad-message', `client id "${id}" is already in use on this server; pick a new random id`);
@@ -230,6 +225,19 @@ export class GaleneConnection implements Client, LivePeer {
     this.ctx.activeIds.add(id);
     this.handshaken = true;
     this.send({ type: 'handshake', version: ['2'] });
+    if (!msg.version?.includes('2')) {
+      // As Galène: say so, and try to go on.
+      this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'bad-version' });
+      const offered = msg.version === undefined ? 'no version' : JSON.stringify(msg.version);
+      this.send({
+        type: 'usermessage',
+        kind: 'warning',
+        error: 'bad-version',
+        dest: id,
+        privileged: true,
+        value: `this server speaks Galène protocol version "2" and you offered ${offered}; trying to continue, things may break (perhaps the client needs upgrading)`,
+      });
+    }
   }
 
   private async join(msg: ClientMessageOf<'join'>): Promise<void> {
