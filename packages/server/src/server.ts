@@ -17,6 +17,7 @@ import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
 import { registerGroupPages } from './http/pages.ts';
+import { registerStaticClient } from './http/static-client.ts';
 import { registerWebApp } from './http/web.ts';
 import { type PlaceOptions, placeFor } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
@@ -50,6 +51,11 @@ export interface ServerOptions {
    * media worker threads (default: one per core; 0: media in this thread).
    */
   media?: false | MediaOptions;
+  /**
+   * Serve this directory's web client instead of Atrium's web app: its files
+   * at /, its galene.html at /group/<name>/ (Galène's `-static`).
+   */
+  staticDir?: string | undefined;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
 }
@@ -147,7 +153,8 @@ export class AtriumServer {
     const mesh = { registry: this.registry, metrics: this.metrics, log: this.log, liveness: this.liveness };
     this.camus = registerCamusRoutes(app, mesh, () => this.placeOptions());
     this.rtcpool = registerRtcPool(app, { ...mesh, place: () => this.placeOptions() });
-    registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web: await registerWebApp(app, { log: this.log }) });
+    const web = o.staticDir === undefined ? await registerWebApp(app, { log: this.log }) : await registerStaticClient(app, { dir: o.staticDir, log: this.log });
+    registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web });
     await registerAdminApi(app, {
       groups: this.groups,
       config: () => this.config.current,

@@ -28,6 +28,9 @@ const HELP = `Usage: atrium serve [options]
                        (default: the number of cores, here ${availableParallelism()};
                        0: media in the main thread)
   --no-media           signalling only: no media engine
+  --static DIR         serve another web client instead of Atrium's: the files
+                       of DIR at /, DIR/galene.html at /group/<name>/ (as
+                       Galène's -static; e.g. the static/ folder of Galène)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -49,6 +52,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'udp-range': { type: 'string' },
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
+    static: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -86,6 +90,7 @@ export async function runServe(argv: string[]): Promise<number> {
     key: values.key as string | undefined,
     turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
     processMetrics: true,
+    staticDir: values.static === undefined ? undefined : resolve(values.static as string),
     media,
     log,
   });
