@@ -19,7 +19,7 @@ import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
 import { registerGroupPages } from './http/pages.ts';
 import { registerStaticClient } from './http/static-client.ts';
 import { registerWebApp } from './http/web.ts';
-import { type PlaceOptions, placeFor } from './http/place.ts';
+import { type PlaceOptions, peerAddress, placeFor } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
 import { type ConfiguredIceServer, configuredIceServers, rtcConfigurationFor } from './ice/index.ts';
 import { type Logger, createLogger } from './log.ts';
@@ -207,16 +207,6 @@ export class AtriumServer {
     this.config.close();
     await this.app?.close();
   }
-}
-
-/** "address:port" of a request's peer, as Galène's `identify` shows it ("[v6]:port" for IPv6). */
-export function peerAddress(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string | undefined {
-  let a = socket.remoteAddress;
-  if (a === undefined) return undefined;
-  // An IPv4 peer of a dual-stack socket reads as ::ffff:a.b.c.d.
-  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a)) a = a.slice(7);
-  const host = a.includes(':') ? `[${a}]` : a;
-  return socket.remotePort === undefined ? host : `${host}:${socket.remotePort}`;
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

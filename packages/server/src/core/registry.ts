@@ -12,6 +12,12 @@ export interface Credentials {
   username?: string | undefined;
   password?: string | undefined;
   token?: string | undefined;
+  /**
+   * The client enters without a name and gives one later (Camus's client
+   * sends `profile` once inside): it is let in as the group's wildcard user,
+   * not refused as anonymous, and its name is checked when it gives it.
+   */
+  namedLater?: boolean | undefined;
 }
 
 export interface Identity {

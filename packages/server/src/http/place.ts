@@ -28,3 +28,13 @@ export function placeFor(host: string | undefined, opts: PlaceOptions): Place {
     endpoint: `${base.replace(/^http/, 'ws')}/ws`,
   };
 }
+
+/** "address:port" of a request's peer, as Galène's `identify` shows it ("[v6]:port" for IPv6). */
+export function peerAddress(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string | undefined {
+  let a = socket.remoteAddress;
+  if (a === undefined) return undefined;
+  // An IPv4 peer of a dual-stack socket reads as ::ffff:a.b.c.d.
+  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(a)) a = a.slice(7);
+  const host = a.includes(':') ? `[${a}]` : a;
+  return socket.remotePort === undefined ? host : `${host}:${socket.remotePort}`;
+}

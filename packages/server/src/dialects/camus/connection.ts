@@ -15,7 +15,7 @@ import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
 import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
-import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame } from './render.ts';
+import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame, serverText } from './render.ts';
 
 export { DIALECT };
 
@@ -57,6 +57,8 @@ export interface CamusJoin {
   /** From the WebSocket URL's query string, for rooms a group file governs. */
   token?: string | undefined;
   username?: string | undefined;
+  /** The peer's "address:port", for an operator's identify. */
+  address?: string | undefined;
 }
 
 export class CamusConnection implements Client, LivePeer {
@@ -64,6 +66,7 @@ export class CamusConnection implements Client, LivePeer {
   /** 32 hex digits, as Camus's uuid4().hex. */
   readonly id = randomBytes(16).toString('hex');
   lastHeard = performance.now();
+  readonly address: string | undefined;
   private member: Member | undefined;
   private joining = true;
   private held: ClientMessage[] = [];
@@ -79,6 +82,7 @@ export class CamusConnection implements Client, LivePeer {
     join: CamusJoin,
     private readonly ctx: CamusContext,
   ) {
+    this.address = join.address;
     ctx.metrics.clients.inc({ dialect: DIALECT });
     ctx.liveness.add(this);
     ws.on('message', (data, isBinary) => this.receive(data, isBinary));
@@ -137,6 +141,8 @@ export class CamusConnection implements Client, LivePeer {
         groupUrl: req.groupUrl,
         token: req.token,
         username: req.username,
+        // Camus's client enters first and gives its name with `profile`.
+        namedLater: req.username === undefined,
         ephemeral: true,
       });
       if (outcome.kind === 'redirect') {
@@ -282,10 +288,10 @@ export class CamusConnection implements Client, LivePeer {
     return new CoreError('internal', 'the server failed to handle this message; it was logged');
   }
 
-  /** Camus has one kind of error: `{type: "error", data: "<sentence>"}` from ground control. */
+  /** A refusal, as a `text` from ground control: the one way to tell Camus's client that it shows (see serverText). */
   private error(code: ErrorCode, message: string): void {
     this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: code });
-    this.sendFrame(serverFrame('error', this.id, message));
+    this.sendFrame(serverText(this.id, message, code));
   }
 
   private refuse(message: string): void {

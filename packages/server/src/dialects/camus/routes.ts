@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PlaceOptions } from '../../http/place.ts';
 import { placeFor } from '../../http/place.ts';
+import { peerAddress } from '../../http/place.ts';
 import { CamusConnection, type CamusContext } from './connection.ts';
 
 export interface CamusRoutes {
@@ -31,6 +32,7 @@ export function registerCamusRoutes(app: FastifyInstance, ctx: CamusContext, pla
         groupUrl: placeFor(req.headers.host, place()).groupUrl(room),
         token: single(req.query.token),
         username: single(req.query.username),
+        address: peerAddress(req.socket),
       },
       ctx,
     );
