@@ -292,6 +292,8 @@ export const user = z.object({
   data: z.record(z.string(), z.unknown()).optional(),
 });
 const serverChatFields = {
+  /** The message's id (public messages): an operator deletes one by it. */
+  id: z.string().optional(),
   kind: z.string().optional(),
   source: z.string().optional(),
   username: z.string().optional(),

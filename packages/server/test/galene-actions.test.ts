@@ -154,9 +154,10 @@ test('subgroups lists the subgroups for an op; auto-subgroups are created on fir
   const sub = await member('parent/auto-created', 'visitor');
   assert.ok(sub);
   op.send({ type: 'groupaction', kind: 'subgroups' });
-  const info = await op.next((f) => f.type === 'usermessage' && f.kind === 'info');
-  assert.match(info.value, /parent\/room1/);
-  assert.match(info.value, /parent\/auto-created \(1 clients\)/);
+  const info = await op.next((f) => f.type === 'chat' && f.username === 'Server');
+  assert.equal(info.dest, op.id);
+  assert.match(info.value, /^parent\/room1 \(0 clients\)$/m);
+  assert.match(info.value, /^parent\/auto-created \(1 client\)$/m);
   const nosub = await GaleneTestClient.connect(server.wsUrl);
   clients.push(nosub);
   const fail = await nosub.join('act/whatever', 'x', 'x');

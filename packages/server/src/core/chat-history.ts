@@ -25,8 +25,13 @@ export class ChatHistory {
     return this.entries.map((e) => ({ ...e, history: true }));
   }
 
-  clear(): void {
-    this.entries = [];
+  /** Everything; or, as Galène, the messages of one user (`userId`), or just one of them (`id`). */
+  clear(id?: string, userId?: string): void {
+    if (!id && !userId) {
+      this.entries = [];
+      return;
+    }
+    this.entries = this.entries.filter((e) => !(e.source === userId && (!id || e.id === id)));
   }
 
   get size(): number {

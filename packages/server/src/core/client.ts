@@ -62,6 +62,8 @@ export type ChatKind = '' | 'me' | 'caption';
 
 export interface ChatEvent {
   type: 'chat';
+  /** Public messages have one (an operator deletes a message by it); private ones do not. */
+  id?: string | undefined;
   /** True when replayed from history on join. */
   history: boolean;
   kind: ChatKind;

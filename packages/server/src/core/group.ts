@@ -1,6 +1,7 @@
 // A group and its members: who is in, what each may do, chat and its
 // history, relayed messages, and the user and group actions. Every rule
 // about permissions lives here, so every dialect gets the same answers.
+import { randomBytes } from 'node:crypto';
 import type { GroupDescription } from '../groups/index.ts';
 import { ChatHistory } from './chat-history.ts';
 import type { ChatEvent, ChatKind, Client, CoreEvent, Description, GroupInfo, IceServerInfo, Permission, UserData, UserEvent } from './client.ts';
@@ -281,6 +282,7 @@ export class Group {
     this.require(from, needed, input.kind === 'caption' ? 'send captions' : 'send chat messages');
     const event: ChatEvent = {
       type: 'chat',
+      id: input.dest ? undefined : randomBytes(8).toString('base64url'),
       history: false,
       kind: input.kind,
       source: from.id,
@@ -420,11 +422,21 @@ export class Group {
       case 'unrecord':
         this.require(from, 'record', 'record this group');
         throw new CoreError('not-supported', 'recording is not available yet on this server');
-      case 'clearchat':
+      case 'clearchat': {
         this.require(from, 'op', 'clear the chat');
-        this.history.clear();
-        this.broadcast({ type: 'message', kind: 'clearchat', source: from.id, username: from.username, dest: undefined, privileged: true, value: undefined });
+        // Everything, or (Galène's chat menu) one user's messages, or one message of that user.
+        let id: string | undefined;
+        let userId: string | undefined;
+        if (value !== undefined) {
+          if (!isPlainObject(value)) throw new CoreError('bad-message', 'clearchat takes nothing, or {userId} or {id, userId}');
+          id = typeof value.id === 'string' && value.id !== '' ? value.id : undefined;
+          userId = typeof value.userId === 'string' && value.userId !== '' ? value.userId : undefined;
+          if (id !== undefined && userId === undefined) throw new CoreError('bad-message', 'clearchat of one message needs the "userId" of its sender too');
+        }
+        this.history.clear(id, userId);
+        this.broadcast({ type: 'message', kind: 'clearchat', source: from.id, username: from.username, dest: undefined, privileged: true, value });
         return;
+      }
       case 'lock':
         this.require(from, 'op', 'lock the group');
         this.lock = { message: typeof value === 'string' && value ? value : undefined };
@@ -437,9 +449,10 @@ export class Group {
         return;
       case 'subgroups': {
         this.require(from, 'op', 'list subgroups');
+        // As Galène: a private chat message from "Server", one line per subgroup.
         const subs = this.env.subgroupsOf(this.name);
-        const text = subs.length === 0 ? 'No subgroups' : `Subgroups: ${subs.map((s) => `${s.name} (${s.clientCount} clients)`).join(', ')}`;
-        from.client.deliver({ type: 'message', kind: 'info', source: undefined, username: undefined, dest: from.id, privileged: true, value: text });
+        const text = subs.length === 0 ? '(no subgroups)\n' : subs.map((s) => `${s.name} (${s.clientCount} client${s.clientCount === 1 ? '' : 's'})\n`).join('');
+        from.client.deliver({ type: 'chat', history: false, kind: '', source: undefined, username: 'Server', dest: from.id, privileged: true, time: new Date(), value: text });
         return;
       }
       case 'setdata': {

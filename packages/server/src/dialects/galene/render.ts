@@ -82,6 +82,7 @@ function toMessage(event: CoreEvent, place: Place): ServerMessage {
         privileged: event.privileged,
       };
       if (event.history) (m as { type: string }).type = 'chathistory';
+      if (event.id !== undefined) m.id = event.id;
       if (event.kind) m.kind = event.kind;
       if (event.source !== undefined) m.source = event.source;
       if (event.username !== undefined) m.username = event.username;
