@@ -13,7 +13,7 @@
 // `onreconnecting` is called before each attempt and `onreconnected` when
 // the server answers again; `onclose` is only called when the connection
 // is over for good (`close()`, kicked, or reconnection given up).
-import type { ClientMessage, FileTransferValue, GroupActionKind, GroupStatus, ServerMessage, ServerMessageOf, StreamRequest, UserActionKind } from '@atrium/protocol/galene';
+import type { ClientFrame, ClientMessage, FileTransferValue, GroupActionKind, GroupStatus, ServerMessage, ServerMessageOf, StreamRequest, UserActionKind } from '@atrium/protocol/galene';
 import { type ReconnectOptions, type ReconnectPolicy, backoffDelay, reconnectPolicy, shouldReconnect } from './backoff.ts';
 import { type Credentials, isCredentials, joinMessage } from './credentials.ts';
 import { AtriumClientError, describeError } from './errors.ts';
@@ -230,7 +230,7 @@ export class ServerConnection {
   }
 
   /** Sends one message; throws if the socket is not open. */
-  send(message: ClientMessage): void {
+  send(message: ClientFrame): void {
     const ws = this.socket;
     if (!ws || ws.readyState !== OPEN) {
       throw new AtriumClientError('not-connected', `cannot send "${message.type}": the connection to the server is not open`);

@@ -5,7 +5,7 @@ import { mkdir, open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { AdminApi, CtlError, header } from './api.ts';
-import { type OptionSpec, matchesPattern, parseCommand, parseDuration, readJsonObject, readSecret, triStateValue } from './options.ts';
+import { type OptionSpec, jsonObjectOf, matchesPattern, parseCommand, parseDuration, readSecret, triStateValue } from './options.ts';
 
 /** What every command gets: the global options, resolved. */
 export interface CtlContext {
@@ -18,6 +18,8 @@ export interface CtlContext {
   api(): AdminApi;
   out(text: string): void;
   err(text: string): void;
+  /** Standard input, whole (for --json). */
+  stdin(): Promise<string>;
 }
 
 export interface Command {
@@ -264,7 +266,7 @@ export const COMMANDS: Record<string, Command> = {
     ],
     async run(ctx, v) {
       const group = needGroup('create-group', v);
-      const data = v.json ? await readJsonObject('create-group') : {};
+      const data = v.json ? jsonObjectOf('create-group', await ctx.stdin()) : {};
       const ut = triStateValue(v['unrestricted-tokens']);
       const as = triStateValue(v['auto-subgroups']);
       if (ut !== undefined) data['unrestricted-tokens'] = ut;
@@ -288,7 +290,7 @@ export const COMMANDS: Record<string, Command> = {
     ],
     async run(ctx, v) {
       const group = needGroup('update-group', v);
-      const data = v.json ? await readJsonObject('update-group') : {};
+      const data = v.json ? jsonObjectOf('update-group', await ctx.stdin()) : {};
       const ut = triStateValue(v['unrestricted-tokens']);
       const as = triStateValue(v['auto-subgroups']);
       const api = ctx.api();
@@ -355,7 +357,7 @@ export const COMMANDS: Record<string, Command> = {
     async run(ctx, v) {
       const group = needGroup('create-user', v);
       const path = userPath('create-user', v);
-      const data = v.json ? await readJsonObject('create-user') : {};
+      const data = v.json ? jsonObjectOf('create-user', await ctx.stdin()) : {};
       if (v.permissions !== undefined) data.permissions = permissionsOf('create-user', v.permissions as string);
       else if (!('permissions' in data)) data.permissions = 'present';
       const api = ctx.api();
@@ -376,7 +378,7 @@ export const COMMANDS: Record<string, Command> = {
     async run(ctx, v) {
       const group = needGroup('update-user', v);
       const path = userPath('update-user', v);
-      const data = v.json ? await readJsonObject('update-user') : {};
+      const data = v.json ? jsonObjectOf('update-user', await ctx.stdin()) : {};
       const perms = v.permissions === undefined ? undefined : permissionsOf('update-user', v.permissions as string);
       const api = ctx.api();
       await api.update<Record<string, unknown>>('update-user', api.url('.groups', group, ...path), (m) => {

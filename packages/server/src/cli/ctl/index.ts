@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AdminApi, CtlError } from './api.ts';
 import { COMMANDS, type CtlContext, commandHelp, parseCommand } from './commands.ts';
+import { readStdin } from './options.ts';
 
 const GLOBAL_OPTIONS = {
   server: { type: 'string' },
@@ -81,10 +82,16 @@ Run "atrium ctl COMMAND --help" for the options of each command.
 `;
 }
 
-export async function runCtl(
-  argv: string[],
-  io: { out: (s: string) => void; err: (s: string) => void } = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) },
-): Promise<number> {
+export interface CtlIo {
+  out(s: string): void;
+  err(s: string): void;
+  stdin(): Promise<string>;
+}
+
+const PROCESS_IO: CtlIo = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`), stdin: readStdin };
+
+/** Runs one `atrium ctl` command line; throws CtlError for what the user must fix. */
+export async function runCtl(argv: string[], io: CtlIo = PROCESS_IO): Promise<number> {
   // Global options are those before the command name.
   const at = argv.findIndex((a, i) => !a.startsWith('-') && !(i > 0 && needsValue(argv[i - 1]!)));
   const globalArgs = at < 0 ? argv : argv.slice(0, at);
@@ -121,6 +128,7 @@ export async function runCtl(
     api: () => new AdminApi({ server: ctx.server, insecure: ctx.insecure, credentials: { username: ctx.adminUsername, password: ctx.adminPassword, token: ctx.adminToken } }),
     out: io.out,
     err: io.err,
+    stdin: io.stdin,
   };
   await command.run(ctx, values as Record<string, unknown>, positionals);
   return 0;

@@ -118,11 +118,15 @@ export async function readSecret(prompt: string): Promise<string> {
   }
 }
 
-/** Reads one JSON object from standard input (`--json`). */
-export async function readJsonObject(what: string): Promise<Record<string, unknown>> {
+/** Standard input, whole. */
+export async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The JSON object `--json` reads from standard input. */
+export function jsonObjectOf(what: string, text: string): Record<string, unknown> {
   let v: unknown;
   try {
     v = JSON.parse(text);
