@@ -321,6 +321,35 @@ test('TokenStore: concurrent creates all reach the file', async () => {
   }
 });
 
+test("TokenStore: Galène's hierarchical and global tokens (includeSubgroups), and the name Atrium wrote before", async () => {
+  const dir = await tempDir();
+  try {
+    const file = join(dir, 'tokens.jsonl');
+    await writeFile(
+      file,
+      [
+        '{"token":"h1","group":"city-watch","includeSubgroups":true,"permissions":["present"],"expires":"2030-01-01T00:00:00Z"}',
+        '{"token":"all","group":"","includeSubgroups":true,"permissions":["admin"],"expires":"2030-01-01T00:00:00Z"}',
+        '{"token":"old","group":"city-watch","include-subgroups":true,"permissions":[],"expires":"2030-01-01T00:00:00Z"}',
+        '',
+      ].join('\n'),
+    );
+    const store = new TokenStore({ file, log: silentLogger() });
+    await store.load();
+    assert.equal(store.get('h1')?.includeSubgroups, true);
+    assert.deepEqual(checkStatefulToken(store.get('h1'), 'city-watch/night', NOW).permissions, ['present']);
+    assert.deepEqual(checkStatefulToken(store.get('all'), 'anywhere/at/all', NOW).permissions, ['admin']);
+    assert.equal(store.get('old')?.includeSubgroups, true);
+    // Written back as Galène writes it.
+    await store.put({ ...store.get('old')!, permissions: ['message'] });
+    const line = (await readFile(file, 'utf8')).split('\n').find((l) => l.includes('"old"'))!;
+    assert.deepEqual(Object.keys(JSON.parse(line)).slice(0, 3), ['token', 'group', 'includeSubgroups']);
+    assert.doesNotMatch(line, /include-subgroups/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('TokenStore reads a file written by Galène and keeps fields it does not know', async () => {
   const dir = await tempDir();
   try {
