@@ -573,6 +573,14 @@ export const FRAME_TABLE: Row[] = [
     then: 'media-flows',
   },
   {
+    action: '/presentfile of a clip that ends at once: close right behind the offer, and no error',
+    code: "galene.js addFileMedia → newUpStream, label 'video'; the video's ended event → closeUpMedia → close",
+    as: 'bob',
+    setup: 'offer',
+    frames: (c) => [galeneClient.offer(c.me, { id: 'clip1', label: 'video', sdp: c.sdp!, replace: null }), galeneClient.close('clip1')],
+    notToMe: () => [{ type: 'usermessage', kind: 'error' }],
+  },
+  {
     action: 'a second up-stream for a screen share (/sharescreen)',
     code: "galene.js commands.sharescreen → addShareMedia → newUpStream, label 'screenshare'",
     as: 'bob',

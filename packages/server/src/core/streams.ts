@@ -119,6 +119,8 @@ export class GroupStreams {
     try {
       answer = await pub.up.answer(msg.sdp);
     } catch (e) {
+      // Closed while we answered (the publisher sent `close`, or left): nothing to report.
+      if (pub.up.closed || this.pubs.get(key) !== pub) return;
       this.closeUp(member, msg.id, { tellOwner: true });
       throw new CoreError('bad-message', `the offer for stream "${msg.id}" could not be used: ${(e as Error).message}`);
     }
