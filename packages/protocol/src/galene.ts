@@ -6,6 +6,9 @@
 // whose JSON decoder reads `null` as "not set": `parseClientMessage` does
 // the same for every field of every message, once, before validation.
 import { z } from 'zod';
+import { wellFormedString } from './text.ts';
+
+export { isWellFormed } from './text.ts';
 
 /** Upper bounds that keep one message from costing the server much. */
 export const LIMITS = {
@@ -29,8 +32,9 @@ export const LIMITS = {
   nestingDepth: 64,
 } as const;
 
-const id = z.string().max(LIMITS.idChars);
-const username = z.string().max(LIMITS.usernameChars);
+// Names and ids from the network are well-formed Unicode (see text.ts).
+const id = wellFormedString(LIMITS.idChars);
+const username = wellFormedString(LIMITS.usernameChars);
 /** A JSON object of application data, bounded in size. */
 const dataObject = z.record(z.string(), z.unknown()).refine((v) => JSON.stringify(v).length <= LIMITS.dataBytes, {
   message: `must be at most ${LIMITS.dataBytes} bytes as JSON`,
@@ -101,7 +105,7 @@ export const pong = z.object({ type: z.literal('pong') });
 export const join = z.object({
   type: z.literal('join'),
   kind: z.enum(['join', 'leave']),
-  group: z.string().min(1).max(LIMITS.groupNameChars),
+  group: wellFormedString(LIMITS.groupNameChars).min(1),
   username: username.optional(),
   password: z.string().max(LIMITS.passwordChars).optional(),
   token: z.string().max(LIMITS.tokenChars).optional(),
@@ -215,9 +219,9 @@ const templateField = <T extends z.ZodType>(schema: T) => schema.nullish().trans
  * are the server's to set.
  */
 export const tokenTemplate = z.object({
-  token: templateField(z.string().min(1).max(LIMITS.tokenChars)),
-  group: templateField(z.string().max(LIMITS.groupNameChars)),
-  username: templateField(z.string().max(LIMITS.usernameChars)),
+  token: templateField(wellFormedString(LIMITS.tokenChars).refine((s) => s !== '', { message: 'must not be empty' })),
+  group: templateField(wellFormedString(LIMITS.groupNameChars)),
+  username: templateField(username),
   permissions: templateField(z.array(permission).max(16)),
   expires: templateField(tokenTime),
   'not-before': templateField(tokenTime),

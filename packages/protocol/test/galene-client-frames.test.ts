@@ -289,7 +289,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       if (row.others) await expectInOrder(other.c, otherMark, row.others(c), 'the other member');
       if (row.closes === 'other') await other.c.closed;
 
-      switch (row.then) {
+      switch (row.after) {
         case 'media-flows':
           await other.flowing(String(frames.find((f) => f.type === 'offer')!.id), 'the new stream at the other member');
           break;

@@ -31,6 +31,8 @@ const HELP = `Usage: atrium serve [options]
   --static DIR         serve another web client instead of Atrium's: the files
                        of DIR at /, DIR/galene.html at /group/<name>/ (as
                        Galène's -static; e.g. the static/ folder of Galène)
+  --join-timeout SECONDS  close a connection that has not joined a group
+                       within this time (default 30; 0: never)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -53,6 +55,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
     static: { type: 'string' },
+    'join-timeout': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -76,6 +79,12 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024)
       throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
   }
+  let joinTimeoutMs: number | undefined;
+  if (values['join-timeout'] !== undefined) {
+    const seconds = Number(values['join-timeout']);
+    if (!(seconds >= 0) || seconds > 86400) throw new Error(`serve: --join-timeout must be a number of seconds from 0 to 86400 (0: never), not "${values['join-timeout']}"`);
+    joinTimeoutMs = seconds * 1000;
+  }
   const media = values['no-media']
     ? (false as const)
     : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}), ...(workers !== undefined ? { workers } : {}) };
@@ -92,6 +101,7 @@ export async function runServe(argv: string[]): Promise<number> {
     processMetrics: true,
     staticDir: values.static === undefined ? undefined : resolve(values.static as string),
     media,
+    joinTimeoutMs,
     log,
   });
   await server.start();

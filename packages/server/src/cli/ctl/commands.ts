@@ -4,7 +4,7 @@ import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { AdminApi, CtlError, header } from './api.ts';
+import { type AdminApi, CtlError, header } from './api.ts';
 import { type OptionSpec, jsonObjectOf, matchesPattern, parseCommand, parseDuration, readSecret, triStateValue } from './options.ts';
 
 /** What every command gets: the global options, resolved. */
@@ -517,7 +517,7 @@ export const COMMANDS: Record<string, Command> = {
   },
 };
 
-export function commandHelp(name: string, c: Command): string {
+export function commandHelp(c: Command): string {
   return `Usage: atrium ctl [global options] ${c.usage}\n\n${c.description[0]!.toUpperCase()}${c.description.slice(1)}.\n\n${c.help.map((l) => `  ${l}`).join('\n')}\n`;
 }
 

@@ -109,7 +109,7 @@ export async function runCtl(argv: string[], io: CtlIo = PROCESS_IO): Promise<nu
   }
   const { values, positionals } = parseCommand(name, rest, command.options, command.triState);
   if (values.help) {
-    io.out(commandHelp(name, command).trimEnd());
+    io.out(commandHelp(command).trimEnd());
     return 0;
   }
   const takesPatterns = name === 'list-groups' || name === 'list-users';
