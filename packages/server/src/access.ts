@@ -28,6 +28,7 @@ export class GroupAccess implements Authenticator {
           groupName,
           groupUrl,
           authKeys: desc.authKeys,
+          audience: desc.tokenAudience,
           tokens: this.tokens,
           // A client that names itself later counts as having given a name ('' for now).
           clientUsername: creds.username || (creds.namedLater ? '' : null),

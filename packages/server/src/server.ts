@@ -162,6 +162,7 @@ export class AtriumServer {
       members: this.memberDirectory(),
       throttle: this.throttle,
       address: (r) => this.clientAddress(r),
+      place: () => this.placeOptions(),
     });
 
     const { host, port } = parseListen(o.listen);
