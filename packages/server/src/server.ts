@@ -13,6 +13,7 @@ import { GaleneConnection, type GaleneContext } from './dialects/galene/connecti
 import { type CamusRoutes, registerCamusRoutes } from './dialects/camus/routes.ts';
 import { withTokenDescriptions } from './dialects/rtcpool/claims.ts';
 import { type RtcPoolRoutes, registerRtcPool } from './dialects/rtcpool/transports.ts';
+import { type XmppRoutes, registerXmpp } from './dialects/xmpp/routes.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
@@ -52,6 +53,8 @@ export interface ServerOptions {
   media?: false | MediaOptions;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
+  /** The XMPP domain (rooms are on conference.<domain>); default: the host of the configured proxyURL, else localhost. */
+  xmppDomain?: string | undefined;
 }
 
 export class AtriumServer {
@@ -69,6 +72,7 @@ export class AtriumServer {
   private readonly sockets = new Set<GaleneConnection>();
   private camus: CamusRoutes | undefined;
   private rtcpool: RtcPoolRoutes | undefined;
+  private xmpp: XmppRoutes | undefined;
   /** The URL the server answers on, once started. */
   url = '';
 
@@ -135,6 +139,7 @@ export class AtriumServer {
     const mesh = { registry: this.registry, metrics: this.metrics, log: this.log, liveness: this.liveness };
     this.camus = registerCamusRoutes(app, mesh, () => this.placeOptions());
     this.rtcpool = registerRtcPool(app, { ...mesh, place: () => this.placeOptions() });
+    this.xmpp = registerXmpp(app, { ...mesh, tokens: this.tokens, domain: this.xmppDomain, place: () => this.placeOptions() });
     registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web: await registerWebApp(app, { log: this.log }) });
     await registerAdminApi(app, {
       groups: this.groups,
@@ -151,6 +156,20 @@ export class AtriumServer {
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     this.url = `${o.insecure ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     this.log.info({ url: this.url }, 'Atrium is listening');
+  }
+
+  /** The XMPP domain: as configured, else the host of the public URL, else localhost. */
+  get xmppDomain(): string {
+    if (this.options.xmppDomain) return this.options.xmppDomain;
+    const proxy = this.config.current.proxyURL;
+    if (proxy) {
+      try {
+        return new URL(proxy).hostname;
+      } catch {
+        // A proxyURL that is not a URL was reported when the config was read.
+      }
+    }
+    return 'localhost';
   }
 
   /** Live members and their descriptions, for the admin API. */
@@ -182,6 +201,7 @@ export class AtriumServer {
     for (const c of this.sockets) c.terminate('the server is shutting down', 'shutdown');
     this.camus?.closeAll('the server is shutting down');
     this.rtcpool?.closeAll('the server is shutting down');
+    this.xmpp?.closeAll('the server is shutting down');
     this.registry.close();
     if (this.engine) await closeMediaEngine(this.engine);
     this.groups.close();

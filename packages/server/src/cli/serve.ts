@@ -28,6 +28,8 @@ const HELP = `Usage: atrium serve [options]
                        (default: the number of cores, here ${availableParallelism()};
                        0: media in the main thread)
   --no-media           signalling only: no media engine
+  --xmpp-domain NAME   the XMPP domain (rooms on conference.NAME; default: the
+                       host of the configured proxyURL, else localhost)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -49,6 +51,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'udp-range': { type: 'string' },
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
+    'xmpp-domain': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -87,6 +90,7 @@ export async function runServe(argv: string[]): Promise<number> {
     turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
     processMetrics: true,
     media,
+    xmppDomain: values['xmpp-domain'] as string | undefined,
     log,
   });
   await server.start();

@@ -1,0 +1,137 @@
+// The HTTP side of the XMPP dialect: XMPP over WebSocket at /xmpp-websocket
+// (the path Jitsi deployments use, subprotocol `xmpp`) and BOSH at
+// /http-bind, both taking Jitsi's `?token=`. Also decides whether a SASL
+// login may go on: a password some group file accepts, or a token some
+// group (or the token store) accepts; which room it opens is decided at join.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { looksLikeJwt, verifyGroupJwt } from '../../auth/jwt.ts';
+import { checkStatefulToken, type TokenStore } from '../../auth/tokens.ts';
+import type { GroupRegistry } from '../../core/registry.ts';
+import { authenticateWithPassword } from '../../groups/index.ts';
+import type { PlaceOptions } from '../../http/place.ts';
+import { placeFor } from '../../http/place.ts';
+import type { Logger } from '../../log.ts';
+import type { Metrics } from '../../metrics.ts';
+import type { LivenessMonitor } from '../../transport/liveness.ts';
+import type { Place } from '../galene/render.ts';
+import { BoshService } from './bosh.ts';
+import { SessionDirectory, type XmppContext } from './context.ts';
+import { RoomDirectory } from './muc.ts';
+import type { Login } from './sasl.ts';
+import { XML_LIMITS } from './xml.ts';
+import { XmppWebSocket } from './websocket.ts';
+
+export interface XmppOptions {
+  registry: GroupRegistry;
+  tokens: TokenStore;
+  metrics: Metrics;
+  log: Logger;
+  liveness: LivenessMonitor;
+  /** The XMPP domain; rooms live on conference.<domain>. */
+  domain: string;
+  place: () => PlaceOptions;
+  /** Seconds a dropped session may be resumed (XEP-0198); default 120. */
+  resumeSeconds?: number;
+}
+
+export interface XmppRoutes {
+  readonly context: XmppContext;
+  /** Ends every XMPP session (the server is stopping). */
+  closeAll(reason: string): void;
+}
+
+type XmppRequest = FastifyRequest<{ Querystring: Record<string, string | string[] | undefined> }>;
+
+function single(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  return s === undefined || s === '' ? undefined : s;
+}
+
+export function registerXmpp(app: FastifyInstance, o: XmppOptions): XmppRoutes {
+  const domain = o.domain.toLowerCase();
+  const ctx: XmppContext = {
+    domain,
+    mucDomain: `conference.${domain}`,
+    focusDomain: `focus.${domain}`,
+    registry: o.registry,
+    metrics: o.metrics,
+    log: o.log,
+    sessions: new SessionDirectory(),
+    rooms: new RoomDirectory(o.registry, `conference.${domain}`),
+    checkLogin: (login, place) => checkLogin(o, login, place),
+    resumeSeconds: o.resumeSeconds ?? 120,
+  };
+  const sockets = new Set<XmppWebSocket>();
+  const bosh = new BoshService(ctx);
+
+  app.get('/xmpp-websocket', { websocket: true }, (socket, req: XmppRequest) => {
+    const conn = new XmppWebSocket(socket, placeFor(req.headers.host, o.place()), single(req.query.token), ctx, o.liveness);
+    sockets.add(conn);
+    socket.on('close', () => sockets.delete(conn));
+  });
+
+  // BOSH bodies are XML; this scope reads them as text, whatever the client calls them.
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: XML_LIMITS.maxChars + 64 * 1024 }, (_req, body, done) => done(null, body));
+    const cors = { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'POST, GET, OPTIONS', 'access-control-allow-headers': 'Content-Type', 'access-control-max-age': '86400' };
+    scope.options('/http-bind', async (_req, reply) => reply.code(204).headers(cors).send());
+    scope.get('/http-bind', async (_req, reply) =>
+      reply
+        .headers(cors)
+        .type('text/plain; charset=utf-8')
+        .send(`This is Atrium's BOSH endpoint (XEP-0124/0206) for the XMPP domain ${domain}: POST <body/> elements here. XMPP over WebSocket is at /xmpp-websocket.\n`),
+    );
+    scope.post('/http-bind', async (req: XmppRequest, reply) => {
+      const text = typeof req.body === 'string' ? req.body : '';
+      const r = await bosh.handle(text, placeFor(req.headers.host, o.place()), single(req.query.token));
+      return reply.code(r.status).headers(cors).type('text/xml; charset=utf-8').send(r.body);
+    });
+  });
+
+  return {
+    context: ctx,
+    closeAll(reason) {
+      for (const s of [...ctx.sessions.all()]) s.end(reason);
+      for (const c of [...sockets]) c.stream.fail('system-shutdown', reason);
+      bosh.closeAll(reason);
+    },
+  };
+}
+
+/** Whether SASL may succeed; the room a session joins checks the same credentials again, for that group. */
+async function checkLogin(o: XmppOptions, login: Login, place: Place): Promise<string | undefined> {
+  const groups = o.registry.describeAll();
+  switch (login.kind) {
+    case 'anonymous':
+      return undefined;
+    case 'password':
+      for (const d of groups) if (await authenticateWithPassword(d, login.username, login.password)) return undefined;
+      return `no group on this server accepts user "${login.username}" with this password`;
+    case 'token': {
+      const token = login.token;
+      if (looksLikeJwt(token)) {
+        for (const d of groups) {
+          if (d.authKeys.length === 0) continue;
+          try {
+            await verifyGroupJwt(token, { keys: d.authKeys, groupUrl: place.groupUrl(d.name) });
+            return undefined;
+          } catch {
+            // Not this group's token; try the next one.
+          }
+        }
+      }
+      await o.tokens.refresh();
+      const stateful = o.tokens.get(token);
+      if (stateful) {
+        try {
+          checkStatefulToken(stateful, stateful.group);
+          return undefined;
+        } catch (e) {
+          return (e as Error).message;
+        }
+      }
+      return 'this token is not valid for any group on this server (unknown, expired, or signed with a key no group has)';
+    }
+  }
+}
