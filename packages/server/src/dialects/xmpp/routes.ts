@@ -105,9 +105,14 @@ async function checkLogin(o: XmppOptions, login: Login, place: Place): Promise<s
   switch (login.kind) {
     case 'anonymous':
       return undefined;
-    case 'password':
-      for (const d of groups) if (await authenticateWithPassword(d, login.username, login.password)) return undefined;
-      return `no group on this server accepts user "${login.username}" with this password`;
+    case 'password': {
+      // A user named in group files must give one of those passwords; another name may be any group's wildcard user.
+      const named = groups.filter((d) => Object.hasOwn(d.users, login.username));
+      for (const d of named.length > 0 ? named : groups) if (await authenticateWithPassword(d, login.username, login.password)) return undefined;
+      return named.length > 0
+        ? `wrong password for user "${login.username}" (a user of ${named.map((d) => `"${d.name}"`).join(', ')})`
+        : `no group on this server accepts user "${login.username}" with this password`;
+    }
     case 'token': {
       const token = login.token;
       if (looksLikeJwt(token)) {

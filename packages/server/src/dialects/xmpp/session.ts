@@ -304,6 +304,8 @@ export class XmppSession {
     if (type === 'error' || type === 'result') return;
     const reply = errorReply(stanza, err.condition, err.message, err.extra);
     reply.attrs.to = this.fullJid;
+    // An address that does not parse is not echoed back as one.
+    if (err.condition === 'jid-malformed') reply.attrs.from = this.ctx.domain;
     this.send(reply);
   }
 
