@@ -58,7 +58,7 @@ export function sdpToJingle(sdp: string, opts: ToJingleOptions): JingleDescripti
   const contents: JingleContent[] = [];
   const nameOfMid = new Map<string, string>();
   for (const [index, m] of session.media.entries()) {
-    const mid = m.mid ?? String(index);
+    const mid = m.mid === undefined ? String(index) : String(m.mid);
     const name = names === 'mid' ? mid : m.type === 'application' ? 'data' : m.type;
     nameOfMid.set(mid, name);
     contents.push(mediaToContent(m, session, name, opts));

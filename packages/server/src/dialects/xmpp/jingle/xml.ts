@@ -54,7 +54,7 @@ export function candidateElement(c: JingleCandidate): Element {
     generation: c.generation,
     id: c.id,
     ip: c.ip,
-    network: c.network ?? 0,
+    network: c.network,
     port: c.port,
     priority: c.priority,
     protocol: c.protocol,
