@@ -720,6 +720,7 @@ export class ServerConnection {
           }
         }
         break;
+      // biome-ignore lint/suspicious/noFallthroughSwitchClause: any other failure leaves the group, as 'leave' does
       case 'fail':
         if (m.error === 'already-joined' && m.group === this.group) {
           // A second join of the group we are in: we are still in it.

@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { LIMITS } from '@atrium/protocol/galene';
 import { GroupAccess } from './access.ts';
+import { LoginThrottle, type ThrottleLimits } from './auth/throttle.ts';
 import { TokenStore } from './auth/tokens.ts';
 import { GroupRegistry } from './core/registry.ts';
 import { GaleneConnection, type GaleneContext } from './dialects/galene/connection.ts';
@@ -55,6 +56,8 @@ export interface ServerOptions {
   processMetrics?: boolean;
   /** The XMPP domain (rooms are on conference.<domain>); default: the host of the configured proxyURL, else localhost. */
   xmppDomain?: string | undefined;
+  /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
+  loginThrottle?: Partial<ThrottleLimits> | undefined;
 }
 
 export class AtriumServer {
@@ -63,6 +66,8 @@ export class AtriumServer {
   readonly groups: GroupStore;
   readonly tokens: TokenStore;
   readonly registry: GroupRegistry;
+  /** Failed logins on every way in: each dialect's join and the admin API. */
+  readonly throttle: LoginThrottle;
   readonly engine: MediaEngine | undefined;
   private app: FastifyInstance | undefined;
   private readonly config: ServerConfigWatcher;
@@ -82,8 +87,9 @@ export class AtriumServer {
     this.groups = new GroupStore({ dir: options.groupsDir, log: this.log });
     this.config = new ServerConfigWatcher({ dataDir: options.dataDir, log: this.log });
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
+    this.throttle = new LoginThrottle({ log: this.log, metrics: { failures: this.metrics.loginFailures, throttled: this.metrics.loginThrottled }, limits: options.loginThrottle });
     this.engine = options.media === false ? undefined : createMediaEngine(options.media ?? {}, this.log);
-    this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
+    this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
       makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
@@ -131,15 +137,15 @@ export class AtriumServer {
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
     app.get('/ws', { websocket: true }, (socket, req) => {
-      const conn = new GaleneConnection(socket, placeFor(req.headers.host, this.placeOptions()), this.galene);
+      const conn = new GaleneConnection(socket, placeFor(req.headers.host, this.placeOptions()), this.galene, this.clientAddress(req));
       this.sockets.add(conn);
       socket.on('close', () => this.sockets.delete(conn));
     });
     // Mesh rooms: Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/.
-    const mesh = { registry: this.registry, metrics: this.metrics, log: this.log, liveness: this.liveness };
+    const mesh = { registry: this.registry, metrics: this.metrics, log: this.log, liveness: this.liveness, address: (r: AddressSource) => this.clientAddress(r) };
     this.camus = registerCamusRoutes(app, mesh, () => this.placeOptions());
     this.rtcpool = registerRtcPool(app, { ...mesh, place: () => this.placeOptions() });
-    this.xmpp = registerXmpp(app, { ...mesh, tokens: this.tokens, domain: this.xmppDomain, place: () => this.placeOptions() });
+    this.xmpp = registerXmpp(app, { ...mesh, tokens: this.tokens, throttle: this.throttle, domain: this.xmppDomain, place: () => this.placeOptions() });
     registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web: await registerWebApp(app, { log: this.log }) });
     await registerAdminApi(app, {
       groups: this.groups,
@@ -148,6 +154,8 @@ export class AtriumServer {
       stats: () => this.stats(),
       log: this.log,
       members: this.memberDirectory(),
+      throttle: this.throttle,
+      address: (r) => this.clientAddress(r),
     });
 
     const { host, port } = parseListen(o.listen);
@@ -170,6 +178,19 @@ export class AtriumServer {
       }
     }
     return 'localhost';
+  }
+
+  /**
+   * The address a request came from, for throttling failed logins: the
+   * socket's peer, or, behind a reverse proxy (proxyURL set in
+   * config.json), the address the proxy appended to X-Forwarded-For.
+   */
+  clientAddress(req: AddressSource): string | undefined {
+    const peer = req.socket?.remoteAddress;
+    if (!this.config.current.proxyURL) return peer;
+    const xff = req.headers['x-forwarded-for'];
+    const last = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').at(-1)?.trim();
+    return last || peer;
   }
 
   /** Live members and their descriptions, for the admin API. */
@@ -208,6 +229,12 @@ export class AtriumServer {
     this.config.close();
     await this.app?.close();
   }
+}
+
+/** What clientAddress needs of a request (fastify's, or socket.io's handshake). */
+export interface AddressSource {
+  socket?: { remoteAddress?: string | undefined } | undefined;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

@@ -5,7 +5,7 @@
 // client's own username is used; a stateful token that names nobody, joined
 // without a username, gets `need-username`.
 import type { JsonWebKey } from 'node:crypto';
-import type { Permission } from '@atrium/protocol/galene';
+import type { Permission } from '../core/vocabulary.ts';
 import { AuthError } from './errors.ts';
 import { looksLikeJwt, verifyGroupJwt } from './jwt.ts';
 import { checkStatefulToken, type TokenStore } from './tokens.ts';

@@ -5,7 +5,7 @@
 // `permissions` the list of permissions granted.
 import type { JsonWebKey } from 'node:crypto';
 import * as jose from 'jose';
-import { permission, type Permission } from '@atrium/protocol/galene';
+import { PERMISSIONS, type Permission, isPermission } from '../core/vocabulary.ts';
 import { AuthError } from './errors.ts';
 
 /** Algorithms Galène accepts in `authKeys`, with what the key must look like. */
@@ -312,11 +312,10 @@ function permissionsClaim(raw: unknown): Permission[] {
   }
   const out: Permission[] = [];
   for (const name of raw) {
-    const parsed = permission.safeParse(name);
-    if (!parsed.success) {
-      throw new AuthError('bad-token', `the token's "permissions" claim holds the unknown permission "${name.slice(0, 64)}"; known: ${permission.options.join(', ')} (an observer gets an empty list)`);
+    if (!isPermission(name)) {
+      throw new AuthError('bad-token', `the token's "permissions" claim holds the unknown permission "${name.slice(0, 64)}"; known: ${PERMISSIONS.join(', ')} (an observer gets an empty list)`);
     }
-    if (!out.includes(parsed.data)) out.push(parsed.data);
+    if (!out.includes(name)) out.push(name);
   }
   return out;
 }

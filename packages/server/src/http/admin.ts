@@ -10,6 +10,8 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JWK, type ProtectedHeaderParameters } from 'jose';
 import { z } from 'zod';
+import { LIMITS } from '@atrium/protocol/galene';
+import { wellFormedString } from '@atrium/protocol/text';
 import type { Description } from '../core/client.ts';
 import type { Logger } from '../log.ts';
 import type { ServerConfig } from '../config/server-config.ts';
@@ -28,6 +30,8 @@ import {
   type RawGroup,
 } from '../groups/store.ts';
 import type { StatefulToken } from '../auth/tokens.ts';
+import { type LoginKeys, type LoginThrottle, LoginThrottledError } from '../auth/throttle.ts';
+import { PasswordChangeError, checkOwnPassword, setOwnPassword } from '../groups/password-change.ts';
 
 export type { StatefulToken };
 
@@ -57,6 +61,10 @@ export interface AdminApiDeps {
   log: Logger;
   /** Live members; without it the .clients endpoints answer 404. */
   members?: MemberDirectory | undefined;
+  /** Failed logins (Basic auth, bearer tokens), throttled per user and address; none when undefined. */
+  throttle?: LoginThrottle | undefined;
+  /** The address a request came from (behind a proxy, the client's); the socket's peer when undefined. */
+  address?: ((req: FastifyRequest) => string | undefined) | undefined;
 }
 
 const PREFIX = '/galene-api/';
@@ -175,6 +183,11 @@ function describeUser(u: UserRef, group: string): string {
 interface Principal {
   /** Who is acting, for logs and `issuedBy`. */
   name: string;
+  /**
+   * False for a user acting on their own password with their own
+   * credentials: they may set a password, never a definition.
+   */
+  admin: boolean;
 }
 
 function parseBasic(header: string): { username: string; password: string } | undefined {
@@ -274,11 +287,11 @@ const userBody = z.strictObject({ permissions: permissionsFieldSchema.optional()
 
 const rfc3339 = z.iso.datetime({ offset: true, error: 'expected an RFC 3339 time such as "2030-01-31T12:00:00Z"' });
 const tokenBody = z.strictObject({
-  username: z.string().optional(),
+  username: wellFormedString(LIMITS.usernameChars).optional(),
   permissions: permissionsFieldSchema.optional(),
   expires: rfc3339.optional(),
   'not-before': rfc3339.optional(),
-  issuedBy: z.string().optional(),
+  issuedBy: wellFormedString(LIMITS.usernameChars).optional(),
   issuedAt: rfc3339.optional(),
   'include-subgroups': z.boolean().optional(),
 });
@@ -401,19 +414,33 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
     }
   }
 
-  async function isAdmin(username: string, password: string): Promise<boolean> {
+  function isAdminName(username: string): boolean {
     const users = deps.config().users;
     if (!Object.hasOwn(users, username)) return false;
     const u = users[username];
-    if (u?.password === undefined || !u.permissions.includes('admin')) return false;
-    return verifyPassword(u.password, password);
+    return u?.password !== undefined && u.permissions.includes('admin');
+  }
+
+  async function isAdmin(username: string, password: string): Promise<boolean> {
+    const u = deps.config().users[username];
+    return u?.password !== undefined && (await verifyPassword(u.password, password));
+  }
+
+  /** Starts a throttled login; a 429 saying when to retry while the user or address must wait. */
+  function begin(keys: LoginKeys) {
+    try {
+      return deps.throttle?.begin(keys);
+    } catch (e) {
+      if (e instanceof LoginThrottledError) throw new HttpError(429, e.message, { 'Retry-After': String(Math.ceil(e.retryAfterMs / 1000)) });
+      throw e;
+    }
   }
 
   async function bearerAllowed(token: string, group: string | undefined): Promise<Principal | undefined> {
     const stateful = tokens.get(token);
     if (stateful !== undefined) {
       if (!hasAdmin(stateful.permissions) || !tokenTimesValid(stateful, Date.now()) || !tokenCovers(stateful, group)) return undefined;
-      return { name: stateful.username ?? `token for group "${stateful.group}"` };
+      return { name: stateful.username ?? `token for group "${stateful.group}"`, admin: true };
     }
     // A cryptographic token, signed with one of the group's keys.
     if (group === undefined || token.split('.').length !== 3) return undefined;
@@ -436,7 +463,7 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
           const auds = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
           if (!auds.some((a) => a.endsWith(`/group/${group}/`))) return undefined;
         }
-        return { name: typeof payload.sub === 'string' ? payload.sub : 'token' };
+        return { name: typeof payload.sub === 'string' ? payload.sub : 'token', admin: true };
       } catch {
         // try the next key
       }
@@ -444,22 +471,48 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
     return undefined;
   }
 
-  /** Administrators (HTTP Basic or bearer token); for password changes, also the user themself. */
+  /**
+   * Administrators (HTTP Basic or bearer token); for password changes, also
+   * the user themself. Every failure counts against the user and the
+   * address, and a login that comes too soon after failures gets 429.
+   */
   async function authenticate(req: FastifyRequest, target: Target): Promise<Principal> {
     const header = req.headers.authorization ?? '';
+    const address = deps.address ? deps.address(req) : req.socket.remoteAddress;
     const basic = parseBasic(header);
     if (basic !== undefined) {
-      if (await isAdmin(basic.username, basic.password)) return { name: basic.username };
-      if (target.kind === 'password' && target.user.kind === 'named' && target.user.name !== '' && target.user.name === basic.username) {
-        const desc = groups.get(target.group);
-        const u = desc?.users[basic.username];
-        if (u?.password !== undefined && (await verifyPassword(u.password, basic.password))) return { name: basic.username };
+      const self = target.kind === 'password' && target.user.kind === 'named' && target.user.name !== '' && target.user.name === basic.username;
+      if (isAdminName(basic.username)) {
+        const attempt = begin({ user: { key: `admin\n${basic.username}`, label: `administrator "${basic.username}"` }, address, via: 'admin' });
+        if (await isAdmin(basic.username, basic.password)) {
+          attempt?.succeeded();
+          return { name: basic.username, admin: true };
+        }
+        if (!self) attempt?.failed('wrong administrator password');
+        else attempt?.abandoned();
+      }
+      if (self) {
+        try {
+          await checkOwnPassword({ groups, group: target.group, username: basic.username, password: basic.password, throttle: deps.throttle, address, via: 'admin' });
+          return { name: basic.username, admin: false };
+        } catch (e) {
+          if (!(e instanceof PasswordChangeError)) throw e;
+          if (e.code === 'throttled') throw new HttpError(429, e.message, { 'Retry-After': String(Math.ceil((e.retryAfterMs ?? 1000) / 1000)) });
+          if (e.code === 'no-such-user') begin({ address, via: 'admin' })?.failed(`no user "${basic.username}" with a password in group "${target.group}"`);
+        }
+      } else if (!isAdminName(basic.username)) {
+        begin({ address, via: 'admin' })?.failed(`no administrator "${basic.username}"`);
       }
     } else {
       const bearer = parseBearer(header);
       if (bearer !== undefined) {
+        const attempt = begin({ address, via: 'admin' });
         const p = await bearerAllowed(bearer, groupOf(target));
-        if (p !== undefined) return p;
+        if (p !== undefined) {
+          attempt?.succeeded();
+          return p;
+        }
+        attempt?.failed('bearer token refused');
       }
     }
     throw new HttpError(
@@ -578,6 +631,19 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
 
   async function password(req: FastifyRequest, reply: FastifyReply, name: string, u: UserRef, who: Principal): Promise<FastifyReply> {
     const what = `the password of ${describeUser(u, name)}`;
+    if (!who.admin) {
+      // The user themself: a password, hashed by the server, and nothing else.
+      if (req.method !== 'POST') {
+        throw new HttpError(
+          403,
+          `${req.method === 'PUT' ? 'a password definition (a hash or a wildcard)' : 'removing a password'} is for administrators: as ${describeUser(u, name)}, POST your new password as text/plain`,
+        );
+      }
+      requireWritable();
+      const r = await setOwnPassword({ groups, config: deps.config(), group: name, username: who.name, newPassword: readText(req) });
+      log.info({ group: name, user: who.name, by: who.name }, 'admin API: own password changed');
+      return sendEmpty(reply, 204, r.etag);
+    }
     let next: unknown;
     if (req.method === 'PUT') {
       requireWritable();

@@ -16,9 +16,14 @@ export function baseUrl(host: string | undefined, opts: PlaceOptions): string {
   return `${opts.insecure ? 'http' : 'https'}://${host ?? 'localhost'}`;
 }
 
-/** The URL path of a group: each segment URL-encoded, with a trailing slash. */
+/**
+ * The URL path of a group: each segment URL-encoded, with a trailing slash.
+ * Names are checked before they get here; a lone surrogate, which
+ * encodeURIComponent cannot encode, would become U+FFFD rather than throw.
+ */
 export function groupPath(name: string): string {
-  return `/group/${name.split('/').map(encodeURIComponent).join('/')}/`;
+  const segments = name.replace(/\p{Surrogate}/gu, '\uFFFD').split('/');
+  return `/group/${segments.map(encodeURIComponent).join('/')}/`;
 }
 
 export function placeFor(host: string | undefined, opts: PlaceOptions): Place {

@@ -101,9 +101,9 @@ export function sendBatched(ws: WebSocket, frame: string, isUrgent = true): bool
   box.bytes += frame.length;
   if (isUrgent) {
     urgent.add(box);
-    immediate ??= setImmediate(flushUrgent);
+    if (immediate === undefined) immediate = setImmediate(flushUrgent);
   } else {
-    lazyTimer ??= setTimeout(flushAll, LAZY_FLUSH_MS);
+    if (lazyTimer === undefined) lazyTimer = setTimeout(flushAll, LAZY_FLUSH_MS);
   }
   return true;
 }
@@ -112,6 +112,11 @@ export function sendBatched(ws: WebSocket, frame: string, isUrgent = true): bool
 export function flushNow(ws: WebSocket): void {
   const box = boxes.get(ws);
   if (box) write(box);
+}
+
+/** Bytes queued for a connection and not yet written to the network: ours, ws's and the socket's. */
+export function queuedBytes(ws: WebSocket): number {
+  return ws.bufferedAmount + (boxes.get(ws)?.bytes ?? 0);
 }
 
 /** Drops what is queued for a connection that is gone. */

@@ -88,7 +88,10 @@ export async function connectXmpp(baseUrl: string, opts: { username?: string; pa
   });
   const stanzas = new Inbox<Element>((s) => s.toString().slice(0, 400));
   x.on('stanza', (s: Element) => stanzas.push(s));
-  x.on('error', () => {});
+  x.on('error', (e) => {
+    if (process.env.XMPP_DEBUG) console.log('xmpp client error', opts.username, e);
+  });
+  if (process.env.XMPP_DEBUG) x.on('offline', () => console.log('xmpp client offline', opts.username));
   // Tests decide when to reconnect.
   x.reconnect.stop();
   const addr = await x.start();

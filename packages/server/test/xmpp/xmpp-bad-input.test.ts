@@ -32,7 +32,6 @@ async function raw(query = ''): Promise<RawXmpp> {
   return r;
 }
 
-const OPEN = '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>';
 const nested = (depth: number) => `${'<a>'.repeat(depth)}${'</a>'.repeat(depth)}`;
 
 interface StreamRow {

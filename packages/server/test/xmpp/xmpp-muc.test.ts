@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { GaleneTestClient } from '../support/galene-client.ts';
 import { type RunningServer, startServer } from '../support/server-process.ts';
-import { GROUPS, MUC_USER, RawXmpp, type XmppTestClient, connectXmpp, xml } from './support.ts';
+import { type Element, GROUPS, MUC_USER, RawXmpp, type XmppTestClient, connectXmpp, xml } from './support.ts';
 
 let server: RunningServer;
 const closers: (() => unknown)[] = [];
 const ROOM = 'chat@conference.localhost';
 
 before(async () => {
-  server = await startServer({ groups: GROUPS });
+  server = await startServer({ groups: GROUPS, ...(process.env.XMPP_DEBUG ? { args: ['--log-level', 'debug'] } : {}) });
 });
 
 after(async () => {
@@ -37,7 +37,7 @@ async function galene(group: string, username: string, password = 'x'): Promise<
   return c;
 }
 
-const statuses = (p: { getChild(n: string, ns?: string): any }) => (p.getChild('x', MUC_USER)?.getChildren('status') ?? []).map((s: { attrs: { code: string } }) => s.attrs.code);
+const statuses = (p: Element) => (p.getChild('x', MUC_USER)?.getChildren('status') ?? []).map((s) => String(s.attrs.code));
 
 test('SASL PLAIN with a wrong password is refused; the right one and ANONYMOUS log in', async () => {
   await assert.rejects(connectXmpp(server.url, { username: 'boss', password: 'nope' }), (e: Error & { condition?: string }) => {

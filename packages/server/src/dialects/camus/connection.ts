@@ -14,7 +14,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
-import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
+import { closeAfterQueued, discard, frameSize, queuedBytes, sendBatched } from '../../transport/ws-sender.ts';
 import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame } from './render.ts';
 
 export { DIALECT };
@@ -48,6 +48,8 @@ export interface CamusContext {
   metrics: Metrics;
   log: Logger;
   liveness: LivenessMonitor;
+  /** The network address a request came from, for throttling failed logins. */
+  address?: ((req: { socket?: { remoteAddress?: string | undefined }; headers: Record<string, string | string[] | undefined> }) => string | undefined) | undefined;
 }
 
 export interface CamusJoin {
@@ -57,6 +59,8 @@ export interface CamusJoin {
   /** From the WebSocket URL's query string, for rooms a group file governs. */
   token?: string | undefined;
   username?: string | undefined;
+  /** The client's network address, for throttling failed logins. */
+  address?: string | undefined;
 }
 
 export class CamusConnection implements Client, LivePeer {
@@ -119,6 +123,10 @@ export class CamusConnection implements Client, LivePeer {
     this.close(why === 'shutdown' ? 1001 : CLOSE.kicked, reason);
   }
 
+  outputBacklog(): number {
+    return queuedBytes(this.ws);
+  }
+
   // LivePeer
   ping(): void {
     this.sendFrame(serverFrame('ping', this.id, Date.now()));
@@ -138,6 +146,8 @@ export class CamusConnection implements Client, LivePeer {
         token: req.token,
         username: req.username,
         ephemeral: true,
+        address: req.address,
+        via: DIALECT,
       });
       if (outcome.kind === 'redirect') {
         this.error('no-such-group', `room "${req.room}" has moved to ${outcome.url}`);

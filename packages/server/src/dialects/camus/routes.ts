@@ -31,6 +31,7 @@ export function registerCamusRoutes(app: FastifyInstance, ctx: CamusContext, pla
         groupUrl: placeFor(req.headers.host, place()).groupUrl(room),
         token: single(req.query.token),
         username: single(req.query.username),
+        address: ctx.address ? ctx.address(req) : req.socket.remoteAddress,
       },
       ctx,
     );

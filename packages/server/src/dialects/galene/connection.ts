@@ -13,8 +13,10 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
-import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
+import { closeAfterQueued, discard, frameSize, queuedBytes, sendBatched } from '../../transport/ws-sender.ts';
+import type { MediaRequest } from '../../core/vocabulary.ts';
 import { type Place, renderEvent } from './render.ts';
+import { corePermissions, layerRequest, mediaRequest } from './vocabulary.ts';
 
 export const DIALECT = 'galene';
 
@@ -68,12 +70,14 @@ export class GaleneConnection implements Client, LivePeer {
   private readonly chatBucket = new TokenBucket(RATES.chatPerSecond, RATES.chatBurst);
   private readonly flood = new FloodGuard(RATES.closeAfterRefusedPerSecond);
   /** What the client asked to receive; kept for the media plane. */
-  requested: Record<string, string[]> = {};
+  requested: MediaRequest = {};
 
   constructor(
     private readonly ws: WebSocket,
     private readonly place: Place,
     private readonly ctx: GaleneContext,
+    /** The client's network address, for throttling failed logins. */
+    private readonly address?: string | undefined,
   ) {
     ctx.metrics.clients.inc({ dialect: DIALECT });
     ctx.liveness.add(this);
@@ -92,6 +96,10 @@ export class GaleneConnection implements Client, LivePeer {
 
   terminate(reason: string, why: 'kicked' | 'shutdown' = 'kicked'): void {
     this.close(why === 'shutdown' ? CLOSE.goingAway : CLOSE.kicked, reason);
+  }
+
+  outputBacklog(): number {
+    return queuedBytes(this.ws);
   }
 
   // LivePeer
@@ -150,8 +158,8 @@ export class GaleneConnection implements Client, LivePeer {
       return;
     }
     if (msg.type === 'request') {
-      this.requested = msg.request;
-      this.member?.group.streams?.setRequest(this.member, msg.request);
+      this.requested = mediaRequest(msg.request);
+      this.member?.group.streams?.setRequest(this.member, this.requested);
       return;
     }
     const member = this.member;
@@ -180,7 +188,7 @@ export class GaleneConnection implements Client, LivePeer {
           const v = makeTokenValue.safeParse(msg.value);
           if (!v.success) throw new CoreError('bad-message', `bad maketoken value: ${describeIssues(v.error)}`);
           if (v.data?.group && v.data.group !== group.name) throw new CoreError('not-permitted', 'you can only invite to the group you are in');
-          const req = { username: v.data?.username, permissions: v.data?.permissions, expires: v.data?.expires, notBefore: v.data?.['not-before'] };
+          const req = { username: v.data?.username, permissions: v.data?.permissions && corePermissions(v.data.permissions), expires: v.data?.expires, notBefore: v.data?.['not-before'] };
           group.makeInvite(member, req).catch((e) => this.fail(e));
           return;
         }
@@ -205,7 +213,7 @@ export class GaleneConnection implements Client, LivePeer {
       case 'renegotiate':
         return done(streams.renegotiate(member, msg.id));
       case 'requestStream':
-        return streams.requestStream(member, msg.id, msg.request);
+        return streams.requestStream(member, msg.id, layerRequest(msg.request));
       case 'close':
         return streams.closeUp(member, msg.id);
       case 'abort':
@@ -255,6 +263,8 @@ export class GaleneConnection implements Client, LivePeer {
         token: msg.token,
         data: msg.data,
         groupUrl: this.place.groupUrl(msg.group),
+        address: this.address,
+        via: DIALECT,
       });
       if (this.closed) {
         if (outcome.kind === 'joined') outcome.member.group.remove(outcome.member, { notify: false });

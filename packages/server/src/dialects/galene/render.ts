@@ -3,6 +3,7 @@
 // reused for the whole broadcast.
 import type { ServerMessage, ServerMessageOf } from '@atrium/protocol/galene';
 import type { CoreEvent, GroupInfo } from '../../core/client.ts';
+import { wirePermissions } from './vocabulary.ts';
 
 /** Where the group lives on the web, as this client reached it. */
 export interface Place {
@@ -44,7 +45,7 @@ function toMessage(event: CoreEvent, place: Place): ServerMessage {
         type: 'joined',
         kind: event.kind,
         group: event.group,
-        permissions: event.permissions,
+        permissions: wirePermissions(event.permissions),
         status: status(event.info, place),
         data: event.info.data,
       };
@@ -57,7 +58,7 @@ function toMessage(event: CoreEvent, place: Place): ServerMessage {
       const m: ServerMessageOf<'user'> = { type: 'user', kind: event.kind, id: event.id };
       if (event.username !== undefined) m.username = event.username;
       if (event.kind !== 'delete') {
-        m.permissions = event.permissions;
+        m.permissions = wirePermissions(event.permissions);
         m.data = event.data;
       }
       return m;

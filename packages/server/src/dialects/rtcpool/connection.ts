@@ -22,6 +22,7 @@ import type { GroupRegistry } from '../../core/registry.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
+import { wireErrorCode } from './vocabulary.ts';
 
 export const DIALECT = 'rtcpool';
 
@@ -65,6 +66,8 @@ export interface PoolCredentials {
   username?: string | undefined;
   /** The public URL of a group (the audience of its tokens). */
   groupUrl(name: string): string;
+  /** The endpoint's network address, for throttling failed logins. */
+  address?: string | undefined;
 }
 
 export class PoolConnection implements Client {
@@ -197,6 +200,8 @@ export class PoolConnection implements Client {
         token: this.creds.token,
         username: this.creds.username,
         ephemeral: true,
+        address: this.creds.address,
+        via: DIALECT,
       });
       if (outcome.kind === 'redirect') {
         this.error('no-such-group', `pool "${pool}" has moved to ${outcome.url}`);
@@ -285,7 +290,7 @@ export class PoolConnection implements Client {
   /** `rtc:error {message, reason}`: reason is the stable code, message a sentence. */
   private error(code: ErrorCode, message: string): void {
     this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: code });
-    this.send('rtc:error', { message, reason: code });
+    this.send('rtc:error', { message, reason: wireErrorCode(code) });
   }
 
   private refuse(message: string): void {

@@ -29,6 +29,8 @@ export interface RtcPoolRoutes {
 export interface RtcPoolDeps extends PoolContext {
   liveness: LivenessMonitor;
   place: () => PlaceOptions;
+  /** The network address a request came from, for throttling failed logins. */
+  address?: ((req: { socket?: { remoteAddress?: string | undefined }; headers: Record<string, string | string[] | undefined> }) => string | undefined) | undefined;
 }
 
 type PoolRequest = FastifyRequest<{ Querystring: Record<string, string | string[] | undefined> }>;
@@ -43,7 +45,8 @@ export function registerRtcPool(app: FastifyInstance, deps: RtcPoolDeps): RtcPoo
   app.get(WEBSOCKET_PATH, { websocket: true }, (socket, req: PoolRequest) => {
     const place = placeFor(req.headers.host, deps.place());
     const transport = new WsTransport(socket, deps.liveness);
-    const conn = new PoolConnection(transport, { token: single(req.query.token), username: single(req.query.username), groupUrl: place.groupUrl }, deps);
+    const address = deps.address ? deps.address(req) : req.socket.remoteAddress;
+    const conn = new PoolConnection(transport, { token: single(req.query.token), username: single(req.query.username), groupUrl: place.groupUrl, address }, deps);
     transport.attach(conn);
     track(conn);
     socket.on('close', () => endpoints.delete(conn));
@@ -66,6 +69,7 @@ export function registerRtcPool(app: FastifyInstance, deps: RtcPoolDeps): RtcPoo
         token: text(auth.token) ?? single(hs.query.token),
         username: text(auth.username) ?? single(hs.query.username),
         groupUrl: place.groupUrl,
+        address: deps.address ? deps.address({ socket: { remoteAddress: hs.address }, headers: hs.headers }) : hs.address,
       },
       deps,
     );

@@ -49,7 +49,7 @@ export class BoshService {
   }
 
   /** One POST to /http-bind: its body text, where the client reached us, and the URL's token. */
-  async handle(text: string, place: Place, urlToken: string | undefined): Promise<BoshReply> {
+  async handle(text: string, place: Place, urlToken: string | undefined, address: string | undefined): Promise<BoshReply> {
     let body: Element;
     try {
       if (text.length > XML_LIMITS.maxChars + 4096) throw new XmlError('policy-violation', `a BOSH body of ${text.length} characters is over the ${XML_LIMITS.maxChars}-character limit`);
@@ -69,18 +69,18 @@ export class BoshService {
     const rid = Number(attr(body, 'rid'));
     if (!Number.isSafeInteger(rid) || rid < 0) return { status: 400, body: terminate('bad-request', 'the body needs a rid: a whole number') };
     const sid = attr(body, 'sid');
-    if (sid === undefined) return this.create(body, rid, place, urlToken);
+    if (sid === undefined) return this.create(body, rid, place, urlToken, address);
     const s = this.sessions.get(sid);
     if (!s) return { status: 200, body: terminate('item-not-found', `there is no BOSH session "${sid.slice(0, 64)}" (it may have ended)`) };
     return s.request(body, rid);
   }
 
-  private create(body: Element, rid: number, place: Place, urlToken: string | undefined): BoshReply {
+  private create(body: Element, rid: number, place: Place, urlToken: string | undefined, address: string | undefined): BoshReply {
     if (this.sessions.size >= BOSH_LIMITS.maxSessions) return { status: 200, body: terminate('remote-connection-failed', 'the server has too many BOSH sessions; try again later') };
     const to = attr(body, 'to');
     const wanted = Number(attr(body, 'wait') ?? BOSH_LIMITS.maxWait);
     const wait = Number.isFinite(wanted) && wanted >= 1 ? Math.min(wanted, BOSH_LIMITS.maxWait) : BOSH_LIMITS.maxWait;
-    const session = new BoshSession(randomBytes(16).toString('base64url'), rid, wait, place, urlToken, this.ctx, (s) => this.sessions.delete(s.sid));
+    const session = new BoshSession(randomBytes(16).toString('base64url'), rid, wait, place, urlToken, address, this.ctx, (s) => this.sessions.delete(s.sid));
     this.sessions.set(session.sid, session);
     return session.start(to, attr(body, 'xmpp:version'));
   }
@@ -111,6 +111,7 @@ class BoshSession implements StreamTransport {
     private readonly wait: number,
     readonly place: Place,
     readonly urlToken: string | undefined,
+    readonly address: string | undefined,
     ctx: XmppContext,
     private readonly onGone: (s: BoshSession) => void,
   ) {

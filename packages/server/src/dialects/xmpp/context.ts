@@ -6,7 +6,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { Place } from '../galene/render.ts';
 import type { RoomDirectory } from './muc.ts';
-import type { Login } from './sasl.ts';
+import type { Login, SaslFailure } from './sasl.ts';
 import type { XmppSession } from './session.ts';
 
 export interface XmppContext {
@@ -21,8 +21,8 @@ export interface XmppContext {
   log: Logger;
   sessions: SessionDirectory;
   rooms: RoomDirectory;
-  /** Undefined when SASL may go on with this login, else why it may not (a sentence). */
-  checkLogin(login: Login, place: Place): Promise<string | undefined>;
+  /** Undefined when SASL may go on with this login, else why it may not. */
+  checkLogin(login: Login, place: Place, address: string | undefined): Promise<{ condition: SaslFailure; text: string } | undefined>;
   /** Seconds a session whose stream dropped waits to be resumed (XEP-0198). */
   resumeSeconds: number;
 }

@@ -101,7 +101,7 @@ export class MediaSessions {
     const streams = member.group.streams;
     if (!streams) return;
     this.started = true;
-    streams.setRequest(member, { '': ['audio', 'video'] });
+    streams.setRequest(member, { '': { audio: true, video: 'high' } });
   }
 
   /** The occupant leaves: its client is told that every session is over. */
@@ -120,7 +120,7 @@ export class MediaSessions {
         return this.offerDown(e.id, e.sdp, e.label, e.source, e.username);
       case 'answer': {
         const s = this.sessions.get(e.id);
-        if (!s || s.dir !== 'up' || s.ended) return;
+        if (s?.dir !== 'up' || s.ended) return;
         this.sendJingle(s, 'session-accept', this.describe(e.sdp, 'responder'));
         return;
       }
@@ -273,7 +273,7 @@ export class MediaSessions {
         }
         case 'session-accept':
         case 'transport-accept': {
-          if (!s || s.dir !== 'down') throw jingleError('item-not-found', 'unknown-session', `there is no session "${sid}" offered to you`);
+          if (s?.dir !== 'down') throw jingleError('item-not-found', 'unknown-session', `there is no session "${sid}" offered to you`);
           const desc = readDescription(child);
           const sdp = jingleToSdp(desc, { author: 'responder' });
           ack();

@@ -4,6 +4,7 @@
 // room names use JID escaping (XEP-0106): `team/standup` is the room
 // `team\2fstandup`. Group names never contain a backslash, so the mapping
 // is one-to-one.
+import { hasControlChars } from './xml.ts';
 
 export interface Jid {
   local: string;
@@ -15,7 +16,7 @@ export interface Jid {
 const MAX_PART_BYTES = 1023;
 
 /** Characters a localpart may not hold (RFC 7622 §3.3.1), besides spaces and controls. */
-const LOCAL_FORBIDDEN = /["&'/:<>@\s\u0000-\u001f\u007f]/;
+const LOCAL_FORBIDDEN = /["&'/:<>@\s]/;
 
 export class JidError extends Error {
   constructor(message: string) {
@@ -36,9 +37,9 @@ export function parseJid(s: string): Jid {
   if (domain === '') throw new JidError(`"${s}" has no domain`);
   if (at !== -1 && local === '') throw new JidError(`"${s}" has an empty localpart`);
   if (slash !== -1 && resource === '') throw new JidError(`"${s}" has an empty resource`);
-  if (LOCAL_FORBIDDEN.test(local)) throw new JidError(`the localpart of "${s}" holds a character it may not (" & ' / : < > @ or a space)`);
-  if (/[\s/@\u0000-\u001f]/.test(domain)) throw new JidError(`the domain of "${s}" is not a host name`);
-  if (/[\u0000-\u001f\u007f]/.test(resource)) throw new JidError(`the resource of "${s}" holds control characters`);
+  if (LOCAL_FORBIDDEN.test(local) || hasControlChars(local)) throw new JidError(`the localpart of "${s}" holds a character it may not (" & ' / : < > @ or a space)`);
+  if (/[\s/@]/.test(domain) || hasControlChars(domain)) throw new JidError(`the domain of "${s}" is not a host name`);
+  if (hasControlChars(resource)) throw new JidError(`the resource of "${s}" holds control characters`);
   for (const [part, v] of [
     ['localpart', local],
     ['domain', domain],

@@ -10,13 +10,13 @@ import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Group, Member } from '../../core/group.ts';
 import type { GroupRegistry } from '../../core/registry.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
-import { LIMITS } from '@atrium/protocol/galene';
+import { LIMITS } from '../../core/vocabulary.ts';
 import { roomDiscoInfo } from './disco.ts';
 import { FOCUS_NICK, focusPresence, MediaSessions } from './focus.ts';
 import { type Jid, formatJid, groupOfRoom, roomOfGroup } from './jid.ts';
 import type { XmppSession } from './session.ts';
 import { NS, StanzaError, conditionOf, errorElement } from './stanza.ts';
-import { type Element, XML_LIMITS, XmlError, attr, childElements, el, parseElement } from './xml.ts';
+import { type Element, XML_LIMITS, XmlError, attr, childElements, el, parseElement, withoutControlChars } from './xml.ts';
 
 /** The client kind of XMPP occupants (core relays limited to XMPP peers use it as audience). */
 export const XMPP_KIND = 'xmpp';
@@ -110,7 +110,7 @@ export class XmppRoom {
 }
 
 function nickFromUsername(username: string | undefined): string {
-  const s = (username ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  const s = withoutControlChars(username ?? '').trim();
   return s === '' ? 'anonymous' : s.slice(0, 128);
 }
 
@@ -508,6 +508,8 @@ async function join(session: XmppSession, p: Element, group: string, roomJid: st
       ...creds,
       data: extras ? { [PRESENCE_DATA_KEY]: extras } : {},
       groupUrl: session.place.groupUrl(group),
+      address: session.address,
+      via: 'xmpp',
     });
     if (outcome.kind === 'redirect') {
       occupant.failed();
@@ -698,7 +700,7 @@ export async function handleMucIq(session: XmppSession, iq: Element, room: Jid, 
     const desc = ctx.registry.describe(group);
     if (!desc) throw new StanzaError('item-not-found', `there is no group called "${group}" on this server`);
     const live = ctx.registry.get(group);
-    const needsPassword = !(desc.wildcardUser && desc.wildcardUser.password && (desc.wildcardUser.password as { type?: string }).type === 'wildcard');
+    const needsPassword = (desc.wildcardUser?.password as { type?: string } | undefined)?.type !== 'wildcard';
     return result(roomDiscoInfo(group, live, { displayName: desc.displayName, description: desc.description, public: desc.public, needsPassword, locked: live?.locked ?? false }));
   }
   if (type === 'get' && ns === NS.discoItems) return result(el('query', { xmlns: NS.discoItems }));

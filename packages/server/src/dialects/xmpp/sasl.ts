@@ -5,6 +5,8 @@
 // given on the URL (`?token=`, as Prosody's token authentication reads it)
 // turns ANONYMOUS and PLAIN into token logins too.
 
+import { hasControlChars } from './xml.ts';
+
 /** What the client proved, kept for every room it joins. */
 export type Login = { kind: 'password'; username: string; password: string } | { kind: 'anonymous' } | { kind: 'token'; token: string; username?: string | undefined };
 
@@ -23,6 +25,8 @@ export class SaslError extends Error {
     this.name = 'SaslError';
   }
 }
+
+const SOH = String.fromCharCode(1);
 
 /** Longest decoded SASL message accepted (a token is at most 16 KiB). */
 const MAX_MESSAGE_BYTES = 20 * 1024;
@@ -43,18 +47,19 @@ export function decodePlain(msg: Buffer): { authzid: string; username: string; p
   if (parts.length !== 3) throw new SaslError('malformed-request', 'a PLAIN message is authzid, NUL, username, NUL, password');
   const [authzid, username, password] = parts as [string, string, string];
   if (username === '') throw new SaslError('malformed-request', 'the PLAIN username is empty');
-  if (/[\u0000-\u001f\u007f]/.test(username)) throw new SaslError('malformed-request', 'the PLAIN username holds control characters');
+  if (hasControlChars(username)) throw new SaslError('malformed-request', 'the PLAIN username holds control characters');
   return { authzid, username, password };
 }
 
 /** RFC 7628 §3.1: gs2-header, then key=value pairs separated by ^A, with auth=Bearer <token>. */
 export function decodeOAuthBearer(msg: Buffer): { authzid: string | undefined; token: string } {
   const s = msg.toString('utf8');
-  const m = /^([ny]|p=[^,]*),(a=[^,]*)?,\u0001(.*)\u0001\u0001$/s.exec(s);
+  // RFC 7628 separates the pairs with ^A (U+0001).
+  const m = new RegExp(`^([ny]|p=[^,]*),(a=[^,]*)?,${SOH}(.*)${SOH}${SOH}$`, 's').exec(s);
   if (!m) throw new SaslError('malformed-request', 'an OAUTHBEARER message is "n,,^Aauth=Bearer <token>^A^A" (RFC 7628)');
   if (m[1]!.startsWith('p=')) throw new SaslError('malformed-request', 'channel binding is not supported with OAUTHBEARER here');
   let token: string | undefined;
-  for (const kv of m[3]!.split('\u0001')) {
+  for (const kv of m[3]!.split(SOH)) {
     const eq = kv.indexOf('=');
     if (eq > 0 && kv.slice(0, eq) === 'auth') {
       const b = /^Bearer\s+(\S+)$/i.exec(kv.slice(eq + 1));

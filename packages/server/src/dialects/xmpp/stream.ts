@@ -12,7 +12,7 @@ import { formatJid, parseJid } from './jid.ts';
 import { type Login, MECHANISMS, type Mechanism, SaslError, decodeSaslPayload, loginFrom } from './sasl.ts';
 import { XmppSession } from './session.ts';
 import { NS, type StreamErrorCondition, errorReply, streamErrorElement } from './stanza.ts';
-import { type Element, attr, childElements, el } from './xml.ts';
+import { type Element, attr, el, hasControlChars, withoutControlChars } from './xml.ts';
 
 /** Limits of one stream. */
 export const STREAM_LIMITS = {
@@ -33,6 +33,8 @@ export interface StreamTransport {
   readonly place: Place;
   /** `?token=` of the URL the client connected to. */
   readonly urlToken: string | undefined;
+  /** The client's network address, for login throttling. */
+  readonly address: string | undefined;
   /** Sends the stream header (WebSocket: <open/>; BOSH: kept for the response body). */
   header(attrs: Record<string, string>): void;
   /** Writes one top-level element; urgent=false may wait a little to go out with others. False: the peer is too slow. */
@@ -257,9 +259,9 @@ export class XmppStream {
       if (err instanceof SaslError) return this.saslFailure(err.condition, err.message);
       throw err;
     }
-    const refusal = await this.ctx.checkLogin(login, this.transport.place);
+    const refusal = await this.ctx.checkLogin(login, this.transport.place, this.transport.address);
     if (this.state !== 'auth') return;
-    if (refusal !== undefined) return this.saslFailure('not-authorized', refusal);
+    if (refusal !== undefined) return this.saslFailure(refusal.condition, refusal.text);
     this.login = login;
     this.local = login.kind === 'password' ? localpartFor(login.username) : login.kind === 'token' && login.username ? localpartFor(login.username) : `guest-${randomBytes(6).toString('hex')}`;
     this.state = 'bind';
@@ -285,12 +287,12 @@ export class XmppStream {
       return;
     }
     const wanted = bind.getChildText('resource')?.trim();
-    let resource = wanted && wanted.length <= 256 && !/[\u0000-\u001f\u007f]/.test(wanted) ? wanted : randomBytes(6).toString('hex');
+    let resource = wanted && wanted.length <= 256 && !hasControlChars(wanted) ? wanted : randomBytes(6).toString('hex');
     const base = { local: this.local, domain: this.ctx.domain };
     // An existing session with the same address keeps it; the new one gets another resource (RFC 6120 §7.7.2.2).
     if (this.ctx.sessions.byJid(formatJid({ ...base, resource }))) resource = `${resource}-${randomBytes(3).toString('hex')}`;
     const jid = parseJid(formatJid({ ...base, resource }));
-    const session = new XmppSession(jid, this.login!, this.transport.place, this.ctx);
+    const session = new XmppSession(jid, this.login!, this.transport.place, this.ctx, this.transport.address);
     this.session = session;
     session.attach(this);
     this.state = 'ready';
@@ -307,7 +309,7 @@ export class XmppStream {
       const previd = attr(e, 'previd') ?? '';
       const h = Number(attr(e, 'h'));
       const old = this.ctx.sessions.resumable(previd);
-      if (!old || !old.sameUser(this.login!, this.local) || !Number.isInteger(h) || h < 0) {
+      if (!old?.sameUser(this.login!, this.local) || !Number.isInteger(h) || h < 0) {
         this.write(
           el('failed', { xmlns: NS.sm }, el('item-not-found', { xmlns: NS.stanzas }), el('text', { xmlns: NS.stanzas }, 'there is no session to resume with this id (it may have timed out)')),
         );
@@ -328,9 +330,6 @@ export class XmppStream {
 
 /** A localpart from a username: JID escaping for what a localpart cannot hold. */
 function localpartFor(username: string): string {
-  const escaped = username
-    .toLowerCase()
-    .replace(/[\\ "&'/:<>@]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
-    .replace(/[\u0000-\u001f\u007f]/g, '');
-  return escaped.slice(0, 256) || `user-${randomBytes(4).toString('hex')}`;
+  const escaped = username.toLowerCase().replace(/[\\ "&'/:<>@]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return withoutControlChars(escaped).slice(0, 256) || `user-${randomBytes(4).toString('hex')}`;
 }

@@ -24,6 +24,7 @@ export class XmppWebSocket implements StreamTransport, LivePeer {
     private readonly ws: WebSocket,
     readonly place: Place,
     readonly urlToken: string | undefined,
+    readonly address: string | undefined,
     ctx: XmppContext,
     private readonly liveness: LivenessMonitor,
   ) {

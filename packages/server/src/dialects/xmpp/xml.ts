@@ -93,6 +93,21 @@ function cleanSaxesMessage(m: string): string {
   return m.replace(/^\d+:\d+: /, '');
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this finds
+const CONTROL = /[\u0000-\u001f\u007f]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes
+const CONTROLS = /[\u0000-\u001f\u007f]/g;
+
+/** Whether a string holds C0 control characters (line breaks and tabs included) or DEL. */
+export function hasControlChars(s: string): boolean {
+  return CONTROL.test(s);
+}
+
+/** The string without C0 control characters and DEL. */
+export function withoutControlChars(s: string): string {
+  return s.replace(CONTROLS, '');
+}
+
 /** The characters XML 1.0 cannot carry; text from other dialects may hold them. */
 const NOT_XML_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
 

@@ -3,6 +3,7 @@
 // only when each number is in range and each list within bounds; otherwise
 // JingleXmlError says which element is wrong.
 import { Element } from 'ltx';
+import { hasControlChars } from '../xml.ts';
 import type { JingleCandidate, JingleContent, JingleDescription, JingleFeedback, JingleSource, Senders } from './model.ts';
 
 export const JNS = {
@@ -309,7 +310,7 @@ function readContent(c: Element): JingleContent {
 
 /** fmtp and msid values end up inside SDP lines: no line breaks, no control characters. */
 function safeParam(v: string): string {
-  if (/[\u0000-\u001f\u007f]/.test(v)) throw new JingleXmlError('a parameter holds control characters or line breaks');
+  if (hasControlChars(v)) throw new JingleXmlError('a parameter holds control characters or line breaks');
   return v;
 }
 
