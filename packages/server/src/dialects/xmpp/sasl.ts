@@ -13,6 +13,15 @@ export type Login = { kind: 'password'; username: string; password: string } | {
 export const MECHANISMS = ['PLAIN', 'ANONYMOUS', 'OAUTHBEARER'] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
 
+/**
+ * The mechanisms the stream features list. OAUTHBEARER is taken but not
+ * listed: strophe.js (Jitsi Meet's library) picks it whenever its password
+ * is not null — undefined included, which is how Jitsi logs in anonymously —
+ * and would then fail where ANONYMOUS works. Tokens go on the URL instead
+ * (`?token=`, as with Prosody), or in OAUTHBEARER for clients that know it.
+ */
+export const OFFERED_MECHANISMS: readonly Mechanism[] = ['PLAIN', 'ANONYMOUS'];
+
 /** RFC 6120 §6.5 failure conditions. */
 export type SaslFailure = 'aborted' | 'incorrect-encoding' | 'invalid-authzid' | 'invalid-mechanism' | 'malformed-request' | 'mechanism-too-weak' | 'not-authorized' | 'temporary-auth-failure';
 

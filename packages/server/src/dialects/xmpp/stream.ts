@@ -9,7 +9,7 @@ import type { Place } from '../galene/render.ts';
 import { FloodGuard, TokenBucket } from '../../transport/rate-limit.ts';
 import type { XmppContext } from './context.ts';
 import { formatJid, parseJid } from './jid.ts';
-import { type Login, MECHANISMS, type Mechanism, SaslError, decodeSaslPayload, loginFrom } from './sasl.ts';
+import { type Login, MECHANISMS, type Mechanism, OFFERED_MECHANISMS, SaslError, decodeSaslPayload, loginFrom } from './sasl.ts';
 import { XmppSession } from './session.ts';
 import { NS, type StreamErrorCondition, errorReply, streamErrorElement } from './stanza.ts';
 import { type Element, attr, el, hasControlChars, withoutControlChars } from './xml.ts';
@@ -211,7 +211,7 @@ export class XmppStream {
   private sendFeatures(): void {
     const features = el('stream:features', { 'xmlns:stream': NS.stream });
     if (this.state === 'auth') {
-      features.cnode(el('mechanisms', { xmlns: NS.sasl }, ...MECHANISMS.map((m) => el('mechanism', {}, m))));
+      features.cnode(el('mechanisms', { xmlns: NS.sasl }, ...OFFERED_MECHANISMS.map((m) => el('mechanism', {}, m))));
     } else {
       features.cnode(el('bind', { xmlns: NS.bind }));
       features.cnode(el('session', { xmlns: NS.session }, el('optional')));
@@ -230,7 +230,7 @@ export class XmppStream {
     if (name === 'auth') {
       const mech = attr(e, 'mechanism');
       if (!mech || !(MECHANISMS as readonly string[]).includes(mech)) {
-        return this.saslFailure('invalid-mechanism', `"${mech ?? ''}" is not offered: use ${MECHANISMS.join(', ')}`);
+        return this.saslFailure('invalid-mechanism', `"${mech ?? ''}" is not supported: use ${OFFERED_MECHANISMS.join(' or ')} (or OAUTHBEARER with a token)`);
       }
       const mechanism = mech as Mechanism;
       const text = e.getText();
