@@ -36,14 +36,14 @@ interface Muc {
 }
 
 function seen(s: Element): Seen {
-  const x = [...s.getElementsByTagName('x')].find((e) => e.getAttribute('xmlns') === 'http://jabber.org/protocol/muc#user');
+  const x = Array.from(s.getElementsByTagName('x')).find((e) => e.getAttribute('xmlns') === 'http://jabber.org/protocol/muc#user');
   const item = x?.getElementsByTagName('item')[0];
   const err = s.getElementsByTagName('error')[0];
   const r: Seen = {
     kind: s.nodeName as Seen['kind'],
     from: s.getAttribute('from') ?? '',
     type: s.getAttribute('type') ?? '',
-    codes: x ? [...x.getElementsByTagName('status')].map((st) => st.getAttribute('code') ?? '') : [],
+    codes: x ? Array.from(x.getElementsByTagName('status')).map((st) => st.getAttribute('code') ?? '') : [],
     xml: Strophe.serialize(s),
   };
   const body = s.getElementsByTagName('body')[0];
@@ -57,7 +57,7 @@ function seen(s: Element): Seen {
   const actor = item?.getElementsByTagName('actor')[0];
   if (actor) r.actor = actor.getAttribute('nick') ?? '';
   if (err) {
-    r.error = [...err.children].find((c) => c.nodeName !== 'text')?.nodeName;
+    r.error = Array.from(err.children).find((c) => c.nodeName !== 'text')?.nodeName;
     r.errorText = err.getElementsByTagName('text')[0]?.textContent ?? '';
   }
   return r;
