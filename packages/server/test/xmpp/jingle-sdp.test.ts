@@ -255,6 +255,15 @@ test("a Jicofo-style offer (contents named by media, sources with owners, FID, t
   );
 });
 
+test('an m-line with a single payload type converts (sdp-transform reads it as a number)', () => {
+  const one = OFFER.replace('m=audio 9 UDP/TLS/RTP/SAVPF 111 63', 'm=audio 9 UDP/TLS/RTP/SAVPF 111').replace('a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n', '');
+  const j = sdpToJingle(one, { author: 'initiator' });
+  assert.deepEqual(
+    j.contents[0]!.rtp!.payloads.map((p) => p.id),
+    [111],
+  );
+});
+
 test('candidate lines and <candidate/> elements convert both ways', () => {
   const line = 'candidate:3098175849 1 udp 1686052607 198.51.100.4 61665 typ srflx raddr 10.0.0.2 rport 61665 generation 0 ufrag EsAw network-id 1';
   const c = parseCandidateLine(line);

@@ -50,6 +50,8 @@ export class XmppSession {
   private sm: StreamManagement | undefined;
   private hibernation: NodeJS.Timeout | undefined;
   private ended = false;
+  /** Stanzas both ways are logged at level trace (`--log-level trace`). */
+  private readonly trace: boolean;
   /** The client sent Jitsi's conference request: it wants media (Jingle sessions with the focus) in its rooms. */
   focusRequested = false;
   /** IQs this server sent to the client, by id, waiting for the result. */
@@ -65,6 +67,7 @@ export class XmppSession {
   ) {
     this.fullJid = formatJid(jid);
     this.bareJid = bare(jid);
+    this.trace = ctx.log.isLevelEnabled('trace');
     ctx.sessions.add(this);
   }
 
@@ -134,6 +137,7 @@ export class XmppSession {
     if (stanza.attrs.xmlns === undefined) stanza.attrs.xmlns = NS.client;
     if (stanza.attrs.to === undefined) stanza.attrs.to = this.fullJid;
     const xml = stanza.toString();
+    if (this.trace) this.ctx.log.trace({ jid: this.fullJid, xml }, 'xmpp out');
     const sm = this.sm;
     if (sm) {
       sm.outbound = (sm.outbound + 1) % 2 ** 32;
@@ -225,6 +229,7 @@ export class XmppSession {
   // Input
 
   handle(stanza: Element): void | Promise<void> {
+    if (this.trace) this.ctx.log.trace({ jid: this.fullJid, xml: stanza.toString() }, 'xmpp in');
     if (this.sm) this.sm.inbound = (this.sm.inbound + 1) % 2 ** 32;
     const name = stanza.getName();
     const type = attr(stanza, 'type');

@@ -99,7 +99,7 @@ function mediaToContent(m: MediaDescription, s: SessionDescription, name: string
   }
   if (m.type !== 'audio' && m.type !== 'video') throw new JingleSdpError(`m=${m.type} sections cannot be carried by Jingle RTP; only audio, video and application`);
   const feedbackFor = (pt: number | string): JingleFeedback[] => (m.rtcpFb ?? []).filter((f) => String(f.payload) === String(pt)).map((f) => ({ type: f.type, subtype: f.subtype }));
-  const pts = (m.payloads ?? '')
+  const pts = String(m.payloads ?? '')
     .split(' ')
     .filter((p) => p !== '')
     .map(Number);
