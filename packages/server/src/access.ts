@@ -28,6 +28,7 @@ export class GroupAccess implements Authenticator {
           groupName,
           groupUrl,
           authKeys: desc.authKeys,
+          audience: desc.tokenAudience,
           tokens: this.tokens,
           clientUsername: creds.username || null,
           userExists: (name) => Object.hasOwn(desc.users, name),

@@ -5,22 +5,21 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
-import { LIMITS } from '@atrium/protocol/galene';
 import { GroupAccess } from './access.ts';
 import { LoginThrottle, type ThrottleLimits } from './auth/throttle.ts';
 import { TokenStore } from './auth/tokens.ts';
 import { GroupRegistry } from './core/registry.ts';
-import { GaleneConnection, type GaleneContext } from './dialects/galene/connection.ts';
-import { type CamusRoutes, registerCamusRoutes } from './dialects/camus/routes.ts';
+import { camusDialect } from './dialects/camus/routes.ts';
+import { galeneDialect } from './dialects/galene/index.ts';
+import { type AddressSource, DEFAULT_JOIN_TIMEOUT_MS, type Dialect, type DialectHost, WEBSOCKET_OPTIONS } from './dialects/kit/index.ts';
 import { withTokenDescriptions } from './dialects/rtcpool/claims.ts';
-import { type RtcPoolRoutes, registerRtcPool } from './dialects/rtcpool/transports.ts';
+import { rtcpoolDialect } from './dialects/rtcpool/transports.ts';
 import { type XmppRoutes, registerXmpp } from './dialects/xmpp/routes.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
-import { registerGroupPages } from './http/pages.ts';
 import { registerWebApp } from './http/web.ts';
-import { type PlaceOptions, placeFor } from './http/place.ts';
+import type { PlaceOptions } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
 import { type ConfiguredIceServer, configuredIceServers, rtcConfigurationFor } from './ice/index.ts';
 import { type Logger, createLogger } from './log.ts';
@@ -52,6 +51,8 @@ export interface ServerOptions {
    * media worker threads (default: one per core; 0: media in this thread).
    */
   media?: false | MediaOptions;
+  /** A connection that has not joined a group within this many milliseconds is closed (default 30 s; 0: never). */
+  joinTimeoutMs?: number | undefined;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
   /** The XMPP domain (rooms are on conference.<domain>); default: the host of the configured proxyURL, else localhost. */
@@ -73,10 +74,8 @@ export class AtriumServer {
   private readonly config: ServerConfigWatcher;
   private iceServers: ConfiguredIceServer[] = [];
   private readonly liveness = new LivenessMonitor();
-  private readonly galene: GaleneContext;
-  private readonly sockets = new Set<GaleneConnection>();
-  private camus: CamusRoutes | undefined;
-  private rtcpool: RtcPoolRoutes | undefined;
+  /** Every protocol the server speaks; each registers its own routes (dialects/kit/dialect.ts). */
+  private readonly dialects: Dialect[] = [galeneDialect(), camusDialect(), rtcpoolDialect()];
   private xmpp: XmppRoutes | undefined;
   /** The URL the server answers on, once started. */
   url = '';
@@ -94,13 +93,6 @@ export class AtriumServer {
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
       makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
     });
-    this.galene = {
-      registry: this.registry,
-      metrics: this.metrics,
-      log: this.log,
-      liveness: this.liveness,
-      activeIds: new Set(),
-    };
     this.registry.on('memberAdded', () => this.metrics.members.inc());
     this.registry.on('memberRemoved', () => this.metrics.members.dec());
   }
@@ -126,9 +118,7 @@ export class AtriumServer {
       ...(https ? { https } : {}),
     }) as unknown as FastifyInstance;
     this.app = app;
-    // ws drops frames over maxPayload with no reason; the dialects check
-    // LIMITS.frameBytes themselves so the client is told why.
-    await app.register(websocket, { options: { maxPayload: 4 * LIMITS.frameBytes, perMessageDeflate: false } });
+    await app.register(websocket, { options: WEBSOCKET_OPTIONS });
 
     app.get('/healthz', async () => ({ ok: true, groups: this.registry.groups().length }));
     app.get('/metrics', async (_req, reply) => {
@@ -136,17 +126,20 @@ export class AtriumServer {
       updateMediaGauges(this.metrics.media, await collectStats(this.registry));
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
-    app.get('/ws', { websocket: true }, (socket, req) => {
-      const conn = new GaleneConnection(socket, placeFor(req.headers.host, this.placeOptions()), this.galene, this.clientAddress(req));
-      this.sockets.add(conn);
-      socket.on('close', () => this.sockets.delete(conn));
-    });
-    // Mesh rooms: Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/.
-    const mesh = { registry: this.registry, metrics: this.metrics, log: this.log, liveness: this.liveness, address: (r: AddressSource) => this.clientAddress(r) };
-    this.camus = registerCamusRoutes(app, mesh, () => this.placeOptions());
-    this.rtcpool = registerRtcPool(app, { ...mesh, place: () => this.placeOptions() });
-    this.xmpp = registerXmpp(app, { ...mesh, tokens: this.tokens, throttle: this.throttle, domain: this.xmppDomain, place: () => this.placeOptions() });
-    registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web: await registerWebApp(app, { log: this.log }) });
+    // Galène at /ws and /group/<name>/, Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/.
+    const dialectHost: DialectHost = {
+      app,
+      registry: this.registry,
+      metrics: this.metrics,
+      log: this.log,
+      liveness: this.liveness,
+      joinTimeoutMs: o.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS,
+      place: () => this.placeOptions(),
+      address: (req) => this.clientAddress(req),
+      web: await registerWebApp(app, { log: this.log }),
+    };
+    for (const d of this.dialects) await d.register(dialectHost);
+    this.xmpp = registerXmpp(app, { ...dialectHost, tokens: this.tokens, throttle: this.throttle, domain: this.xmppDomain });
     await registerAdminApi(app, {
       groups: this.groups,
       config: () => this.config.current,
@@ -156,6 +149,7 @@ export class AtriumServer {
       members: this.memberDirectory(),
       throttle: this.throttle,
       address: (r) => this.clientAddress(r),
+      place: () => this.placeOptions(),
     });
 
     const { host, port } = parseListen(o.listen);
@@ -219,9 +213,7 @@ export class AtriumServer {
 
   async stop(): Promise<void> {
     for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
-    for (const c of this.sockets) c.terminate('the server is shutting down', 'shutdown');
-    this.camus?.closeAll('the server is shutting down');
-    this.rtcpool?.closeAll('the server is shutting down');
+    await Promise.all(this.dialects.map((d) => d.closeAll('the server is shutting down')));
     this.xmpp?.closeAll('the server is shutting down');
     this.registry.close();
     if (this.engine) await closeMediaEngine(this.engine);
@@ -231,11 +223,7 @@ export class AtriumServer {
   }
 }
 
-/** What clientAddress needs of a request (fastify's, or socket.io's handshake). */
-export interface AddressSource {
-  socket?: { remoteAddress?: string | undefined } | undefined;
-  headers: Record<string, string | string[] | undefined>;
-}
+export type { AddressSource };
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);

@@ -30,6 +30,8 @@ const HELP = `Usage: atrium serve [options]
   --no-media           signalling only: no media engine
   --xmpp-domain NAME   the XMPP domain (rooms on conference.NAME; default: the
                        host of the configured proxyURL, else localhost)
+  --join-timeout SECONDS  close a connection that has not joined a group
+                       within this time (default 30; 0: never)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -52,6 +54,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
     'xmpp-domain': { type: 'string' },
+    'join-timeout': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -75,6 +78,12 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024)
       throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
   }
+  let joinTimeoutMs: number | undefined;
+  if (values['join-timeout'] !== undefined) {
+    const seconds = Number(values['join-timeout']);
+    if (!(seconds >= 0) || seconds > 86400) throw new Error(`serve: --join-timeout must be a number of seconds from 0 to 86400 (0: never), not "${values['join-timeout']}"`);
+    joinTimeoutMs = seconds * 1000;
+  }
   const media = values['no-media']
     ? (false as const)
     : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}), ...(workers !== undefined ? { workers } : {}) };
@@ -91,6 +100,7 @@ export async function runServe(argv: string[]): Promise<number> {
     processMetrics: true,
     media,
     xmppDomain: values['xmpp-domain'] as string | undefined,
+    joinTimeoutMs,
     log,
   });
   await server.start();

@@ -27,6 +27,13 @@ export interface GroupDescription {
   users: Record<string, UserDescription>;
   wildcardUser?: UserDescription;
   authKeys: JsonWebKey[];
+  /**
+   * How the `aud` of a signed token must name this group (`token-audience`):
+   * 'url', the default, the group's full URL (scheme, host, port and path);
+   * 'path', Galène's rule, only its path (`/group/<name>/`), for issuers
+   * that know the group but not the address clients reach it at.
+   */
+  tokenAudience: 'url' | 'path';
   authServer?: string;
   authPortal?: string;
   maxClients?: number;
@@ -239,6 +246,8 @@ export const groupFileSchema = z.strictObject({
   users: z.record(z.string(), userDefinitionSchema).optional(),
   'wildcard-user': userDefinitionSchema.optional(),
   authKeys: z.array(jwkSchema).optional(),
+  // Atrium's: "url" (default) or "path"; see GroupDescription.tokenAudience.
+  'token-audience': z.enum(['url', 'path']).optional(),
   authServer: z.string().optional(),
   authPortal: z.string().optional(),
   public: z.boolean().optional(),
@@ -418,6 +427,7 @@ export function parseGroupDescription(name: string, file: string, json: unknown)
     public: f.public ?? false,
     users,
     authKeys: (f.authKeys ?? []).map((k) => ({ ...k }) as JsonWebKey),
+    tokenAudience: f['token-audience'] ?? 'url',
     maxHistoryAge: maxHistoryAge === undefined || maxHistoryAge === 0 ? DEFAULT_MAX_HISTORY_AGE : maxHistoryAge,
     allowRecording: flags.allowRecording,
     allowAnonymous: f['allow-anonymous'] ?? false,

@@ -3,12 +3,22 @@
 // reused for the whole broadcast.
 import type { ServerMessage, ServerMessageOf } from '@atrium/protocol/galene';
 import type { CoreEvent, GroupInfo } from '../../core/client.ts';
+import { type PlaceOptions, placeFor } from '../../http/place.ts';
 import { wirePermissions } from './vocabulary.ts';
 
-/** Where the group lives on the web, as this client reached it. */
+/** Where the group lives on the web, as this client reached it, with the Galène WebSocket. */
 export interface Place {
   groupUrl(name: string): string;
   endpoint: string;
+}
+
+/** The path of the Galène protocol's WebSocket. */
+export const WEBSOCKET_PATH = '/ws';
+
+/** The server's place as a request with this Host header reached it, with its Galène endpoint. */
+export function galenePlace(host: string | undefined, opts: PlaceOptions): Place {
+  const place = placeFor(host, opts);
+  return { groupUrl: place.groupUrl, endpoint: `${place.base.replace(/^http/, 'ws')}${WEBSOCKET_PATH}` };
 }
 
 const cache = new WeakMap<CoreEvent, string>();

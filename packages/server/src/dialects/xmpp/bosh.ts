@@ -6,7 +6,7 @@
 // sends nothing for `inactivity` seconds is over (its XMPP session may then
 // wait for a resumption, XEP-0198).
 import { randomBytes } from 'node:crypto';
-import type { Place } from '../galene/render.ts';
+import type { Place } from '../../http/place.ts';
 import type { XmppContext } from './context.ts';
 import { NS } from './stanza.ts';
 import { type StreamTransport, XmppStream } from './stream.ts';

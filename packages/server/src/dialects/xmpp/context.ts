@@ -4,7 +4,7 @@
 import type { GroupRegistry } from '../../core/registry.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
-import type { Place } from '../galene/render.ts';
+import type { Place } from '../../http/place.ts';
 import type { RoomDirectory } from './muc.ts';
 import type { Login, SaslFailure } from './sasl.ts';
 import type { XmppSession } from './session.ts';

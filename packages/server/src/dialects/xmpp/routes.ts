@@ -9,12 +9,10 @@ import { type LoginAttempt, type LoginKeys, type LoginThrottle, LoginThrottledEr
 import { checkStatefulToken, type TokenStore } from '../../auth/tokens.ts';
 import type { GroupRegistry } from '../../core/registry.ts';
 import { authenticateWithPassword } from '../../groups/index.ts';
-import type { PlaceOptions } from '../../http/place.ts';
-import { placeFor } from '../../http/place.ts';
+import { type Place, type PlaceOptions, placeFor } from '../../http/place.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor } from '../../transport/liveness.ts';
-import type { Place } from '../galene/render.ts';
 import { BoshService } from './bosh.ts';
 import { SessionDirectory, type XmppContext } from './context.ts';
 import { RoomDirectory } from './muc.ts';

@@ -4,7 +4,7 @@
 // new stream without losing a stanza. Routes each stanza to the server
 // itself, the MUC service, a room, an occupant or the focus.
 import { randomBytes } from 'node:crypto';
-import type { Place } from '../galene/render.ts';
+import type { Place } from '../../http/place.ts';
 import type { XmppContext } from './context.ts';
 import { handleFocusIq } from './focus.ts';
 import { type Jid, JidError, bare, formatJid, parseJid } from './jid.ts';

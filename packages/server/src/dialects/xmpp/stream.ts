@@ -5,7 +5,7 @@
 // socket. Top-level elements are handled one at a time, in order: one that
 // waits (a password check, a room join) holds the ones after it.
 import { randomBytes } from 'node:crypto';
-import type { Place } from '../galene/render.ts';
+import type { Place } from '../../http/place.ts';
 import { FloodGuard, TokenBucket } from '../../transport/rate-limit.ts';
 import type { XmppContext } from './context.ts';
 import { formatJid, parseJid } from './jid.ts';

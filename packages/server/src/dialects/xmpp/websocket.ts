@@ -4,8 +4,8 @@
 // by themselves (RFC 7395 §3.4 leaves whitespace keep-alives out).
 import type { WebSocket } from 'ws';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
-import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
-import type { Place } from '../galene/render.ts';
+import { Outbox, WebSocketTransport, frameSize } from '../kit/index.ts';
+import type { Place } from '../../http/place.ts';
 import type { XmppContext } from './context.ts';
 import { NS } from './stanza.ts';
 import { type StreamTransport, XmppStream } from './stream.ts';
@@ -19,6 +19,9 @@ export class XmppWebSocket implements StreamTransport, LivePeer {
   readonly stream: XmppStream;
   lastHeard = performance.now();
   private done = false;
+  /** Batched output bounded in bytes (the kit's, until this dialect moves onto its connection shell). */
+  private readonly outbox: Outbox<string>;
+  private readonly transport: WebSocketTransport;
 
   constructor(
     private readonly ws: WebSocket,
@@ -28,6 +31,8 @@ export class XmppWebSocket implements StreamTransport, LivePeer {
     ctx: XmppContext,
     private readonly liveness: LivenessMonitor,
   ) {
+    this.transport = new WebSocketTransport(ws);
+    this.outbox = new Outbox(this.transport);
     this.stream = new XmppStream(this, ctx);
     liveness.add(this);
     ws.on('message', (data, isBinary) => this.receive(data, isBinary));
@@ -73,7 +78,7 @@ export class XmppWebSocket implements StreamTransport, LivePeer {
 
   write(xml: string, urgent: boolean): boolean {
     if (this.done) return true;
-    return sendBatched(this.ws, xml, urgent);
+    return this.outbox.push(xml, urgent);
   }
 
   fail(error: Element, reason: string): void {
@@ -106,12 +111,13 @@ export class XmppWebSocket implements StreamTransport, LivePeer {
     this.done = true;
     this.liveness.delete(this);
     // Let queued frames (the error, the close) leave before the close frame.
-    closeAfterQueued(this.ws, code, reason);
+    this.outbox.flush();
+    this.transport.close(code, reason);
   }
 
   private gone(): void {
     this.liveness.delete(this);
-    discard(this.ws);
+    this.outbox.discard();
     this.done = true;
     this.stream.transportLost();
   }
