@@ -11,7 +11,7 @@ import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
 import type { ErrorCode } from '../../core/vocabulary.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
-import { DialectConnection, type DialectContext, frameText, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame } from '../kit/index.ts';
+import { DialectConnection, type DialectContext, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame, jsonFrame } from '../kit/index.ts';
 import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame } from './render.ts';
 
 export { DIALECT };
@@ -90,15 +90,10 @@ export class CamusConnection extends DialectConnection<ClientMessage, WsFrame> {
   // -------------------------------------------------------------------
   // The dialect's part of the shell
 
-  protected parse({ data, binary }: WsFrame): Parsed<ClientMessage> {
-    if (binary) return { ok: false, error: 'bad-message', message: 'binary frames are not part of the Camus protocol; send JSON text' };
-    let frame: unknown;
-    try {
-      frame = JSON.parse(frameText(data));
-    } catch {
-      return { ok: false, error: 'bad-json', message: 'the frame is not valid JSON' };
-    }
-    const parsed = parseClientMessage(frame);
+  protected parse(input: WsFrame): Parsed<ClientMessage> {
+    const json = jsonFrame(input, { protocol: 'the Camus protocol' });
+    if (!json.ok) return json;
+    const parsed = parseClientMessage(json.value);
     return parsed.ok ? { ok: true, message: parsed.message, type: parsed.message.type } : parsed;
   }
 
@@ -126,24 +121,11 @@ export class CamusConnection extends DialectConnection<ClientMessage, WsFrame> {
   private join(req: CamusJoin): void {
     void this.whileJoining(async () => {
       try {
-        const outcome = await this.ctx.registry.join(this, {
-          group: req.room,
-          groupUrl: req.groupUrl,
-          token: req.token,
-          username: req.username,
-          ephemeral: true,
-          address: req.address,
-          via: DIALECT,
-        });
+        const outcome = await this.joinGroup({ group: req.room, groupUrl: req.groupUrl, token: req.token, username: req.username, ephemeral: true, address: req.address });
         if (outcome.kind === 'redirect') {
           this.error('no-such-group', `room "${req.room}" has moved to ${outcome.url}`);
-          return this.close(CLOSE.refused, 'the room has moved');
+          this.close(CLOSE.refused, 'the room has moved');
         }
-        if (this.closed) {
-          outcome.member.group.remove(outcome.member, { notify: false });
-          return;
-        }
-        this.setMember(outcome.member);
       } catch (e) {
         const err = this.asCoreError(e);
         this.error(err.code, `you cannot enter room "${req.room}": ${err.message}`);

@@ -10,7 +10,7 @@ import { CoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
 import type { GroupStreams } from '../../core/streams.ts';
 import type { ErrorCode, MediaRequest } from '../../core/vocabulary.ts';
-import { DialectConnection, type DialectContext, frameText, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame } from '../kit/index.ts';
+import { DialectConnection, type DialectContext, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame, jsonFrame } from '../kit/index.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
 import { type Place, renderEvent } from './render.ts';
 import { corePermissions, layerRequest, mediaRequest, wireErrorCode } from './vocabulary.ts';
@@ -75,15 +75,10 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
   // -------------------------------------------------------------------
   // The dialect's part of the shell
 
-  protected parse({ data, binary }: WsFrame): Parsed<ClientMessage> {
-    if (binary) return { ok: false, error: 'bad-message', message: 'binary frames are not part of the Galène protocol; send JSON text' };
-    let frame: unknown;
-    try {
-      frame = JSON.parse(frameText(data));
-    } catch {
-      return { ok: false, error: 'bad-json', message: 'the frame is not valid JSON' };
-    }
-    const parsed = parseClientMessage(frame);
+  protected parse(input: WsFrame): Parsed<ClientMessage> {
+    const json = jsonFrame(input, { protocol: 'the Galène protocol' });
+    if (!json.ok) return json;
+    const parsed = parseClientMessage(json.value);
     return parsed.ok ? { ok: true, message: parsed.message, type: parsed.message.type } : parsed;
   }
 
@@ -213,7 +208,7 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
     }
     void this.whileJoining(async () => {
       try {
-        const outcome = await this.ctx.registry.join(this, {
+        const outcome = await this.joinGroup({
           group: msg.group,
           username: msg.username,
           password: msg.password,
@@ -221,18 +216,9 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
           data: msg.data,
           groupUrl: this.place.groupUrl(msg.group),
           address: this.address,
-          via: DIALECT,
         });
-        if (this.closed) {
-          if (outcome.kind === 'joined') outcome.member.group.remove(outcome.member, { notify: false });
-          return;
-        }
-        if (outcome.kind === 'redirect') {
-          this.sendMessage({ type: 'joined', kind: 'redirect', group: msg.group, value: outcome.url });
-          return;
-        }
-        this.setMember(outcome.member);
-        if (Object.keys(this.requested).length > 0) outcome.member.group.streams?.setRequest(outcome.member, this.requested);
+        if (outcome.kind === 'redirect') this.sendMessage({ type: 'joined', kind: 'redirect', group: msg.group, value: outcome.url });
+        else if (outcome.kind === 'joined' && Object.keys(this.requested).length > 0) outcome.member.group.streams?.setRequest(outcome.member, this.requested);
       } catch (e) {
         this.joinFailed(msg, e);
       }

@@ -9,7 +9,7 @@
 import type { Client, CoreEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
-import type { GroupRegistry } from '../../core/registry.ts';
+import type { GroupRegistry, JoinOutcome, JoinRequest } from '../../core/registry.ts';
 import type { ErrorCode } from '../../core/vocabulary.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
@@ -218,6 +218,22 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
       if (this.#joinOverdue && !this.#member) this.#joinTimedOut();
       this.#releaseHeld();
     }
+  }
+
+  /**
+   * Asks the registry to admit this client (call it inside whileJoining).
+   * Joined: the client is now that member. 'closed': the connection went
+   * away meanwhile (the member, if admitted, has left again). Throws a
+   * CoreError when the join is refused.
+   */
+  protected async joinGroup(req: Omit<JoinRequest, 'via'>): Promise<JoinOutcome | { kind: 'closed' }> {
+    const outcome = await this.ctx.registry.join(this, { ...req, via: this.kind });
+    if (this.closed) {
+      if (outcome.kind === 'joined') outcome.member.group.remove(outcome.member, { notify: false });
+      return { kind: 'closed' };
+    }
+    if (outcome.kind === 'joined') this.setMember(outcome.member);
+    return outcome;
   }
 
   /** The client is now this member (a join succeeded), or none (it left; the join timeout starts again). */

@@ -29,6 +29,8 @@
 //   error(code, message)    a refusal, counted and rendered
 //   fail(e)                 an exception as the dialect's error (unknown ones: 'internal', logged)
 //   whileJoining(work)      run a join; frames meanwhile are held, then handled in order
+//   joinGroup(req)          the registry's join for this client: joined (setMember done),
+//                           redirect, or 'closed' (the connection went meanwhile)
 //   setMember(m)            the client is in (or, with undefined, left)
 //   member, joining, closed
 //   refuse(message)         a dropped message over a rate limit (warn once a second, close on flood)
@@ -47,7 +49,11 @@
 //   DialectHost: app (fastify, @fastify/websocket registered), registry,
 //   metrics, log, liveness, joinTimeoutMs, place(), address(req), web.
 //   Connections: the live connections, for closeAll; contextOf(host).
+//
+// jsonFrame (json.ts): for JSON-over-WebSocket dialects, a text frame's JSON
+// value or the refusal of a binary or malformed one.
 export { CLOSE, DEFAULT_JOIN_TIMEOUT_MS, type DialectContext, DialectConnection, MAX_HELD_DURING_JOIN, type Parsed, type Rates, type ShellOptions } from './connection.ts';
+export { type JsonFrameWords, jsonFrame } from './json.ts';
 export { type AddressSource, Connections, type Dialect, type DialectHost, contextOf } from './dialect.ts';
 export { LAZY_FLUSH_MS, MAX_QUEUED_BYTES, Outbox } from './outbox.ts';
 export type { Transport, TransportSink } from './transport.ts';

@@ -20,7 +20,7 @@ import type { CoreEvent, MessageEvent, UserEvent } from '../../core/client.ts';
 import { CoreError } from '../../core/errors.ts';
 import type { Group } from '../../core/group.ts';
 import type { ErrorCode } from '../../core/vocabulary.ts';
-import { DialectConnection, type DialectContext, frameText, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame } from '../kit/index.ts';
+import { DialectConnection, type DialectContext, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame, jsonFrame } from '../kit/index.ts';
 import { wireErrorCode } from './vocabulary.ts';
 
 export const DIALECT = 'rtcpool';
@@ -125,14 +125,9 @@ export class PoolConnection extends DialectConnection<ClientEvent, PoolInput, Po
     if ('event' in input) {
       parsed = parseClientEvent(input.event, input.data);
     } else {
-      if (input.binary) return { ok: false, error: 'bad-message', message: 'binary frames are not part of ssp; send JSON text {"type": ..., "data": {...}}' };
-      let frame: unknown;
-      try {
-        frame = JSON.parse(frameText(input.data));
-      } catch {
-        return { ok: false, error: 'bad-json', message: 'the frame is not valid JSON; send {"type": "rtc:...", "data": {...}}' };
-      }
-      parsed = parseClientFrame(frame);
+      const json = jsonFrame(input, { protocol: 'ssp', textHint: 'JSON text {"type": ..., "data": {...}}', jsonHint: '{"type": "rtc:...", "data": {...}}' });
+      if (!json.ok) return json;
+      parsed = parseClientFrame(json.value);
     }
     return parsed.ok ? { ok: true, message: parsed.event, type: parsed.event.type } : parsed;
   }
@@ -175,24 +170,9 @@ export class PoolConnection extends DialectConnection<ClientEvent, PoolInput, Po
     }
     void this.whileJoining(async () => {
       try {
-        const outcome = await this.ctx.registry.join(this, {
-          group: pool,
-          groupUrl: this.creds.groupUrl(pool),
-          token: this.creds.token,
-          username: this.creds.username,
-          ephemeral: true,
-          address: this.creds.address,
-          via: DIALECT,
-        });
-        if (outcome.kind === 'redirect') {
-          this.error('no-such-group', `pool "${pool}" has moved to ${outcome.url}`);
-          return;
-        }
-        if (this.closed) {
-          outcome.member.group.remove(outcome.member, { notify: false });
-          return;
-        }
-        this.setMember(outcome.member);
+        const { token, username, address } = this.creds;
+        const outcome = await this.joinGroup({ group: pool, groupUrl: this.creds.groupUrl(pool), token, username, ephemeral: true, address });
+        if (outcome.kind === 'redirect') this.error('no-such-group', `pool "${pool}" has moved to ${outcome.url}`);
       } catch (e) {
         const err = this.asCoreError(e);
         this.error(err.code, `could not join pool "${pool}": ${err.message}`);
