@@ -14,7 +14,7 @@ import { galeneDialect } from './dialects/galene/index.ts';
 import { type AddressSource, DEFAULT_JOIN_TIMEOUT_MS, type Dialect, type DialectHost, WEBSOCKET_OPTIONS } from './dialects/kit/index.ts';
 import { withTokenDescriptions } from './dialects/rtcpool/claims.ts';
 import { rtcpoolDialect } from './dialects/rtcpool/transports.ts';
-import { type XmppRoutes, registerXmpp } from './dialects/xmpp/routes.ts';
+import { xmppDialect } from './dialects/xmpp/index.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
@@ -75,8 +75,7 @@ export class AtriumServer {
   private iceServers: ConfiguredIceServer[] = [];
   private readonly liveness = new LivenessMonitor();
   /** Every protocol the server speaks; each registers its own routes (dialects/kit/dialect.ts). */
-  private readonly dialects: Dialect[] = [galeneDialect(), camusDialect(), rtcpoolDialect()];
-  private xmpp: XmppRoutes | undefined;
+  private readonly dialects: Dialect[];
   /** The URL the server answers on, once started. */
   url = '';
 
@@ -93,6 +92,7 @@ export class AtriumServer {
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
       makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
     });
+    this.dialects = [galeneDialect(), camusDialect(), rtcpoolDialect(), xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain })];
     this.registry.on('memberAdded', () => this.metrics.members.inc());
     this.registry.on('memberRemoved', () => this.metrics.members.dec());
   }
@@ -126,7 +126,7 @@ export class AtriumServer {
       updateMediaGauges(this.metrics.media, await collectStats(this.registry));
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
-    // Galène at /ws and /group/<name>/, Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/.
+    // Galène at /ws and /group/<name>/, Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/, XMPP at /xmpp-websocket and /http-bind.
     const dialectHost: DialectHost = {
       app,
       registry: this.registry,
@@ -139,7 +139,6 @@ export class AtriumServer {
       web: await registerWebApp(app, { log: this.log }),
     };
     for (const d of this.dialects) await d.register(dialectHost);
-    this.xmpp = registerXmpp(app, { ...dialectHost, tokens: this.tokens, throttle: this.throttle, domain: this.xmppDomain });
     await registerAdminApi(app, {
       groups: this.groups,
       config: () => this.config.current,
@@ -214,7 +213,6 @@ export class AtriumServer {
   async stop(): Promise<void> {
     for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
     await Promise.all(this.dialects.map((d) => d.closeAll('the server is shutting down')));
-    this.xmpp?.closeAll('the server is shutting down');
     this.registry.close();
     if (this.engine) await closeMediaEngine(this.engine);
     this.groups.close();

@@ -197,6 +197,17 @@ export class RawXmpp {
   close(): void {
     this.ws.close();
   }
+
+  /** Drops the connection without a close (a network that went away). */
+  drop(): void {
+    this.ws.terminate();
+  }
+
+  /** Stops reading from the socket: the server's output piles up (a reader that cannot keep up). */
+  pause(): void {
+    // `_socket` is ws's net.Socket; public in practice but untyped.
+    (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
 }
 
 /** Group files most XMPP tests use. */

@@ -92,7 +92,7 @@ const STREAM_ROWS: StreamRow[] = [
     when: 'login',
     send: [`<message xmlns="jabber:client" to="chat@conference.localhost"><body>${'x'.repeat(300 * 1024)}</body></message>`],
     condition: 'policy-violation',
-    text: /over the 262144-byte stanza limit/,
+    text: /a frame of \d+ bytes is over the 262144-byte limit/,
   },
   { name: 'elements nested too deep', when: 'login', send: [`<message xmlns="jabber:client">${nested(40)}</message>`], condition: 'policy-violation', text: /nested more than 32 deep/ },
   {

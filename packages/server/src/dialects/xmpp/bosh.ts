@@ -1,15 +1,19 @@
 // BOSH (XEP-0124) carrying an XMPP stream (XEP-0206) at /http-bind: a
-// session is a series of HTTP POSTs of <body/> elements numbered by `rid`.
-// The server holds one request open (hold=1) for up to `wait` seconds and
-// answers it as soon as it has something to send; requests are handled in
-// rid order, and a repeated rid gets the same answer again. A session that
-// sends nothing for `inactivity` seconds is over (its XMPP session may then
-// wait for a resumption, XEP-0198).
+// session is a series of HTTP POSTs of <body/> elements numbered by `rid`,
+// and the kit's transport for the stream it carries. The server holds one
+// request open (hold=1) for up to `wait` seconds and answers it as soon as
+// it has something to send; requests are handled in rid order, and a
+// repeated rid gets the same answer again. A session that sends nothing for
+// `inactivity` seconds is over (its XMPP session may then wait for a
+// resumption, XEP-0198). Each element a body carries reaches the connection
+// already parsed; a session restart and a terminate reach it as the
+// framing's <open/> and <close/>.
 import { randomBytes } from 'node:crypto';
 import type { Place } from '../../http/place.ts';
+import type { TransportSink } from '../kit/index.ts';
+import { XmppConnection, type XmppIn, type XmppTransport } from './connection.ts';
 import type { XmppContext } from './context.ts';
 import { NS } from './stanza.ts';
-import { type StreamTransport, XmppStream } from './stream.ts';
 import { type Element, XML_LIMITS, XmlError, attr, childElements, el, parseElement } from './xml.ts';
 
 export const BOSH_LIMITS = {
@@ -22,6 +26,8 @@ export const BOSH_LIMITS = {
   hold: 1,
   /** Sessions at once, for the whole server. */
   maxSessions: 10_000,
+  /** Largest body, in characters: a stanza at its limit and the body around it. */
+  maxBodyChars: XML_LIMITS.maxChars + 4096,
 };
 
 export interface BoshReply {
@@ -42,27 +48,27 @@ function terminate(condition: string | undefined, text?: string): string {
 export class BoshService {
   private readonly sessions = new Map<string, BoshSession>();
 
-  constructor(private readonly ctx: XmppContext) {}
+  constructor(
+    private readonly ctx: XmppContext,
+    private readonly onConnection: (c: XmppConnection) => void,
+  ) {}
 
   get size(): number {
     return this.sessions.size;
   }
 
-  /** One POST to /http-bind: its body text, where the client reached us, and the URL's token. */
+  /** One POST to /http-bind: its body text, where the client reached us, the URL's token, the client's address. */
   async handle(text: string, place: Place, urlToken: string | undefined, address: string | undefined): Promise<BoshReply> {
     let body: Element;
     try {
-      if (text.length > XML_LIMITS.maxChars + 4096) throw new XmlError('policy-violation', `a BOSH body of ${text.length} characters is over the ${XML_LIMITS.maxChars}-character limit`);
-      body = parseElement(text, { ...XML_LIMITS, maxChars: XML_LIMITS.maxChars + 4096 });
+      if (text.length > BOSH_LIMITS.maxBodyChars) throw new XmlError('policy-violation', `a BOSH body of ${text.length} characters is over the ${BOSH_LIMITS.maxBodyChars}-character limit`);
+      body = parseElement(text, { ...XML_LIMITS, maxChars: BOSH_LIMITS.maxBodyChars });
     } catch (e) {
       if (!(e instanceof XmlError)) throw e;
-      // Without a readable sid the session cannot be told; the request is refused.
+      // The session, when the body names one, ends with the error; otherwise the request alone is refused.
       const sid = /\ssid=['"]([A-Za-z0-9_-]{1,64})['"]/.exec(text.slice(0, 2048))?.[1];
       const s = sid === undefined ? undefined : this.sessions.get(sid);
-      if (s) {
-        s.stream.fail(e.condition, e.message);
-        return s.flushTerminated();
-      }
+      if (s) return s.problem(e.condition, e.message);
       return { status: 400, body: terminate('bad-request', e.message) };
     }
     if (!body.is('body', NS.bosh)) return { status: 400, body: terminate('bad-request', `a BOSH request is a <body xmlns="${NS.bosh}"/>`) };
@@ -75,94 +81,101 @@ export class BoshService {
     return s.request(body, rid);
   }
 
-  private create(body: Element, rid: number, place: Place, urlToken: string | undefined, address: string | undefined): BoshReply {
+  private create(body: Element, rid: number, place: Place, urlToken: string | undefined, address: string | undefined): Promise<BoshReply> | BoshReply {
     if (this.sessions.size >= BOSH_LIMITS.maxSessions) return { status: 200, body: terminate('remote-connection-failed', 'the server has too many BOSH sessions; try again later') };
-    const to = attr(body, 'to');
     const wanted = Number(attr(body, 'wait') ?? BOSH_LIMITS.maxWait);
     const wait = Number.isFinite(wanted) && wanted >= 1 ? Math.min(wanted, BOSH_LIMITS.maxWait) : BOSH_LIMITS.maxWait;
-    const session = new BoshSession(randomBytes(16).toString('base64url'), rid, wait, place, urlToken, address, this.ctx, (s) => this.sessions.delete(s.sid));
+    const session = new BoshSession(randomBytes(16).toString('base64url'), rid - 1, wait, (s) => this.sessions.delete(s.sid));
     this.sessions.set(session.sid, session);
-    return session.start(to, attr(body, 'xmpp:version'));
-  }
-
-  closeAll(reason: string): void {
-    for (const s of [...this.sessions.values()]) s.stream.fail('system-shutdown', reason);
+    this.onConnection(new XmppConnection(session, place, urlToken, address, this.ctx));
+    // The creation request opens the stream: the answer carries the features.
+    return session.request(body, rid, true);
   }
 }
 
-class BoshSession implements StreamTransport {
+class BoshSession implements XmppTransport {
   readonly kind = 'bosh' as const;
-  readonly stream: XmppStream;
+  /** Its inactivity timer is the liveness check. */
+  readonly keepsItselfAlive = true;
+  private sink: TransportSink<XmppIn> | undefined;
   private lastRid: number;
   private readonly out: string[] = [];
+  private outBytes = 0;
   private readonly held: Held[] = [];
   /** Requests that came before their turn, by rid. */
   private readonly early = new Map<number, { body: Element; resolve: (r: BoshReply) => void }>();
   /** Answers already given, by rid, for retransmissions. */
   private readonly answered = new Map<number, BoshReply>();
   private headerAttrs: Record<string, string> | undefined;
-  private terminated: { condition: string | undefined } | undefined;
+  /** The session attributes still have to go out (the first answer). */
+  private first = true;
+  /** The stream ended; condition null for a clean terminate. */
+  private terminated: { condition: string | null } | undefined;
   private inactivity: NodeJS.Timeout | undefined;
   private flushScheduled = false;
+  private gone = false;
 
   constructor(
     readonly sid: string,
-    firstRid: number,
+    lastRid: number,
     private readonly wait: number,
-    readonly place: Place,
-    readonly urlToken: string | undefined,
-    readonly address: string | undefined,
-    ctx: XmppContext,
     private readonly onGone: (s: BoshSession) => void,
   ) {
-    this.lastRid = firstRid;
-    this.stream = new XmppStream(this, ctx);
+    this.lastRid = lastRid;
     this.touch();
   }
 
-  start(to: string | undefined, version: string | undefined): BoshReply {
-    this.stream.open(to, version);
-    if (this.terminated) return this.flushTerminated();
-    const reply = { status: 200, body: this.responseBody(true) };
-    this.answered.set(this.lastRid, reply);
-    return reply;
-  }
-
-  async request(body: Element, rid: number): Promise<BoshReply> {
+  request(body: Element, rid: number, creation = false): Promise<BoshReply> | BoshReply {
     this.touch();
     const previous = this.answered.get(rid);
     if (previous) return previous;
-    if (this.terminated) return this.flushTerminated();
+    if (this.terminated) return this.finalReply();
     if (rid <= this.lastRid || rid > this.lastRid + BOSH_LIMITS.requests) {
-      this.stream.fail('policy-violation', `BOSH request ${rid} is outside the window (${this.lastRid + 1} to ${this.lastRid + BOSH_LIMITS.requests})`);
+      this.streamProblem('policy-violation', `BOSH request ${rid} is outside the window (${this.lastRid + 1} to ${this.lastRid + BOSH_LIMITS.requests})`);
       return { status: 200, body: terminate('item-not-found', `rid ${rid} is not the next request of this session`) };
     }
-    if (rid > this.lastRid + 1) {
-      return new Promise((resolve) => this.early.set(rid, { body, resolve }));
-    }
+    if (rid > this.lastRid + 1) return new Promise((resolve) => this.early.set(rid, { body, resolve }));
     return new Promise((resolve) => {
-      this.process(body, rid, resolve);
+      this.process(body, rid, resolve, creation);
       for (let next = this.early.get(this.lastRid + 1); next; next = this.early.get(this.lastRid + 1)) {
         this.early.delete(this.lastRid + 1);
-        this.process(next.body, this.lastRid + 1, next.resolve);
+        this.process(next.body, this.lastRid + 1, next.resolve, false);
       }
     });
   }
 
-  private process(body: Element, rid: number, resolve: (r: BoshReply) => void): void {
+  /** A body that could not be read: the stream ends with a stream error naming why. */
+  problem(condition: XmlError['condition'], text: string): BoshReply | Promise<BoshReply> {
+    this.streamProblem(condition, text);
+    return this.finalReply();
+  }
+
+  /** Ends the stream with a stream error naming the problem. */
+  private streamProblem(condition: XmlError['condition'], text: string): void {
+    this.sink?.receive({ problem: { condition, text } }, 0);
+    if (!this.terminated) {
+      // The connection dropped it (over its rate): the session is over all the same, and the connection with it.
+      this.terminated = { condition: 'remote-stream-error' };
+      this.sink?.transportClosed();
+    }
+  }
+
+  private process(body: Element, rid: number, resolve: (r: BoshReply) => void, creation: boolean): void {
     this.lastRid = rid;
     // A new request lets the one held before it go (at most `hold` wait at the server).
     while (this.held.length >= BOSH_LIMITS.hold) this.answer(this.held.shift()!);
+    const sink = this.sink!;
+    const framing = (name: 'open' | 'close') => el(name, { xmlns: NS.framing, to: attr(body, 'to'), version: attr(body, 'xmpp:version') });
+    if (creation) sink.receive({ element: framing('open') }, 0);
     for (const child of childElements(body)) {
+      if (this.terminated) break;
       // Stanzas inherit the body's namespace unless they say otherwise; XEP-0206 means jabber:client.
       if (child.attrs.xmlns === undefined && ['iq', 'message', 'presence'].includes(child.getName())) child.attrs.xmlns = NS.client;
-      this.stream.receive(child);
-      if (this.terminated) break;
+      child.parent = null;
+      sink.receive({ element: child }, 0);
     }
-    if (!this.terminated) {
-      if (attr(body, 'xmpp:restart') === 'true') this.stream.open(attr(body, 'to'), attr(body, 'xmpp:version'));
-      if (attr(body, 'type') === 'terminate') this.stream.clientClosed();
-    }
+    if (!this.terminated && attr(body, 'xmpp:restart') === 'true') sink.receive({ element: framing('open') }, 0);
+    if (!this.terminated && attr(body, 'type') === 'terminate') sink.receive({ element: framing('close') }, 0);
     const timer = setTimeout(() => this.answerHeld(rid), this.wait * 1000);
     timer.unref();
     this.held.push({ rid, resolve, timer });
@@ -177,26 +190,21 @@ class BoshSession implements StreamTransport {
 
   private answer(h: Held): void {
     clearTimeout(h.timer);
-    const reply = this.terminated ? this.finalReply() : { status: 200, body: this.responseBody(false) };
+    const reply = this.terminated ? this.finalReply() : { status: 200, body: this.responseBody() };
     this.answered.set(h.rid, reply);
     for (const r of this.answered.keys()) if (r <= h.rid - BOSH_LIMITS.requests) this.answered.delete(r);
     h.resolve(reply);
     if (this.held.length === 0 && !this.terminated) this.touch();
   }
 
-  private responseBody(first: boolean): string {
+  private responseBody(): string {
     const attrs: Record<string, string | number | undefined> = { xmlns: NS.bosh };
-    if (first || this.headerAttrs) {
-      Object.assign(attrs, {
-        'xmlns:xmpp': NS.xbosh,
-        'xmlns:stream': NS.stream,
-        'xmpp:version': '1.0',
-        from: this.headerAttrs?.from,
-        authid: this.headerAttrs?.id,
-      });
+    if (this.first || this.headerAttrs) {
+      Object.assign(attrs, { 'xmlns:xmpp': NS.xbosh, 'xmlns:stream': NS.stream, 'xmpp:version': '1.0', from: this.headerAttrs?.from, authid: this.headerAttrs?.id });
       this.headerAttrs = undefined;
     }
-    if (first)
+    if (this.first) {
+      this.first = false;
       Object.assign(attrs, {
         sid: this.sid,
         wait: this.wait,
@@ -207,21 +215,19 @@ class BoshSession implements StreamTransport {
         ver: '1.11',
         'xmpp:restartlogic': 'true',
       });
-    const parts = this.out.splice(0);
-    const head = el('body', attrs).toString();
-    if (parts.length === 0) return head;
-    return `${head.slice(0, -2)}>${parts.join('')}</body>`;
+    }
+    return this.wrap(el('body', attrs).toString());
   }
 
+  private wrap(head: string): string {
+    const parts = this.out.splice(0);
+    this.outBytes = 0;
+    return parts.length === 0 ? head : `${head.slice(0, -2)}>${parts.join('')}</body>`;
+  }
+
+  /** The answer once the stream has ended: whatever was left (a stream error) with a terminate body; the session is then gone. */
   private finalReply(): BoshReply {
-    const parts = this.out.splice(0);
-    const head = el('body', { xmlns: NS.bosh, type: 'terminate', condition: this.terminated?.condition, 'xmlns:stream': NS.stream }).toString();
-    return { status: 200, body: parts.length === 0 ? head : `${head.slice(0, -2)}>${parts.join('')}</body>` };
-  }
-
-  /** The answer once the stream has ended: whatever was left (a stream error) with a terminate body. */
-  flushTerminated(): BoshReply {
-    const reply = this.finalReply();
+    const reply = { status: 200, body: this.wrap(el('body', { xmlns: NS.bosh, type: 'terminate', condition: this.terminated?.condition ?? undefined, 'xmlns:stream': NS.stream }).toString()) };
     this.forget();
     return reply;
   }
@@ -233,10 +239,7 @@ class BoshSession implements StreamTransport {
       this.flushScheduled = false;
       const h = this.held.shift();
       if (h) this.answer(h);
-      if (this.terminated) {
-        for (const rest of this.held.splice(0)) this.answer(rest);
-        if (this.held.length === 0) this.forget();
-      }
+      if (this.terminated) for (const rest of this.held.splice(0)) this.answer(rest);
     });
   }
 
@@ -245,41 +248,49 @@ class BoshSession implements StreamTransport {
     this.inactivity = setTimeout(() => {
       if (this.held.length > 0) return;
       this.forget();
-      this.stream.transportLost();
+      this.sink?.transportClosed();
     }, BOSH_LIMITS.inactivity * 1000);
     this.inactivity.unref();
   }
 
   private forget(): void {
+    if (this.gone) return;
+    this.gone = true;
     clearTimeout(this.inactivity);
     for (const e of this.early.values()) e.resolve({ status: 200, body: terminate('item-not-found', 'the session ended') });
     this.early.clear();
     this.onGone(this);
   }
 
-  // StreamTransport -----------------------------------------------------
+  // Transport -----------------------------------------------------------
+
+  attach(sink: TransportSink<XmppIn>): void {
+    this.sink = sink;
+  }
 
   header(attrs: Record<string, string>): void {
     this.headerAttrs = attrs;
   }
 
-  write(xml: string, _urgent: boolean): boolean {
-    if (this.terminated) return true;
-    this.out.push(xml);
+  get bufferedAmount(): number {
+    return this.outBytes;
+  }
+
+  sizeOf(frame: string): number {
+    return Buffer.byteLength(frame);
+  }
+
+  send(frame: string): void {
+    if (this.terminated) return;
+    this.out.push(frame);
+    this.outBytes += Buffer.byteLength(frame);
     if (this.held.length > 0) this.scheduleFlush();
-    return this.out.length < 10_000;
   }
 
-  fail(error: Element, _reason: string): void {
+  close(code: number, _reason: string): void {
     if (this.terminated) return;
-    this.out.push(error.toString());
-    this.terminated = { condition: 'remote-stream-error' };
-    this.scheduleFlush();
-  }
-
-  end(_reason: string): void {
-    if (this.terminated) return;
-    this.terminated = { condition: undefined };
+    // A clean terminate has no condition; a stream error was sent just before as a frame.
+    this.terminated = { condition: code === 1000 ? null : 'remote-stream-error' };
     this.scheduleFlush();
   }
 }

@@ -1,24 +1,19 @@
 // What every part of the XMPP dialect shares: the domains it serves, the
 // core, the live sessions (by address and by stream-management id) and the
 // rooms' nick directories.
-import type { GroupRegistry } from '../../core/registry.ts';
-import type { Logger } from '../../log.ts';
-import type { Metrics } from '../../metrics.ts';
+import type { DialectContext } from '../kit/index.ts';
 import type { Place } from '../../http/place.ts';
 import type { RoomDirectory } from './muc.ts';
 import type { Login, SaslFailure } from './sasl.ts';
 import type { XmppSession } from './session.ts';
 
-export interface XmppContext {
+export interface XmppContext extends DialectContext {
   /** The XMPP domain (users are user@domain). */
   domain: string;
   /** The MUC service: rooms are room@mucDomain. */
   mucDomain: string;
   /** Where Jitsi clients send their conference request (`hosts.focus`). */
   focusDomain: string;
-  registry: GroupRegistry;
-  metrics: Metrics;
-  log: Logger;
   sessions: SessionDirectory;
   rooms: RoomDirectory;
   /** Undefined when SASL may go on with this login, else why it may not. */

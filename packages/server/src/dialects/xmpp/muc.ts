@@ -240,6 +240,12 @@ export class Occupant implements Client {
     this.session.send(el('message', { type: 'groupchat', from: this.room.jid, id: randomBytes(6).toString('hex') }, el('subject', {}, this.subject ?? '')));
     for (const e of rest) if (e.type !== 'user') this.render(e);
     this.media.joined();
+    this.session.roomsChanged();
+  }
+
+  /** Bytes waiting to go to this occupant's client (the history replay paces itself on it). */
+  outputBacklog(): number {
+    return this.session.outputBacklog();
   }
 
   /** The join was refused: nothing was sent for it but the error. */
@@ -264,6 +270,7 @@ export class Occupant implements Client {
     if (this.session.occupants.get(this.room.group) === this) this.session.occupants.delete(this.room.group);
     this.room.occupants.delete(this);
     this.session.ctx.rooms.release(this.room);
+    this.session.roomsChanged();
   }
 
   /** Sends a groupchat message through the core; its reflection keeps the client's id. */
@@ -690,10 +697,11 @@ export async function handleMucIq(session: XmppSession, iq: Element, room: Jid, 
     if (!target) throw new StanzaError('item-not-found', `there is nobody called "${nick}" in this room`);
     if (!(target.client instanceof Occupant)) throw new StanzaError('service-unavailable', `"${nick}" is not an XMPP client and answers no requests`);
     // Between XMPP occupants, requests go through as XEP-0045 §7.6 says, addressed by room nick.
+    // Not awaited: the answer comes when the other client gives it, and nothing waits behind it meanwhile.
     const forwarded = el('iq', { type, from: occupant.occupantJid }, child);
-    const reply = await target.client.session.request(forwarded);
-    const answer = el('iq', { type: attr(reply, 'type') === 'result' ? 'result' : 'error', id: attr(iq, 'id'), from }, ...childElements(reply));
-    session.send(answer);
+    void target.client.session.request(forwarded).then((reply) => {
+      session.send(el('iq', { type: attr(reply, 'type') === 'result' ? 'result' : 'error', id: attr(iq, 'id'), from }, ...childElements(reply)));
+    });
     return;
   }
   if (type === 'get' && ns === NS.discoInfo) {

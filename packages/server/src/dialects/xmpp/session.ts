@@ -12,7 +12,7 @@ import { type Occupant, handleMucIq, handleMucMessage, handleMucPresence, handle
 import type { Login } from './sasl.ts';
 import { discoInfo } from './disco.ts';
 import { NS, StanzaError, errorReply } from './stanza.ts';
-import type { XmppStream } from './stream.ts';
+import type { XmppConnection } from './connection.ts';
 import { type Element, attr, childElements, el } from './xml.ts';
 
 /** Stream-management limits. */
@@ -44,7 +44,7 @@ type Target = { kind: 'server' } | { kind: 'muc-service' } | { kind: 'room'; roo
 export class XmppSession {
   readonly fullJid: string;
   readonly bareJid: string;
-  private stream: XmppStream | undefined;
+  private stream: XmppConnection | undefined;
   /** Rooms this session is in, by group name. */
   readonly occupants = new Map<string, Occupant>();
   private sm: StreamManagement | undefined;
@@ -83,12 +83,23 @@ export class XmppSession {
     return true;
   }
 
-  attach(stream: XmppStream): void {
+  attach(stream: XmppConnection): void {
     this.stream = stream;
+    this.roomsChanged();
+  }
+
+  /** The rooms this session is in changed (joined, left): the stream's join timeout follows. */
+  roomsChanged(): void {
+    this.stream?.roomsChanged([...this.occupants.values()].some((o) => o.member !== undefined));
+  }
+
+  /** Bytes waiting to go to the client (0 while the session waits for a resumption). */
+  outputBacklog(): number {
+    return this.stream?.backlog() ?? 0;
   }
 
   /** The stream ended; without resumption the session ends with it. */
-  detach(stream: XmppStream, mayHibernate: boolean): void {
+  detach(stream: XmppConnection, mayHibernate: boolean): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
     if (mayHibernate && this.sm?.resumable && !this.ended) {
@@ -100,12 +111,13 @@ export class XmppSession {
   }
 
   /** A new stream takes this session over (XEP-0198 §5). */
-  resume(stream: XmppStream, h: number): void {
+  resume(stream: XmppConnection, h: number): void {
     clearTimeout(this.hibernation);
     this.hibernation = undefined;
     const old = this.stream;
     this.stream = stream;
-    if (old && old !== stream) old.fail('conflict', 'the session was resumed on another stream');
+    if (old && old !== stream) old.streamError('conflict', 'the session was resumed on another stream');
+    this.roomsChanged();
     const sm = this.sm!;
     this.acknowledge(h);
     stream.write(el('resumed', { xmlns: NS.sm, h: sm.inbound, previd: sm.id }));
@@ -125,7 +137,7 @@ export class XmppSession {
     this.ctx.sessions.remove(this);
     const s = this.stream;
     this.stream = undefined;
-    if (s && !s.closed) s.fail('system-shutdown', reason);
+    if (s && !s.isClosed) s.streamError('system-shutdown', reason);
   }
 
   // -------------------------------------------------------------------
@@ -146,7 +158,7 @@ export class XmppSession {
       if (sm.queue.length > SM_LIMITS.maxUnacked || sm.queueBytes > SM_LIMITS.maxUnackedBytes) {
         this.ctx.metrics.errors.inc({ dialect: 'xmpp', kind: 'too-slow' });
         const s = this.stream;
-        if (s) s.fail('resource-constraint', `over ${SM_LIMITS.maxUnacked} stanzas (or ${SM_LIMITS.maxUnackedBytes} bytes) sent and not acknowledged`);
+        if (s) s.streamError('resource-constraint', `over ${SM_LIMITS.maxUnacked} stanzas (or ${SM_LIMITS.maxUnackedBytes} bytes) sent and not acknowledged`);
         else this.end('too many stanzas waiting for the session to be resumed');
         return;
       }
@@ -188,19 +200,19 @@ export class XmppSession {
       return;
     }
     const sm = this.sm;
-    if (!sm) return stream.fail('unsupported-stanza-type', `<${name}/> of stream management before <enable/>`);
+    if (!sm) return stream.streamError('unsupported-stanza-type', `<${name}/> of stream management before <enable/>`);
     if (name === 'r') {
       stream.write(el('a', { xmlns: NS.sm, h: sm.inbound }));
       return;
     }
     if (name === 'a') {
       const h = Number(attr(e, 'h'));
-      if (!Number.isInteger(h) || h < 0) return stream.fail('policy-violation', 'an <a/> needs a whole number h');
+      if (!Number.isInteger(h) || h < 0) return stream.streamError('policy-violation', 'an <a/> needs a whole number h');
       sm.requested = false;
       this.acknowledge(h);
       return;
     }
-    stream.fail('unsupported-stanza-type', `<${name}/> is not a stream-management element`);
+    stream.streamError('unsupported-stanza-type', `<${name}/> is not a stream-management element`);
   }
 
   private acknowledge(h: number): void {
@@ -212,7 +224,7 @@ export class XmppSession {
     // stanzas before it resets its counter on <enabled/>): ignored, as Prosody does.
     if (newly >= 2 ** 31) return;
     if (newly > unacked) {
-      this.stream?.fail('policy-violation', `the client acknowledged ${h} stanzas but only ${(acked + unacked) % 2 ** 32} were sent (XEP-0198 handled-count-too-high)`);
+      this.stream?.streamError('policy-violation', `the client acknowledged ${h} stanzas but only ${(acked + unacked) % 2 ** 32} were sent (XEP-0198 handled-count-too-high)`);
       return;
     }
     for (const s of sm.queue.splice(0, newly)) sm.queueBytes -= s.length;
