@@ -56,6 +56,8 @@ export interface UserEvent {
   data: UserData;
   /** Set by the server only; null when none (and on 'delete'). */
   description: Description;
+  /** On 'delete': the member did not leave by itself but was kicked or banned by an operator. */
+  reason?: 'kicked' | 'banned';
 }
 
 export type ChatKind = '' | 'me' | 'caption';
@@ -85,6 +87,8 @@ export interface MessageEvent {
   privileged: boolean;
   /** Stable error identifier, for kind 'error'. */
   error?: string;
+  /** On kind 'kicked': the member was banned as well. */
+  banned?: boolean;
   value: unknown;
 }
 

@@ -143,6 +143,8 @@ export class Group {
   private readonly members = new Map<string, Member>();
   private lock: { message: string | undefined } | undefined;
   private groupData: UserData = {};
+  /** Usernames an operator banned; they stay out while the group lives. */
+  private readonly banned = new Set<string>();
   readonly history: ChatHistory;
   /** History still on its way to members that just joined. */
   private readonly replays = new Map<Member, HistoryReplay>();
@@ -244,6 +246,9 @@ export class Group {
     if (d.maxClients !== undefined && d.maxClients > 0 && this.members.size >= d.maxClients && !isOp) {
       throw new CoreError('too-many-clients', `group "${this.name}" is full (at most ${d.maxClients} clients)`);
     }
+    if (username !== undefined && this.banned.has(username)) {
+      throw new CoreError('not-permitted', `user "${username}" is banned from group "${this.name}"`);
+    }
     if (this.members.has(client.id)) {
       throw new CoreError('already-joined', `client id "${client.id}" is already in group "${this.name}"`);
     }
@@ -270,14 +275,15 @@ export class Group {
     return member;
   }
 
-  /** Removes a member; the client is told unless it is already gone. */
-  remove(member: Member, opts: { notify: boolean } = { notify: true }): void {
+  /** Removes a member; the client is told unless it is already gone. `reason` says an operator removed it. */
+  remove(member: Member, opts: { notify?: boolean; reason?: 'kicked' | 'banned' } = {}): void {
     if (this.members.get(member.id) !== member) return;
     this.members.delete(member.id);
     this.replays.get(member)?.cancel();
     this.streams?.memberLeft(member);
-    if (opts.notify) member.client.deliver(this.joinedEvent('leave', member));
+    if (opts.notify ?? true) member.client.deliver(this.joinedEvent('leave', member));
     const gone: UserEvent = { type: 'user', kind: 'delete', id: member.id, username: member.username, permissions: [], data: {}, description: null };
+    if (opts.reason) gone.reason = opts.reason;
     this.broadcast(gone);
     this.env.observer.memberRemoved?.(this, member);
     this.checkOperators();
@@ -485,8 +491,30 @@ export class Group {
     return tokenAction(this, from, kind, template, this.env.tokens, now);
   }
 
+  /**
+   * An operator bans a member: it is kicked, and its username may not join
+   * again while the group lives (an anonymous member is only kicked).
+   */
+  ban(from: Member, targetId: string, reason?: string): void {
+    this.require(from, 'op', 'ban users');
+    const target = this.target(targetId);
+    if (target.username !== undefined) this.banned.add(target.username);
+    this.kick(target, from, reason || `you were banned by ${from.username ?? 'an operator'}`, 'banned');
+  }
+
+  /** An operator lifts a ban; returns whether the username was banned. */
+  unban(from: Member, username: string): boolean {
+    this.require(from, 'op', 'lift bans');
+    return this.banned.delete(username);
+  }
+
+  /** Usernames banned from this group. */
+  bannedUsernames(): string[] {
+    return [...this.banned];
+  }
+
   /** Removes a member with a message saying why; the client's session ends. */
-  kick(target: Member, by: Member | undefined, message: string): void {
+  kick(target: Member, by: Member | undefined, message: string, reason: 'kicked' | 'banned' = 'kicked'): void {
     target.client.deliver({
       type: 'message',
       kind: 'kicked',
@@ -495,8 +523,9 @@ export class Group {
       dest: target.id,
       privileged: true,
       value: message,
+      ...(reason === 'banned' ? { banned: true } : {}),
     });
-    this.remove(target);
+    this.remove(target, { reason });
     target.client.terminate(message);
   }
 
