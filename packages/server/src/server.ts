@@ -65,6 +65,8 @@ export interface ServerOptions {
   processMetrics?: boolean;
   /** The XMPP domain (rooms are on conference.<domain>); default: the host of the configured proxyURL, else localhost. */
   xmppDomain?: string | undefined;
+  /** Seconds an XMPP session cut without a clean close waits for a resumption (XEP-0198; default 120). */
+  xmppResumeSeconds?: number | undefined;
   /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
   loginThrottle?: Partial<ThrottleLimits> | undefined;
 }
@@ -118,7 +120,12 @@ export class AtriumServer {
         canChangePassword: () => this.config.current.writableGroups,
       },
     );
-    this.dialects = [galeneDialect(), camusDialect(), rtcpoolDialect(), xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain })];
+    this.dialects = [
+      galeneDialect(),
+      camusDialect(),
+      rtcpoolDialect(),
+      xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain, ...(options.xmppResumeSeconds === undefined ? {} : { resumeSeconds: options.xmppResumeSeconds }) }),
+    ];
     this.registry.on('memberAdded', () => this.metrics.members.inc());
     this.registry.on('memberRemoved', () => this.metrics.members.dec());
   }

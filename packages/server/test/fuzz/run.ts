@@ -1,4 +1,4 @@
-// `npm run fuzz -- --target NAME --cases N [--seed S]`: one long fuzz run
+// `npm run fuzz -- --target NAME --cases N [--seed S] [--minutes M]`: one long fuzz run
 // against a target (or `--target all`), with progress, a summary and any
 // failing case saved under regressions/ for `npm test` to replay.
 import { parseArgs } from 'node:util';
@@ -11,11 +11,14 @@ const { values } = parseArgs({
     cases: { type: 'string', default: '10000' },
     seed: { type: 'string' },
     concurrency: { type: 'string', default: '4' },
+    minutes: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log(`Usage: npm run fuzz -- --target NAME|all --cases N [--seed S] [--concurrency K (default 4)]\nTargets: ${Object.keys(TARGETS).join(', ')}`);
+  console.log(
+    `Usage: npm run fuzz -- --target NAME|all --cases N [--seed S] [--concurrency K (default 4)] [--minutes M (stop starting cases after M minutes)]\nTargets: ${Object.keys(TARGETS).join(', ')}`,
+  );
   process.exit(0);
 }
 const names = values.target === 'all' ? Object.keys(TARGETS) : values.target!.split(',');
@@ -30,6 +33,11 @@ if (!Number.isInteger(cases) || cases < 1) {
   console.error(`fuzz: --cases must be a positive whole number, not "${values.cases}"`);
   process.exit(2);
 }
+const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
+if (minutes !== undefined && !(minutes > 0)) {
+  console.error(`fuzz: --minutes must be a positive number, not "${values.minutes}"`);
+  process.exit(2);
+}
 let failed = 0;
 for (const name of names) {
   const started = performance.now();
@@ -37,6 +45,7 @@ for (const name of names) {
     cases,
     seed: values.seed === undefined ? undefined : Number(values.seed),
     concurrency: Number(values.concurrency) || 1,
+    maxSeconds: minutes === undefined ? undefined : minutes * 60,
     progress: (done, total) => {
       if (done % 2000 === 0 || done === total) {
         const rate = done / ((performance.now() - started) / 1000);
@@ -45,7 +54,9 @@ for (const name of names) {
     },
   });
   const mem = r.memory ? `; memory ${describeMemory(r.memory.start)} → ${describeMemory(r.memory.end)}` : '';
-  console.log(`fuzz ${name}: ${r.failure ? 'FAILED' : 'ok'}, ${r.cases} cases in ${r.seconds.toFixed(1)} s (${(r.cases / r.seconds).toFixed(0)}/s)${mem}`);
+  console.log(
+    `fuzz ${name}: ${r.failure ? 'FAILED' : 'ok'}, ${r.cases} cases in ${r.seconds.toFixed(1)} s (${(r.cases / r.seconds).toFixed(0)}/s)${!r.failure && r.cases < cases ? `, stopped at the ${minutes}-minute limit` : ''}${mem}`,
+  );
   if (r.failure) {
     failed++;
     console.log(r.failure);

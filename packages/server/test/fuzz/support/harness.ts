@@ -151,6 +151,8 @@ export async function fuzz<Case, Env>(
     save?: boolean;
     progress?: (done: number, total: number) => void /** Cases run at once (default 1: one after the other, with fast-check's replay path). */;
     concurrency?: number;
+    /** With concurrency > 1: no new case starts after this many seconds (the report says how many ran). */
+    maxSeconds?: number | undefined;
   },
 ): Promise<FuzzReport> {
   const started = performance.now();
@@ -197,11 +199,13 @@ export async function fuzz<Case, Env>(
     const concurrently = async (numRuns: number, s: number, width: number): Promise<string | undefined> => {
       let failure: string | undefined;
       const inFlight = new Set<Case>();
-      for (let batch = 0; batch * 1000 < numRuns && failure === undefined; batch++) {
+      const deadline = opts.maxSeconds === undefined ? Number.POSITIVE_INFINITY : performance.now() + opts.maxSeconds * 1000;
+      const open = () => failure === undefined && performance.now() < deadline;
+      for (let batch = 0; batch * 1000 < numRuns && open(); batch++) {
         const cases = fc.sample(target.arbitrary, { seed: s + batch, numRuns: Math.min(1000, numRuns - batch * 1000) });
         let next = 0;
         const worker = async () => {
-          while (failure === undefined && next < cases.length) {
+          while (open() && next < cases.length) {
             const c = cases[next++]!;
             inFlight.add(c);
             try {

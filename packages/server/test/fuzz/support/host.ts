@@ -15,6 +15,8 @@ export interface HostOptions {
   config?: unknown;
   /** Run the media engine in the main thread (stream messages then reach werift). */
   media?: boolean;
+  /** Seconds a cut XMPP session waits for a resumption (short, so memory is back soon after the last case). */
+  xmppResumeSeconds?: number;
 }
 
 export type HostRequest = { id: number; op: 'errors' } | { id: number; op: 'memory' } | { id: number; op: 'stop' };
@@ -72,6 +74,7 @@ const server = new AtriumServer({
   defaultGroup: false,
   media: opts.media ? { workers: 0, additionalHostAddresses: ['127.0.0.1'] } : false,
   log,
+  ...(opts.xmppResumeSeconds === undefined ? {} : { xmppResumeSeconds: opts.xmppResumeSeconds }),
 });
 await server.start();
 

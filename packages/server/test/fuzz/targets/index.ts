@@ -6,6 +6,7 @@ import { galeneTarget } from './galene.ts';
 import { groupFileTarget } from './group-file.ts';
 import { jwtTarget } from './jwt.ts';
 import { rtcpoolWsTarget, socketIoTarget } from './rtcpool.ts';
+import { xmppTarget } from './xmpp.ts';
 
 // Targets differ in their case and environment types; the runner only passes them through.
 // biome-ignore lint/suspicious/noExplicitAny: see above
@@ -17,4 +18,5 @@ export const TARGETS: Record<string, Target<any, any>> = {
   admin: adminTarget,
   'group-file': groupFileTarget,
   jwt: jwtTarget,
+  xmpp: xmppTarget,
 };
