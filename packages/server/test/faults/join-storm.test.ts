@@ -25,7 +25,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 170_000 })) {
   const sockets: WebSocket[] = [];
 
   before(async () => {
-    server = await startServer({ groups: { crowd: { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } } }, args: ['--media-address', '127.0.0.1'] });
+    server = await startServer({ groups: { crowd: { public: true, 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } } }, args: ['--media-address', '127.0.0.1'] });
     browser = await launchChromium();
   });
   after(async () => {
@@ -85,6 +85,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 170_000 })) {
     assert.deepEqual(tally.closed.slice(0, 5), []);
     assert.equal(tally.joined, JOINERS);
 
+    // A public group's .status shows its client count (as Galène's does).
     const status = (await (await fetch(`${server.url}/group/crowd/.status`)).json()) as { clientCount: number };
     assert.equal(status.clientCount, JOINERS + 2);
     // The camera played on: the subscriber still decodes.

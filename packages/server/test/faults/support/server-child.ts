@@ -40,7 +40,11 @@ export async function startServerChild(opts: ChildOptions): Promise<ServerChild>
   const pending = new Map<number, (v: unknown) => void>();
   let rid = 0;
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server child did not start in 30 s:\n${out}`)), 30_000);
+    // Generous: on a loaded machine tsx compiles the server slowly.
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`the server child did not start in 120 s (check \`uptime\`):\n${out}`));
+    }, 120_000);
     child.once('exit', (code) => reject(new Error(`the server child exited (${code}) before it started:\n${out}`)));
     child.on('message', (m: { url?: string; rid?: number; value?: unknown }) => {
       if (m.url) {

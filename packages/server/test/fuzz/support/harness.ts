@@ -16,6 +16,8 @@ import type { HostMemory, HostOptions } from './host.ts';
 const HOST = join(dirname(fileURLToPath(import.meta.url)), 'host.ts');
 export const REGRESSIONS = join(dirname(fileURLToPath(import.meta.url)), '..', 'regressions');
 const MB = 1024 * 1024;
+/** How long the server process may take to start. */
+const START_SECONDS = 120;
 
 /** The server under fuzz, as a target sees it. */
 export class Host {
@@ -52,7 +54,11 @@ export class Host {
     child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
     child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
     const ready = await new Promise<{ ready: string; groupsDir: string }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the fuzz server did not start within 30 s:\n${out}`)), 30_000);
+      // Generous: on a loaded machine tsx compiles the server slowly.
+      const timer = setTimeout(() => {
+        child.kill();
+        reject(new Error(`the fuzz server did not start within ${START_SECONDS} s (check \`uptime\`: a loaded machine is slow to compile it):\n${out}`));
+      }, START_SECONDS * 1000);
       child.once('message', (m: { ready: string; groupsDir: string }) => {
         clearTimeout(timer);
         resolve(m);
@@ -156,10 +162,11 @@ export async function fuzz<Case, Env>(
   },
 ): Promise<FuzzReport> {
   const started = performance.now();
-  const host = target.host ? await Host.start(target.host) : undefined;
   const report: FuzzReport = { target: target.name, cases: 0, seconds: 0 };
+  let host: Host | undefined;
   let env: Env | undefined;
   try {
+    host = target.host ? await Host.start(target.host) : undefined;
     env = await target.setup(host);
     const theEnv = env;
     let done = 0;

@@ -2,7 +2,7 @@
 // joins it to the room at once) and sends one to six frames built from the
 // Camus client schemas and mutated, then a ping to ground control. A frame
 // that fails its schema, a ping, get-room-info and get-ice-servers are owed
-// an answer; bye to ground control ends with a close. The bystander in the
+// an answer (a refusal is a text from ground control with an error code); bye to ground control ends with a close. The bystander in the
 // room keeps its connection and hears the witness.
 import fc from 'fast-check';
 import WebSocket from 'ws';
@@ -78,6 +78,15 @@ function owed(w: Wire): 'answer' | 'close' | undefined {
 
 const ANSWERS = new Set(['error', 'pong', 'room-info', 'ice-servers']);
 
+/** A refusal comes as a `text` from ground control with an error code (Camus's client has no `error` handler). */
+function isRefusal(f: { type: string; data?: unknown; sender?: string }): boolean {
+  return f.type === 'text' && f.sender === SERVER_ADDRESS && typeof (f.data as { error?: unknown } | undefined)?.error === 'string';
+}
+
+function isAnswer(f: { type: string; data?: unknown; sender?: string }): boolean {
+  return ANSWERS.has(f.type) || isRefusal(f);
+}
+
 export const camusTarget: Target<CamusCase, CamusEnv> = {
   name: 'camus',
   host: { groups: { locked: { users: {} } } },
@@ -108,7 +117,7 @@ export const camusTarget: Target<CamusCase, CamusEnv> = {
       reason = r.toString();
     });
     try {
-      const count = () => p.got.filter((f) => ANSWERS.has(f.type)).length;
+      const count = () => p.got.filter(isAnswer).length;
       let expected = 0;
       let closes = false;
       for (const w of c.frames) {
@@ -133,7 +142,7 @@ export const camusTarget: Target<CamusCase, CamusEnv> = {
       }
       if (closes) throw new Error('"bye" to ground control did not end the connection');
       if (count() < expected) throw new Error(`${expected} frames were owed an answer, ${count()} came: ${JSON.stringify(p.got.slice(-4)).slice(0, 600)}`);
-      const internal = p.got.find((f) => f.type === 'error' && /failed to handle/.test(String(f.data)));
+      const internal = p.got.find((f) => (f.type === 'error' && /failed to handle/.test(String(f.data))) || (isRefusal(f) && (f.data as { error: string }).error === 'internal'));
       if (internal) throw new Error(`an internal error: ${JSON.stringify(internal)}`);
     } finally {
       p.ws.terminate();
