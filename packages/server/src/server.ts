@@ -2,7 +2,7 @@
 // the protocol dialects and the HTTP routes. The CLI and the tests both
 // start servers through this class.
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { LIMITS } from '@atrium/protocol/galene';
@@ -17,6 +17,8 @@ import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
 import { registerGroupPages } from './http/pages.ts';
+import { deleteRecording, registerRecordings } from './http/recordings.ts';
+import { RecordingStore } from './recording/store.ts';
 import { registerWebApp } from './http/web.ts';
 import { type PlaceOptions, placeFor } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
@@ -25,6 +27,7 @@ import { type Logger, createLogger } from './log.ts';
 import type { MediaEngine } from './media/index.ts';
 import { type MediaOptions, closeMediaEngine, createMediaEngine } from './media/workers/index.ts';
 import { Metrics } from './metrics.ts';
+import { DiskRecording } from './recording/recorder.ts';
 import { type GroupReport, collectStats, updateMediaGauges } from './stats.ts';
 import { LivenessMonitor } from './transport/liveness.ts';
 
@@ -52,6 +55,8 @@ export interface ServerOptions {
   media?: false | MediaOptions;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
+  /** Where recordings go, <dir>/<group>/ (default ./recordings, as Galène's -recordings). */
+  recordingsDir?: string;
 }
 
 export class AtriumServer {
@@ -61,6 +66,8 @@ export class AtriumServer {
   readonly tokens: TokenStore;
   readonly registry: GroupRegistry;
   readonly engine: MediaEngine | undefined;
+  /** Recording to disk; undefined without a media engine. */
+  readonly recording: DiskRecording | undefined;
   private app: FastifyInstance | undefined;
   private readonly config: ServerConfigWatcher;
   private iceServers: ConfiguredIceServer[] = [];
@@ -79,10 +86,19 @@ export class AtriumServer {
     this.config = new ServerConfigWatcher({ dataDir: options.dataDir, log: this.log });
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
     this.engine = options.media === false ? undefined : createMediaEngine(options.media ?? {}, this.log);
+    const rec = this.metrics.recordings;
+    this.recording = this.engine
+      ? new DiskRecording({
+          dir: resolve(options.recordingsDir ?? 'recordings'),
+          log: this.log,
+          metrics: { active: (d) => rec.active.inc(d), bytes: (n) => rec.bytes.inc(n), error: (kind) => rec.errors.inc({ kind }), file: () => rec.files.inc() },
+        })
+      : undefined;
     this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
       makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
+      recording: this.recording,
     });
     this.galene = {
       registry: this.registry,
@@ -136,7 +152,11 @@ export class AtriumServer {
     this.camus = registerCamusRoutes(app, mesh, () => this.placeOptions());
     this.rtcpool = registerRtcPool(app, { ...mesh, place: () => this.placeOptions() });
     registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web: await registerWebApp(app, { log: this.log }) });
+    const recordingStore = new RecordingStore(this.recording?.dir ?? resolve(o.recordingsDir ?? 'recordings'));
+    const recordings = { store: recordingStore, recording: (group: string) => [...(this.recording?.active() ?? [])].some((r) => r.group === group) };
+    await registerRecordings(app, { ...recordings, registry: this.registry, place: () => this.placeOptions(), log: this.log });
     await registerAdminApi(app, {
+      recordings: { list: (g) => recordingStore.list(g), remove: (g, name) => deleteRecording(recordings, g, name) },
       groups: this.groups,
       config: () => this.config.current,
       tokens: this.tokens,
@@ -178,6 +198,8 @@ export class AtriumServer {
   }
 
   async stop(): Promise<void> {
+    // recordings first, while their streams still flow: every file is finished and named
+    await this.recording?.close();
     for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
     for (const c of this.sockets) c.terminate('the server is shutting down', 'shutdown');
     this.camus?.closeAll('the server is shutting down');

@@ -28,6 +28,7 @@ const HELP = `Usage: atrium serve [options]
                        (default: the number of cores, here ${availableParallelism()};
                        0: media in the main thread)
   --no-media           signalling only: no media engine
+  --recordings DIR     where recordings go, DIR/<group>/ (default ./recordings)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -49,6 +50,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'udp-range': { type: 'string' },
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
+    recordings: { type: 'string', default: './recordings' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -86,6 +88,7 @@ export async function runServe(argv: string[]): Promise<number> {
     key: values.key as string | undefined,
     turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
     processMetrics: true,
+    recordingsDir: resolve(values.recordings as string),
     media,
     log,
   });

@@ -6,7 +6,7 @@ import { type GroupDescription, parseGroupDescription, validateGroupName } from 
 import type { MediaEngine } from '../media/engine.ts';
 import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
-import { Group, type GroupObserver, type InviteMaker, type Member } from './group.ts';
+import { Group, type GroupObserver, type InviteMaker, type Member, type RecordingService } from './group.ts';
 
 export interface Credentials {
   username?: string | undefined;
@@ -72,7 +72,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     private readonly source: DescriptionSource,
     private readonly auth: Authenticator,
     private readonly iceServersFor: (username: string | undefined) => IceServerInfo[],
-    private readonly media: { engine?: MediaEngine | undefined; onStreamError?: (member: Member, e: unknown) => void; makeInvite?: InviteMaker } = {},
+    private readonly media: { engine?: MediaEngine | undefined; onStreamError?: (member: Member, e: unknown) => void; makeInvite?: InviteMaker; recording?: RecordingService | undefined } = {},
   ) {
     super();
     source.on('change', this.onChange);
@@ -109,6 +109,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
       engine: this.media.engine,
       onStreamError: this.media.onStreamError,
       makeInvite: this.media.makeInvite,
+      recording: this.media.recording,
     });
     this.live.set(name, group);
     return group;
@@ -140,6 +141,17 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     const group = this.open(req.group, { ephemeral: req.ephemeral });
     if (!group) throw new CoreError('no-such-group', `group "${req.group}" was deleted`);
     return { kind: 'joined', member: group.admit(client, who.username, who.permissions, req.data ?? {}, new Date(), who.description ?? null) };
+  }
+
+  /**
+   * Who these credentials make a client of a group, without joining it
+   * (for HTTP endpoints: recordings, WHIP, WHEP). Throws a CoreError as a
+   * refused join would.
+   */
+  async identify(group: string, creds: Credentials, groupUrl: string): Promise<Identity> {
+    const desc = this.describe(group);
+    if (!desc) throw new CoreError('no-such-group', `there is no group called "${group}" on this server`);
+    return this.auth.authenticate(desc, group, creds, groupUrl);
   }
 
   private subgroupsOf(name: string): { name: string; clientCount: number }[] {

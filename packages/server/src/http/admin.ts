@@ -57,6 +57,15 @@ export interface AdminApiDeps {
   log: Logger;
   /** Live members; without it the .clients endpoints answer 404. */
   members?: MemberDirectory | undefined;
+  /** A group's recordings (Atrium's addition: .groups/<g>/.recordings/); without it they answer 404. */
+  recordings?: AdminRecordings | undefined;
+}
+
+/** The recordings on disk, as the admin API lists and deletes them (see http/recordings.ts). */
+export interface AdminRecordings {
+  list(group: string): Promise<unknown[]>;
+  /** Undefined when deleted, else the HTTP status and why. */
+  remove(group: string, name: string): Promise<{ status: number; message: string } | undefined>;
 }
 
 const PREFIX = '/galene-api/';
@@ -94,7 +103,9 @@ type Target =
   | { kind: 'tokens'; group: string }
   | { kind: 'token'; group: string; token: string }
   | { kind: 'clients'; group: string }
-  | { kind: 'description'; group: string; client: string };
+  | { kind: 'description'; group: string; client: string }
+  | { kind: 'recordings'; group: string }
+  | { kind: 'recording'; group: string; file: string };
 
 function notFound(what: string): HttpError {
   return new HttpError(404, `${what} not found; see galene-api.md for the endpoints under /galene-api/v0/`);
@@ -154,6 +165,11 @@ function parseTarget(pathname: string): Target {
       if (client === '' || client.includes('/')) throw notFound(`"${special}" (a client's description is ".clients/<id>/.description")`);
       return { kind: 'description', group, client };
     }
+    case '.recordings':
+      if (sub === undefined) throw notFound(`"${special}" (the recordings are ".recordings/")`);
+      if (sub === '') return { kind: 'recordings', group };
+      if (sub.includes('/')) throw notFound(`"${special}"`);
+      return { kind: 'recording', group, file: sub };
     default:
       throw notFound(`"${special}"`);
   }
@@ -742,6 +758,22 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
     return sendEmpty(reply, 204);
   }
 
+  /** GET .recordings/ lists a group's recordings; DELETE .recordings/<file> deletes one. */
+  async function recordings(req: FastifyRequest, reply: FastifyReply, target: Extract<Target, { kind: 'recordings' | 'recording' }>, who: Principal): Promise<FastifyReply> {
+    const store = deps.recordings;
+    if (!store) throw notFound('recordings (this server runs without a media engine, so it records nothing)');
+    if (!groups.get(target.group)) throw new HttpError(404, `group "${target.group}" not found`);
+    if (target.kind === 'recordings') {
+      if (!isRead(req.method)) throw methodNotAllowed(req.method, '.recordings/', ['HEAD', 'GET']);
+      return sendJson(reply, 200, await store.list(target.group));
+    }
+    if (req.method !== 'DELETE') throw methodNotAllowed(req.method, 'a recording', ['DELETE']);
+    const refused = await store.remove(target.group, target.file);
+    if (refused) throw new HttpError(refused.status, refused.message);
+    log.info({ group: target.group, file: target.file, by: who.name }, 'admin API: recording deleted');
+    return sendEmpty(reply, 204);
+  }
+
   async function dispatch(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const target = parseTarget(new URL(req.url, 'http://localhost').pathname);
     const g = groupOf(target);
@@ -771,6 +803,9 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
         return clientList(req, reply, target.group);
       case 'description':
         return description(req, reply, target.group, target.client, who);
+      case 'recordings':
+      case 'recording':
+        return recordings(req, reply, target, who);
     }
   }
 
