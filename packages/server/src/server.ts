@@ -18,6 +18,7 @@ import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
 import { registerGroupPages } from './http/pages.ts';
 import { deleteRecording, registerRecordings } from './http/recordings.ts';
+import { type HttpMediaRoutes, registerWhipWhep } from './http/whip.ts';
 import { RecordingStore } from './recording/store.ts';
 import { registerWebApp } from './http/web.ts';
 import { type PlaceOptions, placeFor } from './http/place.ts';
@@ -76,6 +77,7 @@ export class AtriumServer {
   private readonly sockets = new Set<GaleneConnection>();
   private camus: CamusRoutes | undefined;
   private rtcpool: RtcPoolRoutes | undefined;
+  private httpMedia: HttpMediaRoutes | undefined;
   /** The URL the server answers on, once started. */
   url = '';
 
@@ -154,6 +156,7 @@ export class AtriumServer {
     registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web: await registerWebApp(app, { log: this.log }) });
     const recordingStore = new RecordingStore(this.recording?.dir ?? resolve(o.recordingsDir ?? 'recordings'));
     const recordings = { store: recordingStore, recording: (group: string) => [...(this.recording?.active() ?? [])].some((r) => r.group === group) };
+    if (this.engine) this.httpMedia = await registerWhipWhep(app, { registry: this.registry, metrics: this.metrics, place: () => this.placeOptions(), log: this.log });
     await registerRecordings(app, { ...recordings, registry: this.registry, place: () => this.placeOptions(), log: this.log });
     await registerAdminApi(app, {
       recordings: { list: (g) => recordingStore.list(g), remove: (g, name) => deleteRecording(recordings, g, name) },
@@ -200,6 +203,7 @@ export class AtriumServer {
   async stop(): Promise<void> {
     // recordings first, while their streams still flow: every file is finished and named
     await this.recording?.close();
+    this.httpMedia?.closeAll('the server is shutting down');
     for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
     for (const c of this.sockets) c.terminate('the server is shutting down', 'shutdown');
     this.camus?.closeAll('the server is shutting down');

@@ -4,7 +4,8 @@
 // publisher sends: when that layer stops (the publisher dropped it) the
 // recording moves to the next one at its next keyframe, and back up the
 // same way. Audio and video share one timeline (clock.ts); the file starts
-// at the first video keyframe, audio before it is dropped.
+// with the first frame written, so the sound of the first moments is kept
+// while the first video keyframe is on its way.
 import type { CodecName, PacketBatch, TrackTap, UpTrack } from '../media/engine.ts';
 import type { PublishedStream } from '../core/client.ts';
 import { isKeyframe, keyframeInfo } from './codecs.ts';
@@ -17,8 +18,6 @@ const RECORDABLE: ReadonlySet<CodecName> = new Set(['vp8', 'vp9', 'h264', 'opus'
 const LAYER_IDLE_MS = 1000;
 /** While waiting for a keyframe, ask again this often. */
 const KEYFRAME_RETRY_MS = 1000;
-/** Audio held while no video keyframe has come; past this, the file starts with the audio. */
-const AUDIO_HOLD_MS = 3000;
 /** A video frame's duration when nothing follows it (the last one). */
 const LAST_FRAME_S = 1 / 30;
 
@@ -83,7 +82,6 @@ export class StreamRecording {
   #opening: Promise<void> | undefined;
   /** Server-clock time (ms) of the file's 0. */
   #origin: number | undefined;
-  #heldAudio: { frame: Frame; time: number; unwrapped: number }[] = [];
   /** Writes happen one after the other; the taps wait on this. */
   #writing: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -206,11 +204,8 @@ export class StreamRecording {
       }
       config = v.config = info ?? { codecString: v.codec === 'vp9' ? 'vp09.00.10.08' : v.codec === 'h264' ? 'avc1.42e01f' : 'vp8', width: 640, height: 480 };
     }
-    if (this.#origin === undefined) {
-      this.#origin = time;
-      this.#releaseAudio();
-    }
-    if (time < this.#origin) return;
+    // a keyframe captured just before the first sound is placed at 0
+    this.#origin ??= time;
     const timestamp = v.timeline.place(layerIndex, unwrapped, layer.clock.clockRate, time - this.#origin) / 1000;
     const muxFrame: MuxFrame = { data: frame.data, keyframe: frame.keyframe && isKeyframe(v.codec, frame.data), timestamp, duration: LAST_FRAME_S };
     const held = v.held;
@@ -235,22 +230,8 @@ export class StreamRecording {
     const unwrapped = a.clock.unwrap(frame.timestamp);
     const time = this.#sync.time(a.clock, unwrapped);
     if (time === undefined) return;
-    if (this.#origin === undefined) {
-      this.#heldAudio.push({ frame, time, unwrapped });
-      // no video keyframe for a while (or no video at all): the file starts with the audio
-      if (!this.#video || time - this.#heldAudio[0]!.time > AUDIO_HOLD_MS) {
-        this.#origin = this.#heldAudio[0]!.time;
-        this.#releaseAudio();
-      }
-      return;
-    }
+    this.#origin ??= time;
     this.#writeAudio(frame, time, unwrapped);
-  }
-
-  #releaseAudio(): void {
-    const held = this.#heldAudio;
-    this.#heldAudio = [];
-    for (const { frame, time, unwrapped } of held) this.#writeAudio(frame, time, unwrapped);
   }
 
   #writeAudio(frame: Frame, time: number, unwrapped: number): void {
@@ -291,10 +272,6 @@ export class StreamRecording {
     const v = this.#video;
     if (v && v.current >= 0) for (const f of v.layers[v.current]!.jitter.flush()) this.#videoFrame(v.current, f);
     if (this.#audio) for (const f of this.#audio.jitter.flush()) this.#audioFrame(f);
-    if (this.#origin === undefined && this.#heldAudio.length > 0) {
-      this.#origin = this.#heldAudio[0]!.time;
-      this.#releaseAudio();
-    }
     const held = v?.held;
     if (held) {
       v.held = undefined;

@@ -1,0 +1,153 @@
+// WHIP and WHEP as a web page speaks them, written from RFC 9725 and the
+// WHEP draft: plain fetch, non-trickle (the offer carries its candidates),
+// ICE restart through PATCH with an SDP fragment. Loaded into test pages.
+(() => {
+  const gathered = (pc) =>
+    pc.iceGatheringState === 'complete' ? Promise.resolve() : new Promise((r) => pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && r()));
+
+  /** The fragment of an ICE restart (RFC 8840): credentials, the first m-section, its candidates. */
+  function fragmentOf(sdp) {
+    const lines = sdp.split(/\r?\n/);
+    const ufrag = lines.find((l) => l.startsWith('a=ice-ufrag:'));
+    const pwd = lines.find((l) => l.startsWith('a=ice-pwd:'));
+    const out = [ufrag, pwd];
+    let section = -1;
+    for (const l of lines) {
+      if (l.startsWith('m=')) section++;
+      if (section !== 0) continue;
+      if (l.startsWith('m=') || l.startsWith('a=mid:') || l.startsWith('a=candidate:') || l === 'a=end-of-candidates') out.push(l);
+    }
+    return `${out.join('\r\n')}\r\n`;
+  }
+
+  /** The answer after an ICE restart: the fragment's credentials and candidates in place of the old ones. */
+  function applyFragment(answer, frag) {
+    const f = frag.split(/\r?\n/);
+    const ufrag = f.find((l) => l.startsWith('a=ice-ufrag:'));
+    const pwd = f.find((l) => l.startsWith('a=ice-pwd:'));
+    const candidates = f.filter((l) => l.startsWith('a=candidate:') || l === 'a=end-of-candidates');
+    const out = [];
+    let section = -1;
+    for (const l of answer.split(/\r?\n/)) {
+      if (!l) continue;
+      if (l.startsWith('m=')) {
+        if (section === 0) out.push(...candidates);
+        section++;
+      }
+      if (l.startsWith('a=candidate:') || l === 'a=end-of-candidates') continue;
+      if (l.startsWith('a=ice-ufrag:')) out.push(ufrag);
+      else if (l.startsWith('a=ice-pwd:')) out.push(pwd);
+      else out.push(l);
+    }
+    if (section === 0) out.push(...candidates);
+    return `${out.join('\r\n')}\r\n`;
+  }
+
+  class HttpMediaSession {
+    constructor(pc, endpoint, headers) {
+      this.pc = pc;
+      this.endpoint = endpoint;
+      this.headers = headers;
+      this.location = null;
+      this.etag = null;
+      this.answer = null;
+      this.connectedTimes = 0;
+      pc.addEventListener('connectionstatechange', () => {
+        if (pc.connectionState === 'connected') this.connectedTimes++;
+      });
+    }
+
+    /** POSTs the offer; returns { status, text } (and sets up the session on 201). */
+    async start() {
+      await this.pc.setLocalDescription(await this.pc.createOffer());
+      await gathered(this.pc);
+      const r = await fetch(this.endpoint, { method: 'POST', headers: { ...this.headers, 'content-type': 'application/sdp' }, body: this.pc.localDescription.sdp });
+      const text = await r.text();
+      if (r.status !== 201) return { status: r.status, text };
+      this.location = new URL(r.headers.get('location'), this.endpoint).href;
+      this.etag = r.headers.get('etag');
+      this.answer = text;
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: text });
+      return { status: 201, text: '', location: this.location, etag: this.etag };
+    }
+
+    async patch(body, ifMatch) {
+      const headers = { ...this.headers, 'content-type': 'application/trickle-ice-sdpfrag' };
+      if (ifMatch !== undefined) headers['if-match'] = ifMatch;
+      const r = await fetch(this.location, { method: 'PATCH', headers, body });
+      return { status: r.status, etag: r.headers.get('etag'), text: await r.text() };
+    }
+
+    /** An ICE restart through PATCH (If-Match: *): new credentials and candidates, the answer's fragment applied. */
+    async restartIce() {
+      this.pc.restartIce();
+      await this.pc.setLocalDescription(await this.pc.createOffer());
+      await new Promise((r) => setTimeout(r, 50));
+      await gathered(this.pc);
+      const r = await this.patch(fragmentOf(this.pc.localDescription.sdp), '*');
+      if (r.status !== 200) return r;
+      this.etag = r.etag;
+      this.answer = applyFragment(this.answer, r.text);
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: this.answer });
+      return { status: r.status, etag: r.etag, text: r.text };
+    }
+
+    async delete(ifMatch) {
+      const headers = { ...this.headers };
+      if (ifMatch !== undefined) headers['if-match'] = ifMatch;
+      const r = await fetch(this.location, { method: 'DELETE', headers });
+      return r.status;
+    }
+  }
+
+  /** Publishes the fake camera and microphone through WHIP. */
+  async function whipPublish(endpoint, headers, { simulcast = false } = {}) {
+    const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    for (const t of media.getTracks()) {
+      const init = { direction: 'sendonly', streams: [media] };
+      if (t.kind === 'video' && simulcast) init.sendEncodings = [{ rid: 'h' }, { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 100000 }];
+      pc.addTransceiver(t, init);
+    }
+    const s = new HttpMediaSession(pc, endpoint, headers);
+    const r = await s.start();
+    window.whip = s;
+    return r;
+  }
+
+  /** Plays a group's stream through WHEP into a video element. */
+  async function whepPlay(endpoint, headers) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.muted = true;
+    video.playsInline = true;
+    document.body.appendChild(video);
+    pc.ontrack = (e) => {
+      if (!video.srcObject) video.srcObject = new MediaStream();
+      video.srcObject.addTrack(e.track);
+    };
+    const s = new HttpMediaSession(pc, endpoint, headers);
+    const r = await s.start();
+    window.whep = s;
+    return r;
+  }
+
+  /** What a WHEP player decodes. */
+  async function whepStats() {
+    const out = { framesDecoded: 0, frameWidth: 0, totalSamplesReceived: 0, state: window.whep?.pc.connectionState };
+    if (!window.whep) return out;
+    (await window.whep.pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') {
+        out.framesDecoded = s.framesDecoded ?? 0;
+        out.frameWidth = s.frameWidth ?? 0;
+      } else out.totalSamplesReceived = s.totalSamplesReceived ?? 0;
+    });
+    return out;
+  }
+
+  Object.assign(window, { whipPublish, whepPlay, whepStats });
+})();
