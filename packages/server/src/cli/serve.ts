@@ -29,6 +29,8 @@ const HELP = `Usage: atrium serve [options]
                        0: media in the main thread)
   --no-media           signalling only: no media engine
   --recordings DIR     where recordings go, DIR/<group>/ (default ./recordings)
+  --join-timeout SECONDS  close a connection that has not joined a group
+                       within this time (default 30; 0: never)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -51,6 +53,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
     recordings: { type: 'string', default: './recordings' },
+    'join-timeout': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -74,6 +77,12 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024)
       throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
   }
+  let joinTimeoutMs: number | undefined;
+  if (values['join-timeout'] !== undefined) {
+    const seconds = Number(values['join-timeout']);
+    if (!(seconds >= 0) || seconds > 86400) throw new Error(`serve: --join-timeout must be a number of seconds from 0 to 86400 (0: never), not "${values['join-timeout']}"`);
+    joinTimeoutMs = seconds * 1000;
+  }
   const media = values['no-media']
     ? (false as const)
     : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}), ...(workers !== undefined ? { workers } : {}) };
@@ -90,6 +99,7 @@ export async function runServe(argv: string[]): Promise<number> {
     processMetrics: true,
     recordingsDir: resolve(values.recordings as string),
     media,
+    joinTimeoutMs,
     log,
   });
   await server.start();

@@ -2,8 +2,8 @@
 // A Client is anything that can be a member: a WebSocket connection of any
 // dialect, a WHIP publisher, a recorder. The core hands it events; how they
 // reach the wire is the client's business.
-import type { Permission } from '@atrium/protocol/galene';
 import type { UpStream } from '../media/engine.ts';
+import type { Permission } from './vocabulary.ts';
 
 export type { Permission };
 
@@ -144,4 +144,10 @@ export interface Client {
   terminate(reason: string, why?: 'kicked' | 'shutdown'): void;
   /** Present on clients that take the group's media at track level (see TrackConsumer). */
   readonly tracks?: TrackConsumer | undefined;
+  /**
+   * Bytes queued for this client and not yet written to the network. The
+   * chat history is replayed to a joiner in pages, each once this has
+   * dropped; a client without it gets one page per turn of the event loop.
+   */
+  outputBacklog?(): number;
 }

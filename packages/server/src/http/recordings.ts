@@ -19,6 +19,8 @@ export interface RecordingsDeps {
   recording: (group: string) => boolean;
   place: () => PlaceOptions;
   log: Logger;
+  /** The address a request came from, for throttling failed logins. */
+  address: (req: FastifyRequest) => string | undefined;
 }
 
 const FORM_BYTES = 16 * 1024;
@@ -56,7 +58,7 @@ export async function registerRecordings(app: FastifyInstance, deps: RecordingsD
     if (!creds) return refuse(401, `the recordings of group "${group}" need a username and password (HTTP Basic) or a token with the "record" permission`);
     let permissions: readonly string[];
     try {
-      const who = await registry.identify(group, creds, placeFor(req.headers.host, deps.place()).groupUrl(group));
+      const who = await registry.identify(group, { ...creds, address: deps.address(req), via: 'recordings' }, placeFor(req.headers.host, deps.place()).groupUrl(group));
       permissions = who.permissions;
     } catch (e) {
       if (e instanceof CoreError) return refuse(401, `not authorised: ${e.message}`);

@@ -34,6 +34,8 @@ export interface HttpMediaDeps {
   metrics: Metrics;
   place: () => PlaceOptions;
   log: Logger;
+  /** The address a request came from, for throttling failed logins. */
+  address: (req: FastifyRequest) => string | undefined;
 }
 
 const SDP = 'application/sdp';
@@ -207,6 +209,8 @@ export async function registerWhipWhep(app: FastifyInstance, deps: HttpMediaDeps
         username: creds?.username ?? (protocol === 'whip' ? 'whip' : undefined),
         password: creds?.password,
         token: creds?.token,
+        address: deps.address(req),
+        via: protocol,
       });
       if (outcome.kind === 'redirect') throw new Refusal(307, `group "${group}" has moved to ${outcome.url}`, { location: outcome.url });
       member = outcome.member;

@@ -147,7 +147,7 @@ export function isKeyframe(codec: CodecName, frame: Uint8Array): boolean {
       return frame.length > 0 && (frame[0]! & 0x01) === 0;
     case 'vp9': {
       const h = vp9Header(frame);
-      return h !== undefined && h.keyframe;
+      return h?.keyframe === true;
     }
     case 'h264':
       return nalUnits(frame).some((n) => (n[0]! & 0x1f) === 5);

@@ -300,7 +300,12 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 480_000 })) {
     assert.equal((await fetch(url, { headers: basic('op:op') })).status, 404);
     // Galène's delete form
     const second = list[1]!;
-    const form = await fetch(base, { method: 'POST', redirect: 'manual', headers: { ...basic('op:op'), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ q: 'delete', filename: second.name }) });
+    const form = await fetch(base, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...basic('op:op'), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ q: 'delete', filename: second.name }),
+    });
     assert.equal(form.status, 303);
     assert.deepEqual(
       (await recordingsOf(server, 'rec')).map((f) => f.name),

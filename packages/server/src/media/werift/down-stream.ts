@@ -9,7 +9,6 @@ import {
   RtcpTransportLayerFeedback,
   RtpHeader,
   TransportWideCC,
-  type RtpPacket,
   type RtcpPacket,
   type RTCRtpSender,
 } from 'werift';
@@ -315,7 +314,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     this.pc = new RTCPeerConnection(downConfig(engine, options.iceServers, describe('audio'), describe('video')));
     this.#stream = new MediaStream({ id: this.source.id });
     this.pc.onIceCandidate.subscribe((c) => {
-      if (c && c.candidate) this.emit('candidate', toCandidate(c.toJSON()));
+      if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;

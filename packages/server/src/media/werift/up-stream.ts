@@ -305,7 +305,7 @@ export class WeriftUpTrack implements UpTrack {
     };
     if (this.kind === 'audio' && this.#audioLevel) {
       // RFC 6464: level is -dBov (0 loudest, 127 silence); stale readings count as silence.
-      s.audioLevel = now - this.#audioLevel.at > 1000 ? 0 : Math.pow(10, -this.#audioLevel.level / 20);
+      s.audioLevel = now - this.#audioLevel.at > 1000 ? 0 : 10 ** (-this.#audioLevel.level / 20);
     }
     if (this.layers.length > 0) {
       s.layers = this.layerList.map((l) => ({ rid: l.rid ?? '', bitrate: l.stats.meter.rate(now), packets: l.stats.packets, ...(l.width ? { width: l.width } : {}) }));
@@ -427,7 +427,7 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements Weri
     this.label = options.label;
     this.pc = new RTCPeerConnection(upConfig(engine, options.iceServers, options.codecs));
     this.pc.onIceCandidate.subscribe((c) => {
-      if (c && c.candidate) this.emit('candidate', toCandidate(c.toJSON()));
+      if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;

@@ -437,7 +437,7 @@ export class ProxySourceStream extends TypedEmitter<SourceStreamEvents> implemen
     this.key = options.placement;
     this.#maxBytes = options.maxQueuedBytes ?? DEFAULT_TAP_QUEUE_BYTES;
     this.#trackIds = options.tracks.map((t) => t.id);
-    options.tracks.forEach((t, i) => this.#trackIndex.set(t.id, i));
+    for (const [i, t] of options.tracks.entries()) this.#trackIndex.set(t.id, i);
     const infos: TrackInfo[] = options.tracks.map((t) => ({ id: t.id, kind: t.kind, codec: t.codec.name, parameters: { ...t.codec }, layers: [...(t.layers ?? [])] }));
     this.up = new ProxyUpStream(pool, slot, h, options, infos);
     this.up.on('close', () => this.#finished());
