@@ -217,7 +217,9 @@ export async function registerWhipWhep(app: FastifyInstance, deps: HttpMediaDeps
     } catch (e) {
       if (isCoreError(e)) {
         const status = statusOf(e.code);
-        throw new Refusal(status, e.message, status === 401 ? { 'www-authenticate': protocol === 'whip' ? 'Bearer' : `Basic realm="${group.replace(/"/g, '')}"` } : {});
+        // A Bearer challenge even where WHEP takes Basic too: a Basic one makes a
+        // browser open its login dialog over the page of a WHEP player using fetch.
+        throw new Refusal(status, e.message, status === 401 ? { 'www-authenticate': `Bearer realm="${group.replace(/["\\]/g, '')}"` } : {});
       }
       throw e;
     }

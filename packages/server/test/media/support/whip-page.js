@@ -2,8 +2,19 @@
 // WHEP draft: plain fetch, non-trickle (the offer carries its candidates),
 // ICE restart through PATCH with an SDP fragment. Loaded into test pages.
 (() => {
+  // Non-trickle: the offer goes once gathering is complete, or after a
+  // second at most. A page without camera permission has its host candidates
+  // behind mDNS names, which never resolve in the tests' loopback-only
+  // namespace, so its gathering never ends; it connects all the same, the
+  // server learning its address from its connectivity checks (RFC 8445 peer
+  // reflexive candidates), as a Galène subscriber's page does.
   const gathered = (pc) =>
-    pc.iceGatheringState === 'complete' ? Promise.resolve() : new Promise((r) => pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && r()));
+    pc.iceGatheringState === 'complete'
+      ? Promise.resolve()
+      : new Promise((r) => {
+          pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && r());
+          setTimeout(r, 1000);
+        });
 
   /** The fragment of an ICE restart (RFC 8840): credentials, the first m-section, its candidates. */
   function fragmentOf(sdp) {
@@ -51,10 +62,6 @@
       this.location = null;
       this.etag = null;
       this.answer = null;
-      this.connectedTimes = 0;
-      pc.addEventListener('connectionstatechange', () => {
-        if (pc.connectionState === 'connected') this.connectedTimes++;
-      });
     }
 
     /** POSTs the offer; returns { status, text } (and sets up the session on 201). */
@@ -135,6 +142,30 @@
     return r;
   }
 
+  /**
+   * The ICE credentials of the candidate pair a peer connection uses now
+   * (its transport's selected pair): after an ICE restart, the new ones.
+   */
+  async function iceInUse(pc) {
+    const stats = await pc.getStats();
+    let pair;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+    });
+    const local = pair && stats.get(pair.localCandidateId);
+    const remote = pair && stats.get(pair.remoteCandidateId);
+    return { state: pc.iceConnectionState, local: local?.usernameFragment, remote: remote?.usernameFragment };
+  }
+
+  /** The ice-ufrag of an SDP (its first). */
+  const ufragOf = (sdp) => /^a=ice-ufrag:(.*)$/m.exec(sdp ?? '')?.[1]?.trim();
+
+  /** What the WHIP session offers and was answered now, and what its selected pair uses. */
+  async function whipIce() {
+    const s = window.whip;
+    return { offered: ufragOf(s.pc.localDescription?.sdp), answered: ufragOf(s.pc.remoteDescription?.sdp), ...(await iceInUse(s.pc)) };
+  }
+
   /** What a WHEP player decodes. */
   async function whepStats() {
     const out = { framesDecoded: 0, frameWidth: 0, totalSamplesReceived: 0, state: window.whep?.pc.connectionState };
@@ -149,5 +180,5 @@
     return out;
   }
 
-  Object.assign(window, { whipPublish, whepPlay, whepStats });
+  Object.assign(window, { whipPublish, whepPlay, whepStats, whipIce });
 })();
