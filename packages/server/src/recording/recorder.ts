@@ -6,8 +6,8 @@
 // A disk error (full, read-only, not permitted) stops the whole recording
 // and tells the group's operators why; the server carries on.
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Client, CoreEvent, PublishedStream, TrackConsumer } from '../core/client.ts';
 import { CoreError } from '../core/errors.ts';
 import type { Group, Member, RecordingService } from '../core/group.ts';
@@ -27,6 +27,28 @@ export interface RecordingMetrics {
 }
 
 export type RecordingErrorKind = 'disk-full' | 'permission' | 'io' | 'other';
+
+/**
+ * mkdir -p. Node's recursive mkdir reports a directory it may not create
+ * (read-only file system, say) as ENOENT when the directory does not exist
+ * yet; then the first missing level is made on its own, whose error says why.
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    const exists = (path: string) =>
+      stat(path).then(
+        () => true,
+        () => false,
+      );
+    let missing = dir;
+    while (dirname(missing) !== missing && !(await exists(dirname(missing)))) missing = dirname(missing);
+    await mkdir(missing, { mode: 0o700 }); // throws the real reason (EROFS, EACCES…)
+    await mkdir(dir, { recursive: true, mode: 0o700 }); // it could be made after all: the rest of the way
+  }
+}
 
 /** The kind of a write error, and what to tell an operator about it. */
 export function describeDiskError(e: Error, path: string | undefined): { kind: RecordingErrorKind; text: string } {
@@ -95,7 +117,7 @@ export class Recorder implements Client, TrackConsumer {
 
   /** Joins the group; the directory is made in the background (a failure ends the recording with a message to the operators). */
   begin(): void {
-    this.#ready = mkdir(this.dir, { recursive: true, mode: 0o700 }).then(
+    this.#ready = makeDirectory(this.dir).then(
       () => undefined,
       (e: Error) => this.#failed(e, this.dir),
     );
