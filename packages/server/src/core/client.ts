@@ -26,6 +26,8 @@ export interface GroupInfo {
   lockMessage?: string;
   clientCount: number;
   data: UserData;
+  /** Members may change their own password through the admin API (Galène's `canChangePassword`). */
+  canChangePassword?: boolean;
 }
 
 export interface IceServerInfo {
@@ -55,12 +57,16 @@ export interface UserEvent {
   data: UserData;
   /** Set by the server only; null when none (and on 'delete'). */
   description: Description;
+  /** On 'delete': the member did not leave by itself but was kicked or banned by an operator. */
+  reason?: 'kicked' | 'banned';
 }
 
 export type ChatKind = '' | 'me' | 'caption';
 
 export interface ChatEvent {
   type: 'chat';
+  /** Public messages have one (an operator deletes a message by it); private ones do not. */
+  id?: string | undefined;
   /** True when replayed from history on join. */
   history: boolean;
   kind: ChatKind;
@@ -82,6 +88,8 @@ export interface MessageEvent {
   privileged: boolean;
   /** Stable error identifier, for kind 'error'. */
   error?: string;
+  /** On kind 'kicked': the member was banned as well. */
+  banned?: boolean;
   value: unknown;
 }
 
@@ -135,6 +143,8 @@ export interface Client {
   readonly id: string;
   /** What kind of client this is, for metrics only ('galene', 'camus', 'whip', …). */
   readonly kind: string;
+  /** Where the client connects from ("address:port"), for an operator's `identify`; none for server-made clients. */
+  readonly address?: string | undefined;
   /** Hands the client an event; must not throw and must not block. */
   deliver(event: CoreEvent): void;
   /**

@@ -7,12 +7,18 @@ import { type GroupDescription, parseGroupDescription, validateGroupName } from 
 import type { MediaEngine } from '../media/engine.ts';
 import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
-import { Group, type GroupObserver, type InviteMaker, type Member, type RecordingService } from './group.ts';
+import { Group, type GroupObserver, type Member, type RecordingService, type TokenKeeper } from './group.ts';
 
 export interface Credentials {
   username?: string | undefined;
   password?: string | undefined;
   token?: string | undefined;
+  /**
+   * The client enters without a name and gives one later (Camus's client
+   * sends `profile` once inside): it is let in as the group's wildcard user,
+   * not refused as anonymous, and its name is checked when it gives it.
+   */
+  namedLater?: boolean | undefined;
   /** The client's network address, for throttling failed logins. */
   address?: string | undefined;
   /** The way in ('galene', 'camus', 'rtcpool'…), for logs and metrics. */
@@ -77,7 +83,15 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     private readonly source: DescriptionSource,
     private readonly auth: Authenticator,
     private readonly iceServersFor: (username: string | undefined) => IceServerInfo[],
-    private readonly media: { engine?: MediaEngine | undefined; onStreamError?: (member: Member, e: unknown) => void; makeInvite?: InviteMaker; recording?: RecordingService | undefined } = {},
+    private readonly media: {
+      engine?: MediaEngine | undefined;
+      onStreamError?: (member: Member, e: unknown) => void;
+      /** The server's stateful tokens, for invitations made inside groups. */
+      tokens?: TokenKeeper;
+      /** Whether members may change their own password (the server's `writableGroups`). */
+      canChangePassword?: () => boolean;
+      recording?: RecordingService | undefined;
+    } = {},
   ) {
     super();
     source.on('change', this.onChange);
@@ -113,7 +127,8 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
       subgroupsOf: (n) => this.subgroupsOf(n),
       engine: this.media.engine,
       onStreamError: this.media.onStreamError,
-      makeInvite: this.media.makeInvite,
+      tokens: this.media.tokens,
+      canChangePassword: this.media.canChangePassword,
       recording: this.media.recording,
     });
     this.live.set(name, group);
