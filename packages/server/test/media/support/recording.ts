@@ -63,9 +63,14 @@ export async function frameWidths(file: string): Promise<number[]> {
  * time base), else the null muxer complains of frames closer together than
  * the average frame rate, which is not a decoding error.
  */
-export function decodeErrors(file: string): string {
-  const r = spawnSync('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${file}`, '-fps_mode', 'passthrough', '-enc_time_base', '-1', '-f', 'null', '-'], { encoding: 'utf8' });
-  return `${r.status === 0 ? '' : `exit ${r.status}\n`}${r.stderr}`.trim();
+export async function decodeErrors(file: string): Promise<string> {
+  try {
+    const { stderr } = await run('ffmpeg', ['-v', 'error', '-nostdin', '-i', `file:${file}`, '-fps_mode', 'passthrough', '-enc_time_base', '-1', '-f', 'null', '-'], { maxBuffer: 16 << 20 });
+    return stderr.trim();
+  } catch (e) {
+    const { code, stderr } = e as { code?: number; stderr?: string };
+    return `exit ${code}\n${stderr ?? String(e)}`.trim();
+  }
 }
 
 /** A group file that allows recording: op (op), bob (present), anybody else present. */
