@@ -17,10 +17,12 @@ const root = join(fileURLToPath(import.meta.url), '..', '..');
 process.chdir(root);
 
 /** Debian packages the test suite drives for real (browser, Redis, TURN). */
-// [package, a file it installs]: the browser, and `ip` for the loopback-only
-// network namespaces the media tests run in.
+// [package, a file it installs]: the browser, `ip` for the loopback-only
+// network namespaces the media tests run in, and ffprobe/ffmpeg, the judges
+// of the recordings.
 const DEBIAN_PACKAGES = [
   ['chromium', ['/usr/bin/chromium']],
+  ['ffmpeg', ['/usr/bin/ffprobe']],
   ['iproute2', ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip']],
   ['util-linux', ['/usr/bin/unshare']],
 ];
