@@ -18,6 +18,7 @@ import { xmppDialect } from './dialects/xmpp/index.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
+import { registerStaticClient } from './http/static-client.ts';
 import { registerWebApp } from './http/web.ts';
 import type { PlaceOptions } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
@@ -51,6 +52,11 @@ export interface ServerOptions {
    * media worker threads (default: one per core; 0: media in this thread).
    */
   media?: false | MediaOptions;
+  /**
+   * Serve this directory's web client instead of Atrium's web app: its files
+   * at /, its galene.html at /group/<name>/ (Galène's `-static`).
+   */
+  staticDir?: string | undefined;
   /** A connection that has not joined a group within this many milliseconds is closed (default 30 s; 0: never). */
   joinTimeoutMs?: number | undefined;
   /** Collect process metrics (CPU, memory) for /metrics. */
@@ -90,7 +96,19 @@ export class AtriumServer {
     this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
-      makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
+      tokens: {
+        create: (t) => this.tokens.create(t),
+        get: async (token) => {
+          await this.tokens.refresh();
+          return this.tokens.get(token);
+        },
+        put: (t) => this.tokens.put(t),
+        list: async (group) => {
+          await this.tokens.refresh();
+          return this.tokens.list(group).filter((t) => t.group === group);
+        },
+      },
+      canChangePassword: () => this.config.current.writableGroups,
     });
     this.dialects = [galeneDialect(), camusDialect(), rtcpoolDialect(), xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain })];
     this.registry.on('memberAdded', () => this.metrics.members.inc());
@@ -136,7 +154,7 @@ export class AtriumServer {
       joinTimeoutMs: o.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS,
       place: () => this.placeOptions(),
       address: (req) => this.clientAddress(req),
-      web: await registerWebApp(app, { log: this.log }),
+      web: o.staticDir === undefined ? await registerWebApp(app, { log: this.log }) : await registerStaticClient(app, { dir: o.staticDir, log: this.log }),
     };
     for (const d of this.dialects) await d.register(dialectHost);
     await registerAdminApi(app, {

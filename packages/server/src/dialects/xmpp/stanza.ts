@@ -119,6 +119,7 @@ export function conditionOf(code: ErrorCode): StanzaErrorCondition {
       return 'forbidden';
     case 'no-such-group':
     case 'no-such-user':
+    case 'no-such-token':
       return 'item-not-found';
     case 'group-locked':
       // A locked group admits operators only: XEP-0045's members-only room.
