@@ -305,6 +305,25 @@ export class GroupStreams {
     );
   }
 
+  /**
+   * The loudest recent audio level (0..1, RFC 6464) of each member that
+   * publishes audio with the level extension, by member id: what a
+   * dominant-speaker choice reads. Only up-streams are asked.
+   */
+  async audioLevels(): Promise<Map<string, number>> {
+    const levels = new Map<string, number>();
+    await Promise.all(
+      [...this.pubs.values()].map(async (p) => {
+        if (p.up.closed || !p.up.tracks.some((t) => t.kind === 'audio')) return;
+        const stats = await p.up.stats().catch(() => undefined);
+        for (const t of stats?.tracks ?? []) {
+          if (t.kind === 'audio' && t.audioLevel !== undefined) levels.set(p.owner.id, Math.max(levels.get(p.owner.id) ?? 0, t.audioLevel));
+        }
+      }),
+    );
+    return levels;
+  }
+
   close(): void {
     for (const pub of [...this.pubs.values()]) {
       this.forget(pub);
