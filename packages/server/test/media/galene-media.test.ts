@@ -143,6 +143,19 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     assert.ok((large.frameWidth ?? 0) > (small.frameWidth ?? 0) * 2, `high ${large.frameWidth} vs low ${small.frameWidth}`);
   });
 
+  test('simulcast whose low layer never comes (a small source): video-low still gets video', async () => {
+    // Galène's client publishes `h` and `l` (half size) whenever the group has
+    // more than two members, even for a 320×240 file (/presentfile); Chromium
+    // then sends no `l` at all. Galène's server forwards what does arrive.
+    const a = await user('media', 'small-a');
+    const lo = await user('media', 'small-lo');
+    await call(lo, 'request', { '': ['video-low'] });
+    await call(a, 'publish', { label: 'video', audio: false, simulcast: true, lowSilent: true, width: 320, height: 240 });
+    const d = await flowing(lo, await idOf(a), 'video');
+    assert.ok((d.frameWidth ?? 0) > 0, `frame width ${d.frameWidth}`);
+    assert.deepEqual(await errors(lo), []);
+  });
+
   test('screenshare arrives under its label; replace swaps a stream without the receiver leaving', async () => {
     const a = await user('media', 'share-a');
     const b = await user('media', 'share-b');
