@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import { insideLoopbackNetns } from './support/netns.ts';
 
 const CLIENT_JS = join(dirname(fileURLToPath(import.meta.url)), 'support', 'galene-browser-client.js');
@@ -48,6 +48,13 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
   after(async () => {
     await browser?.close();
     await server?.stop();
+  });
+
+  // Each test's members leave when it ends: left in the group, every earlier
+  // page would receive every later test's streams, and a loaded machine
+  // would decode a dozen videos at once.
+  afterEach(async () => {
+    for (const p of pages.splice(0)) await p.context().close();
   });
 
   /** A page joined to a group through the in-page Galène client. */
