@@ -255,7 +255,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 360_000 })) {
     try {
       await joinAs(other, 'bob');
       if (setup !== 'raw' && setup !== 'none' && row.joined !== false) await joinAs(me, row.as === 'guest' ? 'guest' : row.as);
-      const c: RowContext = { me: me.sc, other: other.sc, stream: undefined, token: undefined, chatId: undefined, sdp: undefined };
+      const c: RowContext = { me: me.sc, other: other.sc, stream: undefined, token: undefined, chatId: undefined, sdp: undefined, recorder: undefined };
 
       if (setup === 'offer') c.sdp = await me.prepareOffer('me-up');
       if (setup === 'publishing') {
@@ -281,6 +281,12 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 360_000 })) {
         await expectInOrder(me.c, mark, [{ type: 'chat', value: 'delete me' }], 'me');
         c.chatId = me.c.received.slice(mark).find((f) => f.type === 'chat' && f.value === 'delete me')!.id;
         assert.ok(c.chatId, 'a public chat message has an id');
+      }
+      if (setup === 'recording') {
+        const mark = other.c.received.length;
+        me.send([galeneClient.groupAction(me.sc, 'record')]);
+        await expectInOrder(other.c, mark, [{ type: 'user', kind: 'add', username: 'RECORDING' }], 'the other member');
+        c.recorder = other.c.received.slice(mark).find((f) => f.type === 'user' && f.kind === 'add' && f.username === 'RECORDING')!.id;
       }
       c.me = me.sc;
       c.other = other.sc;
