@@ -73,24 +73,26 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       return list.length === 4 && list.every((f) => f.complete) ? list : undefined;
     });
     const byUser = (u: string) => files.filter((f) => f.name.includes(`-${u}`)).map((f) => join(server.recordingsDir, 'rec', f.name));
-    const expected: [string, number][] = [
-      [byUser('alice')[0]!, replacedAt - recordAt],
-      [byUser('alice')[1]!, unrecordAt - a2.connectedAt],
-      [byUser('bob')[0]!, bobLeft - recordAt],
-      [byUser('bob')[1]!, unrecordAt - b2.connectedAt],
+    // [file, ms between the test's events, when its stream's media began to flow]
+    const expected: [string, number, number][] = [
+      [byUser('alice')[0]!, replacedAt - recordAt, a1.connectedAt],
+      [byUser('alice')[1]!, unrecordAt - a2.connectedAt, a2.connectedAt],
+      [byUser('bob')[0]!, bobLeft - recordAt, b1.connectedAt],
+      [byUser('bob')[1]!, unrecordAt - b2.connectedAt, b2.connectedAt],
     ];
-    void b1;
     // The four files are judged side by side (ffprobe and ffmpeg are the slow part).
-    const judge = async ([file, wallMs]: [string, number]) => {
+    const judge = async ([file, wallMs, flowingAt]: [string, number, number]) => {
       assert.ok(file?.endsWith('.webm'), `a WebM file: ${file}`);
       const p = await probe(file);
       assert.deepEqual(p.streams.map((s) => `${s.type}:${s.codec}`).sort(), ['audio:opus', 'video:vp8'], file);
       // The wall-clock time recorded is the time the server spent writing the
-      // file: from its creation to its last write (the file system's clock,
-      // not the muxer's timestamps). The duration is within 5 % of it.
+      // file while its stream flowed: from its creation (or, for a stream
+      // published during the recording, whose file is made with the offer,
+      // from the moment its publisher connected) to its last write. File
+      // system times, not the muxer's timestamps. The duration is within 5 % of it.
       const { birthtimeMs, mtimeMs } = await stat(file);
       assert.ok(birthtimeMs > 0, `${file}: the file system keeps no creation time; the test needs one (ext4, tmpfs, btrfs and xfs do)`);
-      const written = (mtimeMs - birthtimeMs) / 1000;
+      const written = (mtimeMs - Math.max(birthtimeMs, flowingAt)) / 1000;
       assert.ok(Math.abs(p.duration - written) <= written * 0.05, `${file}: duration ${p.duration.toFixed(2)} s, written over ${written.toFixed(2)} s (5 % is ${(written * 0.05).toFixed(2)} s)`);
       // And on the test's own clock, generously (the recorder starts a moment
       // after the operator asks, and a stream ends a moment after its
