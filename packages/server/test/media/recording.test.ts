@@ -102,11 +102,13 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       // Audio and video cover the same span: the file starts with the sound,
       // the picture joins at its first keyframe (asked for when the
       // recording starts), and both end with the stream, give or take the
-      // video's encoding delay at the publisher.
+      // video's encoding delay at the publisher and the gaps between frames
+      // of a Chromium encoder short of CPU (1.25 s seen with other browser
+      // tests running alongside): 2 s.
       const [audio, video] = ['audio', 'video'].map((t) => p.packets.get(p.streams.find((s) => s.type === t)!.index)!);
       assert.ok(audio && video && audio.count > 0 && video.count > 0, `${file}: packets of both kinds`);
       assert.ok(audio.first < 0.05 && video.first < 2, `${file}: audio starts at ${audio.first}, video at ${video.first}`);
-      assert.ok(Math.abs(audio.last - video.last) < 0.6, `${file}: audio ends at ${audio.last}, video at ${video.last}`);
+      assert.ok(Math.abs(audio.last - video.last) < 2, `${file}: audio ends at ${audio.last}, video at ${video.last}`);
       assert.equal(await decodeErrors(file), '', `${file}: ffmpeg decodes every frame without error`);
     };
     await Promise.all(expected.map(judge));
