@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { insideLoopbackNetns } from './support/netns.ts';
 
-if (insideLoopbackNetns(import.meta.url, { timeoutMs: 110_000 })) {
+if (insideLoopbackNetns(import.meta.url)) {
   const { until } = await import('../support/browser.ts');
   const { startServer } = await import('../support/server-process.ts');
   const { ADMIN_CONFIG, basic, decodeErrors, probe, recordable, recordingPages, requireFfmpeg, sleep } = await import('./support/recording.ts');

@@ -5,11 +5,12 @@
 // inside a loopback-only network namespace. (The codecs and the refusals:
 // recording-codecs.test.ts; disk errors: recording-disk.test.ts.)
 import assert from 'node:assert/strict';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { insideLoopbackNetns } from './support/netns.ts';
 
-if (insideLoopbackNetns(import.meta.url, { timeoutMs: 110_000 })) {
+if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
   const { until } = await import('../support/browser.ts');
   const { startServer } = await import('../support/server-process.ts');
   const { ADMIN_CONFIG, basic, decodeErrors, frameWidths, probe, recordable, recordingPages, requireFfmpeg, sleep } = await import('./support/recording.ts');
@@ -72,28 +73,42 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 110_000 })) {
       return list.length === 4 && list.every((f) => f.complete) ? list : undefined;
     });
     const byUser = (u: string) => files.filter((f) => f.name.includes(`-${u}`)).map((f) => join(server.recordingsDir, 'rec', f.name));
-    const expected: [string, number][] = [
-      [byUser('alice')[0]!, replacedAt - recordAt],
-      [byUser('alice')[1]!, unrecordAt - a2.connectedAt],
-      [byUser('bob')[0]!, bobLeft - recordAt],
-      [byUser('bob')[1]!, unrecordAt - b2.connectedAt],
+    // [file, ms between the test's events, when its stream's media began to flow]
+    const expected: [string, number, number][] = [
+      [byUser('alice')[0]!, replacedAt - recordAt, a1.connectedAt],
+      [byUser('alice')[1]!, unrecordAt - a2.connectedAt, a2.connectedAt],
+      [byUser('bob')[0]!, bobLeft - recordAt, b1.connectedAt],
+      [byUser('bob')[1]!, unrecordAt - b2.connectedAt, b2.connectedAt],
     ];
-    void b1;
     // The four files are judged side by side (ffprobe and ffmpeg are the slow part).
-    const judge = async ([file, wallMs]: [string, number]) => {
+    const judge = async ([file, wallMs, flowingAt]: [string, number, number]) => {
       assert.ok(file?.endsWith('.webm'), `a WebM file: ${file}`);
       const p = await probe(file);
       assert.deepEqual(p.streams.map((s) => `${s.type}:${s.codec}`).sort(), ['audio:opus', 'video:vp8'], file);
+      // The wall-clock time recorded is the time the server spent writing the
+      // file while its stream flowed: from its creation (or, for a stream
+      // published during the recording, whose file is made with the offer,
+      // from the moment its publisher connected) to its last write. File
+      // system times, not the muxer's timestamps. The duration is within 5 % of it.
+      const { birthtimeMs, mtimeMs } = await stat(file);
+      assert.ok(birthtimeMs > 0, `${file}: the file system keeps no creation time; the test needs one (ext4, tmpfs, btrfs and xfs do)`);
+      const written = (mtimeMs - Math.max(birthtimeMs, flowingAt)) / 1000;
+      assert.ok(Math.abs(p.duration - written) <= written * 0.05, `${file}: duration ${p.duration.toFixed(2)} s, written over ${written.toFixed(2)} s (5 % is ${(written * 0.05).toFixed(2)} s)`);
+      // And on the test's own clock, generously (the recorder starts a moment
+      // after the operator asks, and a stream ends a moment after its
+      // publisher leaves or replaces it; a loaded machine stretches both).
       const wall = wallMs / 1000;
-      assert.ok(Math.abs(p.duration - wall) <= wall * 0.05, `${file}: duration ${p.duration.toFixed(2)} s, recorded for ${wall.toFixed(2)} s (5 % is ${(wall * 0.05).toFixed(2)} s)`);
+      assert.ok(p.duration >= wall * 0.8 && p.duration <= wall * 1.05 + 2, `${file}: duration ${p.duration.toFixed(2)} s, ${wall.toFixed(2)} s between the test's events`);
       // Audio and video cover the same span: the file starts with the sound,
       // the picture joins at its first keyframe (asked for when the
       // recording starts), and both end with the stream, give or take the
-      // video's encoding delay at the publisher.
+      // video's encoding delay at the publisher and the gaps between frames
+      // of a Chromium encoder short of CPU (1.25 s seen with other browser
+      // tests running alongside): 2 s.
       const [audio, video] = ['audio', 'video'].map((t) => p.packets.get(p.streams.find((s) => s.type === t)!.index)!);
       assert.ok(audio && video && audio.count > 0 && video.count > 0, `${file}: packets of both kinds`);
       assert.ok(audio.first < 0.05 && video.first < 2, `${file}: audio starts at ${audio.first}, video at ${video.first}`);
-      assert.ok(Math.abs(audio.last - video.last) < 0.6, `${file}: audio ends at ${audio.last}, video at ${video.last}`);
+      assert.ok(Math.abs(audio.last - video.last) < 2, `${file}: audio ends at ${audio.last}, video at ${video.last}`);
       assert.equal(await decodeErrors(file), '', `${file}: ffmpeg decodes every frame without error`);
     };
     await Promise.all(expected.map(judge));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { insideLoopbackNetns } from './support/netns.ts';
 
-if (insideLoopbackNetns(import.meta.url, { timeoutMs: 110_000 })) {
+if (insideLoopbackNetns(import.meta.url)) {
   const { until } = await import('../support/browser.ts');
   const { httpMediaHarness } = await import('./support/http-media.ts');
   type PlayerStats = import('./support/http-media.ts').PlayerStats;
