@@ -79,10 +79,10 @@ export function wsService(baseUrl: string, query = ''): string {
 }
 
 /** An @xmpp/client session over WebSocket; without a username it logs in with SASL ANONYMOUS. */
-export async function connectXmpp(baseUrl: string, opts: { username?: string; password?: string; resource?: string; query?: string } = {}): Promise<XmppTestClient> {
+export async function connectXmpp(baseUrl: string, opts: { username?: string; password?: string; resource?: string; query?: string; domain?: string } = {}): Promise<XmppTestClient> {
   const x = client({
     service: wsService(baseUrl, opts.query ?? ''),
-    domain: 'localhost',
+    domain: opts.domain ?? 'localhost',
     ...(opts.username !== undefined ? { username: opts.username, password: opts.password } : {}),
     ...(opts.resource ? { resource: opts.resource } : {}),
   });

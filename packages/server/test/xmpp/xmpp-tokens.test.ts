@@ -1,4 +1,5 @@
-// Token logins over XMPP against a real server process: a JWT signed with a
+// Token logins over XMPP against a real server process started with
+// --xmpp-domain (rooms on conference.<that domain>): a JWT signed with a
 // group's authKeys on the WebSocket URL (`?token=`, as Prosody's token
 // authentication reads it, with SASL ANONYMOUS from the unchanged
 // @xmpp/client), and a stateful token made by `atrium token` in SASL
@@ -15,11 +16,13 @@ import { after, before, test } from 'node:test';
 import { SignJWT } from 'jose';
 import { GaleneTestClient } from '../support/galene-client.ts';
 import { type RunningServer, startServer } from '../support/server-process.ts';
-import { MUC_USER, RawXmpp, connectXmpp } from './support.ts';
+import { MUC_USER, RawXmpp, connectXmpp, xml } from './support.ts';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'atrium.mjs');
 const secret = new TextEncoder().encode('a-shared-secret-of-exactly-32-by');
-const ROOM = 'signed@conference.localhost';
+/** The server runs with --xmpp-domain: rooms are on conference.<that domain>. */
+const DOMAIN = 'meet.test';
+const ROOM = `signed@conference.${DOMAIN}`;
 
 let server: RunningServer;
 const closers: (() => unknown)[] = [];
@@ -30,6 +33,7 @@ before(async () => {
       signed: { authKeys: [{ kty: 'oct', alg: 'HS256', kid: 'hs', k: Buffer.from(secret).toString('base64url') }] },
       other: { users: { someone: { password: 'pw', permissions: 'present' } } },
     },
+    args: ['--xmpp-domain', DOMAIN],
   });
 });
 
@@ -63,8 +67,9 @@ test('a JWT on ?token= logs in with ANONYMOUS and joins as its subject, with its
   assert.equal((await gal.join('signed', undefined, undefined, { token: galToken })).kind, 'join');
 
   const token = await jwt({ sub: 'jay', permissions: ['op', 'present'] });
-  const x = await connectXmpp(server.url, { query: `?token=${encodeURIComponent(token)}` });
+  const x = await connectXmpp(server.url, { domain: DOMAIN, query: `?token=${encodeURIComponent(token)}` });
   closers.push(() => x.stop());
+  assert.match(x.jid, /^guest-[0-9a-f]+@meet\.test\//);
   const self = await x.join(ROOM, 'jay');
   assert.equal(self.attrs.type, undefined, self.toString());
   const item = self.getChild('x', MUC_USER)?.getChild('item');
@@ -74,6 +79,17 @@ test('a JWT on ?token= logs in with ANONYMOUS and joins as its subject, with its
   assert.equal(x.stanzas.all((s) => s.is('presence') && s.attrs.from === `${ROOM}/gal` && s.attrs.type === undefined).length, 1, 'the Galène member is an occupant');
   const added = await gal.next((f) => f.type === 'user' && f.kind === 'add' && f.username === 'jay', 5000, 'the XMPP user');
   assert.deepEqual([...((added.permissions as string[]) ?? [])].sort(), ['op', 'present']);
+  // A moderator sets the subject; the room tells its occupants.
+  await x.x.send(xml('message', { to: ROOM, type: 'groupchat' }, xml('subject', {}, 'Plans for today')));
+  await x.next((s) => s.is('message') && s.attrs.from === ROOM && s.getChildText('subject') === 'Plans for today', 'the new subject');
+});
+
+test('the stream is for the --xmpp-domain: another domain is host-unknown', async () => {
+  const r = await raw();
+  r.send('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/>');
+  const err = await r.streamError();
+  assert.equal(err.condition, 'host-unknown');
+  assert.match(err.text, /"meet\.test", not "localhost"/);
 });
 
 test('a stateful token from `atrium token` in SASL OAUTHBEARER joins the room as its user', async () => {
@@ -97,7 +113,7 @@ test('a stateful token from `atrium token` in SASL OAUTHBEARER joins the room as
   const token = new URL(stdout.trim()).searchParams.get('token')!;
   assert.ok(token);
   const r = await raw();
-  const features = await r.open();
+  const features = await r.open(DOMAIN);
   // OAUTHBEARER is taken though not listed (strophe.js would pick it for anonymous logins, see sasl.ts).
   assert.deepEqual(
     features
@@ -108,7 +124,7 @@ test('a stateful token from `atrium token` in SASL OAUTHBEARER joins the room as
   );
   r.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="OAUTHBEARER">${oauthBearer(token)}</auth>`);
   await r.next((e) => e.is('success'), 'SASL success');
-  await r.open();
+  await r.open(DOMAIN);
   r.send('<iq xmlns="jabber:client" type="set" id="b"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq>');
   await r.next((e) => e.is('iq') && e.attrs.id === 'b' && e.attrs.type === 'result', 'bind');
   r.send(`<presence xmlns="jabber:client" to="${ROOM}/inv"><x xmlns="http://jabber.org/protocol/muc"/></presence>`);
@@ -116,23 +132,23 @@ test('a stateful token from `atrium token` in SASL OAUTHBEARER joins the room as
   assert.equal(self.attrs.type, undefined, self.toString());
   assert.equal(self.getChild('x', MUC_USER)?.getChild('item')?.attrs.role, 'participant');
   // The token is for "signed": another group does not take it.
-  r.send(`<presence xmlns="jabber:client" to="other@conference.localhost/inv"><x xmlns="http://jabber.org/protocol/muc"/></presence>`);
-  const refused = await r.next((e) => e.is('presence') && e.attrs.from === 'other@conference.localhost/inv', 'the refusal for another group');
+  r.send(`<presence xmlns="jabber:client" to="other@conference.${DOMAIN}/inv"><x xmlns="http://jabber.org/protocol/muc"/></presence>`);
+  const refused = await r.next((e) => e.is('presence') && e.attrs.from === `other@conference.${DOMAIN}/inv`, 'the refusal for another group');
   assert.equal(refused.attrs.type, 'error', refused.toString());
   assert.ok(refused.getChild('error')?.getChild('not-authorized'), refused.toString());
 });
 
 test('an expired JWT on ?token= and an unknown token in OAUTHBEARER are refused at SASL with the reason', async () => {
   const expired = await jwt({ sub: 'late', permissions: ['present'], exp: Math.floor(Date.now() / 1000) - 3600 });
-  await assert.rejects(connectXmpp(server.url, { query: `?token=${encodeURIComponent(expired)}` }), (e: Error & { condition?: string }) => {
+  await assert.rejects(connectXmpp(server.url, { domain: DOMAIN, query: `?token=${encodeURIComponent(expired)}` }), (e: Error & { condition?: string }) => {
     assert.equal(e.condition, 'not-authorized');
     assert.match(e.message, /not valid for any group/);
     return true;
   });
   const forOther = await jwt({ sub: 'elsewhere', permissions: ['present'], group: 'other' });
-  await assert.rejects(connectXmpp(server.url, { query: `?token=${encodeURIComponent(forOther)}` }), (e: Error & { condition?: string }) => e.condition === 'not-authorized');
+  await assert.rejects(connectXmpp(server.url, { domain: DOMAIN, query: `?token=${encodeURIComponent(forOther)}` }), (e: Error & { condition?: string }) => e.condition === 'not-authorized');
   const r = await raw();
-  await r.open();
+  await r.open(DOMAIN);
   r.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="OAUTHBEARER">${oauthBearer('no-such-token')}</auth>`);
   const failure = await r.next((e) => e.is('failure'), 'SASL failure');
   assert.ok(failure.getChild('not-authorized'), failure.toString());
