@@ -48,6 +48,22 @@ export function insideLoopbackNetns(fileUrl: string, options: { timeoutMs?: numb
       // NODE_TEST_CONTEXT would make the inner runner skip the file.
       env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT')), [MARK]: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: a timeout kills the runner inside with its servers and browsers.
+      detached: true,
+    });
+    const killInside = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    t.signal.addEventListener('abort', killInside, { once: true });
+    process.once('exit', killInside);
+    // The runner's per-file timeout ends this process with SIGTERM.
+    process.once('SIGTERM', () => {
+      killInside();
+      process.exit(143);
     });
     let output = '';
     const collect = (chunk: Buffer) => {
