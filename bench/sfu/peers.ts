@@ -47,6 +47,8 @@ export class Publisher {
   track: ReturnType<InstanceType<typeof ndc.PeerConnection>['addTrack']> | undefined;
   sent = 0;
   sendFailures = 0;
+  /** The track closed after it had opened: this publisher sends no more. */
+  trackClosed = false;
   plis = 0;
   keyframes = 0;
   #seq = Math.floor(Math.random() * 0x10000);
@@ -160,8 +162,16 @@ export class Publisher {
     tpl[RTP_HEADER + 2] = 0x80 | (this.#pictureId >> 8);
     tpl[RTP_HEADER + 3] = this.#pictureId & 0xff;
     // libdatachannel copies the buffer, so the template can be reused.
-    if (t.sendMessageBinary(tpl)) this.sent++;
-    else this.sendFailures++;
+    try {
+      if (t.sendMessageBinary(tpl)) this.sent++;
+      else this.sendFailures++;
+    } catch {
+      // The track closed under us (the peer connection failed, e.g. ICE on a loaded machine): the publisher stops; its owner may start another.
+      this.sendFailures++;
+      this.track = undefined;
+      this.trackClosed = true;
+      return;
+    }
     this.#seq = (this.#seq + 1) & 0xffff;
     if (last) {
       this.#inFrame = 0;
