@@ -8,7 +8,11 @@ import websocket from '@fastify/websocket';
 import { GroupAccess } from './access.ts';
 import { LoginThrottle, type ThrottleLimits } from './auth/throttle.ts';
 import { TokenStore } from './auth/tokens.ts';
-import { GroupRegistry } from './core/registry.ts';
+import { Cluster, type ClusterTimings, redactUrl } from './cluster/cluster.ts';
+import { type AdminCluster, clusterAdmin } from './cluster/http.ts';
+import { ClusterRegistry } from './cluster/registry.ts';
+import { SharedGroups } from './cluster/shared-groups.ts';
+import { GroupRegistry, type Registry } from './core/registry.ts';
 import { camusDialect } from './dialects/camus/routes.ts';
 import { galeneDialect } from './dialects/galene/index.ts';
 import { type AddressSource, DEFAULT_JOIN_TIMEOUT_MS, type Dialect, type DialectHost, WEBSOCKET_OPTIONS } from './dialects/kit/index.ts';
@@ -56,14 +60,42 @@ export interface ServerOptions {
   processMetrics?: boolean;
   /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
   loginThrottle?: Partial<ThrottleLimits> | undefined;
+  /** Run as one node of a cluster coordinated through Redis (`--redis`); a single node without it. */
+  cluster?: ClusterSettings | undefined;
 }
+
+/** A node of a cluster (`atrium serve --redis URL --node-id ID --public-url URL`). */
+export interface ClusterSettings {
+  redisUrl: string;
+  nodeId: string;
+  /** The node's base URL for clients, through the load balancer (e.g. https://meet.example.org/node/n1). */
+  publicUrl: string;
+  /** The node's base URL for the other nodes; by default the address it listens on. */
+  internalUrl?: string | undefined;
+  region?: string | undefined;
+  labels?: string[] | undefined;
+  /** How long a drain (SIGTERM, `.drain`) waits for the groups to empty before moving the rest (default 30 s). */
+  drainTimeoutMs?: number | undefined;
+  timings?: Partial<ClusterTimings> | undefined;
+}
+
+/** How long a drain waits for the node's groups to empty, by default. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 export class AtriumServer {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly groups: GroupStore;
   readonly tokens: TokenStore;
-  readonly registry: GroupRegistry;
+  /** The groups live on this node. */
+  readonly local: GroupRegistry;
+  /** The way in for dialects and pages: `local` alone, or `local` placed in a cluster. */
+  readonly registry: Registry;
+  /** This node's membership of a cluster (--redis), if any. */
+  readonly cluster: Cluster | undefined;
+  private readonly sharedGroups: SharedGroups | undefined;
+  private internalUrl = '';
+  private drainStarted: Promise<void> | undefined;
   /** Failed logins on every way in: each dialect's join and the admin API. */
   readonly throttle: LoginThrottle;
   readonly engine: MediaEngine | undefined;
@@ -84,17 +116,85 @@ export class AtriumServer {
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
     this.throttle = new LoginThrottle({ log: this.log, metrics: { failures: this.metrics.loginFailures, throttled: this.metrics.loginThrottled }, limits: options.loginThrottle });
     this.engine = options.media === false ? undefined : createMediaEngine(options.media ?? {}, this.log);
-    this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
+    this.local = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
       makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
     });
-    this.registry.on('memberAdded', () => this.metrics.members.inc());
-    this.registry.on('memberRemoved', () => this.metrics.members.dec());
+    this.local.on('memberAdded', () => this.metrics.members.inc());
+    this.local.on('memberRemoved', () => this.metrics.members.dec());
+    const c = options.cluster;
+    if (c) {
+      this.cluster = new Cluster({
+        redisUrl: c.redisUrl,
+        nodeId: c.nodeId,
+        publicUrl: c.publicUrl.replace(/\/+$/, ''),
+        internalUrl: () => this.internalUrl,
+        region: c.region,
+        labels: c.labels,
+        timings: c.timings,
+        log: this.log,
+        load: () => this.load(),
+      });
+      this.registry = new ClusterRegistry(this.local, this.cluster, this.log, this.metrics.placements);
+      this.sharedGroups = new SharedGroups(this.groups, this.cluster.redis, this.cluster.redis.duplicate(), c.nodeId, this.log);
+    } else {
+      this.cluster = undefined;
+      this.registry = this.local;
+    }
+  }
+
+  /** What this node carries, for placement and for the other nodes' pages. */
+  private load(): { clients: number; streams: number; groups: Record<string, { clients: number; locked: boolean }> } {
+    let clients = 0;
+    let streams = 0;
+    const groups: Record<string, { clients: number; locked: boolean }> = {};
+    for (const g of this.local.groups()) {
+      clients += g.size;
+      streams += g.streams?.publicationCount ?? 0;
+      groups[g.name] = { clients: g.size, locked: g.info().locked };
+    }
+    return { clients, streams, groups };
   }
 
   private placeOptions(): PlaceOptions {
-    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL };
+    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL, nodeUrl: this.cluster?.self.publicUrl };
+  }
+
+  /**
+   * Whether this node should get new clients (/readyz): "ready", "degraded"
+   * (Redis is away: the node still serves, so a Redis outage never takes
+   * the whole fleet out of the load balancer), or "draining" (503).
+   */
+  readiness(): { status: 'ready' | 'degraded' | 'draining'; redis?: string } {
+    const redis = this.cluster?.redisState;
+    if (this.cluster?.isDraining) return { status: 'draining', redis };
+    if (this.cluster && redis !== 'up') return { status: 'degraded', redis };
+    return this.cluster ? { status: 'ready', redis } : { status: 'ready' };
+  }
+
+  /**
+   * Drains this node (SIGTERM or the admin API's .drain in a cluster): it
+   * takes no new groups and leaves the load balancer, serves its groups
+   * until they are empty or the deadline passes, then lets the rest go —
+   * their members are told and disconnected, and their clients reconnect
+   * to the nodes that take the groups over. Resolves when the node is empty.
+   */
+  drain(timeoutMs = this.options.cluster?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS): Promise<void> {
+    this.drainStarted ??= (async () => {
+      const cluster = this.cluster;
+      this.log.info({ timeoutMs }, 'draining: no new groups on this node; waiting for its groups to empty');
+      await cluster?.drain();
+      const deadline = performance.now() + timeoutMs;
+      while (performance.now() < deadline && this.local.groups().some((g) => g.size > 0)) await new Promise((r) => setTimeout(r, 250));
+      const left = this.local.groups().filter((g) => g.size > 0);
+      if (left.length > 0) this.log.info({ groups: left.map((g) => g.name) }, 'drain deadline passed: moving the groups still in use');
+      for (const g of this.local.groups()) {
+        await cluster?.release(g.name);
+        this.local.evict(g.name, 'this server is going down for maintenance; reconnecting you to another one');
+      }
+    })();
+    return this.drainStarted;
   }
 
   async start(): Promise<void> {
@@ -106,6 +206,7 @@ export class AtriumServer {
     if (o.defaultGroup ?? true) await this.groups.ensureDefaultGroup();
     await this.groups.start();
     await this.tokens.load();
+    this.sharedGroups?.start();
 
     const https = o.insecure ? null : await loadOrCreateCertificate(o.dataDir, { cert: o.cert, key: o.key }, this.log);
     const app = Fastify({
@@ -116,9 +217,17 @@ export class AtriumServer {
     this.app = app;
     await app.register(websocket, { options: WEBSOCKET_OPTIONS });
 
-    app.get('/healthz', async () => ({ ok: true, groups: this.registry.groups().length }));
+    // Liveness (the process answers) and readiness (send it new clients) are apart: Redis never decides liveness.
+    app.get('/healthz', async () => ({ ok: true, groups: this.local.groups().length }));
+    app.get('/readyz', async (_req, reply) => {
+      const r = this.readiness();
+      return reply
+        .code(r.status === 'draining' ? 503 : 200)
+        .header('cache-control', 'no-store')
+        .send({ ...r, node: this.cluster?.nodeId, groups: this.local.groups().length });
+    });
     app.get('/metrics', async (_req, reply) => {
-      this.metrics.groups.set(this.registry.groups().length);
+      this.metrics.groups.set(this.local.groups().length);
       updateMediaGauges(this.metrics.media, await collectStats(this.registry));
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
@@ -145,6 +254,7 @@ export class AtriumServer {
       throttle: this.throttle,
       address: (r) => this.clientAddress(r),
       place: () => this.placeOptions(),
+      cluster: this.adminCluster(),
     });
 
     const { host, port } = parseListen(o.listen);
@@ -153,6 +263,29 @@ export class AtriumServer {
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     this.url = `${o.insecure ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     this.log.info({ url: this.url }, 'Atrium is listening');
+    if (this.cluster && o.cluster) {
+      this.internalUrl = o.cluster.internalUrl?.replace(/\/+$/, '') ?? internalUrlOf(host, actualPort, o.insecure);
+      await this.cluster.start();
+      this.log.info({ node: this.cluster.nodeId, redis: redactUrl(o.cluster.redisUrl), publicUrl: this.cluster.self.publicUrl, internalUrl: this.internalUrl }, 'node of a cluster');
+    }
+  }
+
+  /** The admin API's view of the cluster (undefined on a single node). */
+  private adminCluster(): AdminCluster | undefined {
+    const cluster = this.cluster;
+    if (!cluster) return undefined;
+    return clusterAdmin(cluster, this.registry, { drain: () => void this.drain().then(() => this.emitDrained()) });
+  }
+
+  private readonly drainedListeners: (() => void)[] = [];
+
+  /** Called once a drain asked through the admin API is over (the CLI then stops the process). */
+  onDrained(listener: () => void): void {
+    this.drainedListeners.push(listener);
+  }
+
+  private emitDrained(): void {
+    for (const l of this.drainedListeners) l();
   }
 
   /**
@@ -193,9 +326,11 @@ export class AtriumServer {
   }
 
   async stop(): Promise<void> {
-    for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
+    for (const g of this.local.groups()) g.dissolve('the server is shutting down');
     await Promise.all(this.dialects.map((d) => d.closeAll('the server is shutting down')));
-    this.registry.close();
+    this.local.close();
+    this.sharedGroups?.close();
+    await this.cluster?.stop();
     if (this.engine) await closeMediaEngine(this.engine);
     this.groups.close();
     this.config.close();
@@ -204,6 +339,14 @@ export class AtriumServer {
 }
 
 export type { AddressSource };
+
+/** Where the other nodes reach a node that listens on host:port, when --internal-url does not say. */
+function internalUrlOf(host: string, port: number, insecure: boolean): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') {
+    throw new Error(`--listen ${host}:${port} names no address the other nodes can reach: give --internal-url (e.g. http://10.0.0.11:${port}) or listen on one address`);
+  }
+  return `${insecure ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);

@@ -8,6 +8,17 @@ export interface PlaceOptions {
   insecure: boolean;
   /** Public URL of the server when behind a proxy, e.g. https://meet.example.org/ */
   proxyURL?: string | undefined;
+  /**
+   * In a cluster, the public URL of the node that holds the group (through
+   * the load balancer, e.g. https://meet.example.org/node/n2): a dialect's
+   * endpoints point there. Group URLs stay the cluster's.
+   */
+  nodeUrl?: string | undefined;
+}
+
+/** The base URL of a dialect's endpoints: the node's in a cluster, else the server's. */
+export function endpointBase(host: string | undefined, opts: PlaceOptions): string {
+  return opts.nodeUrl ? opts.nodeUrl.replace(/\/+$/, '') : baseUrl(host, opts);
 }
 
 export function baseUrl(host: string | undefined, opts: PlaceOptions): string {
