@@ -17,6 +17,7 @@ export interface PlacementCounter {
 }
 
 export class ClusterRegistry implements Registry {
+  readonly clustered = true;
   constructor(
     readonly local: GroupRegistry,
     private readonly cluster: Cluster,

@@ -47,10 +47,15 @@ export class SharedGroups {
       this.subscriber.subscribe(CHANNEL).catch((e: Error) => this.log.warn({ err: e.message }, 'cannot subscribe to group definition changes'));
     });
     this.redis.on('ready', () => void this.serial(() => this.synchronise()));
+    if (this.redis.status === 'ready') void this.serial(() => this.synchronise());
+    // Connects in the background and again whenever Redis comes back (the cluster's options: retry forever).
+    this.subscriber.on('error', () => {});
+    this.subscriber.connect().catch(() => undefined);
   }
 
   close(): void {
     this.store.off('change', this.onLocal);
+    this.subscriber.disconnect();
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T | undefined> {

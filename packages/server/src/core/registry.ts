@@ -81,6 +81,8 @@ export type GroupLocation = { kind: 'here' } | { kind: 'elsewhere'; node: Remote
  * to place groups on the nodes of a cluster (Redis-backed).
  */
 export interface Registry {
+  /** True when a join may be answered `elsewhere` (a node of a cluster): a dialect then answers nothing of its own before the join is decided. */
+  readonly clustered: boolean;
   describe(name: string): GroupDescription | undefined;
   describeAll(): GroupDescription[];
   /** A group live on this node. */
@@ -106,6 +108,7 @@ export interface RegistryEvents {
 }
 
 export class GroupRegistry extends EventEmitter<RegistryEvents> implements Registry {
+  readonly clustered = false;
   private readonly live = new Map<string, Group>();
   private readonly onChange = (name: string, desc: GroupDescription | undefined): void => this.descriptionChanged(name, desc);
   private readonly observer: GroupObserver = {

@@ -96,6 +96,16 @@ export async function pipeToOwner(
   }
   if (to.address !== undefined) headers['x-forwarded-for'] = to.address;
   const owner = new WebSocket(target, { headers, handshakeTimeout: CONNECT_TIMEOUT_MS, maxPayload: WEBSOCKET_OPTIONS.maxPayload, perMessageDeflate: false, autoPong: false });
+  // The owner may speak at once (ws emits frames that came with the handshake right after 'open'): listen before it opens.
+  let index = 0;
+  let toClient: ((data: RawData, binary: boolean) => void) | undefined;
+  const early: Frame[] = [];
+  owner.on('message', (data, binary) => {
+    const i = index++;
+    if (hooks.options?.dropFromOwner && !binary && hooks.options.dropFromOwner(frameText(data), i)) return;
+    if (toClient) toClient(data, binary);
+    else early.push({ data, binary });
+  });
   const opened = await new Promise<boolean>((resolve) => {
     owner.once('open', () => resolve(true));
     owner.once('error', () => resolve(false));
@@ -119,12 +129,10 @@ export async function pipeToOwner(
   }
 
   hooks.counter?.inc();
-  let index = 0;
-  owner.on('message', (data, binary) => {
-    const i = index++;
-    if (hooks.options?.dropFromOwner && !binary && hooks.options.dropFromOwner(frameText(data), i)) return;
+  toClient = (data, binary) => {
     if (client.readyState === WebSocket.OPEN) client.send(data, { binary });
-  });
+  };
+  for (const f of early) toClient(f.data, f.binary);
   // Each side's liveness checks reach the other end, so that neither keeps a dead peer.
   owner.on('ping', (data) => client.readyState === WebSocket.OPEN && client.ping(data));
   client.on('pong', (data) => owner.readyState === WebSocket.OPEN && owner.pong(data));

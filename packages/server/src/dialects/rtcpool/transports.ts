@@ -201,6 +201,10 @@ class SocketIoTransport implements Transport<PoolFrame, PoolInput> {
     const query: Record<string, string> = {};
     for (const [k, v] of Object.entries(hs.query)) if (typeof v === 'string' && k !== 'EIO' && k !== 'transport' && k !== 't') query[k] = v;
     const owner = ioClient(to.url, { path: SOCKET_IO_PATH, transports: ['websocket'], auth: hs.auth, query, extraHeaders, reconnection: false, timeout: 5000, forceNew: true });
+    // Events may come right behind the connection: listen before it is up.
+    let toClient: ((event: string, data: unknown) => void) | undefined;
+    const early: [string, unknown][] = [];
+    owner.onAny((event: string, data: unknown) => (toClient ? toClient(event, data) : early.push([event, data])));
     const opened = await new Promise<boolean>((resolve) => {
       owner.once('connect', () => resolve(true));
       owner.once('connect_error', () => resolve(false));
@@ -215,7 +219,8 @@ class SocketIoTransport implements Transport<PoolFrame, PoolInput> {
       return false;
     }
     this.forwarded?.inc();
-    owner.onAny((event: string, data: unknown) => socket.emit(event, data));
+    toClient = (event, data) => socket.emit(event, data);
+    for (const [event, data] of early) toClient(event, data);
     socket.onAny((event: string, data: unknown) => owner.emit(event, data));
     let ended = false;
     const end = () => {
