@@ -6,7 +6,7 @@
 // kit hands the connection to the owner (kit/forward.ts). With Redis away,
 // a node serves what it holds and places new groups on itself.
 import type { Client } from '../core/client.ts';
-import type { Group } from '../core/group.ts';
+import type { Group, Member } from '../core/group.ts';
 import type { GroupLocation, GroupRegistry, JoinOutcome, JoinRequest, Registry } from '../core/registry.ts';
 import type { GroupDescription } from '../groups/index.ts';
 import type { Logger } from '../log.ts';
@@ -26,6 +26,11 @@ export class ClusterRegistry implements Registry {
   ) {
     local.on('groupClosed', (name) => void cluster.release(name));
     cluster.on('leaseLost', (name, owner) => local.evict(name, `this group is now served by node "${owner}" of the cluster; reconnecting you there`));
+  }
+
+  on(event: 'memberRemoved', listener: (group: Group, member: Member) => void): this {
+    this.local.on(event, listener);
+    return this;
   }
 
   describe(name: string): GroupDescription | undefined {

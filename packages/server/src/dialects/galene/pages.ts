@@ -35,13 +35,18 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Regis
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((d) => {
         const where = registry.locateCached(d.name);
-        return status(infoOf(d.name, d, where), placeOf(req.headers.host, where));
+        return status(infoOf(d.name, d, where), placeOf(req.headers.host, where), { counts: true });
       });
     return reply.header('cache-control', 'no-cache').send(list);
   });
 
   app.get('/group/*', async (req: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
     const rest = req.params['*'];
+    // Galène's main page asks for .status.json, which Galène redirects to .status.
+    if (rest.endsWith('/.status.json') || rest === '.status.json') {
+      const path = req.url.split('?')[0]!;
+      return reply.redirect(`${path.slice(0, -'.json'.length)}`, 308);
+    }
     const isStatus = rest.endsWith('/.status') || rest === '.status';
     const raw = isStatus ? rest.slice(0, -'.status'.length) : rest;
     if (!raw.endsWith('/')) return reply.redirect(`/group/${raw}/`, 301);
@@ -58,7 +63,7 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Regis
     if (isStatus) {
       // A client reading the status is about to join: in a cluster the group is placed now, so it connects to its node.
       const where = await registry.locate(name, { place: true });
-      return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc, where), placeOf(req.headers.host, where)));
+      return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc, where), placeOf(req.headers.host, where), { counts: desc.public }));
     }
     const app = (await deps.web?.page()) ?? null;
     return reply
