@@ -12,6 +12,7 @@ import { Cluster, type ClusterTimings, redactUrl } from './cluster/cluster.ts';
 import { type AdminCluster, clusterAdmin } from './cluster/http.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { SharedGroups } from './cluster/shared-groups.ts';
+import { SharedTokens } from './cluster/shared-tokens.ts';
 import { GroupRegistry, type Registry } from './core/registry.ts';
 import { camusDialect } from './dialects/camus/routes.ts';
 import { galeneDialect } from './dialects/galene/index.ts';
@@ -103,6 +104,7 @@ export class AtriumServer {
   /** This node's membership of a cluster (--redis), if any. */
   readonly cluster: Cluster | undefined;
   private readonly sharedGroups: SharedGroups | undefined;
+  private readonly sharedTokens: SharedTokens | undefined;
   private internalUrl = '';
   private drainStarted: Promise<void> | undefined;
   /** Failed logins on every way in: each dialect's join and the admin API. */
@@ -160,9 +162,11 @@ export class AtriumServer {
       });
       this.registry = new ClusterRegistry(this.local, this.cluster, this.log, this.metrics.placements);
       this.sharedGroups = new SharedGroups(this.groups, this.cluster.redis, this.cluster.redis.duplicate(), c.nodeId, this.log);
+      this.sharedTokens = new SharedTokens(this.tokens, this.cluster.redis, this.cluster.redis.duplicate(), c.nodeId, this.log);
     } else {
       this.cluster = undefined;
       this.registry = this.local;
+      this.sharedTokens = undefined;
     }
   }
 
@@ -229,6 +233,7 @@ export class AtriumServer {
     await this.groups.start();
     await this.tokens.load();
     this.sharedGroups?.start();
+    this.sharedTokens?.start();
 
     const https = o.insecure ? null : await loadOrCreateCertificate(o.dataDir, { cert: o.cert, key: o.key }, this.log);
     const app = Fastify({
@@ -366,6 +371,7 @@ export class AtriumServer {
     await Promise.all(this.dialects.map((d) => d.closeAll('the server is shutting down')));
     this.local.close();
     this.sharedGroups?.close();
+    this.sharedTokens?.close();
     await this.cluster?.stop();
     if (this.engine) await closeMediaEngine(this.engine);
     this.groups.close();
