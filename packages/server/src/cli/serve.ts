@@ -40,7 +40,7 @@ const HELP = `Usage: atrium serve [options]
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 Running several nodes (a cluster coordinated through Redis, behind HAProxy;
-see deploy/haproxy/ and docs/architecture.md). Also the "cluster" section of
+see docs/cluster.md and deploy/). Also the "cluster" section of
 DATA/config.json: {"redis", "nodeId", "publicUrl", "internalUrl", "region",
 "drainTimeout"}; options given here win.
   --redis URL          Redis to coordinate through, e.g. redis://10.0.0.5:6379
