@@ -17,12 +17,16 @@ const root = join(fileURLToPath(import.meta.url), '..', '..');
 process.chdir(root);
 
 /** Debian packages the test suite drives for real (browser, Redis, TURN). */
-// [package, a file it installs]: the browser, and `ip` for the loopback-only
-// network namespaces the media tests run in.
+// [package, a file it installs]: the browser, `ip` for the loopback-only
+// network namespaces the media tests run in and the hosts of the cluster
+// test, and the servers a cluster runs on (packages/server/test/cluster/).
 const DEBIAN_PACKAGES = [
   ['chromium', ['/usr/bin/chromium']],
   ['iproute2', ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip']],
   ['util-linux', ['/usr/bin/unshare']],
+  ['redis-server', ['/usr/bin/redis-server']],
+  ['haproxy', ['/usr/sbin/haproxy']],
+  ['coturn', ['/usr/bin/turnserver']],
 ];
 
 function run(cmd, args, opts = {}) {
@@ -109,8 +113,15 @@ if (files.length === 0) {
  * the rest, so another file's CPU load does not pass for congestion.
  */
 const ALONE = ['packages/server/test/media/quality.test.ts'];
-const shared = files.filter((f) => !ALONE.includes(f));
+/**
+ * Files that walk one long scenario (several hosts, servers and browsers
+ * started once): node's --test-timeout bounds a whole file, so they run in
+ * their own pass with a longer bound.
+ */
+const LONG = { 'packages/server/test/cluster/cluster-hosts.test.ts': 600_000, 'packages/server/test/cluster/cluster-loopback.test.ts': 300_000 };
+const shared = files.filter((f) => !ALONE.includes(f) && !(f in LONG));
 const alone = files.filter((f) => ALONE.includes(f));
+const long = files.filter((f) => f in LONG);
 const testArgs = ['--import', 'tsx', '--test', '--test-timeout=120000'];
 const totals = { pass: 0, fail: 0 };
 
@@ -134,6 +145,11 @@ function runTests(args) {
 }
 
 let status = shared.length ? await runTests([...testArgs, '--test-concurrency=2', ...shared]) : 0;
+for (const f of long) {
+  console.log(`test: running ${f} in its own pass (up to ${LONG[f] / 60_000} min)`);
+  const s = await runTests(['--import', 'tsx', '--test', `--test-timeout=${LONG[f]}`, f]);
+  if (status === 0) status = s;
+}
 if (alone.length) {
   console.log(`test: running ${alone.join(', ')} on its own`);
   const s2 = await runTests([...testArgs, '--test-concurrency=1', ...alone]);

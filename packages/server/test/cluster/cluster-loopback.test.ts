@@ -3,12 +3,16 @@
 // sockets. A group lives on one node and every join, through any node, ends
 // in it (Galène, Camus, RTCPool over WebSocket and socket.io); a definition
 // changed through one node's admin API takes effect on another; the admin
-// API reaches members on another node; when the owner is killed its group
+// API reaches members on another node; a token made on one node opens the
+// group through every node, and once revoked through none; when the owner is killed its group
 // goes to a survivor and Redis keeps no trace of the dead node; a drained
 // node empties and exits; with Redis gone a node goes on alone, and when
 // Redis is back it registers again without a restart. (The multi-host test
 // beside this one does the same through HAProxy with browsers and media.)
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { until } from '../support/browser.ts';
@@ -17,6 +21,7 @@ import { type RunningServer, startServer } from '../support/server-process.ts';
 import { CamusTestClient, PoolTestClient } from '../mesh/support.ts';
 import { type Service, randomPort, startRedis } from './support/services.ts';
 
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'atrium.mjs');
 const OPEN = { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } };
 const ADMIN = { user: 'root', password: 'rootpw' };
 const admin = { authorization: `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}` };
@@ -29,6 +34,7 @@ const clients: { close(): void }[] = [];
 
 async function startNode(id: string): Promise<RunningServer> {
   const s = await startServer({
+    startTimeoutMs: 90_000,
     groups: { g: OPEN, other: OPEN },
     config: { users: { [ADMIN.user]: { password: ADMIN.password, permissions: 'admin' } }, writableGroups: true },
     args: ['--redis', `redis://127.0.0.1:${redisPort}`, '--node-id', id, '--public-url', `https://lb.example/node/${id}`, '--region', `r-${id}`, '--no-media', '--drain-timeout', '20'],
@@ -86,7 +92,7 @@ before(async () => {
   db = new Redis(redisPort, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 200 });
   db.on('error', () => {});
   await db.connect();
-  for (const id of ['n1', 'n2', 'n3']) await startNode(id);
+  await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id)));
   await until('three nodes registered', async () => (await db.smembers('atrium:nodes')).length === 3, 10_000);
 });
 
@@ -185,6 +191,45 @@ test('a group defined through one node’s admin API is joinable through another
   assert.ok(names.includes('g') && names.includes('pool1'), `.stats on any node covers every node: ${names.join(', ')} ${JSON.stringify((await clusterView('n2')).nodes)}`);
 });
 
+test('a token made on one node opens the group through every node; revoked on another, it opens it nowhere', async () => {
+  const owner = (await db.get('atrium:owner:g')) ?? 'n1';
+  const maker = ['n1', 'n2', 'n3'].find((id) => id !== owner)!;
+  const made = await fetch(`${node(maker).url}/galene-api/v0/.groups/g/.tokens/`, {
+    method: 'POST',
+    headers: { ...admin, 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'invited', permissions: ['present'], expires: new Date(Date.now() + 3600_000).toISOString() }),
+  });
+  assert.equal(made.status, 201, await made.text());
+  const token = decodeURIComponent(made.headers.get('location')!);
+  // At once, through each node (the owner checks it: a connection reaching another node is handed there).
+  for (const id of ['n1', 'n2', 'n3']) {
+    const c = await GaleneTestClient.connect(node(id).wsUrl);
+    clients.push(c);
+    const joined = await c.join('g', undefined, undefined, { token });
+    assert.equal(joined.kind, 'join', `the token made on ${maker} works through ${id}: ${JSON.stringify(joined)}`);
+    assert.equal(joined.username, 'invited');
+    c.close();
+  }
+  await until('every node lists it', async () => {
+    for (const s of nodes.values()) {
+      const r = await fetch(`${s.url}/galene-api/v0/.groups/g/.tokens/`, { headers: admin });
+      if (!((await r.json()) as string[]).includes(token)) return false;
+    }
+    return true;
+  });
+  const revoker = ['n1', 'n2', 'n3'].find((id) => id !== maker)!;
+  const del = await fetch(`${node(revoker).url}/galene-api/v0/.groups/g/.tokens/${encodeURIComponent(token)}`, { method: 'DELETE', headers: admin });
+  assert.equal(del.status, 204, await del.text());
+  for (const id of ['n1', 'n2', 'n3']) {
+    const c = await GaleneTestClient.connect(node(id).wsUrl);
+    clients.push(c);
+    const refused = await c.join('g', undefined, undefined, { token });
+    assert.equal(refused.kind, 'fail', `revoked on ${revoker}, refused through ${id}: ${JSON.stringify(refused)}`);
+    c.close();
+  }
+  assert.equal(JSON.parse((await db.hget('atrium:tokens', token))!).removed > 0, true, 'Redis keeps a tombstone, so a node that was away drops it too');
+});
+
 test('the owner is killed: its group is placed on a survivor, clients get back in, Redis keeps no trace of it', async () => {
   const owner = (await db.get('atrium:owner:g'))!;
   const survivor = ['n1', 'n2', 'n3'].find((id) => id !== owner)!;
@@ -218,8 +263,16 @@ test('a drained node takes no new group, serves its group until it empties, then
   const member = await galene(other!, held, 'frank');
   assert.equal(await db.get(`atrium:owner:${held}`), d);
 
-  const r = await fetch(`${node(d!).url}/galene-api/v0/.drain`, { method: 'POST', headers: admin });
-  assert.equal(r.status, 202);
+  // `atrium ctl drain --wait`, as an operator runs it, follows the node until it exits.
+  const ctl = spawn(process.execPath, [BIN, 'ctl', '--server', node(d!).url, '--admin-username', ADMIN.user, '--admin-password', ADMIN.password, 'drain', '--wait'], {
+    env: { ...process.env, XDG_CONFIG_HOME: node(d!).dataDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let said = '';
+  ctl.stdout.on('data', (c) => (said += c));
+  ctl.stderr.on('data', (c) => (said += c));
+  const ctlDone = new Promise<number | null>((resolve) => ctl.once('close', resolve));
+  await until('ctl says the node drains', async () => said.includes('is draining'), 30_000);
   assert.equal((await fetch(`${node(d!).url}/readyz`)).status, 503, '/readyz takes the node out of the load balancer');
   assert.equal((await fetch(`${node(d!).url}/healthz`)).status, 200, '/healthz: still alive');
   await until('the others see it draining', async () => (await clusterView(other!)).nodes.find((n) => n.id === d)?.draining === true, 5000);
@@ -229,9 +282,12 @@ test('a drained node takes no new group, serves its group until it empties, then
   member.chat('still served');
   assert.equal((await member.next((f) => f.type === 'chat', 5000, 'chat')).value, 'still served');
   const exited = new Promise<number | null>((resolve) => node(d!).process.once('exit', resolve));
+  await until('ctl shows the group still served', async () => said.includes(`still serving ${held} (1)`), 30_000);
   member.close();
   assert.equal(await exited, 0, 'the node exits once its group is empty');
   nodes.delete(d!);
+  assert.equal(await ctlDone, 0, said);
+  assert.match(said, /has exited/);
 });
 
 test('Redis stops: the node serves on alone and says degraded; Redis comes back and the node registers again', async () => {

@@ -27,6 +27,10 @@ export interface StartOptions {
   iceServers?: unknown;
   args?: string[];
   env?: Record<string, string>;
+  /** Run it inside this named network namespace (`ip netns exec`), as a host of a multi-host test. */
+  ns?: string;
+  /** How long it may take to start (default 60 s; tests that start many servers on a loaded machine give more). */
+  startTimeoutMs?: number;
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
@@ -47,7 +51,9 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   if (opts.config !== undefined) await writeFile(join(dataDir, 'config.json'), JSON.stringify(opts.config));
   if (opts.iceServers !== undefined) await writeFile(join(dataDir, 'ice-servers.json'), JSON.stringify(opts.iceServers));
 
-  const child = spawn(process.execPath, [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+  const argv = [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])];
+  const [cmd, cmdArgs] = opts.ns ? ['ip', ['netns', 'exec', opts.ns, process.execPath, ...argv]] : [process.execPath, argv];
+  const child = spawn(cmd, cmdArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
@@ -55,7 +61,8 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 60 s:\n${out}`)), 60_000);
+    const limit = opts.startTimeoutMs ?? 60_000;
+    const timer = setTimeout(() => reject(new Error(`server did not start within ${limit / 1000} s:\n${out}`)), limit);
     const onData = () => {
       const m = /Atrium is running at (\S+?)\/? /.exec(out);
       if (m) {

@@ -73,3 +73,33 @@ export async function startRedis(host: string, port: number, ns?: string): Promi
 export function randomPort(): number {
   return 20000 + Math.floor(Math.random() * 20000);
 }
+
+/** HAProxy with deploy/haproxy/haproxy.cfg as shipped; `env` gives the addresses (ATRIUM_LB_BIND, ATRIUM_LB_PEM, ATRIUM_NODE1…). */
+export async function startHaproxy(env: Record<string, string>, ns?: string): Promise<Service> {
+  requireBinary('/usr/sbin/haproxy', 'haproxy');
+  const s = spawnService('/usr/sbin/haproxy', ['-db', '-f', join(REPO, 'deploy', 'haproxy', 'haproxy.cfg')], { ns, env });
+  const bind = env.ATRIUM_LB_BIND!;
+  const at = bind.lastIndexOf(':');
+  await waitForPort(bind.slice(0, at) || '127.0.0.1', Number(bind.slice(at + 1)), 'haproxy', s);
+  return s;
+}
+
+/** A self-signed certificate for `ip` (and its key), as one PEM file for HAProxy and the certificate alone for Node's NODE_EXTRA_CA_CERTS. */
+export async function certificateFor(ip: string, dir: string): Promise<{ pem: string; cert: string }> {
+  const { generate } = await import('selfsigned');
+  const pems = await generate([{ name: 'commonName', value: ip }], {
+    keySize: 2048,
+    algorithm: 'sha256',
+    extensions: [
+      { name: 'basicConstraints', cA: true },
+      { name: 'subjectAltName', altNames: [{ type: 7, ip }] },
+    ],
+  } as Parameters<typeof generate>[1]);
+  const { writeFile } = await import('node:fs/promises');
+  const pem = join(dir, 'lb.pem');
+  const cert = join(dir, 'lb-cert.pem');
+  // selfsigned's PEM strings may lack a final newline: HAProxy reads no key glued to the certificate's END line.
+  await writeFile(pem, `${pems.cert.trimEnd()}\n${pems.private.trimEnd()}\n`, { mode: 0o600 });
+  await writeFile(cert, `${pems.cert.trimEnd()}\n`);
+  return { pem, cert };
+}
