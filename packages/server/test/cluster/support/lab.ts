@@ -97,6 +97,14 @@ export function insideLab(fileUrl: string, options: { timeoutMs: number }): Lab 
     const dir = mkdtempSync(join(tmpdir(), 'atrium-lab-'));
     chmodSync(dir, 0o755);
     teardown(prefix);
+    // The test runner ends a file that overruns its bound with a signal, and `finally` would not run: clean up then too.
+    const onSignal = (signal: NodeJS.Signals) => {
+      teardown(prefix);
+      rmSync(dir, { recursive: true, force: true });
+      process.kill(process.pid, signal);
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
     try {
       build(prefix);
       // Node reads NODE_EXTRA_CA_CERTS when it starts: the certificate is made before the inner run.
@@ -121,6 +129,8 @@ export function insideLab(fileUrl: string, options: { timeoutMs: number }): Lab 
       if (code !== 0) throw new Error(`the tests inside the lab failed (exit ${code}):\n${output.slice(-8000)}`);
       if (Number(/pass (\d+)/.exec(output)?.[1] ?? 0) === 0) throw new Error(`no test ran inside the lab:\n${output.slice(-3000)}`);
     } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
       teardown(prefix);
       rmSync(dir, { recursive: true, force: true });
     }
