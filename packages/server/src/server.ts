@@ -2,7 +2,7 @@
 // the protocol dialects and the HTTP routes. The CLI and the tests both
 // start servers through this class.
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { GroupAccess } from './access.ts';
@@ -14,6 +14,7 @@ import { ClusterRegistry } from './cluster/registry.ts';
 import { SharedGroups } from './cluster/shared-groups.ts';
 import { SharedTokens } from './cluster/shared-tokens.ts';
 import { GroupRegistry, type Registry } from './core/registry.ts';
+import { CoreError } from './core/errors.ts';
 import { camusDialect } from './dialects/camus/routes.ts';
 import { galeneDialect } from './dialects/galene/index.ts';
 import { type AddressSource, DEFAULT_JOIN_TIMEOUT_MS, type Dialect, type DialectHost, WEBSOCKET_OPTIONS } from './dialects/kit/index.ts';
@@ -23,6 +24,9 @@ import { xmppDialect } from './dialects/xmpp/index.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
+import { deleteRecording, registerRecordings } from './http/recordings.ts';
+import { type HttpMediaRoutes, registerWhipWhep } from './http/whip.ts';
+import { RecordingStore } from './recording/store.ts';
 import { registerStaticClient } from './http/static-client.ts';
 import { registerWebApp } from './http/web.ts';
 import type { PlaceOptions } from './http/place.ts';
@@ -32,6 +36,8 @@ import { type Logger, createLogger } from './log.ts';
 import type { MediaEngine } from './media/index.ts';
 import { type MediaOptions, closeMediaEngine, createMediaEngine } from './media/workers/index.ts';
 import { Metrics } from './metrics.ts';
+import { DiskRecording } from './recording/recorder.ts';
+import { describeStorageProblem, storageProblem } from './storage.ts';
 import { type GroupReport, collectStats, updateMediaGauges } from './stats.ts';
 import { LivenessMonitor } from './transport/liveness.ts';
 
@@ -66,8 +72,12 @@ export interface ServerOptions {
   joinTimeoutMs?: number | undefined;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
+  /** Where recordings go, <dir>/<group>/ (default ./recordings, as Galène's -recordings). */
+  recordingsDir?: string;
   /** The XMPP domain (rooms are on conference.<domain>); default: the host of the configured proxyURL, else localhost. */
   xmppDomain?: string | undefined;
+  /** Seconds an XMPP session cut without a clean close waits for a resumption (XEP-0198; default 120). */
+  xmppResumeSeconds?: number | undefined;
   /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
   loginThrottle?: Partial<ThrottleLimits> | undefined;
   /** Run as one node of a cluster coordinated through Redis (`--redis`); a single node without it. */
@@ -110,12 +120,16 @@ export class AtriumServer {
   /** Failed logins on every way in: each dialect's join and the admin API. */
   readonly throttle: LoginThrottle;
   readonly engine: MediaEngine | undefined;
+  /** Recording to disk; undefined without a media engine. */
+  readonly recording: DiskRecording | undefined;
   private app: FastifyInstance | undefined;
   private readonly config: ServerConfigWatcher;
   private iceServers: ConfiguredIceServer[] = [];
   private readonly liveness = new LivenessMonitor();
   /** Every protocol the server speaks; each registers its own routes (dialects/kit/dialect.ts). */
   private readonly dialects: Dialect[];
+  /** WHIP publishers and WHEP players (HTTP signalling, no WebSocket). */
+  private httpMedia: HttpMediaRoutes | undefined;
   /** The URL the server answers on, once started. */
   url = '';
 
@@ -127,24 +141,44 @@ export class AtriumServer {
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
     this.throttle = new LoginThrottle({ log: this.log, metrics: { failures: this.metrics.loginFailures, throttled: this.metrics.loginThrottled }, limits: options.loginThrottle });
     this.engine = options.media === false ? undefined : createMediaEngine(options.media ?? {}, this.log);
-    this.local = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
-      engine: this.engine,
-      onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
-      tokens: {
-        create: (t) => this.tokens.create(t),
-        get: async (token) => {
-          await this.tokens.refresh();
-          return this.tokens.get(token);
+    const rec = this.metrics.recordings;
+    this.recording = this.engine
+      ? new DiskRecording({
+          dir: resolve(options.recordingsDir ?? 'recordings'),
+          log: this.log,
+          metrics: { active: (d) => rec.active.inc(d), bytes: (n) => rec.bytes.inc(n), error: (kind) => rec.errors.inc({ kind }), file: () => rec.files.inc() },
+        })
+      : undefined;
+    this.local = new GroupRegistry(
+      this.groups,
+      withTokenDescriptions(new GroupAccess(this.tokens, this.throttle, () => this.config.current.canonicalHost)),
+      (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [],
+      {
+        engine: this.engine,
+        onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
+        tokens: {
+          // A token file that cannot be written (a full disk) is the server's problem: the member is told so, plainly.
+          create: (t) => savingInvitation(this.tokens.create(t)),
+          get: async (token) => {
+            await this.tokens.refresh();
+            return this.tokens.get(token);
+          },
+          put: (t) => savingInvitation(this.tokens.put(t)),
+          list: async (group) => {
+            await this.tokens.refresh();
+            return this.tokens.list(group).filter((t) => t.group === group);
+          },
         },
-        put: (t) => this.tokens.put(t),
-        list: async (group) => {
-          await this.tokens.refresh();
-          return this.tokens.list(group).filter((t) => t.group === group);
-        },
+        canChangePassword: () => this.config.current.writableGroups,
+        recording: this.recording,
       },
-      canChangePassword: () => this.config.current.writableGroups,
-    });
-    this.dialects = [galeneDialect(), camusDialect(), rtcpoolDialect(), xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain })];
+    );
+    this.dialects = [
+      galeneDialect(),
+      camusDialect(),
+      rtcpoolDialect(),
+      xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain, ...(options.xmppResumeSeconds === undefined ? {} : { resumeSeconds: options.xmppResumeSeconds }) }),
+    ];
     this.local.on('memberAdded', () => this.metrics.members.inc());
     this.local.on('memberRemoved', () => this.metrics.members.dec());
     const c = options.cluster;
@@ -184,7 +218,7 @@ export class AtriumServer {
   }
 
   private placeOptions(): PlaceOptions {
-    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL, nodeUrl: this.cluster?.self.publicUrl };
+    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL, canonicalHost: this.config.current.canonicalHost, nodeUrl: this.cluster?.self.publicUrl };
   }
 
   /**
@@ -271,7 +305,14 @@ export class AtriumServer {
       web: o.staticDir === undefined ? await registerWebApp(app, { log: this.log }) : await registerStaticClient(app, { dir: o.staticDir, log: this.log }),
     };
     for (const d of this.dialects) await d.register(dialectHost);
+    const recordingStore = new RecordingStore(this.recording?.dir ?? resolve(o.recordingsDir ?? 'recordings'));
+    const recordings = { store: recordingStore, recording: (group: string) => [...(this.recording?.active() ?? [])].some((r) => r.group === group) };
+    if (this.engine) {
+      this.httpMedia = await registerWhipWhep(app, { registry: this.registry, metrics: this.metrics, place: () => this.placeOptions(), log: this.log, address: (r) => this.clientAddress(r) });
+    }
+    await registerRecordings(app, { ...recordings, registry: this.local, place: () => this.placeOptions(), log: this.log, address: (r) => this.clientAddress(r) });
     await registerAdminApi(app, {
+      recordings: { list: (g) => recordingStore.list(g), remove: (g, name) => deleteRecording(recordings, g, name) },
       groups: this.groups,
       config: () => this.config.current,
       tokens: this.tokens,
@@ -367,6 +408,9 @@ export class AtriumServer {
   }
 
   async stop(): Promise<void> {
+    // recordings first, while their streams still flow: every file is finished and named
+    await this.recording?.close();
+    this.httpMedia?.closeAll('the server is shutting down');
     for (const g of this.local.groups()) g.dissolve('the server is shutting down');
     await Promise.all(this.dialects.map((d) => d.closeAll('the server is shutting down')));
     this.local.close();
@@ -396,4 +440,14 @@ export function parseListen(listen: string): { host: string; port: number } {
   const port = Number(m[3]);
   if (port > 65535) throw new Error(`--listen: port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/** An invitation the token store could not save for the machine's reasons becomes an error the member reads (tokenAction sends it back). */
+async function savingInvitation<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (e) {
+    if (storageProblem(e) === undefined) throw e;
+    throw new CoreError('internal', describeStorageProblem(e, 'the invitation'));
+  }
 }

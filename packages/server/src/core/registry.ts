@@ -2,12 +2,12 @@
 // description, authenticates a client and admits it. Dialects call `join`;
 // they never build groups themselves.
 import { EventEmitter } from 'node:events';
-import { isWellFormed } from '@atrium/protocol/text';
+import { isWellFormed } from './names.ts';
 import { type GroupDescription, parseGroupDescription, validateGroupName } from '../groups/index.ts';
 import type { MediaEngine } from '../media/engine.ts';
 import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
-import { Group, type GroupObserver, type Member, type TokenKeeper } from './group.ts';
+import { Group, type GroupObserver, type Member, type RecordingService, type TokenKeeper } from './group.ts';
 
 export interface Credentials {
   username?: string | undefined;
@@ -137,6 +137,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> implements Regis
       tokens?: TokenKeeper;
       /** Whether members may change their own password (the server's `writableGroups`). */
       canChangePassword?: () => boolean;
+      recording?: RecordingService | undefined;
     } = {},
   ) {
     super();
@@ -175,6 +176,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> implements Regis
       onStreamError: this.media.onStreamError,
       tokens: this.media.tokens,
       canChangePassword: this.media.canChangePassword,
+      recording: this.media.recording,
     });
     this.live.set(name, group);
     return group;
@@ -230,6 +232,17 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> implements Regis
     const group = this.open(req.group, { ephemeral: req.ephemeral });
     if (!group) throw new CoreError('no-such-group', `group "${req.group}" was deleted`);
     return { kind: 'joined', member: group.admit(client, who.username, who.permissions, req.data ?? {}, new Date(), who.description ?? null) };
+  }
+
+  /**
+   * Who these credentials make a client of a group, without joining it
+   * (for HTTP endpoints: recordings, WHIP, WHEP). Throws a CoreError as a
+   * refused join would.
+   */
+  async identify(group: string, creds: Credentials, groupUrl: string): Promise<Identity> {
+    const desc = this.describe(group);
+    if (!desc) throw new CoreError('no-such-group', `there is no group called "${group}" on this server`);
+    return this.auth.authenticate(desc, group, creds, groupUrl);
   }
 
   private subgroupsOf(name: string): { name: string; clientCount: number }[] {

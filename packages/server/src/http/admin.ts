@@ -6,11 +6,16 @@
 // back end says about a client, pushed to its mesh peers at once):
 //   GET               .groups/<group>/.clients/                 [{id, username?, description}]
 //   GET, PUT, DELETE  .groups/<group>/.clients/<id>/.description  a JSON object, or null
+// and the group's recordings on disk:
+//   GET               .groups/<group>/.recordings/               [{name, size, modified, ...}]
+//   DELETE            .groups/<group>/.recordings/<file>          204; 409 while it is being written
 // This module is the routing: the URL space is admin/paths.ts, who may ask
 // admin/auth.ts, and each resource has its handler module in admin/.
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import { GroupFileError } from '../groups/description.ts';
 import { GroupNotFoundError, GroupStoreError, PreconditionFailedError, validateGroupName } from '../groups/store.ts';
+import { TokenFileError } from '../auth/tokens.ts';
+import { describeStorageProblem, storageProblem } from '../storage.ts';
 import { authenticate } from './admin/auth.ts';
 import { type AdminApiDeps, type AdminContext, adminContext } from './admin/context.ts';
 import { clientList, description } from './admin/descriptions.ts';
@@ -19,12 +24,13 @@ import { HttpError, MAX_BODY_BYTES, PREFIX, isRead, methodNotAllowed, sendError,
 import { keys } from './admin/keys.ts';
 import { password } from './admin/passwords.ts';
 import { parseTarget, groupOf } from './admin/paths.ts';
+import { recording, recordingList } from './admin/recordings.ts';
 import { stats } from './admin/stats.ts';
 import { token, tokenList } from './admin/tokens.ts';
 import { user, userList } from './admin/users.ts';
 
 export type { StatefulToken } from '../auth/tokens.ts';
-export type { AdminApiDeps, MemberDirectory, TokenStoreLike } from './admin/context.ts';
+export type { AdminApiDeps, AdminRecordings, MemberDirectory, TokenStoreLike } from './admin/context.ts';
 
 async function dispatch(ctx: AdminContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const target = parseTarget(new URL(req.url, 'http://localhost').pathname);
@@ -70,6 +76,10 @@ async function dispatch(ctx: AdminContext, req: FastifyRequest, reply: FastifyRe
       return clientList(ctx, req, reply, target.group);
     case 'description':
       return description(ctx, req, reply, target.group, target.client, who);
+    case 'recordings':
+      return recordingList(ctx, req, reply, target.group);
+    case 'recording':
+      return recording(ctx, req, reply, target.group, target.file, who);
   }
 }
 
@@ -109,6 +119,11 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
           if (err instanceof GroupNotFoundError) return sendError(reply, 404, err.message);
           if (err instanceof GroupStoreError) return sendError(reply, 400, err.message);
           if (err instanceof GroupFileError) return sendError(reply, 400, `the result would be an invalid group definition: ${err.message}`);
+          // A full disk or read-only files: the server's problem, said plainly (the store logged it).
+          if (storageProblem(err) !== undefined || err instanceof TokenFileError) {
+            const what = err instanceof TokenFileError ? 'the token' : 'the group definition';
+            return sendError(reply, storageProblem(err) === 'full' ? 507 : 503, describeStorageProblem(err, what));
+          }
           log.error({ err, method: req.method }, 'admin API: internal error');
           return sendError(reply, 500, 'internal server error; the server log has the details');
         }

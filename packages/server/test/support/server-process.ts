@@ -14,6 +14,8 @@ export interface RunningServer {
   wsUrl: string;
   dataDir: string;
   groupsDir: string;
+  /** --recordings (inside the test's temporary directory unless given). */
+  recordingsDir: string;
   process: ChildProcess;
   /** Everything the server printed, for diagnosing a failed test. */
   output(): string;
@@ -31,10 +33,20 @@ export interface StartOptions {
   ns?: string;
   /** How long it may take to start (default 60 s; tests that start many servers on a loaded machine give more). */
   startTimeoutMs?: number;
+  /** Where the data and groups folders go (a fresh folder in the system's temporary folder by default). */
+  root?: string;
+  /** Where the server writes recordings (default: a folder of the test's temporary directory). */
+  recordingsDir?: string;
+  /**
+   * A command the server is started through, e.g. ['unshare', '-m', 'sh',
+   * '-c', 'mount … && exec "$@"', 'sh']: the server's own command line is
+   * appended to it.
+   */
+  wrap?: string[];
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
-  const root = await mkdtemp(join(tmpdir(), 'atrium-test-'));
+  const root = await mkdtemp(join(opts.root ?? tmpdir(), 'atrium-test-'));
   const dataDir = join(root, 'data');
   const groupsDir = join(root, 'groups');
   await mkdir(dataDir, { recursive: true });
@@ -51,9 +63,26 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   if (opts.config !== undefined) await writeFile(join(dataDir, 'config.json'), JSON.stringify(opts.config));
   if (opts.iceServers !== undefined) await writeFile(join(dataDir, 'ice-servers.json'), JSON.stringify(opts.iceServers));
 
-  const argv = [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])];
-  const [cmd, cmdArgs] = opts.ns ? ['ip', ['netns', 'exec', opts.ns, process.execPath, ...argv]] : [process.execPath, argv];
-  const child = spawn(cmd, cmdArgs, {
+  const recordingsDir = opts.recordingsDir ?? join(root, 'recordings');
+  const command = [
+    process.execPath,
+    BIN,
+    'serve',
+    '--insecure',
+    '--listen',
+    '127.0.0.1:0',
+    '--data',
+    dataDir,
+    '--groups',
+    groupsDir,
+    '--recordings',
+    recordingsDir,
+    '--log-level',
+    'warn',
+    ...(opts.args ?? []),
+  ];
+  const [exe, ...args] = [...(opts.ns ? ['ip', 'netns', 'exec', opts.ns] : []), ...(opts.wrap ?? []), ...command];
+  const child = spawn(exe!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
@@ -81,6 +110,7 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     wsUrl: `${url.replace(/^http/, 'ws')}/ws`,
     dataDir,
     groupsDir,
+    recordingsDir,
     process: child,
     output: () => out,
     writeGroup,
