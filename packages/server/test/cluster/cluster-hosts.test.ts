@@ -11,12 +11,10 @@
 // cluster recovering.
 //
 // Not yet passing, so skipped (see NOTE-cluster.md): the steps after a
-// group has moved. Chat reaches every member through a connection that
-// another node handed to the owner (the loopback test), but media does not
-// start through such a connection in Chromium: a client entering through
-// another node's path is seen in the group without its video, and after
-// a node loss the clients come back through HAProxy to any node, so they
-// rejoin through a hand-over and their video does not come back.
+// group has moved (node 2 killed, a node drained). The clients rejoin (the
+// pages show both members again) but their video did not come back in this
+// lab within 60 s; the cause is not found (media through a handed-over
+// connection works: forward-media.test.ts).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { HOSTS, type Host, chromiumOn, insideLab } from './support/lab.ts';
@@ -249,7 +247,7 @@ if (lab) {
   });
 
   test('node 2 is killed: its group is placed on a survivor and its clients decode video again on their own', {
-    skip: 'media through a connection handed to the owner does not start yet (NOTE-cluster.md)',
+    skip: 'after a group moves, video did not come back in this lab yet (NOTE-cluster.md)',
   }, async () => {
     const n2 = nodes.get('n2')!;
     const killedAt = Date.now();
@@ -269,7 +267,7 @@ if (lab) {
     await until('alpha is still on n1 alone', async () => (await holders('n1', 'alpha')).join() === 'n1');
   });
 
-  test('a drained node empties: its group moves, its clients follow, and it exits', { skip: 'media through a connection handed to the owner does not start yet (NOTE-cluster.md)' }, async () => {
+  test('a drained node empties: its group moves, its clients follow, and it exits', { skip: 'after a group moves, video did not come back in this lab yet (NOTE-cluster.md)' }, async () => {
     const owner = (await db.get('atrium:owner:beta'))!;
     const other = owner === 'n1' ? 'n3' : 'n1';
     const node = nodes.get(owner)!;
