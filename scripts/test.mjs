@@ -18,8 +18,9 @@ process.chdir(root);
 
 /** Debian packages the test suite drives for real (browser, Redis, TURN). */
 // [package, a file it installs]: the browser, `ip` for the loopback-only
-// network namespaces the media tests run in, and ffprobe/ffmpeg, the judges
-// of the recordings.
+// network namespaces the media tests run in and the hosts of the cluster
+// test, ffprobe/ffmpeg, the judges of the recordings, and the servers a
+// cluster runs on (packages/server/test/cluster/).
 const DEBIAN_PACKAGES = [
   ['chromium', ['/usr/bin/chromium']],
   ['ffmpeg', ['/usr/bin/ffprobe']],
@@ -27,6 +28,9 @@ const DEBIAN_PACKAGES = [
   ['util-linux', ['/usr/bin/unshare']],
   // Cutting a client's network for a fault test (packages/server/test/faults/network-cut.test.ts).
   ['nftables', ['/usr/sbin/nft', '/sbin/nft']],
+  ['redis-server', ['/usr/bin/redis-server']],
+  ['haproxy', ['/usr/sbin/haproxy']],
+  ['coturn', ['/usr/bin/turnserver']],
 ];
 
 function run(cmd, args, opts = {}) {

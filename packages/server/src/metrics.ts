@@ -45,6 +45,17 @@ export class Metrics {
     help: 'Clients that have joined a group',
     registers: [this.registry],
   });
+  readonly forwarded = new Gauge({
+    name: 'atrium_forwarded_connections',
+    help: 'Connections piped to the node of the cluster that holds their group',
+    registers: [this.registry],
+  });
+  readonly placements = new Counter({
+    name: 'atrium_group_placements_total',
+    help: 'Groups this node placed on a node of the cluster, by outcome (here, elsewhere, local: Redis unreachable)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
 
   readonly media: MediaGauges = {
     streams: new Gauge({

@@ -8,8 +8,13 @@ import websocket from '@fastify/websocket';
 import { GroupAccess } from './access.ts';
 import { LoginThrottle, type ThrottleLimits } from './auth/throttle.ts';
 import { TokenStore } from './auth/tokens.ts';
+import { Cluster, type ClusterTimings, redactUrl } from './cluster/cluster.ts';
+import { type AdminCluster, clusterAdmin } from './cluster/http.ts';
+import { ClusterRegistry } from './cluster/registry.ts';
+import { SharedGroups } from './cluster/shared-groups.ts';
+import { SharedTokens } from './cluster/shared-tokens.ts';
+import { GroupRegistry, type Registry } from './core/registry.ts';
 import { CoreError } from './core/errors.ts';
-import { GroupRegistry } from './core/registry.ts';
 import { camusDialect } from './dialects/camus/routes.ts';
 import { galeneDialect } from './dialects/galene/index.ts';
 import { type AddressSource, DEFAULT_JOIN_TIMEOUT_MS, type Dialect, type DialectHost, WEBSOCKET_OPTIONS } from './dialects/kit/index.ts';
@@ -75,14 +80,43 @@ export interface ServerOptions {
   xmppResumeSeconds?: number | undefined;
   /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
   loginThrottle?: Partial<ThrottleLimits> | undefined;
+  /** Run as one node of a cluster coordinated through Redis (`--redis`); a single node without it. */
+  cluster?: ClusterSettings | undefined;
 }
+
+/** A node of a cluster (`atrium serve --redis URL --node-id ID --public-url URL`). */
+export interface ClusterSettings {
+  redisUrl: string;
+  nodeId: string;
+  /** The node's base URL for clients, through the load balancer (e.g. https://meet.example.org/node/n1). */
+  publicUrl: string;
+  /** The node's base URL for the other nodes; by default the address it listens on. */
+  internalUrl?: string | undefined;
+  region?: string | undefined;
+  labels?: string[] | undefined;
+  /** How long a drain (SIGTERM, `.drain`) waits for the groups to empty before moving the rest (default 30 s). */
+  drainTimeoutMs?: number | undefined;
+  timings?: Partial<ClusterTimings> | undefined;
+}
+
+/** How long a drain waits for the node's groups to empty, by default. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 export class AtriumServer {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly groups: GroupStore;
   readonly tokens: TokenStore;
-  readonly registry: GroupRegistry;
+  /** The groups live on this node. */
+  readonly local: GroupRegistry;
+  /** The way in for dialects and pages: `local` alone, or `local` placed in a cluster. */
+  readonly registry: Registry;
+  /** This node's membership of a cluster (--redis), if any. */
+  readonly cluster: Cluster | undefined;
+  private readonly sharedGroups: SharedGroups | undefined;
+  private readonly sharedTokens: SharedTokens | undefined;
+  private internalUrl = '';
+  private drainStarted: Promise<void> | undefined;
   /** Failed logins on every way in: each dialect's join and the admin API. */
   readonly throttle: LoginThrottle;
   readonly engine: MediaEngine | undefined;
@@ -115,7 +149,7 @@ export class AtriumServer {
           metrics: { active: (d) => rec.active.inc(d), bytes: (n) => rec.bytes.inc(n), error: (kind) => rec.errors.inc({ kind }), file: () => rec.files.inc() },
         })
       : undefined;
-    this.registry = new GroupRegistry(
+    this.local = new GroupRegistry(
       this.groups,
       withTokenDescriptions(new GroupAccess(this.tokens, this.throttle, () => this.config.current.canonicalHost)),
       (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [],
@@ -145,12 +179,82 @@ export class AtriumServer {
       rtcpoolDialect(),
       xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain, ...(options.xmppResumeSeconds === undefined ? {} : { resumeSeconds: options.xmppResumeSeconds }) }),
     ];
-    this.registry.on('memberAdded', () => this.metrics.members.inc());
-    this.registry.on('memberRemoved', () => this.metrics.members.dec());
+    this.local.on('memberAdded', () => this.metrics.members.inc());
+    this.local.on('memberRemoved', () => this.metrics.members.dec());
+    const c = options.cluster;
+    if (c) {
+      this.cluster = new Cluster({
+        redisUrl: c.redisUrl,
+        nodeId: c.nodeId,
+        publicUrl: c.publicUrl.replace(/\/+$/, ''),
+        internalUrl: () => this.internalUrl,
+        region: c.region,
+        labels: c.labels,
+        timings: c.timings,
+        log: this.log,
+        load: () => this.load(),
+      });
+      this.registry = new ClusterRegistry(this.local, this.cluster, this.log, this.metrics.placements);
+      this.sharedGroups = new SharedGroups(this.groups, this.cluster.redis, this.cluster.redis.duplicate(), c.nodeId, this.log);
+      this.sharedTokens = new SharedTokens(this.tokens, this.cluster.redis, this.cluster.redis.duplicate(), c.nodeId, this.log);
+    } else {
+      this.cluster = undefined;
+      this.registry = this.local;
+      this.sharedTokens = undefined;
+    }
+  }
+
+  /** What this node carries, for placement and for the other nodes' pages. */
+  private load(): { clients: number; streams: number; groups: Record<string, { clients: number; locked: boolean }> } {
+    let clients = 0;
+    let streams = 0;
+    const groups: Record<string, { clients: number; locked: boolean }> = {};
+    for (const g of this.local.groups()) {
+      clients += g.size;
+      streams += g.streams?.publicationCount ?? 0;
+      groups[g.name] = { clients: g.size, locked: g.info().locked };
+    }
+    return { clients, streams, groups };
   }
 
   private placeOptions(): PlaceOptions {
-    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL, canonicalHost: this.config.current.canonicalHost };
+    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL, canonicalHost: this.config.current.canonicalHost, nodeUrl: this.cluster?.self.publicUrl };
+  }
+
+  /**
+   * Whether this node should get new clients (/readyz): "ready", "degraded"
+   * (Redis is away: the node still serves, so a Redis outage never takes
+   * the whole fleet out of the load balancer), or "draining" (503).
+   */
+  readiness(): { status: 'ready' | 'degraded' | 'draining'; redis?: string } {
+    const redis = this.cluster?.redisState;
+    if (this.cluster?.isDraining) return { status: 'draining', redis };
+    if (this.cluster && redis !== 'up') return { status: 'degraded', redis };
+    return this.cluster ? { status: 'ready', redis } : { status: 'ready' };
+  }
+
+  /**
+   * Drains this node (SIGTERM or the admin API's .drain in a cluster): it
+   * takes no new groups and leaves the load balancer, serves its groups
+   * until they are empty or the deadline passes, then lets the rest go —
+   * their members are told and disconnected, and their clients reconnect
+   * to the nodes that take the groups over. Resolves when the node is empty.
+   */
+  drain(timeoutMs = this.options.cluster?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS): Promise<void> {
+    this.drainStarted ??= (async () => {
+      const cluster = this.cluster;
+      this.log.info({ timeoutMs }, 'draining: no new groups on this node; waiting for its groups to empty');
+      await cluster?.drain();
+      const deadline = performance.now() + timeoutMs;
+      while (performance.now() < deadline && this.local.groups().some((g) => g.size > 0)) await new Promise((r) => setTimeout(r, 250));
+      const left = this.local.groups().filter((g) => g.size > 0);
+      if (left.length > 0) this.log.info({ groups: left.map((g) => g.name) }, 'drain deadline passed: moving the groups still in use');
+      for (const g of this.local.groups()) {
+        await cluster?.release(g.name);
+        this.local.evict(g.name, 'this server is going down for maintenance; reconnecting you to another one');
+      }
+    })();
+    return this.drainStarted;
   }
 
   async start(): Promise<void> {
@@ -162,6 +266,8 @@ export class AtriumServer {
     if (o.defaultGroup ?? true) await this.groups.ensureDefaultGroup();
     await this.groups.start();
     await this.tokens.load();
+    this.sharedGroups?.start();
+    this.sharedTokens?.start();
 
     const https = o.insecure ? null : await loadOrCreateCertificate(o.dataDir, { cert: o.cert, key: o.key }, this.log);
     const app = Fastify({
@@ -172,9 +278,17 @@ export class AtriumServer {
     this.app = app;
     await app.register(websocket, { options: WEBSOCKET_OPTIONS });
 
-    app.get('/healthz', async () => ({ ok: true, groups: this.registry.groups().length }));
+    // Liveness (the process answers) and readiness (send it new clients) are apart: Redis never decides liveness.
+    app.get('/healthz', async () => ({ ok: true, groups: this.local.groups().length }));
+    app.get('/readyz', async (_req, reply) => {
+      const r = this.readiness();
+      return reply
+        .code(r.status === 'draining' ? 503 : 200)
+        .header('cache-control', 'no-store')
+        .send({ ...r, node: this.cluster?.nodeId, groups: this.local.groups().length });
+    });
     app.get('/metrics', async (_req, reply) => {
-      this.metrics.groups.set(this.registry.groups().length);
+      this.metrics.groups.set(this.local.groups().length);
       updateMediaGauges(this.metrics.media, await collectStats(this.registry));
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
@@ -196,7 +310,7 @@ export class AtriumServer {
     if (this.engine) {
       this.httpMedia = await registerWhipWhep(app, { registry: this.registry, metrics: this.metrics, place: () => this.placeOptions(), log: this.log, address: (r) => this.clientAddress(r) });
     }
-    await registerRecordings(app, { ...recordings, registry: this.registry, place: () => this.placeOptions(), log: this.log, address: (r) => this.clientAddress(r) });
+    await registerRecordings(app, { ...recordings, registry: this.local, place: () => this.placeOptions(), log: this.log, address: (r) => this.clientAddress(r) });
     await registerAdminApi(app, {
       recordings: { list: (g) => recordingStore.list(g), remove: (g, name) => deleteRecording(recordings, g, name) },
       groups: this.groups,
@@ -208,6 +322,7 @@ export class AtriumServer {
       throttle: this.throttle,
       address: (r) => this.clientAddress(r),
       place: () => this.placeOptions(),
+      cluster: this.adminCluster(),
     });
 
     const { host, port } = parseListen(o.listen);
@@ -216,6 +331,29 @@ export class AtriumServer {
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     this.url = `${o.insecure ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     this.log.info({ url: this.url }, 'Atrium is listening');
+    if (this.cluster && o.cluster) {
+      this.internalUrl = o.cluster.internalUrl?.replace(/\/+$/, '') ?? internalUrlOf(host, actualPort, o.insecure);
+      await this.cluster.start();
+      this.log.info({ node: this.cluster.nodeId, redis: redactUrl(o.cluster.redisUrl), publicUrl: this.cluster.self.publicUrl, internalUrl: this.internalUrl }, 'node of a cluster');
+    }
+  }
+
+  /** The admin API's view of the cluster (undefined on a single node). */
+  private adminCluster(): AdminCluster | undefined {
+    const cluster = this.cluster;
+    if (!cluster) return undefined;
+    return clusterAdmin(cluster, this.registry, { drain: () => void this.drain().then(() => this.emitDrained()) });
+  }
+
+  private readonly drainedListeners: (() => void)[] = [];
+
+  /** Called once a drain asked through the admin API is over (the CLI then stops the process). */
+  onDrained(listener: () => void): void {
+    this.drainedListeners.push(listener);
+  }
+
+  private emitDrained(): void {
+    for (const l of this.drainedListeners) l();
   }
 
   /** The XMPP domain: as configured, else the host of the public URL, else localhost. */
@@ -273,9 +411,12 @@ export class AtriumServer {
     // recordings first, while their streams still flow: every file is finished and named
     await this.recording?.close();
     this.httpMedia?.closeAll('the server is shutting down');
-    for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
+    for (const g of this.local.groups()) g.dissolve('the server is shutting down');
     await Promise.all(this.dialects.map((d) => d.closeAll('the server is shutting down')));
-    this.registry.close();
+    this.local.close();
+    this.sharedGroups?.close();
+    this.sharedTokens?.close();
+    await this.cluster?.stop();
     if (this.engine) await closeMediaEngine(this.engine);
     this.groups.close();
     this.config.close();
@@ -284,6 +425,14 @@ export class AtriumServer {
 }
 
 export type { AddressSource };
+
+/** Where the other nodes reach a node that listens on host:port, when --internal-url does not say. */
+function internalUrlOf(host: string, port: number, insecure: boolean): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') {
+    throw new Error(`--listen ${host}:${port} names no address the other nodes can reach: give --internal-url (e.g. http://10.0.0.11:${port}) or listen on one address`);
+  }
+  return `${insecure ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);

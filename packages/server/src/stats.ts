@@ -2,7 +2,7 @@
 // `.stats` (Galène's format: groups -> clients -> up/down connections ->
 // tracks) and Prometheus gauges, refreshed when /metrics is scraped.
 import type { Gauge } from 'prom-client';
-import type { GroupRegistry } from './core/registry.ts';
+import type { Registry } from './core/registry.ts';
 import type { PublicationStats } from './core/streams.ts';
 import type { StreamStats, TrackStats } from './media/engine.ts';
 
@@ -54,7 +54,7 @@ function conn(id: string, label: string, s: StreamStats): ConnReport {
 }
 
 /** Every live group with its members and their streams, sorted by name and id. */
-export async function collectStats(registry: GroupRegistry): Promise<GroupReport[]> {
+export async function collectStats(registry: Registry): Promise<GroupReport[]> {
   const groups = registry.groups().sort((a, b) => a.name.localeCompare(b.name));
   return Promise.all(
     groups.map(async (g) => {

@@ -91,6 +91,9 @@ export interface CreateTokenOptions {
   includeSubgroups?: boolean;
 }
 
+/** A token added, replaced or (undefined) removed: by this server, or found changed in the file. */
+export type TokenChangeListener = (token: string, now: StatefulToken | undefined) => void;
+
 export class TokenStore {
   readonly file: string;
   private readonly log: Logger;
@@ -100,10 +103,35 @@ export class TokenStore {
   /** The version of the file last found unreadable by refresh(), to log it once. */
   private damaged: Stamp | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly changeListeners = new Set<TokenChangeListener>();
+  /** Run before each refresh, outside the store's lock (a cluster pulls the other nodes' changes there). */
+  private beforeRefresh: (() => Promise<void>) | undefined;
+  private loaded = false;
 
   constructor(opts: { file: string; log: Logger }) {
     this.file = opts.file;
     this.log = opts.log;
+  }
+
+  /** Follows every change of the tokens; returns the function that stops it. */
+  onChange(listener: TokenChangeListener): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** A step each refresh takes first (cluster/shared-tokens.ts: the changes other nodes made). Its failures are its own to report. */
+  setBeforeRefresh(step: (() => Promise<void>) | undefined): void {
+    this.beforeRefresh = step;
+  }
+
+  private changed(token: string, now: StatefulToken | undefined): void {
+    for (const l of this.changeListeners) {
+      try {
+        l(token, now === undefined ? undefined : copy(now));
+      } catch (e) {
+        this.log.warn({ err: e }, 'a token change listener failed');
+      }
+    }
   }
 
   /** Reads the file (a missing file is an empty store). Throws TokenFileError naming the bad line. */
@@ -116,7 +144,8 @@ export class TokenStore {
    * since we last saw it. A damaged file is logged and the tokens already in
    * memory stay in force.
    */
-  refresh(): Promise<void> {
+  async refresh(): Promise<void> {
+    await this.beforeRefresh?.().catch(() => undefined);
     return this.exclusive(async () => {
       try {
         await this.readIfChanged();
@@ -161,6 +190,7 @@ export class TokenStore {
         else this.entries.set(checked.token, previous);
         throw e;
       }
+      this.changed(checked.token, checked);
     });
   }
 
@@ -177,6 +207,7 @@ export class TokenStore {
         this.entries.set(token, previous);
         throw e;
       }
+      this.changed(token, undefined);
       return true;
     });
   }
@@ -216,6 +247,7 @@ export class TokenStore {
         for (const entry of removed) this.entries.set(entry.token.token, entry);
         throw e;
       }
+      for (const { token } of removed) this.changed(token.token, undefined);
       return removed.length;
     });
   }
@@ -257,7 +289,7 @@ export class TokenStore {
       }
     } catch (e) {
       if (isNotFound(e)) {
-        this.entries = new Map();
+        this.replaceAll(new Map());
         this.stamp = undefined;
         return;
       }
@@ -286,9 +318,24 @@ export class TokenStore {
       }
       entries.set(token.token, { token, extra });
     }
-    this.entries = entries;
+    this.replaceAll(entries);
     this.stamp = stamp;
     this.log.debug({ file: this.file, count: entries.size }, 'stateful tokens loaded');
+  }
+
+  /** Takes the tokens read from the file; after the first load, tells of each that someone else changed. */
+  private replaceAll(entries: Map<string, Entry>): void {
+    const before = this.entries;
+    this.entries = entries;
+    if (!this.loaded) {
+      this.loaded = true;
+      return;
+    }
+    for (const [token, entry] of entries) {
+      const old = before.get(token);
+      if (old === undefined || JSON.stringify(serialise(old)) !== JSON.stringify(serialise(entry))) this.changed(token, entry.token);
+    }
+    for (const token of before.keys()) if (!entries.has(token)) this.changed(token, undefined);
   }
 
   /** Writes every token to a temporary file beside the real one, then renames it over (atomic on POSIX). */

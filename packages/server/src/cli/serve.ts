@@ -1,8 +1,10 @@
 // `atrium serve`: run the server until SIGINT or SIGTERM.
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { createLogger } from '../log.ts';
-import { AtriumServer } from '../server.ts';
+import { hostname } from 'node:os';
+import { loadServerConfig } from '../config/server-config.ts';
+import { type Logger, createLogger } from '../log.ts';
+import { AtriumServer, type ClusterSettings } from '../server.ts';
 import { parse } from './args.ts';
 
 const HELP = `Usage: atrium serve [options]
@@ -38,6 +40,23 @@ const HELP = `Usage: atrium serve [options]
                        within this time (default 30; 0: never)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
+Running several nodes (a cluster coordinated through Redis, behind HAProxy;
+see docs/cluster.md and deploy/). Also the "cluster" section of
+DATA/config.json: {"redis", "nodeId", "publicUrl", "internalUrl", "region",
+"drainTimeout"}; options given here win.
+  --redis URL          Redis to coordinate through, e.g. redis://10.0.0.5:6379
+                       (also ATRIUM_REDIS_URL); without it, a single node
+  --node-id ID         this node's name in the cluster (default: the host name)
+  --public-url URL     where clients reach this node through the load balancer,
+                       e.g. https://meet.example.org/node/n1 (default: config.json's
+                       proxyURL followed by /node/ID)
+  --internal-url URL   where the other nodes reach this node (default: the
+                       --listen address, which must then be a specific one)
+  --region NAME        place groups whose file says "region": NAME here
+  --drain-timeout SECONDS  on SIGTERM or \`atrium ctl drain\`, how long to wait
+                       for this node's groups to empty before moving them
+                       (default 30)
+
 A "public" group anyone can join is created when the groups directory is empty.
 `;
 
@@ -61,6 +80,12 @@ export async function runServe(argv: string[]): Promise<number> {
     static: { type: 'string' },
     'xmpp-domain': { type: 'string' },
     'join-timeout': { type: 'string' },
+    redis: { type: 'string' },
+    'node-id': { type: 'string' },
+    'public-url': { type: 'string' },
+    'internal-url': { type: 'string' },
+    region: { type: 'string' },
+    'drain-timeout': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -95,9 +120,11 @@ export async function runServe(argv: string[]): Promise<number> {
     : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}), ...(workers !== undefined ? { workers } : {}) };
 
   const log = createLogger({ level: values['log-level'] as string });
+  const dataDir = resolve(values.data as string);
+  const cluster = await clusterSettings(values, dataDir, log);
   const server = new AtriumServer({
     listen: values.listen as string,
-    dataDir: resolve(values.data as string),
+    dataDir,
     groupsDir: resolve(values.groups as string),
     insecure: values.insecure as boolean,
     cert: values.cert as string | undefined,
@@ -110,6 +137,7 @@ export async function runServe(argv: string[]): Promise<number> {
     xmppDomain: values['xmpp-domain'] as string | undefined,
     joinTimeoutMs,
     log,
+    cluster,
   });
   await server.start();
   process.stdout.write(`Atrium is running at ${server.url}/ (group "public": ${server.url}/group/public/)\n`);
@@ -126,7 +154,54 @@ export async function runServe(argv: string[]): Promise<number> {
       });
     };
     process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    // A node of a cluster drains first: its groups empty or move, then it stops.
+    process.once('SIGTERM', () => {
+      if (!cluster) return stop('SIGTERM');
+      server.drain().then(
+        () => stop('SIGTERM'),
+        () => stop('SIGTERM'),
+      );
+    });
+    server.onDrained(() => stop('drain'));
   });
   return 0;
+}
+
+/** --redis and its companions, over the `cluster` section of config.json; undefined for a single node. */
+async function clusterSettings(values: Record<string, unknown>, dataDir: string, log: Logger): Promise<ClusterSettings | undefined> {
+  const config = await loadServerConfig(dataDir, log);
+  const file = config.cluster ?? {};
+  const str = (k: string) => values[k] as string | undefined;
+  const redisUrl = str('redis') ?? process.env.ATRIUM_REDIS_URL ?? file.redis;
+  if (redisUrl === undefined) {
+    for (const k of ['node-id', 'public-url', 'internal-url', 'region', 'drain-timeout']) {
+      if (values[k] !== undefined) throw new Error(`serve: --${k} is for a node of a cluster; give --redis URL too`);
+    }
+    return undefined;
+  }
+  if (!/^rediss?:\/\//.test(redisUrl)) throw new Error(`serve: --redis must be a Redis URL such as redis://10.0.0.5:6379, not "${redisUrl}"`);
+  const nodeId = str('node-id') ?? file.nodeId ?? hostname().split('.')[0]!;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) throw new Error(`serve: --node-id must be letters, digits, "-" or "_" (at most 64), not "${nodeId}"`);
+  let publicUrl = str('public-url') ?? file.publicUrl;
+  if (publicUrl === undefined && config.proxyURL) publicUrl = `${config.proxyURL.replace(/\/+$/, '')}/node/${nodeId}`;
+  if (publicUrl === undefined) {
+    throw new Error('serve: a node of a cluster needs --public-url (where clients reach this node through the load balancer, e.g. https://meet.example.org/node/n1), or proxyURL in config.json');
+  }
+  for (const [k, v] of [
+    ['public-url', publicUrl],
+    ['internal-url', str('internal-url') ?? file.internalUrl],
+  ] as const) {
+    if (v !== undefined && !/^https?:\/\/[^/]/.test(v)) throw new Error(`serve: --${k} must be an http(s) URL, not "${v}"`);
+  }
+  const drain = str('drain-timeout');
+  const drainSeconds = drain === undefined ? file.drainTimeout : Number(drain);
+  if (drainSeconds !== undefined && !(drainSeconds >= 0 && drainSeconds <= 86400)) throw new Error(`serve: --drain-timeout must be a number of seconds from 0 to 86400, not "${drain}"`);
+  return {
+    redisUrl,
+    nodeId,
+    publicUrl,
+    internalUrl: str('internal-url') ?? file.internalUrl,
+    region: str('region') ?? file.region,
+    ...(drainSeconds !== undefined ? { drainTimeoutMs: drainSeconds * 1000 } : {}),
+  };
 }

@@ -27,8 +27,21 @@ export interface ServerConfig {
   publicServer: boolean;
   /** Clients using another host name are redirected to this one. */
   canonicalHost?: string;
+  /** Atrium's: this server as a node of a cluster (read at start; `atrium serve --redis …` overrides it). */
+  cluster?: ClusterFileSettings;
   /** The JSON as on disk ({} when there is no file). */
   raw: Record<string, unknown>;
+}
+
+/** The `cluster` section of data/config.json: the same as serve's --redis, --node-id, --public-url, --internal-url, --region, --drain-timeout. */
+export interface ClusterFileSettings {
+  redis?: string;
+  nodeId?: string;
+  publicUrl?: string;
+  internalUrl?: string;
+  region?: string;
+  /** Seconds. */
+  drainTimeout?: number;
 }
 
 /** data/config.json cannot be used; the message names the file and the field. */
@@ -53,6 +66,22 @@ export const serverConfigSchema = z.strictObject({
   proxyURL: z.url({ error: 'expected an absolute URL such as "https://example.org/galene/"' }).or(z.literal('')).optional(),
   publicServer: z.boolean().optional(),
   canonicalHost: z.string().optional(),
+  cluster: z
+    .strictObject({
+      redis: z
+        .string()
+        .regex(/^rediss?:\/\//, 'expected a Redis URL such as "redis://10.0.0.5:6379"')
+        .optional(),
+      nodeId: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected letters, digits, "-" or "_" (at most 64)')
+        .optional(),
+      publicUrl: z.url().optional(),
+      internalUrl: z.url().optional(),
+      region: z.string().min(1).optional(),
+      drainTimeout: z.number().min(0).max(86400).optional(),
+    })
+    .optional(),
   // Obsolete: a list of {username, password} administrators.
   admin: z.array(z.strictObject({ username: z.string().min(1, 'an administrator needs a username'), password: passwordDefinitionSchema.optional() })).optional(),
 });
@@ -98,6 +127,7 @@ export function parseServerConfig(file: string, json: unknown): ServerConfig {
   config.publicServer = c.publicServer ?? false;
   if (c.proxyURL !== undefined && c.proxyURL !== '') config.proxyURL = c.proxyURL;
   if (c.canonicalHost !== undefined && c.canonicalHost !== '') config.canonicalHost = c.canonicalHost;
+  if (c.cluster !== undefined) config.cluster = Object.fromEntries(Object.entries(c.cluster).filter(([, v]) => v !== undefined)) as ClusterFileSettings;
   config.raw = json as Record<string, unknown>;
   return config;
 }

@@ -61,15 +61,62 @@ export interface JoinRequest extends Credentials {
   ephemeral?: boolean | undefined;
 }
 
-export type JoinOutcome = { kind: 'joined'; member: Member } | { kind: 'redirect'; url: string };
+/** Another node of a cluster, as the registry names it: where it is reached from the other nodes and from clients. */
+export interface RemoteNode {
+  id: string;
+  /** Its base URL for the other nodes (and the load balancer), e.g. http://10.0.0.12:8443 */
+  internalUrl: string;
+  /** Its base URL for clients, through the load balancer, e.g. https://meet.example.org/node/n2 */
+  publicUrl: string;
+}
+
+/**
+ * Admitted; sent to another server (the group file's `redirect`); or the
+ * group lives on another node of the cluster, which the connection is to
+ * be handed to (the dialect kit forwards it there).
+ */
+export type JoinOutcome = { kind: 'joined'; member: Member } | { kind: 'redirect'; url: string } | { kind: 'elsewhere'; node: RemoteNode };
+
+/** Where a group lives: on this node (or nowhere yet, and this node would take it), or on another node of the cluster. */
+export type GroupLocation = { kind: 'here' } | { kind: 'elsewhere'; node: RemoteNode; clientCount: number; locked: boolean };
+
+/**
+ * What the dialects, the pages and the admin API see of the groups: the
+ * live groups of this node, the descriptions, the join and where a group
+ * lives. GroupRegistry is the single-node one; cluster/registry.ts wraps it
+ * to place groups on the nodes of a cluster (Redis-backed).
+ */
+export interface Registry {
+  /** True when a join may be answered `elsewhere` (a node of a cluster): a dialect then answers nothing of its own before the join is decided. */
+  readonly clustered: boolean;
+  describe(name: string): GroupDescription | undefined;
+  describeAll(): GroupDescription[];
+  /** A group live on this node. */
+  get(name: string): Group | undefined;
+  /** The groups live on this node. */
+  groups(): Group[];
+  join(client: Client, req: JoinRequest): Promise<JoinOutcome>;
+  /**
+   * Where a group lives. `place`: when no node holds it yet, choose one now
+   * (a client reading a group's status is about to join it).
+   */
+  locate(name: string, opts?: { place?: boolean }): Promise<GroupLocation>;
+  /** Where each group lives as last known, without asking anyone (for lists). */
+  locateCached(name: string): GroupLocation;
+  /** A member left a group live on this node. */
+  on(event: 'memberRemoved', listener: (group: Group, member: Member) => void): unknown;
+}
 
 export interface RegistryEvents {
   memberAdded: [group: Group, member: Member];
   memberRemoved: [group: Group, member: Member];
   permissionsChanged: [group: Group, member: Member];
+  /** A group is no longer live on this node (forgotten when empty, deleted or evicted). */
+  groupClosed: [name: string];
 }
 
-export class GroupRegistry extends EventEmitter<RegistryEvents> {
+export class GroupRegistry extends EventEmitter<RegistryEvents> implements Registry {
+  readonly clustered = false;
   private readonly live = new Map<string, Group>();
   private readonly onChange = (name: string, desc: GroupDescription | undefined): void => this.descriptionChanged(name, desc);
   private readonly observer: GroupObserver = {
@@ -148,6 +195,27 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     return [...this.live.values()];
   }
 
+  async locate(): Promise<GroupLocation> {
+    return { kind: 'here' };
+  }
+
+  locateCached(): GroupLocation {
+    return { kind: 'here' };
+  }
+
+  /**
+   * Ends a live group on this node: members are told why and disconnected
+   * as at shutdown (their clients reconnect and find the group wherever it
+   * is now). For a node that drains or lost a group's lease.
+   */
+  evict(name: string, message: string): void {
+    const group = this.live.get(name);
+    if (!group) return;
+    this.live.delete(name);
+    group.dissolve(message);
+    this.emit('groupClosed', name);
+  }
+
   async join(client: Client, req: JoinRequest): Promise<JoinOutcome> {
     // Every dialect's schema checks this already; a name that is not text names nothing.
     if (!isWellFormed(req.group)) throw new CoreError('bad-message', 'the group name is not well-formed Unicode (it holds a lone UTF-16 surrogate)');
@@ -194,6 +262,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
       } else {
         for (const m of [...group.allMembers()]) group.kick(m, undefined, `group "${gname}" was deleted`);
         this.live.delete(gname);
+        this.emit('groupClosed', gname);
       }
     }
     void desc;
@@ -202,7 +271,10 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
   private maybeForget(group: Group): void {
     // An empty group with no history holds nothing worth keeping; an
     // ephemeral one keeps nothing at all once it is empty.
-    if (group.size === 0 && (group.ephemeral || group.history.size === 0) && this.live.get(group.name) === group) this.live.delete(group.name);
+    if (group.size === 0 && (group.ephemeral || group.history.size === 0) && this.live.get(group.name) === group) {
+      this.live.delete(group.name);
+      this.emit('groupClosed', group.name);
+    }
   }
 }
 

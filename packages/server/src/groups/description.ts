@@ -34,6 +34,8 @@ export interface GroupDescription {
    * that know the group but not the address clients reach it at.
    */
   tokenAudience: 'url' | 'path';
+  /** In a cluster: place the group on a node of this region (`--region`) when one is live (Atrium's `region`). */
+  region?: string;
   authServer?: string;
   authPortal?: string;
   maxClients?: number;
@@ -248,6 +250,8 @@ export const groupFileSchema = z.strictObject({
   authKeys: z.array(jwkSchema).optional(),
   // Atrium's: "url" (default) or "path"; see GroupDescription.tokenAudience.
   'token-audience': z.enum(['url', 'path']).optional(),
+  // Atrium's: in a cluster, the region of the nodes the group is placed on.
+  region: z.string().min(1).max(100).optional(),
   authServer: z.string().optional(),
   authPortal: z.string().optional(),
   public: z.boolean().optional(),
@@ -428,6 +432,7 @@ export function parseGroupDescription(name: string, file: string, json: unknown)
     users,
     authKeys: (f.authKeys ?? []).map((k) => ({ ...k }) as JsonWebKey),
     tokenAudience: f['token-audience'] ?? 'url',
+    ...(f.region !== undefined ? { region: f.region } : {}),
     maxHistoryAge: maxHistoryAge === undefined || maxHistoryAge === 0 ? DEFAULT_MAX_HISTORY_AGE : maxHistoryAge,
     allowRecording: flags.allowRecording,
     allowAnonymous: f['allow-anonymous'] ?? false,

@@ -20,7 +20,7 @@ import { authenticate } from './admin/auth.ts';
 import { type AdminApiDeps, type AdminContext, adminContext } from './admin/context.ts';
 import { clientList, description } from './admin/descriptions.ts';
 import { group, groupList } from './admin/groups.ts';
-import { HttpError, MAX_BODY_BYTES, PREFIX, sendError } from './admin/http.ts';
+import { HttpError, MAX_BODY_BYTES, PREFIX, isRead, methodNotAllowed, sendError, sendJson } from './admin/http.ts';
 import { keys } from './admin/keys.ts';
 import { password } from './admin/passwords.ts';
 import { parseTarget, groupOf } from './admin/paths.ts';
@@ -38,9 +38,24 @@ async function dispatch(ctx: AdminContext, req: FastifyRequest, reply: FastifyRe
   // Tokens may be attached to the root ('') of the group hierarchy.
   if (g !== undefined && !(g === '' && (target.kind === 'tokens' || target.kind === 'token'))) validateGroupName(g);
   const who = await authenticate(ctx, req, target);
+  const cluster = ctx.deps.cluster;
+  // Live members are on the node that holds their group: ask it.
+  if (cluster && !cluster.forwarded(req) && (target.kind === 'clients' || target.kind === 'description')) {
+    const owner = await cluster.ownerElsewhere(target.group);
+    if (owner) return cluster.forward(req, reply, owner);
+  }
   switch (target.kind) {
     case 'stats':
       return stats(ctx, req, reply);
+    case 'cluster':
+      if (!isRead(req.method)) throw methodNotAllowed(req.method, '.cluster', ['HEAD', 'GET']);
+      if (!cluster) throw new HttpError(404, 'this server is not a node of a cluster (it was started without --redis)');
+      return sendJson(reply, 200, cluster.describe());
+    case 'drain':
+      if (req.method !== 'POST') throw methodNotAllowed(req.method, '.drain', ['POST']);
+      if (!cluster) throw new HttpError(404, 'this server is not a node of a cluster (it was started without --redis); stop it with SIGTERM');
+      cluster.drain();
+      return sendJson(reply, 202, { draining: true });
     case 'groups':
       return groupList(ctx, req, reply);
     case 'group':

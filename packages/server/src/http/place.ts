@@ -12,6 +12,17 @@ export interface PlaceOptions {
   proxyURL?: string | undefined;
   /** The server's own host name (and port, when not the default), e.g. meet.example.org: used instead of the Host header. */
   canonicalHost?: string | undefined;
+  /**
+   * In a cluster, the public URL of the node that holds the group (through
+   * the load balancer, e.g. https://meet.example.org/node/n2): a dialect's
+   * endpoints point there. Group URLs stay the cluster's.
+   */
+  nodeUrl?: string | undefined;
+}
+
+/** The base URL of a dialect's endpoints: the node's in a cluster, else the server's. */
+export function endpointBase(host: string | undefined, opts: PlaceOptions): string {
+  return opts.nodeUrl ? opts.nodeUrl.replace(/\/+$/, '') : baseUrl(host, opts);
 }
 
 export function baseUrl(host: string | undefined, opts: PlaceOptions): string {

@@ -20,7 +20,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Client, CoreEvent, IceServerInfo } from '../core/client.ts';
 import { type ErrorCode, isCoreError } from '../core/errors.ts';
 import type { Member } from '../core/group.ts';
-import type { GroupRegistry } from '../core/registry.ts';
+import type { Registry } from '../core/registry.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { type PlaceOptions, placeFor } from './place.ts';
@@ -30,7 +30,7 @@ import { SdpFragmentError, answerFragment, iceUfrag, parseSdpFragment, restartOf
 type Protocol = 'whip' | 'whep';
 
 export interface HttpMediaDeps {
-  registry: GroupRegistry;
+  registry: Registry;
   metrics: Metrics;
   place: () => PlaceOptions;
   log: Logger;
@@ -213,6 +213,8 @@ export async function registerWhipWhep(app: FastifyInstance, deps: HttpMediaDeps
         via: protocol,
       });
       if (outcome.kind === 'redirect') throw new Refusal(307, `group "${group}" has moved to ${outcome.url}`, { location: outcome.url });
+      // In a cluster: the node that holds the group takes the session (an HTTP client follows a 307 with its body).
+      if (outcome.kind === 'elsewhere') throw new Refusal(307, `group "${group}" is served by node "${outcome.node.id}" of the cluster`, { location: `${outcome.node.publicUrl}${req.url}` });
       member = outcome.member;
     } catch (e) {
       if (isCoreError(e)) {

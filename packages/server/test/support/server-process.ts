@@ -29,6 +29,10 @@ export interface StartOptions {
   iceServers?: unknown;
   args?: string[];
   env?: Record<string, string>;
+  /** Run it inside this named network namespace (`ip netns exec`), as a host of a multi-host test. */
+  ns?: string;
+  /** How long it may take to start (default 60 s; tests that start many servers on a loaded machine give more). */
+  startTimeoutMs?: number;
   /** Where the data and groups folders go (a fresh folder in the system's temporary folder by default). */
   root?: string;
   /** Where the server writes recordings (default: a folder of the test's temporary directory). */
@@ -77,7 +81,7 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     'warn',
     ...(opts.args ?? []),
   ];
-  const [exe, ...args] = [...(opts.wrap ?? []), ...command];
+  const [exe, ...args] = [...(opts.ns ? ['ip', 'netns', 'exec', opts.ns] : []), ...(opts.wrap ?? []), ...command];
   const child = spawn(exe!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
@@ -86,11 +90,12 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const url = await new Promise<string>((resolve, reject) => {
+    const limit = opts.startTimeoutMs ?? 60_000;
     const timer = setTimeout(() => {
       // Given up on: it must not start later and run on with nobody to stop it.
       child.kill('SIGKILL');
-      reject(new Error(`server did not start within 60 s:\n${out}`));
-    }, 60_000);
+      reject(new Error(`server did not start within ${limit / 1000} s:\n${out}`));
+    }, limit);
     const onData = () => {
       const m = /Atrium is running at (\S+?)\/? /.exec(out);
       if (m) {

@@ -35,6 +35,12 @@ export interface Command {
 // ---------------------------------------------------------------------------
 // Shared pieces
 
+/** What GET .cluster answers (cluster/http.ts). */
+interface ClusterView {
+  node: string;
+  nodes: { id: string; groups: Record<string, { clients: number }> }[];
+}
+
 const groupOpt = { group: { type: 'string' } } as const;
 const userOpts = { user: { type: 'string' }, wildcard: { type: 'boolean', default: false } } as const;
 const hashOpts = {
@@ -513,6 +519,40 @@ export const COMMANDS: Record<string, Command> = {
       if (!v.token) throw new CtlError('delete-token: options --group and --token are required');
       const api = ctx.api();
       await api.ok('delete-token', 'DELETE', api.url('.groups', group, '.tokens', v.token as string));
+    },
+  },
+  drain: {
+    description: 'drain a node of a cluster (Atrium)',
+    usage: 'drain [--wait]',
+    options: { wait: { type: 'boolean', default: false } },
+    help: ["(the node is the one --server names: its own address, not the load balancer's)", '--wait               follow it until the node has exited, printing its groups as they empty'],
+    async run(ctx, v) {
+      const api = ctx.api();
+      const before = await api.getJson<ClusterView>('drain', api.url('.cluster'));
+      const id = before.value.node;
+      await api.ok('drain', 'POST', api.url('.drain'));
+      ctx.out(`node "${id}" is draining: it takes no new groups and serves its groups until they empty or its --drain-timeout passes; then it moves the rest to other nodes and exits`);
+      if (!v.wait) return;
+      let last = '';
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 1000));
+        let view: ClusterView;
+        try {
+          view = (await api.getJson<ClusterView>('drain', api.url('.cluster'))).value;
+        } catch (e) {
+          // The node has gone: that is the end of a drain.
+          if (e instanceof CtlError && e.status === undefined) break;
+          throw e;
+        }
+        const self = view.nodes.find((n) => n.id === id);
+        const groups = Object.entries(self?.groups ?? {})
+          .map(([g, x]) => `${g} (${x.clients})`)
+          .join(', ');
+        const line = groups === '' ? 'no groups left' : `still serving ${groups}`;
+        if (line !== last) ctx.out(`node "${id}": ${line}`);
+        last = line;
+      }
+      ctx.out(`node "${id}" has exited`);
     },
   },
 };

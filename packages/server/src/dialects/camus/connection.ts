@@ -55,7 +55,8 @@ export class CamusConnection extends DialectConnection<ClientMessage, WsFrame> {
   constructor(transport: Transport<string, WsFrame>, join: CamusJoin, ctx: CamusContext) {
     super(transport, ctx, { dialect: DIALECT, rates: RATES, maxFrameBytes: LIMITS.frameBytes, holdOverflow: 'too many messages while entering the room' });
     this.address = join.address;
-    this.send(serverFrame('greeting', this.id, GREETING));
+    // In a cluster the room may live on another node, which greets the client itself once the connection is handed there.
+    if (!ctx.registry.clustered) this.send(serverFrame('greeting', this.id, GREETING));
     this.join(join);
   }
 
@@ -109,9 +110,13 @@ export class CamusConnection extends DialectConnection<ClientMessage, WsFrame> {
     return serverFrame('ping', this.id, Date.now());
   }
 
-  /** Pings to ground control are answered at once; the rest waits for the room. */
+  /**
+   * Pings to ground control are answered at once; the rest waits for the
+   * room. In a cluster everything waits: the room may live on another node,
+   * which answers the pings (the pong tells the client its id there).
+   */
   protected override heldDuringJoin(msg: ClientMessage): boolean {
-    return !(msg.receiver === SERVER_ADDRESS && (msg.type === 'ping' || msg.type === 'pong'));
+    return this.ctx.registry.clustered || !(msg.receiver === SERVER_ADDRESS && (msg.type === 'ping' || msg.type === 'pong'));
   }
 
   protected handle(msg: ClientMessage): void {
@@ -134,6 +139,7 @@ export class CamusConnection extends DialectConnection<ClientMessage, WsFrame> {
           ephemeral: true,
           address: req.address,
         });
+        if (outcome.kind === 'joined' && this.ctx.registry.clustered) this.send(serverFrame('greeting', this.id, GREETING));
         if (outcome.kind === 'redirect') {
           this.error('no-such-group', `room "${req.room}" has moved to ${outcome.url}`);
           this.close(CLOSE.refused, 'the room has moved');

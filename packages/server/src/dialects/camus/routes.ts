@@ -30,7 +30,7 @@ export function camusDialect(): Dialect {
           username: single(req.query.username),
           address: host.address(req),
         };
-        connections.add(new CamusConnection(new WebSocketTransport(socket), join, ctx));
+        connections.add(new CamusConnection(new WebSocketTransport(socket, { url: req.url, headers: req.headers }, host.metrics.forwarded), join, ctx));
       });
     },
     closeAll: (reason) => connections.closeAll(reason),

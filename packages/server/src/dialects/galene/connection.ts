@@ -11,6 +11,7 @@ import type { Member } from '../../core/group.ts';
 import type { GroupStreams } from '../../core/streams.ts';
 import type { ErrorCode, MediaRequest } from '../../core/vocabulary.ts';
 import { DialectConnection, type DialectContext, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame, jsonFrame } from '../kit/index.ts';
+import type { ForwardOptions } from '../kit/forward.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
 import { type Place, renderEvent } from './render.ts';
 import { corePermissions, layerRequest, mediaRequest, wireErrorCode } from './vocabulary.ts';
@@ -38,6 +39,8 @@ export interface GaleneContext extends DialectContext {
   /** Client ids in use on this server. */
   activeIds: Set<string>;
 }
+
+const HANDSHAKE_FRAME = /^\s*\{\s*"type"\s*:\s*"handshake"/;
 
 const STREAM_TYPES = new Set(['offer', 'answer', 'ice', 'renegotiate', 'requestStream', 'close', 'abort']);
 /** Answered even while a join is being decided. */
@@ -97,6 +100,11 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
 
   protected override onClosed(): void {
     if (this.handshaken) this.ctx.activeIds.delete(this.id);
+  }
+
+  /** Handed to the node that holds the group: the handshake is replayed there, and its answer (we sent ours) is left out. */
+  protected override forwardOptions(): ForwardOptions {
+    return { dropFromOwner: (text, index) => index === 0 && HANDSHAKE_FRAME.test(text) };
   }
 
   // -------------------------------------------------------------------

@@ -12,7 +12,9 @@ export function galeneDialect(): Dialect {
     register(host: DialectHost) {
       const ctx: GaleneContext = { ...contextOf(host), activeIds: new Set() };
       host.app.get(WEBSOCKET_PATH, { websocket: true }, (socket, req) => {
-        connections.add(new GaleneConnection(new WebSocketTransport(socket), galenePlace(req.headers.host, host.place()), ctx, host.address(req)));
+        connections.add(
+          new GaleneConnection(new WebSocketTransport(socket, { url: req.url, headers: req.headers }, host.metrics.forwarded), galenePlace(req.headers.host, host.place()), ctx, host.address(req)),
+        );
       });
       registerGroupPages(host.app, { registry: host.registry, place: () => host.place(), web: host.web });
     },

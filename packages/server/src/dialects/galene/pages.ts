@@ -4,19 +4,20 @@
 // itself, or a placeholder when the app is not built.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupInfo } from '../../core/client.ts';
-import type { GroupRegistry } from '../../core/registry.ts';
+import type { GroupLocation, Registry } from '../../core/registry.ts';
 import type { GroupDescription } from '../../groups/index.ts';
 import { type PlaceOptions, groupPath } from '../../http/place.ts';
 import type { WebApp } from '../../http/web.ts';
 import { galenePlace, status } from './render.ts';
 
-export function registerGroupPages(app: FastifyInstance, deps: { registry: GroupRegistry; place: () => PlaceOptions; web?: WebApp }): void {
+export function registerGroupPages(app: FastifyInstance, deps: { registry: Registry; place: () => PlaceOptions; web?: WebApp }): void {
   const { registry } = deps;
 
-  const infoOf = (name: string, desc: GroupDescription): GroupInfo => {
-    const live = registry.get(name);
+  /** The group's status as the node holding it sees it (in a cluster, maybe another node). */
+  const infoOf = (name: string, desc: GroupDescription, where: GroupLocation): GroupInfo => {
+    const live = where.kind === 'here' ? registry.get(name) : undefined;
     if (live) return live.info();
-    const info: GroupInfo = { name, locked: desc.autolock, clientCount: 0, data: {} };
+    const info: GroupInfo = where.kind === 'elsewhere' ? { name, locked: where.locked, clientCount: where.clientCount, data: {} } : { name, locked: desc.autolock, clientCount: 0, data: {} };
     if (desc.displayName !== undefined) info.displayName = desc.displayName;
     if (desc.description !== undefined) info.description = desc.description;
     if (desc.authServer !== undefined) info.authServer = desc.authServer;
@@ -24,13 +25,18 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Group
     return info;
   };
 
+  /** Where clients connect for a group: this node, or the node that holds it. */
+  const placeOf = (host: string | undefined, where: GroupLocation) => galenePlace(host, where.kind === 'elsewhere' ? { ...deps.place(), nodeUrl: where.node.publicUrl } : deps.place());
+
   app.get('/public-groups.json', async (req, reply) => {
-    const place = galenePlace(req.headers.host, deps.place());
     const list = registry
       .describeAll()
       .filter((d) => d.public)
       .sort((a, b) => a.name.localeCompare(b.name))
-      .map((d) => status(infoOf(d.name, d), place, { counts: true }));
+      .map((d) => {
+        const where = registry.locateCached(d.name);
+        return status(infoOf(d.name, d, where), placeOf(req.headers.host, where), { counts: true });
+      });
     return reply.header('cache-control', 'no-cache').send(list);
   });
 
@@ -55,8 +61,9 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Group
       return reply.code(404).send({ error: 'no-such-group', message: `there is no group called "${name}" on this server` });
     }
     if (isStatus) {
-      const place = galenePlace(req.headers.host, deps.place());
-      return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc), place, { counts: desc.public }));
+      // A client reading the status is about to join: in a cluster the group is placed now, so it connects to its node.
+      const where = await registry.locate(name, { place: true });
+      return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc, where), placeOf(req.headers.host, where), { counts: desc.public }));
     }
     const app = (await deps.web?.page()) ?? null;
     return reply

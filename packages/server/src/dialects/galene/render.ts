@@ -3,7 +3,7 @@
 // reused for the whole broadcast.
 import type { ServerMessage, ServerMessageOf } from '@atrium/protocol/galene';
 import type { CoreEvent, GroupInfo } from '../../core/client.ts';
-import { type PlaceOptions, placeFor } from '../../http/place.ts';
+import { type PlaceOptions, endpointBase, placeFor } from '../../http/place.ts';
 import { wirePermissions } from './vocabulary.ts';
 
 /** Where the group lives on the web, as this client reached it, with the Galène WebSocket. */
@@ -18,7 +18,7 @@ export const WEBSOCKET_PATH = '/ws';
 /** The server's place as a request with this Host header reached it, with its Galène endpoint. */
 export function galenePlace(host: string | undefined, opts: PlaceOptions): Place {
   const place = placeFor(host, opts);
-  return { groupUrl: place.groupUrl, endpoint: `${place.base.replace(/^http/, 'ws')}${WEBSOCKET_PATH}` };
+  return { groupUrl: place.groupUrl, endpoint: `${endpointBase(host, opts).replace(/^http/, 'ws')}${WEBSOCKET_PATH}` };
 }
 
 const cache = new WeakMap<CoreEvent, string>();

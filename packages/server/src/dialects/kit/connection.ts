@@ -9,12 +9,13 @@
 import type { Client, CoreEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
-import type { GroupRegistry, JoinOutcome, JoinRequest } from '../../core/registry.ts';
+import type { JoinOutcome, JoinRequest, Registry } from '../../core/registry.ts';
 import type { ErrorCode } from '../../core/vocabulary.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics.ts';
 import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
 import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
+import type { ForwardOptions } from './forward.ts';
 import { MAX_QUEUED_BYTES, Outbox } from './outbox.ts';
 import type { Transport, TransportSink } from './transport.ts';
 
@@ -23,6 +24,9 @@ export const DEFAULT_JOIN_TIMEOUT_MS = 30_000;
 
 /** Messages kept while a join is pending before the connection counts as flooding. */
 export const MAX_HELD_DURING_JOIN = 256;
+
+/** How long a join keeps trying to reach the node that holds a group (it may have just died: its groups move within seconds). */
+export const FORWARD_RETRY_MS = 10_000;
 
 /** Close codes the shell uses (WebSocket's; 4000-4999 are application codes). A dialect may add its own. */
 export const CLOSE = {
@@ -36,7 +40,7 @@ export const CLOSE = {
 
 /** What the server lends every connection of every dialect. */
 export interface DialectContext {
-  registry: GroupRegistry;
+  registry: Registry;
   metrics: Metrics;
   log: Logger;
   liveness: LivenessMonitor;
@@ -100,6 +104,12 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
   readonly #flood: FloodGuard;
   readonly #noun: Noun;
   #closedListeners: (() => void)[] = [];
+  /**
+   * Every frame received before the client is a member, as received: what
+   * is replayed to another node if the group lives there. Dropped once the
+   * client is in (undefined: nothing to replay any more).
+   */
+  #inputLog: In[] | undefined = [];
 
   constructor(
     protected readonly transport: Transport<Out, In>,
@@ -148,12 +158,21 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
   /** Called once when the connection is closed, after the member has left: the dialect's own cleanup. */
   protected onClosed(): void {}
 
+  /** How the dialect's connection is handed to another node (what of the owner's output this node already sent). */
+  protected forwardOptions(): ForwardOptions | undefined {
+    return undefined;
+  }
+
   // -------------------------------------------------------------------
   // Input (TransportSink).
 
   receive(input: In, size: number): void {
     this.lastHeard = performance.now();
     if (this.closed) return;
+    if (this.#inputLog !== undefined) {
+      if (this.#inputLog.length < MAX_HELD_DURING_JOIN + 16) this.#inputLog.push(input);
+      else this.#inputLog = undefined;
+    }
     const { rates, maxFrameBytes } = this.shell;
     if (!this.#bucket.take()) return this.refuse(`too many ${this.#noun}: at most ${rates.messagesPerSecond} per second`);
     if (size > maxFrameBytes) {
@@ -231,14 +250,43 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
    * away meanwhile (the member, if admitted, has left again). Throws a
    * CoreError when the join is refused.
    */
-  protected async joinGroup(req: Omit<JoinRequest, 'via'>): Promise<JoinOutcome | { kind: 'closed' }> {
-    const outcome = await this.ctx.registry.join(this, { ...req, via: this.kind });
-    if (this.closed) {
-      if (outcome.kind === 'joined') outcome.member.group.remove(outcome.member, { notify: false });
-      return { kind: 'closed' };
+  protected async joinGroup(req: Omit<JoinRequest, 'via'>): Promise<Exclude<JoinOutcome, { kind: 'elsewhere' }> | { kind: 'closed' }> {
+    const deadline = performance.now() + FORWARD_RETRY_MS;
+    for (;;) {
+      const outcome = await this.ctx.registry.join(this, { ...req, via: this.kind });
+      if (this.closed) {
+        if (outcome.kind === 'joined') outcome.member.group.remove(outcome.member, { notify: false });
+        return { kind: 'closed' };
+      }
+      if (outcome.kind === 'joined') this.setMember(outcome.member);
+      if (outcome.kind !== 'elsewhere') return outcome;
+      // The group lives on another node of the cluster: the connection goes there.
+      if (await this.#forward(outcome.node, req.address)) return { kind: 'closed' };
+      if (this.closed) return { kind: 'closed' };
+      if (performance.now() > deadline) {
+        throw new CoreError('internal', `group "${req.group}" lives on node "${outcome.node.id}", which cannot be reached; try again in a few seconds`);
+      }
+      // It may have just died: its lease passes to a live node within seconds.
+      await new Promise((r) => setTimeout(r, 500));
+      if (this.closed) return { kind: 'closed' };
     }
-    if (outcome.kind === 'joined') this.setMember(outcome.member);
-    return outcome;
+  }
+
+  /** Hands the connection to the node that holds the group; true when it is no longer ours. */
+  async #forward(node: { id: string; internalUrl: string }, address: string | undefined): Promise<boolean> {
+    const forward = this.transport.forward;
+    const replay = this.#inputLog;
+    if (forward === undefined || replay === undefined) {
+      throw new CoreError('not-supported', `group lives on node "${node.id}" of the cluster and this connection cannot be handed there; connect again to join it`);
+    }
+    // What this node already said (a handshake) goes out before the owner's frames.
+    this.#outbox.flush();
+    const gone = await forward.call(this.transport, { url: node.internalUrl, address }, [...replay], this.forwardOptions());
+    if (gone) {
+      this.ctx.log.debug({ client: this.id, node: node.id }, 'connection handed to the node that holds its group');
+      this.#cleanup();
+    }
+    return gone;
   }
 
   /** The client is now this member (a join succeeded), or none (it left; the join timeout starts again). */
@@ -257,6 +305,7 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
   protected setJoined(joined: boolean): void {
     this.#joined = joined;
     if (joined) {
+      this.#inputLog = undefined;
       clearTimeout(this.#joinTimer);
       this.#joinTimer = undefined;
       this.#joinOverdue = false;
@@ -381,6 +430,7 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
     if (this.closed) return;
     this.closed = true;
     this.#held = [];
+    this.#inputLog = undefined;
     this.#outbox.discard();
     clearTimeout(this.#joinTimer);
     this.#joinTimer = undefined;

@@ -3,6 +3,7 @@
 // a socket.io socket (rtcpool/transports.ts), an HTTP long-polling session
 // (BOSH) all fit. Frames are opaque here: text, bytes or the objects a
 // transport encodes itself; parsing and rendering them is the dialect's.
+import type { ForwardOptions, ForwardTarget } from './forward.ts';
 
 /** Carries `Out` frames (as the dialect rendered them) out and `In` frames (as received) in. */
 export interface Transport<Out = string, In = unknown> {
@@ -23,6 +24,15 @@ export interface Transport<Out = string, In = unknown> {
   ping?(): void;
   /** True when the transport keeps itself alive (engine.io's heartbeat): the liveness sweep leaves it alone. */
   readonly keepsItselfAlive?: boolean;
+  /**
+   * Hands the connection to another node of a cluster, which holds the
+   * group (see forward.ts): `replay` (what the client sent so far, as
+   * received) goes there first, then frames are piped both ways. Resolves
+   * true when the transport is no longer this connection's (piped, or the
+   * client left meanwhile), false when the node could not be reached.
+   * Transports that cannot do it leave it out.
+   */
+  forward?(to: ForwardTarget, replay: readonly In[], options?: ForwardOptions): Promise<boolean>;
   /** Wires the transport's input to a connection; called once, by the connection. */
   attach(sink: TransportSink<In>): void;
 }

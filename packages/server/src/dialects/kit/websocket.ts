@@ -2,6 +2,7 @@
 // written in batches as one buffer of complete frames; frames in as ws
 // delivers them, with their size, for the dialect to decode.
 import type { RawData, WebSocket } from 'ws';
+import { type ForwardCounter, type ForwardOptions, type ForwardTarget, type SocketOrigin, pipeToOwner } from './forward.ts';
 import type { Transport, TransportSink } from './transport.ts';
 
 /**
@@ -40,14 +41,61 @@ export function frameText(data: RawData): string {
 }
 
 export class WebSocketTransport implements Transport<string, WsFrame> {
-  constructor(private readonly ws: WebSocket) {}
+  private sink: TransportSink<WsFrame> | undefined;
+  private readonly onMessage = (data: RawData, binary: boolean) => this.sink?.receive({ data, binary }, frameSize(data));
+  private readonly onPong = () => this.sink?.heard();
+  private readonly onClose = () => this.sink?.transportClosed();
 
-  attach(sink: TransportSink<WsFrame>): void {
-    this.ws.on('message', (data, binary) => sink.receive({ data, binary }, frameSize(data)));
-    this.ws.on('pong', () => sink.heard());
-    this.ws.on('close', () => sink.transportClosed());
+  /**
+   * `origin` is the request the socket was opened with (its path, query and
+   * headers): with it, the connection can be handed to another node of a
+   * cluster (forward).
+   */
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly origin?: SocketOrigin,
+    private readonly forwarded?: ForwardCounter,
+  ) {
     // Errors end in 'close'; ws would throw an unhandled one otherwise.
     this.ws.on('error', () => {});
+  }
+
+  attach(sink: TransportSink<WsFrame>): void {
+    this.sink = sink;
+    this.listen();
+  }
+
+  private listen(): void {
+    this.ws.on('message', this.onMessage);
+    this.ws.on('pong', this.onPong);
+    this.ws.on('close', this.onClose);
+  }
+
+  private unlisten(): void {
+    this.ws.off('message', this.onMessage);
+    this.ws.off('pong', this.onPong);
+    this.ws.off('close', this.onClose);
+  }
+
+  /**
+   * Hands the socket to the node that holds the group: the frames in
+   * `replay` are sent there first, then everything is piped both ways. True
+   * when the socket is no longer this connection's (piped, or the client
+   * went away meanwhile); false when the node could not be reached and the
+   * connection goes on here.
+   */
+  async forward(to: ForwardTarget, replay: readonly WsFrame[], options?: ForwardOptions): Promise<boolean> {
+    if (!this.origin) return false;
+    return pipeToOwner(this.ws, this.origin, to, replay, {
+      detach: () => this.unlisten(),
+      restore: (pending) => {
+        this.listen();
+        for (const f of pending) this.onMessage(f.data, f.binary);
+      },
+      clientGone: () => undefined,
+      options,
+      counter: this.forwarded,
+    });
   }
 
   get bufferedAmount(): number {

@@ -10,9 +10,11 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyRequest } from 'fastify';
 import { Server as SocketIoServer, type Socket } from 'socket.io';
+import { io as ioClient } from 'socket.io-client';
 import { LIMITS } from '@atrium/protocol/rtcpool';
 import { placeFor } from '../../http/place.ts';
 import { Connections, contextOf, type Dialect, type DialectHost, type Transport, type TransportSink, WebSocketTransport, type WsFrame } from '../kit/index.ts';
+import type { ForwardCounter, ForwardOptions, ForwardTarget } from '../kit/forward.ts';
 import { DIALECT, PoolConnection, type PoolFrame, type PoolInput, type SocketIoEvent } from './connection.ts';
 
 export const WEBSOCKET_PATH = '/pool/ws';
@@ -34,7 +36,7 @@ export function rtcpoolDialect(): Dialect {
       host.app.get(WEBSOCKET_PATH, { websocket: true }, (socket, req: PoolRequest) => {
         const place = placeFor(req.headers.host, host.place());
         const creds = { token: single(req.query.token), username: single(req.query.username), groupUrl: place.groupUrl, address: host.address(req) };
-        connections.add(new PoolConnection(new JsonFrames(new WebSocketTransport(socket)), creds, ctx));
+        connections.add(new PoolConnection(new JsonFrames(new WebSocketTransport(socket, { url: req.url, headers: req.headers }, host.metrics.forwarded)), creds, ctx));
       });
 
       io = new SocketIoServer({
@@ -54,7 +56,7 @@ export function rtcpoolDialect(): Dialect {
           groupUrl: place.groupUrl,
           address: host.address({ socket: { remoteAddress: hs.address }, headers: hs.headers }),
         };
-        connections.add(new PoolConnection(new SocketIoTransport(socket), creds, ctx));
+        connections.add(new PoolConnection(new SocketIoTransport(socket, host.metrics.forwarded), creds, ctx));
       });
     },
     async closeAll(reason) {
@@ -121,6 +123,10 @@ class JsonFrames implements Transport<PoolFrame, PoolInput> {
   ping(): void {
     this.ws.ping();
   }
+
+  forward(to: ForwardTarget, replay: readonly PoolInput[], options?: ForwardOptions): Promise<boolean> {
+    return this.ws.forward(to, replay as WsFrame[], options);
+  }
 }
 
 /** What engine.io holds of a packet, in bytes. */
@@ -148,8 +154,14 @@ class SocketIoTransport implements Transport<PoolFrame, PoolInput> {
   /** Bytes of packets engine.io has queued and not yet handed to its transport. */
   private queued = 0;
   private readonly engine: EngineSocket;
+  private sink: TransportSink<PoolInput> | undefined;
+  private readonly onEvent = (event: unknown, data: unknown) => this.sink?.receive({ event, data } satisfies SocketIoEvent, 0);
+  private readonly onDisconnect = () => this.sink?.transportClosed();
 
-  constructor(private readonly socket: Socket) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly forwarded?: ForwardCounter,
+  ) {
     this.engine = socket.conn as unknown as EngineSocket;
     this.engine.on('packetCreate', (p) => {
       this.queued += packetBytes(p);
@@ -160,8 +172,68 @@ class SocketIoTransport implements Transport<PoolFrame, PoolInput> {
   }
 
   attach(sink: TransportSink<PoolInput>): void {
-    this.socket.onAny((event: unknown, data: unknown) => sink.receive({ event, data } satisfies SocketIoEvent, 0));
-    this.socket.on('disconnect', () => sink.transportClosed());
+    this.sink = sink;
+    this.socket.onAny(this.onEvent);
+    this.socket.on('disconnect', this.onDisconnect);
+  }
+
+  /**
+   * Hands the endpoint to the node that holds its pool: a socket.io client
+   * to that node, with the same auth and query, gets the events received so
+   * far and then every event both ways (see kit/forward.ts).
+   */
+  async forward(to: ForwardTarget, replay: readonly PoolInput[]): Promise<boolean> {
+    const socket = this.socket;
+    socket.offAny(this.onEvent);
+    socket.off('disconnect', this.onDisconnect);
+    const pending: SocketIoEvent[] = [];
+    let gone = false;
+    const hold = (event: unknown, data: unknown) => pending.length < 256 && pending.push({ event, data });
+    const left = () => {
+      gone = true;
+    };
+    socket.onAny(hold);
+    socket.on('disconnect', left);
+    const hs = socket.handshake;
+    const extraHeaders: Record<string, string> = { 'x-atrium-forwarded': '1' };
+    if (to.address !== undefined) extraHeaders['x-forwarded-for'] = to.address;
+    if (typeof hs.headers.host === 'string') extraHeaders.host = hs.headers.host;
+    const query: Record<string, string> = {};
+    for (const [k, v] of Object.entries(hs.query)) if (typeof v === 'string' && k !== 'EIO' && k !== 'transport' && k !== 't') query[k] = v;
+    const owner = ioClient(to.url, { path: SOCKET_IO_PATH, transports: ['websocket'], auth: hs.auth, query, extraHeaders, reconnection: false, timeout: 5000, forceNew: true });
+    // Events may come right behind the connection: listen before it is up.
+    let toClient: ((event: string, data: unknown) => void) | undefined;
+    const early: [string, unknown][] = [];
+    owner.onAny((event: string, data: unknown) => (toClient ? toClient(event, data) : early.push([event, data])));
+    const opened = await new Promise<boolean>((resolve) => {
+      owner.once('connect', () => resolve(true));
+      owner.once('connect_error', () => resolve(false));
+    });
+    socket.offAny(hold);
+    socket.off('disconnect', left);
+    if (!opened || gone || !socket.connected) {
+      owner.close();
+      if (gone || !socket.connected) return true;
+      this.attach(this.sink!);
+      for (const e of pending) this.onEvent(e.event, e.data);
+      return false;
+    }
+    this.forwarded?.inc();
+    toClient = (event, data) => socket.emit(event, data);
+    for (const [event, data] of early) toClient(event, data);
+    socket.onAny((event: string, data: unknown) => owner.emit(event, data));
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      this.forwarded?.dec();
+      owner.close();
+      socket.disconnect(true);
+    };
+    owner.on('disconnect', end);
+    socket.on('disconnect', end);
+    for (const e of [...(replay as SocketIoEvent[]), ...pending]) if (typeof e.event === 'string') owner.emit(e.event, e.data);
+    return true;
   }
 
   get bufferedAmount(): number {

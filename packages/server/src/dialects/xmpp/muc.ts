@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChatEvent, Client, CoreEvent, JoinedEvent, MessageEvent, Permission, UserEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Group, Member } from '../../core/group.ts';
-import type { GroupRegistry } from '../../core/registry.ts';
+import type { Registry } from '../../core/registry.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
 import { LIMITS } from '../../core/vocabulary.ts';
 import { ENDPOINT_MESSAGE_KIND, SpeakerWatch } from './colibri.ts';
@@ -145,7 +145,7 @@ export class RoomDirectory {
   private readonly rooms = new Map<string, XmppRoom>();
 
   constructor(
-    registry: GroupRegistry,
+    registry: Registry,
     private readonly mucDomain: string,
   ) {
     registry.on('memberRemoved', (g, m) => this.rooms.get(g.name)?.forget(m.id));
@@ -559,6 +559,26 @@ async function join(session: XmppSession, p: Element, group: string, roomJid: st
           { type: 'error', from: `${roomJid}/${nick}` },
           el('x', { xmlns: NS.muc }),
           el('error', { type: 'cancel' }, el('gone', { xmlns: NS.stanzas }, outcome.url), el('text', { xmlns: NS.stanzas }, `this group moved to ${outcome.url}`)),
+        ),
+      );
+      return;
+    }
+    if (outcome.kind === 'elsewhere') {
+      // One XMPP stream carries every room of a session, so it cannot be handed to the node that holds this one.
+      occupant.failed();
+      room.forget(occupant.id);
+      const url = `${outcome.node.publicUrl.replace(/^http/, 'ws')}/xmpp-websocket`;
+      session.send(
+        el(
+          'presence',
+          { type: 'error', from: `${roomJid}/${nick}` },
+          el('x', { xmlns: NS.muc }),
+          el(
+            'error',
+            { type: 'modify' },
+            el('redirect', { xmlns: NS.stanzas }, url),
+            el('text', { xmlns: NS.stanzas }, `room "${group}" is served by node "${outcome.node.id}" of the cluster: connect to ${url} to join it`),
+          ),
         ),
       );
       return;

@@ -9,6 +9,7 @@ import type { Description } from '../../core/client.ts';
 import { GroupFileError } from '../../groups/description.ts';
 import { GroupNotFoundError, type GroupStore, type RawGroup } from '../../groups/store.ts';
 import type { Logger } from '../../log.ts';
+import type { AdminCluster } from '../../cluster/http.ts';
 import type { PlaceOptions } from '../place.ts';
 import { HttpError } from './http.ts';
 
@@ -41,6 +42,8 @@ export interface AdminRecordings {
 
 export interface AdminApiDeps {
   groups: GroupStore;
+  /** In a cluster: where groups live, the other nodes' stats, drain (see cluster/http.ts). */
+  cluster?: AdminCluster | undefined;
   config: () => ServerConfig;
   tokens: TokenStoreLike;
   stats: () => unknown | Promise<unknown>;

@@ -6,6 +6,8 @@ export type UserRef = { kind: 'named'; name: string } | { kind: 'wildcard' };
 
 export type Target =
   | { kind: 'stats' }
+  | { kind: 'cluster' }
+  | { kind: 'drain' }
   | { kind: 'groups' }
   | { kind: 'group'; group: string }
   | { kind: 'users'; group: string }
@@ -34,6 +36,9 @@ export function parseTarget(pathname: string): Target {
   if (!p.startsWith('v0/')) throw notFound(`API version "${p.split('/')[0] ?? ''}"; this server speaks v0:`);
   const rest = p.slice('v0/'.length);
   if (rest === '.stats') return { kind: 'stats' };
+  // Atrium's, for a cluster: the nodes and their groups; drain the node asked.
+  if (rest === '.cluster') return { kind: 'cluster' };
+  if (rest === '.drain') return { kind: 'drain' };
   if (!rest.startsWith('.groups/')) throw notFound(`"/galene-api/${p}"`);
   const g = rest.slice('.groups/'.length);
   if (g === '') return { kind: 'groups' };
@@ -90,7 +95,7 @@ export function parseTarget(pathname: string): Target {
 }
 
 export function groupOf(t: Target): string | undefined {
-  return t.kind === 'stats' || t.kind === 'groups' ? undefined : t.group;
+  return t.kind === 'stats' || t.kind === 'groups' || t.kind === 'cluster' || t.kind === 'drain' ? undefined : t.group;
 }
 
 export function describeUser(u: UserRef, group: string): string {

@@ -5,5 +5,9 @@ import { isRead, methodNotAllowed, sendJson } from './http.ts';
 
 export async function stats(ctx: AdminContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   if (!isRead(req.method)) throw methodNotAllowed(req.method, '.stats', ['HEAD', 'GET']);
-  return sendJson(reply, 200, (await ctx.deps.stats()) ?? null);
+  const here = (await ctx.deps.stats()) ?? [];
+  const cluster = ctx.deps.cluster;
+  // In a cluster, every node's groups (each node answers for its own when asked by another).
+  if (cluster && !cluster.forwarded(req) && Array.isArray(here)) return sendJson(reply, 200, [...here, ...(await cluster.otherStats(req))]);
+  return sendJson(reply, 200, here);
 }
