@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { loadavg } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { insideLoopbackNetns } from './support/netns.ts';
 
@@ -56,6 +57,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
 
     after(async () => {
       impair.close();
+      r?.up.close();
       engine?.close();
       await browser?.close();
       server?.close();
@@ -116,116 +118,32 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           40_000,
         );
       }
-      return { pub, subA, subB, up, a, b, close: () => Promise.all([pub.close(), subA.close(), subB.close()]).then(() => up.close()) };
+      return { pub, subA, subB, up, a, b };
     }
 
-    test('a 300 kbit/s cap on one subscriber moves it to the low layer, the other stays high; lifted, it returns to high', async () => {
-      const r = await room('cap');
-      const port = await portOf(r.subA, 'cap-a');
-      const capped = Date.now();
-      impair.set('cap_a', [{ port, direction: 'to', rateKbit: 300 }]);
-      let otherLeftHigh = 0;
-      await until(
-        'the capped subscriber on the low layer',
-        async () => {
-          if ((await layerOf(r.b)) !== 'h') otherLeftHigh++;
-          return layerOf(r.a);
-        },
-        (l) => l === 'l',
-        30_000,
-      );
-      const downMs = Date.now() - capped;
-      const low = await until(
-        'low-layer frames at the capped subscriber',
-        () => inbound(r.subA, 'cap-a'),
-        (s) => s.frameWidth > 0 && s.frameWidth <= 160 && s.fps > 3,
-        20_000,
-      );
-      // a few seconds on the cap: probes upwards must fail and keep it low
-      const b0 = await inbound(r.subB, 'cap-b');
-      await sleep(6000);
-      const a1 = await inbound(r.subA, 'cap-a');
-      const b1 = await inbound(r.subB, 'cap-b');
-      assert.ok(a1.frameWidth <= 160, `the capped subscriber stayed on the low layer (width ${a1.frameWidth})`);
-      assert.ok(a1.framesDecoded > low.framesDecoded, 'the capped subscriber keeps decoding');
-      assert.equal(await layerOf(r.b), 'h', 'the other subscriber is on the high layer');
-      assert.ok(b1.frameWidth >= 640 && b1.framesDecoded > b0.framesDecoded, `the other subscriber decodes 640 px (width ${b1.frameWidth})`);
-      const est = (await r.a.stats()).availableBitrate ?? 0;
-      assert.ok(est > 0 && est < 600_000, `the capped subscriber's estimate is near the cap: ${est} bit/s`);
-      impair.clear('cap_a');
-      const lifted = Date.now();
-      await until(
-        'the subscriber back on the high layer',
-        () => layerOf(r.a),
-        (l) => l === 'h',
-        40_000,
-      );
-      const upMs = Date.now() - lifted;
-      const high = await until(
-        'high-layer frames again',
-        () => inbound(r.subA, 'cap-a'),
-        (s) => s.frameWidth >= 640 && s.framesDecoded > a1.framesDecoded,
-        30_000,
-      );
-      console.error(
-        `300 kbit/s cap: low layer after ${downMs} ms (estimate ${est} bit/s), back to high ${upMs} ms after the cap was lifted (${high.frameWidth}px); the other subscriber left the high layer in ${otherLeftHigh} samples`,
-      );
-      await r.close();
-    });
+    type Room = Awaited<ReturnType<typeof room>>;
+    let r: Room;
+    const highLayerRate = async () => (await r.up.stats()).tracks.find((t) => t.kind === 'video')?.layers?.[0]?.bitrate ?? 0;
+    /** Waits for the publisher's high layer to be well over the caps; a machine too busy to encode it cannot show anything. */
+    const highLayerUp = () =>
+      until('the high layer over 700 kbit/s at the server', highLayerRate, (b) => b > 700_000, 45_000).catch((e: Error) => {
+        throw new Error(`${e.message}: the publisher's encoder is starved (load average ${loadavg()[0]!.toFixed(1)}); run this test on a quieter machine`);
+      });
 
-    test("a 400 kbit/s cap on the publisher's up-link: the browser drops its high layer (our feedback reaches it), subscribers keep decoding", async () => {
-      const r = await room('upl');
-      const port = await portOf(r.pub, 'upl-up');
-      const out = () => call<Outbound>(r.pub, 'outbound', 'upl-up');
-      /** kbit/s the publisher's high layer sends, over `ms`. */
-      const highRate = async (ms: number) => {
-        const a = await out();
-        await sleep(ms);
-        const b = await out();
-        return (((b.layers.h?.bytesSent ?? 0) - (a.layers.h?.bytesSent ?? 0)) * 8) / ms;
-      };
-      const before = await highRate(2000);
-      const capped = Date.now();
-      impair.set('upl', [{ port, direction: 'from', rateKbit: 400 }]);
-      const a0 = await inbound(r.subA, 'upl-a');
-      const dropped = await until(
-        "the publisher's high layer dropped",
-        () => highRate(2000),
-        (k) => k < Math.min(150, before / 3),
-        40_000,
-      );
-      const dropMs = Date.now() - capped;
-      const pub = await out();
-      // the subscribers follow to the low layer and keep decoding
-      await until(
-        'the subscribers on the low layer',
-        async () => [await layerOf(r.a), await layerOf(r.b)],
-        (l) => l[0] === 'l' && l[1] === 'l',
-        20_000,
-      );
-      const a1 = await until(
-        'frames still decoded',
-        () => inbound(r.subA, 'upl-a'),
-        (s) => s.framesDecoded > a0.framesDecoded + 30,
-        20_000,
-      );
-      console.error(
-        `400 kbit/s up-link cap: the high layer went from ${before.toFixed(0)} to ${dropped.toFixed(0)} kbit/s after ${dropMs} ms (publisher's estimate ${Math.round(pub.availableOutgoingBitrate / 1000)} kbit/s, ` +
-          `limited by ${pub.layers.h?.reason}); the subscriber decodes ${a1.frameWidth} px`,
-      );
-      assert.ok(pub.availableOutgoingBitrate > 0 && pub.availableOutgoingBitrate < 800_000, `the publisher's estimate follows the cap: ${pub.availableOutgoingBitrate}`);
-      impair.clear('upl');
-      await r.close();
+    // One room for the three scenarios, in this order (the up-link cap last:
+    // it changes what every subscriber gets); each starts from a clean link.
+    before(async () => {
+      if (unavailable) return;
+      r = await room('imp');
     });
 
     test('5 % and 10 % random loss both ways on one subscriber: it keeps its frame rate with few freezes, the other is unaffected', async () => {
-      const r = await room('loss');
-      const port = await portOf(r.subA, 'loss-a');
+      const port = await portOf(r.subA, 'imp-a');
       /** Frame rate and freezes of both subscribers over `ms`. */
       const windowOf = async (ms: number) => {
-        const [a0, b0] = [await inbound(r.subA, 'loss-a'), await inbound(r.subB, 'loss-b')];
+        const [a0, b0] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b')];
         await sleep(ms);
-        const [a1, b1] = [await inbound(r.subA, 'loss-a'), await inbound(r.subB, 'loss-b')];
+        const [a1, b1] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b')];
         return {
           fpsA: ((a1.framesDecoded - a0.framesDecoded) * 1000) / ms,
           fpsB: ((b1.framesDecoded - b0.framesDecoded) * 1000) / ms,
@@ -236,28 +154,144 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           widthA: a1.frameWidth,
         };
       };
-      const clean = await windowOf(6000);
+      const clean = await windowOf(5000);
       const lines = [`clean: A ${clean.fpsA.toFixed(1)} fps, B ${clean.fpsB.toFixed(1)} fps`];
-      for (const loss of [5, 10]) {
-        impair.set('loss_a', [
-          { port, direction: 'to', lossPercent: loss },
-          { port, direction: 'from', lossPercent: loss },
-        ]);
-        await sleep(1000);
-        const w = await windowOf(12_000);
-        const dropped = impair.dropped('loss_a');
-        lines.push(
-          `${loss} % loss: A ${w.fpsA.toFixed(1)} fps (${((100 * w.fpsA) / Math.max(1, w.fpsB)).toFixed(0)} % of B), ${w.freezesA} freezes ${w.frozenA.toFixed(2)} s frozen in 12 s, ${w.nacksA} NACKs, ${w.widthA} px; B ${w.fpsB.toFixed(1)} fps ${w.frozenB.toFixed(2)} s frozen; ${dropped} packets dropped so far`,
-        );
-        assert.ok(dropped > 0, 'the loss rules dropped packets');
-        // against the clean subscriber in the same window: the machine's load hits both alike
-        assert.ok(w.fpsA >= 0.75 * w.fpsB, `${loss} % loss: A decodes ${w.fpsA.toFixed(1)} fps, B ${w.fpsB.toFixed(1)} fps`);
-        assert.ok(w.frozenA <= 2, `${loss} % loss: A frozen ${w.frozenA.toFixed(2)} s in 12 s`);
-        assert.ok(w.fpsB >= 0.6 * clean.fpsB, `the clean subscriber keeps its rate: ${w.fpsB.toFixed(1)} fps (clean ${clean.fpsB.toFixed(1)})`);
+      try {
+        for (const loss of [5, 10]) {
+          impair.set('loss_a', [
+            { port, direction: 'to', lossPercent: loss },
+            { port, direction: 'from', lossPercent: loss },
+          ]);
+          await sleep(1000);
+          const w = await windowOf(10_000);
+          const dropped = impair.dropped('loss_a');
+          lines.push(
+            `${loss} % loss: A ${w.fpsA.toFixed(1)} fps (${((100 * w.fpsA) / Math.max(1, w.fpsB)).toFixed(0)} % of B), ${w.freezesA} freezes ${w.frozenA.toFixed(2)} s frozen in 10 s, ${w.nacksA} NACKs, ${w.widthA} px; B ${w.fpsB.toFixed(1)} fps ${w.frozenB.toFixed(2)} s frozen; ${dropped} packets dropped`,
+          );
+          assert.ok(dropped > 0, 'the loss rules dropped packets');
+          // against the clean subscriber in the same window: the machine's load hits both alike
+          assert.ok(w.fpsA >= 0.75 * w.fpsB, `${loss} % loss: A decodes ${w.fpsA.toFixed(1)} fps, B ${w.fpsB.toFixed(1)} fps`);
+          assert.ok(w.frozenA <= 2, `${loss} % loss: A frozen ${w.frozenA.toFixed(2)} s in 10 s`);
+          assert.ok(w.fpsB >= 0.6 * clean.fpsB, `the clean subscriber keeps its rate: ${w.fpsB.toFixed(1)} fps (clean ${clean.fpsB.toFixed(1)})`);
+        }
+      } finally {
+        console.error(lines.join('\n'));
+        impair.clear('loss_a');
       }
-      console.error(lines.join('\n'));
-      impair.clear('loss_a');
-      await r.close();
+    });
+
+    test('a 300 kbit/s cap on one subscriber moves it to the low layer, the other stays high; lifted, it returns to high', async () => {
+      // the cap must be well under the high layer, which a busy machine's encoder may not reach
+      await highLayerUp();
+      await until(
+        'both subscribers on the high layer',
+        async () => [await layerOf(r.a), await layerOf(r.b)],
+        (l) => l[0] === 'h' && l[1] === 'h',
+        30_000,
+      );
+      const port = await portOf(r.subA, 'imp-a');
+      const capped = Date.now();
+      impair.set('cap_a', [{ port, direction: 'to', rateKbit: 300 }]);
+      let otherLeftHigh = 0;
+      try {
+        await until(
+          'the capped subscriber on the low layer',
+          async () => {
+            if ((await layerOf(r.b)) !== 'h') otherLeftHigh++;
+            return layerOf(r.a);
+          },
+          (l) => l === 'l',
+          30_000,
+        );
+        const downMs = Date.now() - capped;
+        const low = await until(
+          'low-layer frames at the capped subscriber',
+          () => inbound(r.subA, 'imp-a'),
+          (s) => s.frameWidth > 0 && s.frameWidth <= 160 && s.fps > 3,
+          20_000,
+        );
+        // a few seconds on the cap: probes upwards must fail and keep it low
+        const b0 = await inbound(r.subB, 'imp-b');
+        await sleep(6000);
+        const a1 = await inbound(r.subA, 'imp-a');
+        const b1 = await inbound(r.subB, 'imp-b');
+        const aStats = await r.a.stats();
+        assert.equal(await layerOf(r.a), 'l', 'the capped subscriber stayed on the low layer');
+        assert.ok(a1.framesDecoded > low.framesDecoded, 'the capped subscriber keeps decoding');
+        assert.equal(await layerOf(r.b), 'h', 'the other subscriber is on the high layer');
+        assert.ok(b1.frameWidth >= 640 && b1.framesDecoded > b0.framesDecoded, `the other subscriber decodes 640 px (width ${b1.frameWidth})`);
+        const est = aStats.availableBitrate ?? 0;
+        assert.ok(est > 0 && est < 600_000, `the capped subscriber's estimate is near the cap: ${est} bit/s`);
+        impair.clear('cap_a');
+        const lifted = Date.now();
+        await until(
+          'the subscriber back on the high layer',
+          () => layerOf(r.a),
+          (l) => l === 'h',
+          40_000,
+        );
+        const upMs = Date.now() - lifted;
+        const high = await until(
+          'high-layer frames again',
+          () => inbound(r.subA, 'imp-a'),
+          (s) => s.frameWidth >= 640 && s.framesDecoded > a1.framesDecoded,
+          30_000,
+        );
+        const probes = (await r.a.stats()).probes;
+        console.error(
+          `300 kbit/s cap: low layer after ${downMs} ms (estimate ${est} bit/s), back to high ${upMs} ms after the cap was lifted (${high.frameWidth}px); probes ${JSON.stringify(probes)}; the other subscriber left the high layer in ${otherLeftHigh} samples`,
+        );
+        assert.ok((probes?.failed ?? 0) >= 1 && (probes?.succeeded ?? 0) >= 1, `probes failed under the cap and one succeeded once lifted: ${JSON.stringify(probes)}`);
+      } finally {
+        impair.clear('cap_a');
+      }
+    });
+
+    test("a 400 kbit/s cap on the publisher's up-link: the browser drops its high layer (our feedback reaches it), subscribers keep decoding", async () => {
+      const port = await portOf(r.pub, 'imp-up');
+      const out = () => call<Outbound>(r.pub, 'outbound', 'imp-up');
+      /** kbit/s the publisher's high layer sends, over `ms`. */
+      const highRate = async (ms: number) => {
+        const a = await out();
+        await sleep(ms);
+        const b = await out();
+        return (((b.layers.h?.bytesSent ?? 0) - (a.layers.h?.bytesSent ?? 0)) * 8) / ms;
+      };
+      await highLayerUp();
+      const before = await highRate(2000);
+      const capped = Date.now();
+      impair.set('upl', [{ port, direction: 'from', rateKbit: 400 }]);
+      try {
+        const a0 = await inbound(r.subA, 'imp-a');
+        const dropped = await until(
+          "the publisher's high layer dropped",
+          () => highRate(2000),
+          (k) => k < 150,
+          40_000,
+        );
+        const dropMs = Date.now() - capped;
+        const pub = await out();
+        // the subscribers follow to the low layer and keep decoding
+        await until(
+          'the subscribers on the low layer',
+          async () => [await layerOf(r.a), await layerOf(r.b)],
+          (l) => l[0] === 'l' && l[1] === 'l',
+          20_000,
+        );
+        const a1 = await until(
+          'frames still decoded',
+          () => inbound(r.subA, 'imp-a'),
+          (s) => s.framesDecoded > a0.framesDecoded + 30,
+          20_000,
+        );
+        console.error(
+          `400 kbit/s up-link cap: the high layer went from ${before.toFixed(0)} to ${dropped.toFixed(0)} kbit/s after ${dropMs} ms (publisher's estimate ${Math.round(pub.availableOutgoingBitrate / 1000)} kbit/s, ` +
+            `limited by ${pub.layers.h?.reason}); the subscriber decodes ${a1.frameWidth} px`,
+        );
+        assert.ok(pub.availableOutgoingBitrate > 0 && pub.availableOutgoingBitrate < 800_000, `the publisher's estimate follows the cap: ${pub.availableOutgoingBitrate}`);
+      } finally {
+        impair.clear('upl');
+      }
     });
   });
 }
