@@ -85,6 +85,53 @@ export class Metrics {
     }),
   };
 
+  /** Recording to disk (recording/recorder.ts). */
+  readonly recordings = {
+    active: new Gauge({
+      name: 'atrium_recordings_active',
+      help: 'Streams being recorded to disk now',
+      registers: [this.registry],
+    }),
+    bytes: new Counter({
+      name: 'atrium_recording_bytes_total',
+      help: 'Bytes written to recording files',
+      registers: [this.registry],
+    }),
+    files: new Counter({
+      name: 'atrium_recording_files_total',
+      help: 'Recording files finished (renamed from .part)',
+      registers: [this.registry],
+    }),
+    errors: new Counter({
+      name: 'atrium_recording_errors_total',
+      help: 'Recordings stopped by an error, by kind (disk-full, permission, io, other)',
+      labelNames: ['kind'] as const,
+      registers: [this.registry],
+    }),
+  };
+
+  /** WHIP publishers and WHEP players (http/whip.ts). */
+  readonly sessions = {
+    active: new Gauge({
+      name: 'atrium_http_media_sessions',
+      help: 'Live WHIP (ingest) and WHEP (playback) sessions, by protocol',
+      labelNames: ['protocol'] as const,
+      registers: [this.registry],
+    }),
+    total: new Counter({
+      name: 'atrium_http_media_sessions_total',
+      help: 'WHIP and WHEP sessions created, by protocol',
+      labelNames: ['protocol'] as const,
+      registers: [this.registry],
+    }),
+    refused: new Counter({
+      name: 'atrium_http_media_refused_total',
+      help: 'WHIP and WHEP requests refused, by protocol and HTTP status',
+      labelNames: ['protocol', 'status'] as const,
+      registers: [this.registry],
+    }),
+  };
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'atrium_' });
   }

@@ -2,7 +2,7 @@
 // the protocol dialects and the HTTP routes. The CLI and the tests both
 // start servers through this class.
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { GroupAccess } from './access.ts';
@@ -18,6 +18,9 @@ import { xmppDialect } from './dialects/xmpp/index.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
+import { deleteRecording, registerRecordings } from './http/recordings.ts';
+import { type HttpMediaRoutes, registerWhipWhep } from './http/whip.ts';
+import { RecordingStore } from './recording/store.ts';
 import { registerStaticClient } from './http/static-client.ts';
 import { registerWebApp } from './http/web.ts';
 import type { PlaceOptions } from './http/place.ts';
@@ -27,6 +30,7 @@ import { type Logger, createLogger } from './log.ts';
 import type { MediaEngine } from './media/index.ts';
 import { type MediaOptions, closeMediaEngine, createMediaEngine } from './media/workers/index.ts';
 import { Metrics } from './metrics.ts';
+import { DiskRecording } from './recording/recorder.ts';
 import { type GroupReport, collectStats, updateMediaGauges } from './stats.ts';
 import { LivenessMonitor } from './transport/liveness.ts';
 
@@ -61,6 +65,8 @@ export interface ServerOptions {
   joinTimeoutMs?: number | undefined;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
+  /** Where recordings go, <dir>/<group>/ (default ./recordings, as Galène's -recordings). */
+  recordingsDir?: string;
   /** The XMPP domain (rooms are on conference.<domain>); default: the host of the configured proxyURL, else localhost. */
   xmppDomain?: string | undefined;
   /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
@@ -76,12 +82,16 @@ export class AtriumServer {
   /** Failed logins on every way in: each dialect's join and the admin API. */
   readonly throttle: LoginThrottle;
   readonly engine: MediaEngine | undefined;
+  /** Recording to disk; undefined without a media engine. */
+  readonly recording: DiskRecording | undefined;
   private app: FastifyInstance | undefined;
   private readonly config: ServerConfigWatcher;
   private iceServers: ConfiguredIceServer[] = [];
   private readonly liveness = new LivenessMonitor();
   /** Every protocol the server speaks; each registers its own routes (dialects/kit/dialect.ts). */
   private readonly dialects: Dialect[];
+  /** WHIP publishers and WHEP players (HTTP signalling, no WebSocket). */
+  private httpMedia: HttpMediaRoutes | undefined;
   /** The URL the server answers on, once started. */
   url = '';
 
@@ -93,6 +103,14 @@ export class AtriumServer {
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
     this.throttle = new LoginThrottle({ log: this.log, metrics: { failures: this.metrics.loginFailures, throttled: this.metrics.loginThrottled }, limits: options.loginThrottle });
     this.engine = options.media === false ? undefined : createMediaEngine(options.media ?? {}, this.log);
+    const rec = this.metrics.recordings;
+    this.recording = this.engine
+      ? new DiskRecording({
+          dir: resolve(options.recordingsDir ?? 'recordings'),
+          log: this.log,
+          metrics: { active: (d) => rec.active.inc(d), bytes: (n) => rec.bytes.inc(n), error: (kind) => rec.errors.inc({ kind }), file: () => rec.files.inc() },
+        })
+      : undefined;
     this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
@@ -109,6 +127,7 @@ export class AtriumServer {
         },
       },
       canChangePassword: () => this.config.current.writableGroups,
+      recording: this.recording,
     });
     this.dialects = [galeneDialect(), camusDialect(), rtcpoolDialect(), xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain })];
     this.registry.on('memberAdded', () => this.metrics.members.inc());
@@ -157,7 +176,14 @@ export class AtriumServer {
       web: o.staticDir === undefined ? await registerWebApp(app, { log: this.log }) : await registerStaticClient(app, { dir: o.staticDir, log: this.log }),
     };
     for (const d of this.dialects) await d.register(dialectHost);
+    const recordingStore = new RecordingStore(this.recording?.dir ?? resolve(o.recordingsDir ?? 'recordings'));
+    const recordings = { store: recordingStore, recording: (group: string) => [...(this.recording?.active() ?? [])].some((r) => r.group === group) };
+    if (this.engine) {
+      this.httpMedia = await registerWhipWhep(app, { registry: this.registry, metrics: this.metrics, place: () => this.placeOptions(), log: this.log, address: (r) => this.clientAddress(r) });
+    }
+    await registerRecordings(app, { ...recordings, registry: this.registry, place: () => this.placeOptions(), log: this.log, address: (r) => this.clientAddress(r) });
     await registerAdminApi(app, {
+      recordings: { list: (g) => recordingStore.list(g), remove: (g, name) => deleteRecording(recordings, g, name) },
       groups: this.groups,
       config: () => this.config.current,
       tokens: this.tokens,
@@ -229,6 +255,9 @@ export class AtriumServer {
   }
 
   async stop(): Promise<void> {
+    // recordings first, while their streams still flow: every file is finished and named
+    await this.recording?.close();
+    this.httpMedia?.closeAll('the server is shutting down');
     for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
     await Promise.all(this.dialects.map((d) => d.closeAll('the server is shutting down')));
     this.registry.close();

@@ -28,6 +28,7 @@ const HELP = `Usage: atrium serve [options]
                        (default: the number of cores, here ${availableParallelism()};
                        0: media in the main thread)
   --no-media           signalling only: no media engine
+  --recordings DIR     where recordings go, DIR/<group>/ (default ./recordings)
   --static DIR         serve another web client instead of Atrium's: the files
                        of DIR at /, DIR/galene.html at /group/<name>/ (as
                        Galène's -static; e.g. the static/ folder of Galène)
@@ -56,6 +57,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'udp-range': { type: 'string' },
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
+    recordings: { type: 'string', default: './recordings' },
     static: { type: 'string' },
     'xmpp-domain': { type: 'string' },
     'join-timeout': { type: 'string' },
@@ -102,6 +104,7 @@ export async function runServe(argv: string[]): Promise<number> {
     key: values.key as string | undefined,
     turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
     processMetrics: true,
+    recordingsDir: resolve(values.recordings as string),
     staticDir: values.static === undefined ? undefined : resolve(values.static as string),
     media,
     xmppDomain: values['xmpp-domain'] as string | undefined,

@@ -2,6 +2,7 @@
 // A Client is anything that can be a member: a WebSocket connection of any
 // dialect, a WHIP publisher, a recorder. The core hands it events; how they
 // reach the wire is the client's business.
+import type { UpStream } from '../media/engine.ts';
 import type { Permission } from './vocabulary.ts';
 
 export type { Permission };
@@ -111,6 +112,32 @@ export type StreamEvent =
 
 export type CoreEvent = JoinedEvent | UserEvent | ChatEvent | MessageEvent | StreamEvent;
 
+/** A stream published in the group, as a client that takes media at track level sees it. */
+export interface PublishedStream {
+  /** Unique in the group: the owner's id and the stream id. */
+  key: string;
+  /** The stream id as its publisher and subscribers know it. */
+  id: string;
+  label: string;
+  owner: { id: string; username: string | undefined };
+  /** The engine's up-stream: attach taps to its tracks (UpTrack.attach). */
+  up: UpStream;
+  /** The stream this one replaced (the publisher's `replace`), if any. */
+  replaces: string | undefined;
+}
+
+/**
+ * What a server-made client that handles media itself (the recorder)
+ * implements besides `deliver`: it is told of every publication of its
+ * group, those already there when it joins included.
+ */
+export interface TrackConsumer {
+  /** A stream is published, or its tracks changed (called again after each renegotiation). */
+  published(p: PublishedStream): void;
+  /** The publication ended (closed, replaced, its owner left or lost `present`). */
+  unpublished(p: PublishedStream): void;
+}
+
 export interface Client {
   /** Unique among all clients of the server. */
   readonly id: string;
@@ -125,6 +152,8 @@ export interface Client {
    * because the server is stopping, which clients should not take for a kick.
    */
   terminate(reason: string, why?: 'kicked' | 'shutdown'): void;
+  /** Present on clients that take the group's media at track level (see TrackConsumer). */
+  readonly tracks?: TrackConsumer | undefined;
   /**
    * Bytes queued for this client and not yet written to the network. The
    * chat history is replayed to a joiner in pages, each once this has

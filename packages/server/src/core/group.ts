@@ -129,6 +129,18 @@ export type UserActionKind = 'op' | 'unop' | 'present' | 'unpresent' | 'shutup' 
 export type GroupActionKind = 'clearchat' | 'lock' | 'unlock' | 'record' | 'unrecord' | 'subgroups' | 'setdata';
 export type { TokenActionKind, TokenKeeper, TokenTemplate };
 
+/**
+ * Records groups to disk (the recorder is a member like any other: see
+ * recording/). `start` adds the recorder to the group or throws a
+ * CoreError saying why not; `stop` removes it. Both are asked only after
+ * the group checked the member's `record` permission and the file's
+ * `allow-recording`.
+ */
+export interface RecordingService {
+  start(group: Group, by: Member): void;
+  stop(group: Group, by: Member): void;
+}
+
 /** The permission each permission-changing user action gives (true) or takes (false). */
 const PERMISSION_ACTIONS: Record<string, [Permission, boolean]> = {
   op: ['op', true],
@@ -162,6 +174,7 @@ export class Group {
       subgroupsOf: (name: string) => { name: string; clientCount: number }[];
       engine?: MediaEngine | undefined;
       onStreamError?: (member: Member, e: unknown) => void;
+      recording?: RecordingService | undefined;
       /** The server's stateful tokens (invitations); without it token actions are refused. */
       tokens?: TokenKeeper | undefined;
       /** Whether members may change their own password (the server's `writableGroups`). */
@@ -272,7 +285,30 @@ export class Group {
       replay.start();
     }
     this.env.observer.memberAdded?.(this, member);
+    this.streams?.memberJoined(member);
     return member;
+  }
+
+  /**
+   * Admits a client the server itself runs (the recorder): no credentials,
+   * no lock or capacity check, no history; everyone sees it in the user list.
+   */
+  admitSystem(client: Client, username: string): Member {
+    if (this.members.has(client.id)) throw new CoreError('already-joined', `client id "${client.id}" is already in group "${this.name}"`);
+    const member = new Member(this, client, username, new Set(), {});
+    this.members.set(client.id, member);
+    const add = member.userEvent('add');
+    for (const m of this.members.values()) if (m !== member) m.client.deliver(add);
+    this.env.observer.memberAdded?.(this, member);
+    this.streams?.memberJoined(member);
+    return member;
+  }
+
+  /** Tells the operators something from the server (Galène's WallOps: a recording failed…). */
+  tellOperators(kind: 'info' | 'warning' | 'error', text: string): void {
+    for (const m of this.members.values()) {
+      if (m.has('op')) m.client.deliver({ type: 'message', kind, source: undefined, username: undefined, dest: m.id, privileged: true, value: text });
+    }
   }
 
   /** Removes a member; the client is told unless it is already gone. `reason` says an operator removed it. */
@@ -435,9 +471,15 @@ export class Group {
   groupAction(from: Member, kind: GroupActionKind, value: unknown): void {
     switch (kind) {
       case 'record':
-      case 'unrecord':
+      case 'unrecord': {
         this.require(from, 'record', 'record this group');
-        throw new CoreError('not-supported', 'recording is not available yet on this server');
+        if (!this.desc.allowRecording) throw new CoreError('not-permitted', `group "${this.name}" does not allow recording: its file needs "allow-recording": true`);
+        const recording = this.env.recording;
+        if (!recording) throw new CoreError('not-supported', 'this server records nothing: it runs without a media engine');
+        if (kind === 'record') recording.start(this, from);
+        else recording.stop(this, from);
+        return;
+      }
       case 'clearchat': {
         this.require(from, 'op', 'clear the chat');
         // Everything, or (Galène's chat menu) one user's messages, or one message of that user.

@@ -7,7 +7,7 @@ import { type GroupDescription, parseGroupDescription, validateGroupName } from 
 import type { MediaEngine } from '../media/engine.ts';
 import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
-import { Group, type GroupObserver, type Member, type TokenKeeper } from './group.ts';
+import { Group, type GroupObserver, type Member, type RecordingService, type TokenKeeper } from './group.ts';
 
 export interface Credentials {
   username?: string | undefined;
@@ -90,6 +90,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
       tokens?: TokenKeeper;
       /** Whether members may change their own password (the server's `writableGroups`). */
       canChangePassword?: () => boolean;
+      recording?: RecordingService | undefined;
     } = {},
   ) {
     super();
@@ -128,6 +129,7 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
       onStreamError: this.media.onStreamError,
       tokens: this.media.tokens,
       canChangePassword: this.media.canChangePassword,
+      recording: this.media.recording,
     });
     this.live.set(name, group);
     return group;
@@ -162,6 +164,17 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     const group = this.open(req.group, { ephemeral: req.ephemeral });
     if (!group) throw new CoreError('no-such-group', `group "${req.group}" was deleted`);
     return { kind: 'joined', member: group.admit(client, who.username, who.permissions, req.data ?? {}, new Date(), who.description ?? null) };
+  }
+
+  /**
+   * Who these credentials make a client of a group, without joining it
+   * (for HTTP endpoints: recordings, WHIP, WHEP). Throws a CoreError as a
+   * refused join would.
+   */
+  async identify(group: string, creds: Credentials, groupUrl: string): Promise<Identity> {
+    const desc = this.describe(group);
+    if (!desc) throw new CoreError('no-such-group', `there is no group called "${group}" on this server`);
+    return this.auth.authenticate(desc, group, creds, groupUrl);
   }
 
   private subgroupsOf(name: string): { name: string; clientCount: number }[] {

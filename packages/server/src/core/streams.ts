@@ -4,7 +4,7 @@
 // with `present` publish; each member receives what its request asks for;
 // leaving, kicking or unpresenting tears everything of that member down.
 import type { CodecName, DownRequest, DownStream, IceCandidate, MediaEngine, StreamStats, UpStream } from '../media/engine.ts';
-import type { IceServerInfo, StreamEvent } from './client.ts';
+import type { IceServerInfo, PublishedStream, StreamEvent } from './client.ts';
 import { CoreError } from './errors.ts';
 import type { Member } from './group.ts';
 import { type LayerRequest, type MediaRequest, STREAM_LABELS, isStreamLabel } from './vocabulary.ts';
@@ -29,6 +29,10 @@ interface Publication {
   downs: Map<string, Subscription>;
   /** Our candidates wait until the publisher has our answer. */
   held: IceCandidate[] | undefined;
+  /** The stream it replaced, if any. */
+  replaces: string | undefined;
+  /** How track-level clients see it; set once it has been announced to them. */
+  view: PublishedStream | undefined;
 }
 
 interface Subscription {
@@ -43,6 +47,8 @@ interface Subscription {
   tracks: number;
   /** Our candidates wait until the subscriber has our first offer. */
   held: IceCandidate[] | undefined;
+  /** The subscriber offered and we answered (WHEP): the member's request does not govern it and it is never re-offered. */
+  answerer?: boolean;
   /** What `requestStream` asked of this one stream; it wins over the member's `request` until cleared. */
   override?: DownRequest | undefined;
 }
@@ -98,7 +104,7 @@ export class GroupStreams {
         iceServers: this.env.iceServers(),
         ...this.codecOption(),
       });
-      pub = { key, id: msg.id, label: msg.label, owner: member, up, downs: new Map(), held: [] };
+      pub = { key, id: msg.id, label: msg.label, owner: member, up, downs: new Map(), held: [], replaces: msg.replace || undefined, view: undefined };
       this.pubs.set(key, pub);
       const p = pub;
       up.on('candidate', (candidate) => {
@@ -126,6 +132,7 @@ export class GroupStreams {
     member.client.deliver(streamEvent({ kind: 'answer', id: msg.id, sdp: answer }));
     flushCandidates(pub, member, msg.id);
     this.offerToSubscribers(pub);
+    this.announce(pub);
   }
 
   /** The publisher closed one of its streams. */
@@ -191,8 +198,76 @@ export class GroupStreams {
     throw new CoreError('bad-message', `there is no stream with id "${id}" on this connection`);
   }
 
+  /**
+   * A subscriber that offers (WHEP): a down-stream of the publication named
+   * by `stream` (a stream id, or its owner's id and stream id as
+   * "owner/id"), or of the group's active stream — the newest publication
+   * with video, else the newest — answered with the server's SDP. The
+   * member's `request` does not govern it; it closes with its publication.
+   */
+  async answerSubscriber(member: Member, offerSdp: string, stream?: string): Promise<{ id: string; sdp: string; label: string; owner: Member }> {
+    const pub = this.pickPublication(stream);
+    if (!pub) {
+      throw new CoreError('bad-message', stream === undefined ? 'nobody in this group is publishing a stream yet' : `there is no stream "${stream}" in this group`);
+    }
+    if (pub.owner === member) throw new CoreError('bad-message', 'a client cannot subscribe to its own stream');
+    const existing = pub.downs.get(member.id);
+    if (existing) this.closeDown(existing);
+    const down = this.env.engine.createDownStream({
+      id: `${member.id}/${pub.owner.id}/${pub.id}`,
+      source: pub.up,
+      request: { audio: true, video: 'high' },
+      iceServers: this.env.iceServers(),
+    });
+    const sub: Subscription = { subscriber: member, down, pub, offering: false, again: false, held: undefined, tracks: pub.up.tracks.length, answerer: true };
+    pub.downs.set(member.id, sub);
+    down.on('close', () => {
+      if (pub.downs.get(member.id) === sub) {
+        pub.downs.delete(member.id);
+        member.client.deliver(streamEvent({ kind: 'close', id: pub.id }));
+      }
+    });
+    let sdp: string;
+    try {
+      sdp = await down.answer(offerSdp);
+    } catch (e) {
+      this.closeDown(sub);
+      throw new CoreError('bad-message', `the offer could not be used: ${(e as Error).message}`);
+    }
+    if (down.closed) throw new CoreError('bad-message', `stream "${pub.id}" ended while the offer was answered`);
+    return { id: pub.id, sdp, label: pub.label, owner: pub.owner };
+  }
+
+  /** ICE restart of a down-stream the subscriber offered (WHEP PATCH): a new offer, the new answer. */
+  async reanswerSubscriber(member: Member, id: string, offerSdp: string): Promise<string> {
+    const sub = this.subscription(member, id);
+    if (!sub.answerer) throw new CoreError('bad-message', `stream "${id}" is offered by the server; answer its offers instead`);
+    return sub.down.answer(offerSdp);
+  }
+
+  /** The publication a subscriber naming `stream` (or nothing: the active one) would get, as track-level clients see it. */
+  findPublication(stream?: string): { id: string; label: string; owner: Member } | undefined {
+    const pub = this.pickPublication(stream);
+    return pub && { id: pub.id, label: pub.label, owner: pub.owner };
+  }
+
+  private pickPublication(stream: string | undefined): Publication | undefined {
+    const pubs = [...this.pubs.values()].filter((p) => !p.up.closed && p.up.tracks.length > 0);
+    if (stream !== undefined) return pubs.find((p) => p.id === stream || `${p.owner.id}/${p.id}` === stream);
+    // newest first: the Map keeps insertion order
+    const newest = pubs.reverse();
+    return newest.find((p) => p.up.tracks.some((t) => t.kind === 'video')) ?? newest[0];
+  }
+
   // -------------------------------------------------------------------
   // Membership
+
+  /** A member joined: a track-level client is told of the publications already there. */
+  memberJoined(member: Member): void {
+    const consumer = member.client.tracks;
+    if (!consumer) return;
+    for (const pub of this.pubs.values()) if (pub.view) consumer.published(pub.view);
+  }
 
   /** Tears down every stream the member sends or receives. */
   memberLeft(member: Member): void {
@@ -230,6 +305,25 @@ export class GroupStreams {
     );
   }
 
+  /**
+   * The loudest recent audio level (0..1, RFC 6464) of each member that
+   * publishes audio with the level extension, by member id: what a
+   * dominant-speaker choice reads. Only up-streams are asked.
+   */
+  async audioLevels(): Promise<Map<string, number>> {
+    const levels = new Map<string, number>();
+    await Promise.all(
+      [...this.pubs.values()].map(async (p) => {
+        if (p.up.closed || !p.up.tracks.some((t) => t.kind === 'audio')) return;
+        const stats = await p.up.stats().catch(() => undefined);
+        for (const t of stats?.tracks ?? []) {
+          if (t.kind === 'audio' && t.audioLevel !== undefined) levels.set(p.owner.id, Math.max(levels.get(p.owner.id) ?? 0, t.audioLevel));
+        }
+      }),
+    );
+    return levels;
+  }
+
   close(): void {
     for (const pub of [...this.pubs.values()]) {
       this.forget(pub);
@@ -239,6 +333,13 @@ export class GroupStreams {
 
   // -------------------------------------------------------------------
 
+  /** Tells the track-level clients (the recorder) of a publication or of its new tracks. */
+  private announce(pub: Publication): void {
+    if (pub.up.closed || pub.up.tracks.length === 0 || this.pubs.get(pub.key) !== pub) return;
+    pub.view ??= { key: pub.key, id: pub.id, label: pub.label, owner: { id: pub.owner.id, username: pub.owner.username }, up: pub.up, replaces: pub.replaces };
+    for (const m of this.env.members()) if (m !== pub.owner) m.client.tracks?.published(pub.view);
+  }
+
   private offerToSubscribers(pub: Publication): void {
     if (pub.up.tracks.length === 0) return;
     for (const m of this.env.members()) this.reconcile(pub, m);
@@ -246,7 +347,7 @@ export class GroupStreams {
 
   /** Makes the member's down-stream of `pub` match its request: create, change or close. */
   private reconcile(pub: Publication, member: Member): void {
-    if (member === pub.owner || pub.up.closed || pub.up.tracks.length === 0) return;
+    if (member === pub.owner || pub.up.closed || pub.up.tracks.length === 0 || pub.downs.get(member.id)?.answerer) return;
     const existing = pub.downs.get(member.id);
     const request = existing?.override ?? this.requestFor(member, pub.label);
     if (!request.audio && request.video === 'none') {
@@ -315,6 +416,8 @@ export class GroupStreams {
     if (this.pubs.get(pub.key) !== pub) return;
     this.pubs.delete(pub.key);
     for (const sub of [...pub.downs.values()]) this.closeDown(sub);
+    const view = pub.view;
+    if (view) for (const m of this.env.members()) if (m !== pub.owner) m.client.tracks?.unpublished(view);
   }
 
   private requestFor(member: Member, label: string): DownRequest {

@@ -6,6 +6,9 @@
 // back end says about a client, pushed to its mesh peers at once):
 //   GET               .groups/<group>/.clients/                 [{id, username?, description}]
 //   GET, PUT, DELETE  .groups/<group>/.clients/<id>/.description  a JSON object, or null
+// and the group's recordings on disk:
+//   GET               .groups/<group>/.recordings/               [{name, size, modified, ...}]
+//   DELETE            .groups/<group>/.recordings/<file>          204; 409 while it is being written
 // This module is the routing: the URL space is admin/paths.ts, who may ask
 // admin/auth.ts, and each resource has its handler module in admin/.
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
@@ -19,12 +22,13 @@ import { HttpError, MAX_BODY_BYTES, PREFIX, sendError } from './admin/http.ts';
 import { keys } from './admin/keys.ts';
 import { password } from './admin/passwords.ts';
 import { parseTarget, groupOf } from './admin/paths.ts';
+import { recording, recordingList } from './admin/recordings.ts';
 import { stats } from './admin/stats.ts';
 import { token, tokenList } from './admin/tokens.ts';
 import { user, userList } from './admin/users.ts';
 
 export type { StatefulToken } from '../auth/tokens.ts';
-export type { AdminApiDeps, MemberDirectory, TokenStoreLike } from './admin/context.ts';
+export type { AdminApiDeps, AdminRecordings, MemberDirectory, TokenStoreLike } from './admin/context.ts';
 
 async function dispatch(ctx: AdminContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const target = parseTarget(new URL(req.url, 'http://localhost').pathname);
@@ -55,6 +59,10 @@ async function dispatch(ctx: AdminContext, req: FastifyRequest, reply: FastifyRe
       return clientList(ctx, req, reply, target.group);
     case 'description':
       return description(ctx, req, reply, target.group, target.client, who);
+    case 'recordings':
+      return recordingList(ctx, req, reply, target.group);
+    case 'recording':
+      return recording(ctx, req, reply, target.group, target.file, who);
   }
 }
 

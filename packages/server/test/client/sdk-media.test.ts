@@ -77,9 +77,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 180_000 })) {
     assert.deepEqual(ds[0], ['ondownstream', upId, 'camera', a.id, 'alice', 1]);
 
     // Statistics: a bit rate per sent track at the publisher, audio energy at the receiver.
-    const up = await until('a sending rate', async () => {
+    // The first statistics sample may hold one track's rate only (the other's
+    // first report lands a moment later): wait for both, fail if they never come.
+    const up = await until('a sending rate for audio and for video', async () => {
       const u = (await call(a.page, 'ups_')).find((x) => x.localId === localId);
-      return u && Object.values(u.rates).some((r) => r > 0) ? u : undefined;
+      return u && Object.values(u.rates).filter((r) => r > 0).length >= 2 ? u : undefined;
     });
     assert.ok(Object.keys(up.rates).length >= 2, `rates for audio and video: ${JSON.stringify(up.rates)}`);
     assert.ok(up.statuses.includes('connected') || up.statuses.includes('completed'), up.statuses.join());

@@ -14,6 +14,8 @@ export interface RunningServer {
   wsUrl: string;
   dataDir: string;
   groupsDir: string;
+  /** --recordings (inside the test's temporary directory unless given). */
+  recordingsDir: string;
   process: ChildProcess;
   /** Everything the server printed, for diagnosing a failed test. */
   output(): string;
@@ -27,6 +29,14 @@ export interface StartOptions {
   iceServers?: unknown;
   args?: string[];
   env?: Record<string, string>;
+  /** Where the server writes recordings (default: a folder of the test's temporary directory). */
+  recordingsDir?: string;
+  /**
+   * A command the server is started through, e.g. ['unshare', '-m', 'sh',
+   * '-c', 'mount … && exec "$@"', 'sh']: the server's own command line is
+   * appended to it.
+   */
+  wrap?: string[];
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
@@ -47,7 +57,26 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   if (opts.config !== undefined) await writeFile(join(dataDir, 'config.json'), JSON.stringify(opts.config));
   if (opts.iceServers !== undefined) await writeFile(join(dataDir, 'ice-servers.json'), JSON.stringify(opts.iceServers));
 
-  const child = spawn(process.execPath, [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+  const recordingsDir = opts.recordingsDir ?? join(root, 'recordings');
+  const command = [
+    process.execPath,
+    BIN,
+    'serve',
+    '--insecure',
+    '--listen',
+    '127.0.0.1:0',
+    '--data',
+    dataDir,
+    '--groups',
+    groupsDir,
+    '--recordings',
+    recordingsDir,
+    '--log-level',
+    'warn',
+    ...(opts.args ?? []),
+  ];
+  const [exe, ...args] = [...(opts.wrap ?? []), ...command];
+  const child = spawn(exe!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
@@ -74,6 +103,7 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     wsUrl: `${url.replace(/^http/, 'ws')}/ws`,
     dataDir,
     groupsDir,
+    recordingsDir,
     process: child,
     output: () => out,
     writeGroup,

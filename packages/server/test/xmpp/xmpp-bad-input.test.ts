@@ -105,7 +105,7 @@ const STREAM_ROWS: StreamRow[] = [
   {
     name: 'a stanza flood',
     when: 'login',
-    send: Array.from({ length: 600 }, (_, i) => `<iq xmlns="jabber:client" type="get" id="f${i}"><ping xmlns="urn:xmpp:ping"/></iq>`),
+    send: Array.from({ length: 2000 }, (_, i) => `<iq xmlns="jabber:client" type="get" id="f${i}"><ping xmlns="urn:xmpp:ping"/></iq>`),
     condition: 'policy-violation',
     text: /flooding/,
   },

@@ -3,6 +3,7 @@
 // rooms' nick directories.
 import type { DialectContext } from '../kit/index.ts';
 import type { Place } from '../../http/place.ts';
+import type { BridgeDirectory } from './colibri.ts';
 import type { RoomDirectory } from './muc.ts';
 import type { Login, SaslFailure } from './sasl.ts';
 import type { XmppSession } from './session.ts';
@@ -16,6 +17,8 @@ export interface XmppContext extends DialectContext {
   focusDomain: string;
   sessions: SessionDirectory;
   rooms: RoomDirectory;
+  /** Bridge-channel endpoints of the occupants whose clients asked for a conference. */
+  bridges: BridgeDirectory;
   /** Undefined when SASL may go on with this login, else why it may not. */
   checkLogin(login: Login, place: Place, address: string | undefined): Promise<{ condition: SaslFailure; text: string } | undefined>;
   /** Seconds a session whose stream dropped waits to be resumed (XEP-0198). */

@@ -7,10 +7,15 @@
 // session-accept as the answer), and the client initiates one per stream it
 // publishes (its offer, answered with session-accept). Candidates trickle
 // both ways as transport-info; an ICE restart or a changed down-stream
-// comes as transport-replace, answered with transport-accept.
+// comes as transport-replace, answered with transport-accept. Each offer
+// also names the occupant's bridge channel (colibri.ts), whose
+// ReceiverVideoConstraints choose the layer of each down-stream here.
 import { randomBytes } from 'node:crypto';
+import type { ReceiverVideoConstraints } from '@atrium/protocol/colibri';
 import type { StreamEvent } from '../../core/client.ts';
 import { isCoreError } from '../../core/errors.ts';
+import type { LayerRequest } from '../../core/vocabulary.ts';
+import { BridgeEndpoint } from './colibri.ts';
 import type { XmppContext } from './context.ts';
 import { discoInfo } from './disco.ts';
 import type { JingleDescription } from './jingle/model.ts';
@@ -76,6 +81,24 @@ interface JingleSession {
   /** The last description sent or received, for content names of candidates. */
   contents: string[];
   ended: boolean;
+  /** Down: the publisher's member id, and the names of the video sources it carries (what constraints name). */
+  owner?: string;
+  videoSources?: string[];
+  /** Down: the video layer asked for it now. */
+  video?: LayerRequest['video'];
+}
+
+/** What a receiver asked for on its bridge channel, as the messages so far left it (absent fields keep their value). */
+type Constraints = Omit<ReceiverVideoConstraints, 'colibriClass'>;
+
+/** Below this height a video is sent at its lowest layer (Jitsi asks 180 for thumbnails, 360 and more for the stage). */
+export const LOW_LAYER_BELOW_HEIGHT = 360;
+
+function layerFor(c: { maxHeight?: number | undefined; idealHeight?: number | undefined } | undefined): LayerRequest['video'] | undefined {
+  const h = c?.maxHeight ?? c?.idealHeight;
+  if (h === undefined || h < 0) return undefined;
+  if (h === 0) return 'none';
+  return h < LOW_LAYER_BELOW_HEIGHT ? 'low' : 'high';
 }
 
 function jingleError(condition: StanzaError['condition'], jingleCondition: string | undefined, text: string): StanzaError {
@@ -87,6 +110,9 @@ export class MediaSessions {
   private readonly sessions = new Map<string, JingleSession>();
   private readonly downs = new Map<string, JingleSession>();
   private started = false;
+  /** The bridge channel's side of this occupant, once its client asked for a conference. */
+  bridge: BridgeEndpoint | undefined;
+  private constraints: Constraints = {};
 
   constructor(private readonly occupant: Occupant) {}
 
@@ -101,6 +127,8 @@ export class MediaSessions {
     const streams = member.group.streams;
     if (!streams) return;
     this.started = true;
+    this.bridge = new BridgeEndpoint(this.occupant);
+    this.occupant.session.ctx.bridges.add(this.bridge);
     streams.setRequest(member, { '': { audio: true, video: 'high' } });
   }
 
@@ -109,6 +137,63 @@ export class MediaSessions {
     for (const s of this.sessions.values()) if (!s.ended) this.terminate(s, 'gone', 'you left the room');
     this.sessions.clear();
     this.downs.clear();
+    if (this.bridge) {
+      this.occupant.session.ctx.bridges.remove(this.bridge);
+      this.bridge.close('you left the room');
+      this.bridge = undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // From the bridge channel
+
+  /** A ReceiverVideoConstraints (or a LastNChangedEvent): merged into what was asked before, then applied. */
+  setConstraints(c: Constraints): void {
+    const merged: Constraints = { ...this.constraints };
+    for (const [k, v] of Object.entries(c)) if (v !== undefined && k !== 'colibriClass') (merged as Record<string, unknown>)[k] = v;
+    this.constraints = merged;
+    this.applyConstraints();
+  }
+
+  /**
+   * Gives each down-stream the video layer its constraints ask for: a
+   * source's own constraint, else the default; with lastN, only the first N
+   * publishers (on stage or selected first, then by who spoke last) get
+   * video. Tells the client what is forwarded now.
+   */
+  private applyConstraints(): void {
+    const member = this.occupant.member;
+    const streams = member?.group.streams;
+    if (!member || !streams) return;
+    const c = this.constraints;
+    const downs = [...this.downs.values()].filter((s) => !s.ended);
+    const lastN = c.lastN ?? -1;
+    let allowed: Set<string> | undefined;
+    if (lastN >= 0) {
+      const wanted = new Set([...(c.onStageSources ?? []), ...(c.selectedSources ?? [])]);
+      const endpoints = new Set([...(c.onStageEndpoints ?? []), ...(c.selectedEndpoints ?? [])]);
+      const room = this.occupant.room;
+      const first = downs.filter((s) => s.videoSources?.some((n) => wanted.has(n)) || endpoints.has(room.knownNick(s.owner ?? '') ?? '')).map((s) => s.owner);
+      const ranked = [...first, ...room.speakers.order, ...downs.map((s) => s.owner)];
+      allowed = new Set([...new Set(ranked)].filter((o): o is string => o !== undefined).slice(0, lastN));
+    }
+    const forwarded: string[] = [];
+    for (const s of downs) {
+      const names = s.videoSources ?? [];
+      let video: LayerRequest['video'] = 'high';
+      const own = names.map((n) => layerFor(c.constraints?.[n])).find((l) => l !== undefined);
+      video = own ?? layerFor(c.defaultConstraints) ?? 'high';
+      if (allowed && s.owner !== undefined && !allowed.has(s.owner)) video = 'none';
+      if (video !== 'none') forwarded.push(...names);
+      if (video === (s.video ?? 'high')) continue;
+      try {
+        streams.requestStream(member, s.stream, { audio: true, video });
+        s.video = video;
+      } catch {
+        // The down-stream is already gone.
+      }
+    }
+    this.bridge?.send({ colibriClass: 'ForwardedSources', forwardedSources: forwarded });
   }
 
   // ---------------------------------------------------------------------
@@ -160,6 +245,7 @@ export class MediaSessions {
     const room = this.occupant.room;
     const nick = room.nickOf(source, username);
     const owner = `${room.jid}/${nick}`;
+    const ordinal = room.streamOrdinal(source, id);
     let desc: JingleDescription;
     try {
       desc = this.describe(sdp, 'initiator');
@@ -167,28 +253,36 @@ export class MediaSessions {
       this.occupant.session.ctx.log.error({ err: e }, 'the SFU offer could not be put into Jingle');
       return;
     }
-    // Jitsi names each source after its owner and kind: <endpoint>-a0, <endpoint>-v0.
+    // Jitsi names each source after its owner and kind: <endpoint>-a0, <endpoint>-v0
+    // (the owner's second stream -a1, -v1), the same for every receiver.
     const counters = { audio: 0, video: 0 };
+    const videoSources: string[] = [];
+    const bridgeUrl = this.bridge?.url(this.occupant.session.place);
     for (const c of desc.contents) {
+      if (bridgeUrl) c.transport.webSocket = bridgeUrl;
       if (!c.rtp) continue;
       const kind = c.rtp.media;
       const n = counters[kind]++;
       for (const s of c.rtp.sources) {
         s.owner = owner;
-        s.name ??= `${nick}-${kind[0]}${n}`;
+        s.name ??= `${nick}-${kind[0]}${ordinal}${n > 0 ? `.${n}` : ''}`;
+        if (kind === 'video' && !videoSources.includes(s.name)) videoSources.push(s.name);
       }
     }
     const extra = el('stream', { xmlns: ATRIUM_JINGLE_NS, id, label, owner, username });
     const existing = this.downs.get(id);
     if (existing && !existing.ended) {
       existing.contents = desc.contents.map((c) => c.name);
+      existing.videoSources = videoSources;
       this.sendJingle(existing, 'transport-replace', desc, [extra]);
       return;
     }
-    const s: JingleSession = { sid: randomBytes(8).toString('hex'), dir: 'down', stream: id, contents: desc.contents.map((c) => c.name), ended: false };
+    const s: JingleSession = { sid: randomBytes(8).toString('hex'), dir: 'down', stream: id, contents: desc.contents.map((c) => c.name), ended: false, owner: source, videoSources };
     this.sessions.set(s.sid, s);
     this.downs.set(id, s);
     this.sendJingle(s, 'session-initiate', desc, [extra]);
+    // What the bridge channel asked for so far applies to the new stream too.
+    if (Object.keys(this.constraints).length > 0) this.applyConstraints();
   }
 
   private sendJingle(s: JingleSession, action: string, desc: JingleDescription | undefined, extra: Element[] = []): void {

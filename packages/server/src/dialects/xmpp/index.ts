@@ -1,7 +1,8 @@
 // The XMPP dialect: XMPP over WebSocket at /xmpp-websocket (the path Jitsi
 // deployments use, subprotocol `xmpp`) and BOSH at /http-bind, both taking
 // Jitsi's `?token=`; MUC rooms are groups (muc.ts), Atrium is the Jingle
-// focus (focus.ts). Also decides whether a SASL login may go on: a password
+// focus (focus.ts), with Colibri-style bridge channels at /colibri-ws/
+// (colibri.ts). Also decides whether a SASL login may go on: a password
 // some group file accepts, or a token some group (or the token store)
 // accepts; which room it opens is decided at join.
 import type { FastifyRequest } from 'fastify';
@@ -10,8 +11,9 @@ import { type LoginAttempt, type LoginKeys, type LoginThrottle, LoginThrottledEr
 import { checkStatefulToken, type TokenStore } from '../../auth/tokens.ts';
 import { authenticateWithPassword } from '../../groups/index.ts';
 import { type Place, placeFor } from '../../http/place.ts';
-import { Connections, contextOf, type Dialect, type DialectHost } from '../kit/index.ts';
+import { Connections, contextOf, type Dialect, type DialectHost, WebSocketTransport } from '../kit/index.ts';
 import { BOSH_LIMITS, BoshService } from './bosh.ts';
+import { BridgeChannel, BridgeDirectory, COLIBRI_DIALECT, COLIBRI_PATH, COLIBRI_SERVER_ID } from './colibri.ts';
 import { DIALECT, XmppConnection } from './connection.ts';
 import { SessionDirectory, type XmppContext } from './context.ts';
 import { RoomDirectory } from './muc.ts';
@@ -37,6 +39,7 @@ function single(v: string | string[] | undefined): string | undefined {
 
 export function xmppDialect(o: XmppOptions): Dialect {
   const connections = new Connections<XmppConnection>();
+  const channels = new Connections<BridgeChannel>();
   let context: XmppContext | undefined;
   return {
     name: DIALECT,
@@ -49,6 +52,7 @@ export function xmppDialect(o: XmppOptions): Dialect {
         focusDomain: `focus.${domain}`,
         sessions: new SessionDirectory(),
         rooms: new RoomDirectory(host.registry, `conference.${domain}`),
+        bridges: new BridgeDirectory(),
         checkLogin: (login, place, address) => checkLogin(o, host, login, place, address),
         resumeSeconds: o.resumeSeconds ?? 120,
       };
@@ -58,6 +62,22 @@ export function xmppDialect(o: XmppOptions): Dialect {
       host.app.get('/xmpp-websocket', { websocket: true }, (socket, req: XmppRequest) => {
         connections.add(new XmppConnection(new XmppWebSocketTransport(socket), placeFor(req.headers.host, host.place()), single(req.query.token), host.address(req), ctx));
       });
+
+      // A bridge channel: the URL (group, endpoint, pwd) was in the focus's Jingle offer to that occupant.
+      host.app.get(
+        `${COLIBRI_PATH}/:server/:group/:endpoint`,
+        { websocket: true },
+        (socket, req: FastifyRequest<{ Params: { server: string; group: string; endpoint: string }; Querystring: Record<string, string | string[] | undefined> }>) => {
+          const { server, group, endpoint } = req.params;
+          const e = server === COLIBRI_SERVER_ID ? ctx.bridges.find(group, endpoint, single(req.query.pwd) ?? '') : undefined;
+          if (!e) {
+            host.metrics.errors.inc({ dialect: COLIBRI_DIALECT, kind: 'not-authorised' });
+            socket.close(1008, 'no bridge channel here: the endpoint is not in a conference, or the pwd is wrong');
+            return;
+          }
+          channels.add(new BridgeChannel(new WebSocketTransport(socket), ctx, e));
+        },
+      );
 
       // BOSH bodies are XML; this scope reads them as text, whatever the client calls them.
       void host.app.register(async (scope) => {
@@ -81,6 +101,7 @@ export function xmppDialect(o: XmppOptions): Dialect {
     closeAll(reason) {
       // Sessions waiting for a resumption have no connection: they end here too.
       for (const s of [...(context?.sessions.all() ?? [])]) s.end(reason);
+      channels.closeAll(reason);
       connections.closeAll(reason);
     },
   };

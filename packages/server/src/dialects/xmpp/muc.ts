@@ -11,6 +11,7 @@ import type { Group, Member } from '../../core/group.ts';
 import type { GroupRegistry } from '../../core/registry.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
 import { LIMITS } from '../../core/vocabulary.ts';
+import { ENDPOINT_MESSAGE_KIND, SpeakerWatch } from './colibri.ts';
 import { roomDiscoInfo } from './disco.ts';
 import { FOCUS_NICK, focusPresence, MediaSessions } from './focus.ts';
 import { type Jid, formatJid, groupOfRoom, roomOfGroup } from './jid.ts';
@@ -48,6 +49,10 @@ export class XmppRoom {
   readonly occupants = new Set<Occupant>();
   /** Parsed presence extensions by member id, with the string they came from. */
   private readonly extras = new Map<string, { raw: string; els: Element[] }>();
+  /** Each member's streams, numbered in the order first seen (source names: <nick>-v0, <nick>-v1…). */
+  private readonly ordinals = new Map<string, Map<string, number>>();
+  /** The dominant speaker, while a bridge channel is open in the room. */
+  readonly speakers = new SpeakerWatch(this);
 
   constructor(
     readonly group: string,
@@ -78,6 +83,26 @@ export class XmppRoom {
     return nick;
   }
 
+  /** The member's nick if it has one already (none is given). */
+  knownNick(id: string): string | undefined {
+    return this.nicks.get(id);
+  }
+
+  /** The number of a member's stream among its streams, the same for every receiver. */
+  streamOrdinal(id: string, stream: string): number {
+    let m = this.ordinals.get(id);
+    if (!m) {
+      m = new Map();
+      this.ordinals.set(id, m);
+    }
+    let n = m.get(stream);
+    if (n === undefined) {
+      n = m.size;
+      m.set(stream, n);
+    }
+    return n;
+  }
+
   idOf(nick: string): string | undefined {
     const id = this.ids.get(nick);
     return id === '' ? undefined : id;
@@ -89,6 +114,7 @@ export class XmppRoom {
     this.nicks.delete(id);
     if (this.ids.get(nick) === id) this.ids.delete(nick);
     this.extras.delete(id);
+    this.ordinals.delete(id);
   }
 
   /** The presence extensions a member's data carries, checked as XML; none when they do not parse. */
@@ -389,6 +415,12 @@ export class Occupant implements Client {
         this.sendSelfUnavailable([e.banned ? '301' : '307'], message, this.kickedBy.by, e.banned === true);
         return;
       }
+      case ENDPOINT_MESSAGE_KIND:
+        // A bridge-channel message (from a channel or a Galène-protocol member): to this client's channel, if it has one open.
+        if (e.source !== undefined) {
+          this.media.bridge?.send({ colibriClass: 'EndpointMessage', from: this.nickOfSource(e.source, e.username), to: e.dest === undefined ? '' : this.nick, msgPayload: e.value });
+        }
+        return;
       case RELAY_GROUPCHAT:
       case RELAY_PRIVATE: {
         const v = e.value as { type: string; children: Element[] };

@@ -32,6 +32,13 @@ export interface MemberDirectory {
   describe(group: string, id: string, description: Description): boolean;
 }
 
+/** The recordings on disk, as the admin API lists and deletes them (see http/recordings.ts). */
+export interface AdminRecordings {
+  list(group: string): Promise<unknown[]>;
+  /** Undefined when deleted, else the HTTP status and why. */
+  remove(group: string, name: string): Promise<{ status: number; message: string } | undefined>;
+}
+
 export interface AdminApiDeps {
   groups: GroupStore;
   config: () => ServerConfig;
@@ -40,6 +47,8 @@ export interface AdminApiDeps {
   log: Logger;
   /** Live members; without it the .clients endpoints answer 404. */
   members?: MemberDirectory | undefined;
+  /** A group's recordings (Atrium's addition: .groups/<g>/.recordings/); without it they answer 404. */
+  recordings?: AdminRecordings | undefined;
   /** Failed logins (Basic auth, bearer tokens), throttled per user and address; none when undefined. */
   throttle?: LoginThrottle | undefined;
   /** The address a request came from (behind a proxy, the client's); the socket's peer when undefined. */

@@ -15,7 +15,9 @@ export type Target =
   | { kind: 'tokens'; group: string }
   | { kind: 'token'; group: string; token: string }
   | { kind: 'clients'; group: string }
-  | { kind: 'description'; group: string; client: string };
+  | { kind: 'description'; group: string; client: string }
+  | { kind: 'recordings'; group: string }
+  | { kind: 'recording'; group: string; file: string };
 
 export function notFound(what: string): HttpError {
   return new HttpError(404, `${what} not found; see galene-api.md for the endpoints under /galene-api/v0/`);
@@ -77,6 +79,11 @@ export function parseTarget(pathname: string): Target {
       if (client === '' || client.includes('/')) throw notFound(`"${special}" (a client's description is ".clients/<id>/.description")`);
       return { kind: 'description', group, client };
     }
+    case '.recordings':
+      if (sub === undefined) throw notFound(`"${special}" (the recordings are ".recordings/")`);
+      if (sub === '') return { kind: 'recordings', group };
+      if (sub.includes('/')) throw notFound(`"${special}"`);
+      return { kind: 'recording', group, file: sub };
     default:
       throw notFound(`"${special}"`);
   }

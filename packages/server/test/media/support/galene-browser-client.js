@@ -142,7 +142,11 @@
       const media = await navigator.mediaDevices.getUserMedia({ audio, video: video ? { width, height } : false });
       const id = randomId();
       const pc = new RTCPeerConnection({ iceServers: this.iceServers });
-      this.up.set(id, { pc, label, stream: media });
+      const entry = { pc, label, stream: media, connectedAt: 0 };
+      this.up.set(id, entry);
+      pc.addEventListener('connectionstatechange', () => {
+        if (pc.connectionState === 'connected' && !entry.connectedAt) entry.connectedAt = Date.now();
+      });
       pc.onicecandidate = (e) => {
         if (e.candidate) this.send({ type: 'ice', id, candidate: e.candidate.toJSON() });
       };
@@ -179,6 +183,36 @@
       for (const t of s.stream.getTracks()) t.stop();
       this.up.delete(id);
       this.send({ type: 'close', id });
+    }
+
+    /** When the up-stream's peer connection first connected (Date.now()), 0 before. */
+    upConnectedAt(id) {
+      return this.up.get(id)?.connectedAt ?? 0;
+    }
+
+    /** Turns one simulcast layer (by rid) of an up-stream's video on or off, as a publisher short of bandwidth would. */
+    async setLayerActive(id, rid, active) {
+      const s = this.up.get(id);
+      const sender = s?.pc.getSenders().find((x) => x.track?.kind === 'video');
+      if (!sender) throw new Error(`no video sender on stream ${id}`);
+      const params = sender.getParameters();
+      const enc = params.encodings.find((e) => e.rid === rid);
+      if (!enc) throw new Error(`stream ${id} has no layer "${rid}" (it has ${params.encodings.map((e) => e.rid).join(', ')})`);
+      enc.active = active;
+      await sender.setParameters(params);
+    }
+
+    /** Users of the group as this client knows them: id -> username. */
+    users() {
+      return Object.fromEntries(
+        this.log
+          .filter((m) => m.type === 'user')
+          .reduce((map, m) => {
+            if (m.kind === 'delete') map.delete(m.id);
+            else map.set(m.id, m.username);
+            return map;
+          }, new Map()),
+      );
     }
 
     async upState(id) {

@@ -4,6 +4,8 @@
 // conference as Jitsi clients do, answers the focus's session-initiate for
 // each stream of the group, publishes its camera with its own
 // session-initiate, and trickles candidates with transport-info both ways.
+// Like Jitsi's client, it opens the bridge channel whose URL the focus's
+// offer carries (<web-socket xmlns="http://jitsi.org/protocol/colibri"/>).
 import { $iq, Strophe } from 'strophe.js';
 import type { JingleDescription } from '../../../src/dialects/xmpp/jingle/model.ts';
 import { candidateLine, jingleToSdp, parseCandidateLine, sdpToJingle } from '../../../src/dialects/xmpp/jingle/sdp.ts';
@@ -28,6 +30,11 @@ export class JingleClient {
   readonly sessions = new Map<string, Session>();
   readonly log: string[] = [];
   readonly errors: string[] = [];
+  /** The bridge channel, once an offer named it, and every message it brought. */
+  bridge: WebSocket | undefined;
+  bridgeUrl: string | undefined;
+  readonly bridgeMessages: { colibriClass: string; [k: string]: unknown }[] = [];
+  bridgeClose: { code: number; reason: string } | undefined;
   /** Jingle requests are handled one at a time, in order (a candidate must not overtake its offer). */
   private queue: Promise<void> = Promise.resolve();
 
@@ -94,6 +101,8 @@ export class JingleClient {
     const s = this.sessions.get(sid);
     if (action === 'session-initiate' || (action === 'transport-replace' && s)) {
       const desc = readDescription(j);
+      const ws = desc.contents.find((c) => c.transport.webSocket)?.transport.webSocket;
+      if (ws && !this.bridge) this.openBridge(ws);
       const info = j.getChild('stream', 'urn:atrium:jingle:0');
       const session: Session = s ?? { sid, pc: this.newPc(sid), dir: 'down', label: info?.attrs.label, owner: info?.attrs.owner, names: [], ended: false };
       session.names = desc.contents.map((c) => c.name);
@@ -122,6 +131,28 @@ export class JingleClient {
       s.pc.close();
       s.video?.remove();
     }
+  }
+
+  /** Opens the bridge channel and keeps what it says. */
+  openBridge(url: string): void {
+    this.bridgeUrl = url;
+    const ws = new WebSocket(url);
+    this.bridge = ws;
+    ws.onmessage = (e) => {
+      try {
+        this.bridgeMessages.push(JSON.parse(String(e.data)));
+      } catch {
+        this.errors.push(`bridge: not JSON: ${String(e.data).slice(0, 200)}`);
+      }
+    };
+    ws.onclose = (e) => {
+      this.bridgeClose = { code: e.code, reason: e.reason };
+    };
+  }
+
+  /** Sends a message on the bridge channel (an object, or raw text for bad-input checks). */
+  bridgeSend(msg: unknown): void {
+    this.bridge!.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
   }
 
   private newPc(sid: string): RTCPeerConnection {
@@ -163,12 +194,15 @@ export class JingleClient {
     return sid;
   }
 
-  /** What a user would see: per session, frames decoded and audio received. */
-  async stats(): Promise<{ sid: string; dir: string; label?: string; owner?: string; ended: boolean; state: string; framesDecoded: number; frameWidth: number; samples: number; bytesSent: number }[]> {
+  /** What a user would see: per session, frames decoded (and their size now) and audio received. */
+  async stats(): Promise<
+    { sid: string; dir: string; label?: string; owner?: string; ended: boolean; state: string; framesDecoded: number; frameWidth: number; frameHeight: number; samples: number; bytesSent: number }[]
+  > {
     const out = [];
     for (const s of this.sessions.values()) {
       let framesDecoded = 0;
       let frameWidth = 0;
+      let frameHeight = 0;
       let samples = 0;
       let bytesSent = 0;
       if (!s.ended) {
@@ -176,12 +210,13 @@ export class JingleClient {
           if (v.type === 'inbound-rtp' && v.kind === 'video') {
             framesDecoded = v.framesDecoded ?? 0;
             frameWidth = v.frameWidth ?? 0;
+            frameHeight = v.frameHeight ?? 0;
           }
           if (v.type === 'inbound-rtp' && v.kind === 'audio') samples = v.totalSamplesReceived ?? 0;
           if (v.type === 'outbound-rtp') bytesSent += v.bytesSent ?? 0;
         });
       }
-      out.push({ sid: s.sid, dir: s.dir, label: s.label, owner: s.owner, ended: s.ended, state: s.pc.connectionState, framesDecoded, frameWidth, samples, bytesSent });
+      out.push({ sid: s.sid, dir: s.dir, label: s.label, owner: s.owner, ended: s.ended, state: s.pc.connectionState, framesDecoded, frameWidth, frameHeight, samples, bytesSent });
     }
     return out;
   }
