@@ -129,9 +129,12 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
     type Room = Awaited<ReturnType<typeof room>>;
     let r: Room;
     const highLayerRate = async () => (await r.up.stats()).tracks.find((t) => t.kind === 'video')?.layers?.[0]?.bitrate ?? 0;
-    /** Waits for the publisher's high layer to be well over the caps; a machine too busy to encode it cannot show anything. */
+    /**
+     * Waits for the publisher's high layer to be over the caps (Chromium's fake camera encodes to
+     * 400-600 kbit/s at 640x480); a machine too busy to encode it cannot show anything.
+     */
     const highLayerUp = () =>
-      until('the high layer over 700 kbit/s at the server', highLayerRate, (b) => b > 700_000, 45_000).catch((e: Error) => {
+      until('the high layer over 400 kbit/s at the server', highLayerRate, (b) => b > 400_000, 45_000).catch((e: Error) => {
         throw new Error(`${e.message}: the publisher's encoder is starved (load average ${loadavg()[0]!.toFixed(1)}); run this test on a quieter machine`);
       });
 
@@ -177,7 +180,8 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           assert.ok(dropped > 0, 'the loss rules dropped packets');
           // against the clean subscriber in the same window: the machine's load hits both alike
           assert.ok(w.fpsA >= 0.75 * w.fpsB, `${loss} % loss: A decodes ${w.fpsA.toFixed(1)} fps, B ${w.fpsB.toFixed(1)} fps`);
-          assert.ok(w.frozenA <= (2 * LOSS_WINDOW_MS) / 10_000, `${loss} % loss: A frozen ${w.frozenA.toFixed(2)} s in ${LOSS_WINDOW_MS / 1000} s`);
+          // frozen time the loss added: beyond what the clean subscriber saw (a busy publisher freezes both)
+          assert.ok(w.frozenA - w.frozenB <= LOSS_WINDOW_MS / 10_000, `${loss} % loss: A frozen ${w.frozenA.toFixed(2)} s in ${LOSS_WINDOW_MS / 1000} s, B ${w.frozenB.toFixed(2)} s`);
           assert.ok(w.fpsB >= 0.6 * clean.fpsB, `the clean subscriber keeps its rate: ${w.fpsB.toFixed(1)} fps (clean ${clean.fpsB.toFixed(1)})`);
         }
       } finally {
