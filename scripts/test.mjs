@@ -25,6 +25,8 @@ const DEBIAN_PACKAGES = [
   ['ffmpeg', ['/usr/bin/ffprobe']],
   ['iproute2', ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip']],
   ['util-linux', ['/usr/bin/unshare']],
+  // Cutting a client's network for a fault test (packages/server/test/faults/network-cut.test.ts).
+  ['nftables', ['/usr/sbin/nft', '/sbin/nft']],
 ];
 
 function run(cmd, args, opts = {}) {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 /** Every tsconfig in the repository: each package, with its tests, examples and scripts. */
-export const PROJECTS = ['packages/protocol', 'packages/client', 'packages/server', 'packages/web', 'bench', 'bench/sfu'];
+export const PROJECTS = ['packages/protocol', 'packages/client', 'packages/server', 'packages/web', 'bench', 'bench/sfu', 'bench/soak'];
 
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const cache = join(root, 'node_modules', '.cache', 'atrium-tsc');

@@ -506,6 +506,9 @@ export class ServerConnection extends TypedEmitter<ServerConnectionEvents> {
       case 'abort': {
         const s = this.up[m.id];
         if (!s) return console.warn(`atrium: abort for unknown up-stream ${m.id}`);
+        // A stream that was flowing and that we may still publish was lost on the server's side
+        // (a media worker died, ICE failed there): offer it again. Otherwise the server means it.
+        if (this.permissions.includes('present') && s.reestablish(this.newPeerConnection())) return;
         return s.close();
       }
       case 'ice': {

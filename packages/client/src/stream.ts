@@ -20,6 +20,9 @@ export type StreamStatus = RTCIceConnectionState;
 /** The low simulcast layer's bit rate, as in Galène's client. */
 export const SIMULCAST_LOW_RATE = 100_000;
 
+/** ICE that has been `disconnected` this long is restarted (it would take ~30 s to be declared failed). */
+export const RESTART_ICE_AFTER_DISCONNECTED_MS = 2000;
+
 export interface AddTrackOptions {
   /** Send video as two rid layers, high first, the low one at about 100 kbit/s. */
   simulcast?: boolean;
@@ -101,6 +104,11 @@ export class Stream {
   private negotiator: Negotiator;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   private status: StreamStatus | null = null;
+  private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether media ever flowed on this stream (ICE connected once). */
+  private connectedOnce = false;
+  /** When the server last made this up-stream start afresh (see `reestablish`). */
+  private reestablished: number[] = [];
   private detachPc: () => void = () => {};
 
   /** Streams are made by `ServerConnection.newUpStream` and by offers from the server. */
@@ -160,6 +168,7 @@ export class Stream {
     const host = this.host;
     if (!host) return;
     this.setStatsInterval(0);
+    if (this.disconnectTimer !== undefined) clearTimeout(this.disconnectTimer);
     this.negotiator.close();
     this.detachPc();
     this.pc.close();
@@ -254,6 +263,26 @@ export class Stream {
   }
 
   /**
+   * @internal Up-streams: the server dropped its side of a stream that was
+   * flowing (`abort` after its media worker died, or its ICE failed) while
+   * we may still publish. Offers the same tracks again on a new peer
+   * connection, under the same id, as after a reconnection. At most three
+   * times a minute, so a server that keeps refusing is not offered forever;
+   * false when the stream should be closed instead.
+   */
+  reestablish(pc: RTCPeerConnection, now = Date.now()): boolean {
+    this.reestablished = this.reestablished.filter((t) => now - t < 60_000);
+    if (!this.up || !this.connectedOnce || this.closed || this.reestablished.length >= 3) {
+      pc.close();
+      return false;
+    }
+    this.reestablished.push(now);
+    this.connectedOnce = false;
+    this.restore(pc);
+    return true;
+  }
+
+  /**
    * @internal Up-streams, after a reconnection: moves the tracks (with their
    * encodings) to a new peer connection and offers them to the server again.
    */
@@ -332,6 +361,16 @@ export class Stream {
     const status: StreamStatus = pc.connectionState === 'failed' ? 'failed' : pc.iceConnectionState;
     if (status === this.status) return;
     this.status = status;
+    if (status === 'connected' || status === 'completed') this.connectedOnce = true;
+    // ICE that stays disconnected rarely comes back by itself: restart it rather than wait for 'failed' (~30 s).
+    if (this.disconnectTimer !== undefined) clearTimeout(this.disconnectTimer);
+    this.disconnectTimer = undefined;
+    if (status === 'disconnected') {
+      this.disconnectTimer = setTimeout(() => {
+        this.disconnectTimer = undefined;
+        if (this.status === 'disconnected' && !this.closed) this.restartIce();
+      }, RESTART_ICE_AFTER_DISCONNECTED_MS);
+    }
     this.call(this.onstatus, status);
     if (status === 'failed') this.restartIce();
   }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { insideLoopbackNetns } from '../../server/test/media/support/netns.ts';
 
-if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
+if (insideLoopbackNetns(import.meta.url, { timeoutMs: 360_000 })) {
   const { FRAME_TABLE, GROUP, RECEIVE_MENU, USERS, galeneClient } = await import('./galene-client-frames.ts');
   type Row = import('./galene-client-frames.ts').Row;
   type RowContext = import('./galene-client-frames.ts').RowContext;
@@ -56,13 +56,19 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     return actual === expected;
   }
 
+  // Upper bounds only (a row waits for what it expects and goes on at once);
+  // generous, because a loaded 2-core machine can stall the server for seconds.
+  const FRAME_WAIT_MS = 20_000;
+  const JOIN_WAIT_MS = 20_000;
+  const MEDIA_WAIT_MS = 45_000;
+
   const show = (e: Expected) => JSON.stringify(e, (_k, v) => (v instanceof RegExp ? String(v) : typeof v === 'function' ? '(predicate)' : v));
 
   /** Waits for each expected frame in order, among the frames `c` received since `from`. */
   async function expectInOrder(c: Client, from: number, expected: Expected[], who: string): Promise<void> {
     let i = from;
     for (const e of expected) {
-      const deadline = Date.now() + 8000;
+      const deadline = Date.now() + FRAME_WAIT_MS;
       for (;;) {
         const at = c.received.slice(i).findIndex((f) => matches(f, e));
         if (at >= 0) {
@@ -178,7 +184,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
 
     /** Packets received on the down-stream `id` once they have come and keep coming. */
     async flowing(id: string, what: string): Promise<void> {
-      const deadline = Date.now() + 20_000;
+      const deadline = Date.now() + MEDIA_WAIT_MS;
       let first: number | undefined;
       for (;;) {
         const n = this.downs.get(id)?.packets ?? 0;
@@ -198,14 +204,14 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
   }
 
   async function connect(handshake = true): Promise<Member> {
-    return new Member(await GaleneTestClient.connect(server.wsUrl, { handshake }));
+    return new Member(await GaleneTestClient.connect(server.wsUrl, { handshake, timeoutMs: JOIN_WAIT_MS }));
   }
 
   /** Joins as Galène's client does: join, then request what the Receive menu says. */
   async function joinAs(m: Member, role: 'op' | 'bob' | 'guest'): Promise<void> {
     const [name, pw] = role === 'op' ? ['op', USERS.op.password] : role === 'bob' ? ['bob', USERS.bob.password] : ['gus', 'anything'];
     m.send([galeneClient.join(GROUP, name, { password: pw })]);
-    const j = await m.c.next((f) => f.type === 'joined' && f.kind !== 'change', 5000, `joined for ${name}`);
+    const j = await m.c.next((f) => f.type === 'joined' && f.kind !== 'change', JOIN_WAIT_MS, `joined for ${name}`);
     assert.equal(j.kind, 'join', `${name} could not join: ${JSON.stringify(j)}`);
     m.username = j.username ?? null;
     m.send([galeneClient.request(RECEIVE_MENU.everything!)]);
@@ -225,7 +231,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     const m = await connect();
     try {
       m.send([galeneClient.join(GROUP, username, { token })]);
-      return await m.c.next((f) => f.type === 'joined', 5000, 'joined');
+      return await m.c.next((f) => f.type === 'joined', JOIN_WAIT_MS, 'joined');
     } finally {
       m.close();
     }
@@ -249,7 +255,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     try {
       await joinAs(other, 'bob');
       if (setup !== 'raw' && setup !== 'none' && row.joined !== false) await joinAs(me, row.as === 'guest' ? 'guest' : row.as);
-      const c: RowContext = { me: me.sc, other: other.sc, stream: undefined, token: undefined, chatId: undefined, sdp: undefined };
+      const c: RowContext = { me: me.sc, other: other.sc, stream: undefined, token: undefined, chatId: undefined, sdp: undefined, recorder: undefined };
 
       if (setup === 'offer') c.sdp = await me.prepareOffer('me-up');
       if (setup === 'publishing') {
@@ -275,6 +281,12 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
         await expectInOrder(me.c, mark, [{ type: 'chat', value: 'delete me' }], 'me');
         c.chatId = me.c.received.slice(mark).find((f) => f.type === 'chat' && f.value === 'delete me')!.id;
         assert.ok(c.chatId, 'a public chat message has an id');
+      }
+      if (setup === 'recording') {
+        const mark = other.c.received.length;
+        me.send([galeneClient.groupAction(me.sc, 'record')]);
+        await expectInOrder(other.c, mark, [{ type: 'user', kind: 'add', username: 'RECORDING' }], 'the other member');
+        c.recorder = other.c.received.slice(mark).find((f) => f.type === 'user' && f.kind === 'add' && f.username === 'RECORDING')!.id;
       }
       c.me = me.sc;
       c.other = other.sc;
@@ -318,8 +330,8 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       }
 
       // Negative checks after a round trip: everything sent has been handled.
-      if (!me.c.isClosed) await me.c.roundTrip();
-      if (!other.c.isClosed) await other.c.roundTrip();
+      if (!me.c.isClosed) await me.c.roundTrip(FRAME_WAIT_MS);
+      if (!other.c.isClosed) await other.c.roundTrip(FRAME_WAIT_MS);
       for (const e of row.notToOthers?.(c) ?? []) {
         assert.ok(!other.c.received.slice(otherMark).some((f) => matches(f, e)), `the other member got ${show(e)}`);
       }

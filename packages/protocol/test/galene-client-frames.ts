@@ -102,6 +102,8 @@ export interface RowContext {
   chatId: string | undefined;
   /** A fresh SDP offer for `me` to publish with (setups 'publishing' and 'offer'). */
   sdp: string | undefined;
+  /** The id of the recorder's member (setup 'recording'). */
+  recorder: string | undefined;
 }
 
 export type Role = 'op' | 'bob' | 'guest';
@@ -127,9 +129,10 @@ export interface Row {
    * handshaken, in no group; 'offer': `me` has an SDP offer ready (c.sdp);
    * 'publishing': `me` publishes a camera that `other` receives (and has a
    * fresh offer in c.sdp); 'receiving': `other` publishes, `me` receives;
-   * 'token': an invitation exists; 'chat': `other` has sent a chat message.
+   * 'token': an invitation exists; 'chat': `other` has sent a chat message;
+   * 'recording': `me` (an op) has started recording, both see RECORDING.
    */
-  setup?: 'raw' | 'none' | 'publishing' | 'receiving' | 'token' | 'chat' | 'offer';
+  setup?: 'raw' | 'none' | 'publishing' | 'receiving' | 'token' | 'chat' | 'offer' | 'recording';
   /** false: `me` has not joined (only handshaken), whatever the setup. */
   joined?: false;
   frames: (c: RowContext) => Sent[];
@@ -315,18 +318,31 @@ export const FRAME_TABLE: Row[] = [
     ],
   },
   {
-    action: '/record (recording is not available yet: a clear refusal)',
+    action: "/record (the group allows recording): the recorder joins as the user RECORDING, as Galène's disk writer",
     code: "galene.js commands.record → groupAction('record')",
     as: 'op',
     frames: (c) => [galeneClient.groupAction(c.me, 'record')],
-    reply: () => [{ type: 'usermessage', kind: 'error', error: 'not-supported', privileged: true }],
+    reply: () => [{ type: 'user', kind: 'add', username: 'RECORDING', permissions: [] }],
+    others: () => [{ type: 'user', kind: 'add', username: 'RECORDING', permissions: [] }],
+    notToMe: () => [{ type: 'usermessage', kind: 'error' }],
   },
   {
-    action: '/unrecord (the same refusal)',
+    action: '/unrecord: the recorder leaves',
     code: "galene.js commands.unrecord → groupAction('unrecord')",
     as: 'op',
+    setup: 'recording',
     frames: (c) => [galeneClient.groupAction(c.me, 'unrecord')],
-    reply: () => [{ type: 'usermessage', kind: 'error', error: 'not-supported' }],
+    reply: (c) => [{ type: 'user', kind: 'delete', id: c.recorder }],
+    others: (c) => [{ type: 'user', kind: 'delete', id: c.recorder }],
+    notToMe: () => [{ type: 'usermessage', kind: 'error' }],
+  },
+  {
+    action: '/record by someone without the record permission is refused',
+    code: 'galene.js commands.record (shown only with record; the server checks)',
+    as: 'bob',
+    frames: (c) => [galeneClient.groupAction(c.me, 'record')],
+    reply: () => [{ type: 'usermessage', kind: 'error', error: 'not-permitted' }],
+    notToOthers: () => [{ type: 'user', kind: 'add', username: 'RECORDING' }],
   },
   {
     action: '/subgroups',

@@ -15,6 +15,8 @@ export class GroupAccess implements Authenticator {
     private readonly tokens: TokenStore,
     /** Failed logins, throttled per user and address; none when undefined. */
     private readonly throttle?: LoginThrottle | undefined,
+    /** config.json's canonicalHost, read at each login: the host a "path" audience must be on. */
+    private readonly canonicalHost: () => string | undefined = () => undefined,
   ) {}
 
   async authenticate(desc: GroupDescription, groupName: string, creds: Credentials, groupUrl: string): Promise<Identity> {
@@ -29,6 +31,7 @@ export class GroupAccess implements Authenticator {
           groupUrl,
           authKeys: desc.authKeys,
           audience: desc.tokenAudience,
+          ...canonical(this.canonicalHost()),
           tokens: this.tokens,
           // A client that names itself later counts as having given a name ('' for now).
           clientUsername: creds.username || (creds.namedLater ? '' : null),
@@ -91,4 +94,9 @@ export class GroupAccess implements Authenticator {
       throw e;
     }
   }
+}
+
+/** The canonicalHost option, only when one is configured (exactOptionalPropertyTypes). */
+function canonical(host: string | undefined): { canonicalHost?: string } {
+  return host === undefined ? {} : { canonicalHost: host };
 }

@@ -8,6 +8,7 @@ import websocket from '@fastify/websocket';
 import { GroupAccess } from './access.ts';
 import { LoginThrottle, type ThrottleLimits } from './auth/throttle.ts';
 import { TokenStore } from './auth/tokens.ts';
+import { CoreError } from './core/errors.ts';
 import { GroupRegistry } from './core/registry.ts';
 import { camusDialect } from './dialects/camus/routes.ts';
 import { galeneDialect } from './dialects/galene/index.ts';
@@ -31,6 +32,7 @@ import type { MediaEngine } from './media/index.ts';
 import { type MediaOptions, closeMediaEngine, createMediaEngine } from './media/workers/index.ts';
 import { Metrics } from './metrics.ts';
 import { DiskRecording } from './recording/recorder.ts';
+import { describeStorageProblem, storageProblem } from './storage.ts';
 import { type GroupReport, collectStats, updateMediaGauges } from './stats.ts';
 import { LivenessMonitor } from './transport/liveness.ts';
 
@@ -69,6 +71,8 @@ export interface ServerOptions {
   recordingsDir?: string;
   /** The XMPP domain (rooms are on conference.<domain>); default: the host of the configured proxyURL, else localhost. */
   xmppDomain?: string | undefined;
+  /** Seconds an XMPP session cut without a clean close waits for a resumption (XEP-0198; default 120). */
+  xmppResumeSeconds?: number | undefined;
   /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
   loginThrottle?: Partial<ThrottleLimits> | undefined;
 }
@@ -111,31 +115,42 @@ export class AtriumServer {
           metrics: { active: (d) => rec.active.inc(d), bytes: (n) => rec.bytes.inc(n), error: (kind) => rec.errors.inc({ kind }), file: () => rec.files.inc() },
         })
       : undefined;
-    this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
-      engine: this.engine,
-      onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
-      tokens: {
-        create: (t) => this.tokens.create(t),
-        get: async (token) => {
-          await this.tokens.refresh();
-          return this.tokens.get(token);
+    this.registry = new GroupRegistry(
+      this.groups,
+      withTokenDescriptions(new GroupAccess(this.tokens, this.throttle, () => this.config.current.canonicalHost)),
+      (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [],
+      {
+        engine: this.engine,
+        onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
+        tokens: {
+          // A token file that cannot be written (a full disk) is the server's problem: the member is told so, plainly.
+          create: (t) => savingInvitation(this.tokens.create(t)),
+          get: async (token) => {
+            await this.tokens.refresh();
+            return this.tokens.get(token);
+          },
+          put: (t) => savingInvitation(this.tokens.put(t)),
+          list: async (group) => {
+            await this.tokens.refresh();
+            return this.tokens.list(group).filter((t) => t.group === group);
+          },
         },
-        put: (t) => this.tokens.put(t),
-        list: async (group) => {
-          await this.tokens.refresh();
-          return this.tokens.list(group).filter((t) => t.group === group);
-        },
+        canChangePassword: () => this.config.current.writableGroups,
+        recording: this.recording,
       },
-      canChangePassword: () => this.config.current.writableGroups,
-      recording: this.recording,
-    });
-    this.dialects = [galeneDialect(), camusDialect(), rtcpoolDialect(), xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain })];
+    );
+    this.dialects = [
+      galeneDialect(),
+      camusDialect(),
+      rtcpoolDialect(),
+      xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain, ...(options.xmppResumeSeconds === undefined ? {} : { resumeSeconds: options.xmppResumeSeconds }) }),
+    ];
     this.registry.on('memberAdded', () => this.metrics.members.inc());
     this.registry.on('memberRemoved', () => this.metrics.members.dec());
   }
 
   private placeOptions(): PlaceOptions {
-    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL };
+    return { insecure: this.options.insecure, proxyURL: this.config.current.proxyURL, canonicalHost: this.config.current.canonicalHost };
   }
 
   async start(): Promise<void> {
@@ -276,4 +291,14 @@ export function parseListen(listen: string): { host: string; port: number } {
   const port = Number(m[3]);
   if (port > 65535) throw new Error(`--listen: port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/** An invitation the token store could not save for the machine's reasons becomes an error the member reads (tokenAction sends it back). */
+async function savingInvitation<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (e) {
+    if (storageProblem(e) === undefined) throw e;
+    throw new CoreError('internal', describeStorageProblem(e, 'the invitation'));
+  }
 }

@@ -1,6 +1,6 @@
 // User and group actions over the Galène protocol against a real server
 // process: each with and without the permission it needs, lock and kick,
-// autolock/autokick, setdata, subgroups, and recording's clear refusal.
+// autolock/autokick, setdata, subgroups, and record/unrecord.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { GaleneTestClient } from './support/galene-client.ts';
@@ -132,15 +132,18 @@ test('clearchat needs op and clears history for everyone', async () => {
   assert.equal(late.all('chathistory').length, 0);
 });
 
-test('record is refused in plain words; setdata on the group needs op and reaches everyone', async () => {
+test('record adds the RECORDING member for everyone and unrecord removes it, both need record; setdata on the group needs op and reaches everyone', async () => {
   const op = await member('act', 'op', 'oppw');
   const u = await member('act', 'gd-u');
-  op.send({ type: 'groupaction', kind: 'record' });
-  const err = await errorOf(op);
-  assert.equal(err.error, 'not-supported');
-  assert.match(err.value, /recording is not available/);
   u.send({ type: 'groupaction', kind: 'record' });
   assert.equal((await errorOf(u)).error, 'not-permitted');
+  op.send({ type: 'groupaction', kind: 'record' });
+  const rec = await u.next((f) => f.type === 'user' && f.kind === 'add' && f.username === 'RECORDING', 20_000, 'the recorder');
+  assert.deepEqual(rec.permissions, []);
+  u.send({ type: 'groupaction', kind: 'unrecord' });
+  assert.equal((await errorOf(u)).error, 'not-permitted');
+  op.send({ type: 'groupaction', kind: 'unrecord' });
+  await u.next((f) => f.type === 'user' && f.kind === 'delete' && f.id === rec.id, 20_000, 'the recorder leaving');
 
   u.send({ type: 'groupaction', kind: 'setdata', value: { topic: 'x' } });
   assert.equal((await errorOf(u)).error, 'not-permitted');

@@ -130,6 +130,8 @@ export class LoginThrottle {
           e.state.failures = Math.max(0, e.state.failures - 1);
           e.state.until = started + this.delay(e.state.failures, e.free);
         }
+        // Nothing left to remember: only those with failures take memory.
+        if (e.state.failures === 0 && this.states.get(e.key) === e.state) this.states.delete(e.key);
       }
       return;
     }

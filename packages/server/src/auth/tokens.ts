@@ -327,7 +327,8 @@ export class TokenStore {
       }
       this.stamp = await this.currentStamp();
     } catch (e) {
-      throw new TokenFileError(`cannot write the token file ${this.file}: ${errorText(e)}; check that ${dir} is writable`, { cause: e });
+      this.log.error({ file: this.file, err: errorText(e) }, 'cannot write the token file; the tokens on disk are unchanged');
+      throw new TokenFileError(`cannot write the token file ${this.file}: ${errorText(e)}; check that ${dir} is writable and has free space`, { cause: e });
     }
   }
 }

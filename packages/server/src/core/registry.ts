@@ -2,7 +2,7 @@
 // description, authenticates a client and admits it. Dialects call `join`;
 // they never build groups themselves.
 import { EventEmitter } from 'node:events';
-import { isWellFormed } from '@atrium/protocol/text';
+import { isWellFormed } from './names.ts';
 import { type GroupDescription, parseGroupDescription, validateGroupName } from '../groups/index.ts';
 import type { MediaEngine } from '../media/engine.ts';
 import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';

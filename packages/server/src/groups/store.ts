@@ -323,17 +323,19 @@ export class GroupStore extends EventEmitter<GroupStoreEvents> {
     const dir = path.dirname(file);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-    const fh = await open(temp, 'wx', 0o600);
+    // Written beside the file and renamed over it: a failure (a full disk) leaves the old file as it was.
     try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
+      const fh = await open(temp, 'wx', 0o600);
+      try {
+        await fh.writeFile(bytes);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
       await rename(temp, file);
     } catch (err) {
-      await rm(temp, { force: true });
+      await rm(temp, { force: true }).catch(() => undefined);
+      this.log.error({ file, err: (err as Error).message }, 'cannot write a group file; the previous version is unchanged');
       throw err;
     }
   }

@@ -14,6 +14,8 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase } from 'fastify';
 import { GroupFileError } from '../groups/description.ts';
 import { GroupNotFoundError, GroupStoreError, PreconditionFailedError, validateGroupName } from '../groups/store.ts';
+import { TokenFileError } from '../auth/tokens.ts';
+import { describeStorageProblem, storageProblem } from '../storage.ts';
 import { authenticate } from './admin/auth.ts';
 import { type AdminApiDeps, type AdminContext, adminContext } from './admin/context.ts';
 import { clientList, description } from './admin/descriptions.ts';
@@ -102,6 +104,11 @@ export async function registerAdminApi<Server extends RawServerBase, AppLogger e
           if (err instanceof GroupNotFoundError) return sendError(reply, 404, err.message);
           if (err instanceof GroupStoreError) return sendError(reply, 400, err.message);
           if (err instanceof GroupFileError) return sendError(reply, 400, `the result would be an invalid group definition: ${err.message}`);
+          // A full disk or read-only files: the server's problem, said plainly (the store logged it).
+          if (storageProblem(err) !== undefined || err instanceof TokenFileError) {
+            const what = err instanceof TokenFileError ? 'the token' : 'the group definition';
+            return sendError(reply, storageProblem(err) === 'full' ? 507 : 503, describeStorageProblem(err, what));
+          }
           log.error({ err, method: req.method }, 'admin API: internal error');
           return sendError(reply, 500, 'internal server error; the server log has the details');
         }

@@ -1,18 +1,22 @@
 // Where this server is, as a client sees it: the base URL used in group
 // locations and the audience of tokens (the full group URL). Taken from the
-// server config's proxyURL when set (behind a reverse proxy), else from the
-// Host header of the request. A dialect adds its own endpoints to it.
+// server config's proxyURL when set (behind a reverse proxy), else its
+// canonicalHost, else the Host header of the request. The Host header is
+// the client's to choose: only the first two bind a token's audience to this
+// server (docs/security.md). A dialect adds its own endpoints to it.
 
 export interface PlaceOptions {
   /** Plain HTTP (no TLS) when true. */
   insecure: boolean;
   /** Public URL of the server when behind a proxy, e.g. https://meet.example.org/ */
   proxyURL?: string | undefined;
+  /** The server's own host name (and port, when not the default), e.g. meet.example.org: used instead of the Host header. */
+  canonicalHost?: string | undefined;
 }
 
 export function baseUrl(host: string | undefined, opts: PlaceOptions): string {
   if (opts.proxyURL) return opts.proxyURL.replace(/\/+$/, '');
-  return `${opts.insecure ? 'http' : 'https'}://${host ?? 'localhost'}`;
+  return `${opts.insecure ? 'http' : 'https'}://${opts.canonicalHost ?? host ?? 'localhost'}`;
 }
 
 /**

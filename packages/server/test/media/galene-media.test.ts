@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import { insideLoopbackNetns } from './support/netns.ts';
 
 const CLIENT_JS = join(dirname(fileURLToPath(import.meta.url)), 'support', 'galene-browser-client.js');
@@ -48,6 +48,13 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
   after(async () => {
     await browser?.close();
     await server?.stop();
+  });
+
+  // Each test's members leave when it ends: left in the group, every earlier
+  // page would receive every later test's streams, and a loaded machine
+  // would decode a dozen videos at once.
+  afterEach(async () => {
+    for (const p of pages.splice(0)) await p.context().close();
   });
 
   /** A page joined to a group through the in-page Galène client. */
@@ -147,6 +154,19 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     );
     assert.ok((small.frameWidth ?? 0) > 0 && (small.frameWidth ?? 0) <= 400, `low layer width ${small.frameWidth}`);
     assert.ok((large.frameWidth ?? 0) > (small.frameWidth ?? 0) * 2, `high ${large.frameWidth} vs low ${small.frameWidth}`);
+  });
+
+  test('simulcast whose low layer never comes (a small source): video-low still gets video', async () => {
+    // Galène's client publishes `h` and `l` (half size) whenever the group has
+    // more than two members, even for a 320×240 file (/presentfile); Chromium
+    // then sends no `l` at all. Galène's server forwards what does arrive.
+    const a = await user('media', 'small-a');
+    const lo = await user('media', 'small-lo');
+    await call(lo, 'request', { '': ['video-low'] });
+    await call(a, 'publish', { label: 'video', audio: false, simulcast: true, lowSilent: true, width: 320, height: 240 });
+    const d = await flowing(lo, await idOf(a), 'video');
+    assert.ok((d.frameWidth ?? 0) > 0, `frame width ${d.frameWidth}`);
+    assert.deepEqual(await errors(lo), []);
   });
 
   test('screenshare arrives under its label; replace swaps a stream without the receiver leaving', async () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RtcpPacketConverter, RtcpTransportLayerFeedback, TransportWideCC } from 'werift';
-import { LayerChooser, DOWN_TICKS, UP_TICKS, type BandwidthEstimate } from '../../src/media/werift/layers.ts';
+import { LayerChooser, DOWN_TICKS, UP_TICKS, lowestActiveLayer, type BandwidthEstimate } from '../../src/media/werift/layers.ts';
 import { PacketCache } from '../../src/media/werift/packet-cache.ts';
 import { TwccFeedback, TwccSendHistory, readTwccSeq, twccExtensionId, type ParsedTwcc } from '../../src/media/werift/twcc.ts';
 
@@ -170,6 +170,14 @@ describe('layer choice from bandwidth (fake feedback)', () => {
   test('an inactive layer is skipped', () => {
     const c = new LayerChooser();
     assert.equal(c.choose([0, 100_000], est({}), 0, true), 1);
+  });
+
+  test('video-low: the lowest layer that carries media, not one the publisher declared and never sends', () => {
+    assert.equal(lowestActiveLayer([1_500_000, 100_000]), 1);
+    assert.equal(lowestActiveLayer([300_000, 0]), 0, 'Chromium sends no `l` for a 320×240 source');
+    assert.equal(lowestActiveLayer([0, 0, 0]), 2, 'nothing yet: the lowest declared');
+    assert.equal(lowestActiveLayer([900_000, 1, 0]), 1, 'a layer with media in the last seconds counts');
+    assert.equal(lowestActiveLayer([]), 0);
   });
 });
 

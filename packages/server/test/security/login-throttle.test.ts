@@ -64,6 +64,10 @@ test('the delays grow, a success clears the user, parallel guesses count, and ad
   th.begin(carol, t);
   th.begin(carol, t);
   assert.throws(() => th.begin(carol, t), LoginThrottledError);
+  // Successful logins leave nothing behind: memory goes only to those who fail.
+  const fresh = new LoginThrottle();
+  for (let i = 0; i < 100; i++) fresh.begin({ user: { key: `g\nu${i}`, label: `u${i}` }, address: `192.0.2.${i}`, via: 'test' }, t).succeeded();
+  assert.equal(fresh.size, 0);
   assert.equal(addressKey('2001:db8:1:2:3:4:5:6'), addressKey('2001:db8:1:2::9'));
   assert.equal(addressKey('::ffff:192.0.2.7'), '192.0.2.7');
   assert.notEqual(addressKey('2001:db8:1:2::1'), addressKey('2001:db8:1:3::1'));

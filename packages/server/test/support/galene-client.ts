@@ -36,7 +36,8 @@ export class GaleneTestClient {
     ws.on('error', () => {});
   }
 
-  static async connect(wsUrl: string, opts: { id?: string; handshake?: boolean } = {}): Promise<GaleneTestClient> {
+  /** `timeoutMs`: how long to wait for the server's handshake (5 s). */
+  static async connect(wsUrl: string, opts: { id?: string; handshake?: boolean; timeoutMs?: number } = {}): Promise<GaleneTestClient> {
     const ws = new WebSocket(wsUrl);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -45,7 +46,7 @@ export class GaleneTestClient {
     const c = new GaleneTestClient(ws, opts.id ?? randomBytes(8).toString('hex'));
     if (opts.handshake ?? true) {
       c.send({ type: 'handshake', version: ['2'], id: c.id });
-      await c.next((f) => f.type === 'handshake');
+      await c.next((f) => f.type === 'handshake', opts.timeoutMs ?? 5000, 'the handshake');
     }
     return c;
   }
@@ -103,9 +104,9 @@ export class GaleneTestClient {
   }
 
   /** Sends a ping and waits for the pong: everything sent before was handled. */
-  async roundTrip(): Promise<void> {
+  async roundTrip(timeoutMs = 5000): Promise<void> {
     this.send({ type: 'ping' });
-    await this.next((f) => f.type === 'pong', 5000, 'pong');
+    await this.next((f) => f.type === 'pong', timeoutMs, 'pong');
   }
 
   close(): void {

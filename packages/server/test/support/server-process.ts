@@ -29,6 +29,8 @@ export interface StartOptions {
   iceServers?: unknown;
   args?: string[];
   env?: Record<string, string>;
+  /** Where the data and groups folders go (a fresh folder in the system's temporary folder by default). */
+  root?: string;
   /** Where the server writes recordings (default: a folder of the test's temporary directory). */
   recordingsDir?: string;
   /**
@@ -40,7 +42,7 @@ export interface StartOptions {
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
-  const root = await mkdtemp(join(tmpdir(), 'atrium-test-'));
+  const root = await mkdtemp(join(opts.root ?? tmpdir(), 'atrium-test-'));
   const dataDir = join(root, 'data');
   const groupsDir = join(root, 'groups');
   await mkdir(dataDir, { recursive: true });

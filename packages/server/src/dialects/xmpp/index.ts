@@ -142,10 +142,12 @@ async function checkPassword(host: DialectHost, username: string, password: stri
 
 async function checkToken(o: XmppOptions, host: DialectHost, token: string, place: Place): Promise<string | undefined> {
   if (looksLikeJwt(token)) {
+    // The same rules as a join's: the group file's audience rule, and config.json's canonicalHost for a "path" audience.
+    const canonicalHost = host.place().canonicalHost;
     for (const d of host.registry.describeAll()) {
       if (d.authKeys.length === 0) continue;
       try {
-        await verifyGroupJwt(token, { keys: d.authKeys, groupUrl: place.groupUrl(d.name) });
+        await verifyGroupJwt(token, { keys: d.authKeys, groupUrl: place.groupUrl(d.name), audience: d.tokenAudience, ...(canonicalHost === undefined ? {} : { canonicalHost }) });
         return undefined;
       } catch {
         // Not this group's token; try the next one.

@@ -79,7 +79,8 @@ export function begin(ctx: AdminContext, keys: LoginKeys) {
  * server), or a JWT signed with one of the group's keys and granting
  * "admin", checked by the verifier joins use (auth/jwt.ts): `exp` required,
  * `aud` the group's full URL as this request reached the server (unless the
- * group file says "token-audience": "path").
+ * group file says "token-audience": "path": then its path, on config.json's
+ * canonicalHost when one is set).
  */
 export async function bearerAllowed(ctx: AdminContext, req: FastifyRequest, token: string, group: string | undefined): Promise<{ principal: Principal } | { refused: string }> {
   // A token revoked or expired a moment ago is refused at once.
@@ -96,7 +97,13 @@ export async function bearerAllowed(ctx: AdminContext, req: FastifyRequest, toke
   const desc = ctx.groups.get(group);
   if (desc === undefined) return { refused: `there is no group "${group}"` };
   try {
-    const verified = await verifyGroupJwt(token, { keys: desc.authKeys, groupUrl: groupUrlOf(ctx, req, group), audience: desc.tokenAudience });
+    const canonicalHost = ctx.deps.config().canonicalHost;
+    const verified = await verifyGroupJwt(token, {
+      keys: desc.authKeys,
+      groupUrl: groupUrlOf(ctx, req, group),
+      audience: desc.tokenAudience,
+      ...(canonicalHost === undefined ? {} : { canonicalHost }),
+    });
     if (!verified.permissions.includes('admin')) return { refused: 'the token does not grant the "admin" permission' };
     return { principal: { name: verified.username ?? 'token', admin: true } };
   } catch (e) {
@@ -107,7 +114,7 @@ export async function bearerAllowed(ctx: AdminContext, req: FastifyRequest, toke
 
 /** The group's URL as this request reached the server: what a JWT's audience must name. */
 function groupUrlOf(ctx: AdminContext, req: FastifyRequest, group: string): string {
-  const place = ctx.deps.place?.() ?? { insecure: req.protocol !== 'https', proxyURL: ctx.deps.config().proxyURL };
+  const place = ctx.deps.place?.() ?? { insecure: req.protocol !== 'https', proxyURL: ctx.deps.config().proxyURL, canonicalHost: ctx.deps.config().canonicalHost };
   return placeFor(req.headers.host, place).groupUrl(group);
 }
 

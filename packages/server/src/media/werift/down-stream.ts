@@ -18,7 +18,7 @@ import { RateMeter, isKeyframeStart, seqAdd, seqDiff, tsAdd } from '../rtp.ts';
 import { downConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
 import { DOWN_RECV_BUFFER, FastRtpSender, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
 import { DownlinkEstimator, ProbeController, type LinkSample } from '../quality/downlink.ts';
-import { LayerChooser, type BandwidthEstimate } from './layers.ts';
+import { LayerChooser, lowestActiveLayer, type BandwidthEstimate } from './layers.ts';
 import { PacketCache } from './packet-cache.ts';
 import { rtpHeaderLength, writeRtpHeader } from './srtp.ts';
 import { TWCC_URI, TwccSendHistory, type ParsedTwcc } from './twcc.ts';
@@ -266,7 +266,8 @@ export class DownTrack implements PacketSink {
     let target: number;
     if (this.up.kind === 'audio') target = request.audio ? 0 : -1;
     else if (request.video === 'none') target = -1;
-    else if (request.video === 'low' || layers === 1) target = layers - 1;
+    else if (layers === 1) target = 0;
+    else if (request.video === 'low') target = lowestActiveLayer(this.up.layerRates(now));
     else {
       const e = { ...estimate, loss: Math.max(estimate.loss, this.fractionLost) };
       target = this.chooser.choose(this.up.layerRates(now), e, now, this.#lastMode !== 'high');

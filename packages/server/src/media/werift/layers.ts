@@ -134,3 +134,17 @@ export class LayerChooser {
     return (this.target = next);
   }
 }
+
+/**
+ * The layer to forward for a 'low' request (Galène's `video-low`): the
+ * lowest layer that carries media. A publisher may declare a layer it never
+ * sends — Chromium drops simulcast layers that its source is too small for
+ * (Galène's client asks for `l` at half size even for a 320×240 file) — and
+ * forwarding that one would leave the subscriber with no video at all, so,
+ * as Galène's server does (it forwards the last layer that arrived), the
+ * lowest active layer wins; with none active yet, the lowest declared one.
+ */
+export function lowestActiveLayer(rates: readonly number[]): number {
+  for (let i = rates.length - 1; i >= 0; i--) if (rates[i]! > 0) return i;
+  return Math.max(1, rates.length) - 1;
+}

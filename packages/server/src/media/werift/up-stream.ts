@@ -33,6 +33,14 @@ import { codecName, upConfig, type CodecDescription, type WeriftEngineOptions } 
 import { UP_RECV_BUFFER, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
 import { TwccFeedback, readTwccSeq, twccExtensionId } from './twcc.ts';
 
+/**
+ * A video layer that was silent this long (the publisher's network dropped
+ * out) and starts again gets a keyframe request at once: what was lost is
+ * past what NACKs can recover, and subscribers would otherwise wait for
+ * their own decoders to ask.
+ */
+export const RESUME_KEYFRAME_AFTER_MS = 500;
+
 /** At most one keyframe request per layer in this interval. */
 export const KEYFRAME_REQUEST_INTERVAL_MS = 300;
 const NACK_INTERVAL_MS = 20;
@@ -198,6 +206,7 @@ export class WeriftUpTrack implements UpTrack {
     const layer = this.layerList[layerIndex]!;
     const h = packet.header;
     layer.ssrc = h.ssrc;
+    const resumed = this.kind === 'video' && packet.payload.length > 0 && layer.lastMedia > 0 && now - layer.lastMedia > RESUME_KEYFRAME_AFTER_MS;
     if (packet.payload.length > 0) layer.lastMedia = now;
     layer.stats.add(h.sequenceNumber, h.timestamp, packet.payload.length, now);
     if (this.kind === 'video') {
@@ -210,6 +219,7 @@ export class WeriftUpTrack implements UpTrack {
       // keep the loudest (smallest -dBov) over ~300 ms
       if (!prev || now - prev.at > 300 || levelExt.level < prev.level) this.#audioLevel = { level: levelExt.level, at: now };
     }
+    if (resumed) this.requestKeyframe(layerIndex);
     // a copy-on-write array: a sink removed while we loop still gets this packet, harmlessly
     const sinks = this.#sinks;
     for (let i = 0; i < sinks.length; i++) sinks[i]!.onPacket(layerIndex, packet, now);

@@ -138,7 +138,8 @@
     }
 
     /** Publishes the fake devices; returns the stream id. */
-    async publish({ label = 'camera', audio = true, video = true, simulcast = false, replace, width = 640, height = 480 } = {}) {
+    /** `lowSilent`: the `l` layer is declared but not sent (as Chromium does when the source is too small for it). */
+    async publish({ label = 'camera', audio = true, video = true, simulcast = false, lowSilent = false, replace, width = 640, height = 480 } = {}) {
       const media = await navigator.mediaDevices.getUserMedia({ audio, video: video ? { width, height } : false });
       const id = randomId();
       const pc = new RTCPeerConnection({ iceServers: this.iceServers });
@@ -155,7 +156,7 @@
           pc.addTransceiver(t, {
             direction: 'sendonly',
             streams: [media],
-            sendEncodings: [{ rid: 'h' }, { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 100000 }],
+            sendEncodings: [{ rid: 'h' }, { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 100000, active: !lowSilent }],
           });
         } else {
           pc.addTransceiver(t, { direction: 'sendonly', streams: [media] });

@@ -1,0 +1,65 @@
+// `npm run fuzz -- --target NAME --cases N [--seed S] [--minutes M]`: one long fuzz run
+// against a target (or `--target all`), with progress, a summary and any
+// failing case saved under regressions/ for `npm test` to replay.
+import { parseArgs } from 'node:util';
+import { describeMemory, fuzz } from './support/harness.ts';
+import { TARGETS } from './targets/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    target: { type: 'string', default: 'all' },
+    cases: { type: 'string', default: '10000' },
+    seed: { type: 'string' },
+    concurrency: { type: 'string', default: '4' },
+    minutes: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(
+    `Usage: npm run fuzz -- --target NAME|all --cases N [--seed S] [--concurrency K (default 4)] [--minutes M (stop starting cases after M minutes)]\nTargets: ${Object.keys(TARGETS).join(', ')}`,
+  );
+  process.exit(0);
+}
+const names = values.target === 'all' ? Object.keys(TARGETS) : values.target!.split(',');
+for (const n of names) {
+  if (!TARGETS[n]) {
+    console.error(`fuzz: no target "${n}"; the targets are ${Object.keys(TARGETS).join(', ')}`);
+    process.exit(2);
+  }
+}
+const cases = Number(values.cases);
+if (!Number.isInteger(cases) || cases < 1) {
+  console.error(`fuzz: --cases must be a positive whole number, not "${values.cases}"`);
+  process.exit(2);
+}
+const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
+if (minutes !== undefined && !(minutes > 0)) {
+  console.error(`fuzz: --minutes must be a positive number, not "${values.minutes}"`);
+  process.exit(2);
+}
+let failed = 0;
+for (const name of names) {
+  const started = performance.now();
+  const r = await fuzz(TARGETS[name]!, {
+    cases,
+    seed: values.seed === undefined ? undefined : Number(values.seed),
+    concurrency: Number(values.concurrency) || 1,
+    maxSeconds: minutes === undefined ? undefined : minutes * 60,
+    progress: (done, total) => {
+      if (done % 2000 === 0 || done === total) {
+        const rate = done / ((performance.now() - started) / 1000);
+        console.log(`fuzz ${name}: ${done}/${total} cases (${rate.toFixed(0)}/s)`);
+      }
+    },
+  });
+  const mem = r.memory ? `; memory ${describeMemory(r.memory.start)} → ${describeMemory(r.memory.end)}` : '';
+  console.log(
+    `fuzz ${name}: ${r.failure ? 'FAILED' : 'ok'}, ${r.cases} cases in ${r.seconds.toFixed(1)} s (${(r.cases / r.seconds).toFixed(0)}/s)${!r.failure && r.cases < cases ? `, stopped at the ${minutes}-minute limit` : ''}${mem}`,
+  );
+  if (r.failure) {
+    failed++;
+    console.log(r.failure);
+  }
+}
+process.exit(failed ? 1 : 0);
