@@ -50,6 +50,29 @@ function ensureNpmPackages() {
   }
 }
 
+/**
+ * Debian packages some tests use and skip without, saying so: nftables
+ * impairs links (loss, rate caps) in the media quality tests (no netem here).
+ */
+const OPTIONAL_DEBIAN_PACKAGES = [['nftables', ['/usr/sbin/nft', '/sbin/nft']]];
+
+function ensureOptionalDebianPackages() {
+  const missing = OPTIONAL_DEBIAN_PACKAGES.filter(([, files]) => !files.some((f) => existsSync(f))).map(([pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error(`test: ${missing.join(' ')} missing: the impaired-link media tests will be skipped (install with: sudo apt-get install -y ${missing.join(' ')})`);
+    return;
+  }
+  console.log(`test: installing ${missing.join(' ')} with apt-get…`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (
+    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env }) !== 0 &&
+    (run('apt-get', ['update', '-q']) !== 0 || run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env }) !== 0)
+  ) {
+    console.error(`test: apt-get could not install ${missing.join(' ')}: the impaired-link media tests will be skipped`);
+  }
+}
+
 function ensureDebianPackages() {
   const missing = DEBIAN_PACKAGES.filter(([, files]) => !files.some((f) => existsSync(f))).map(([pkg]) => pkg);
   if (missing.length === 0) return;
@@ -99,6 +122,7 @@ async function checkCode() {
 
 ensureNpmPackages();
 ensureDebianPackages();
+ensureOptionalDebianPackages();
 const args = process.argv.slice(2);
 const skipChecks = args.includes('--skip-checks');
 const filters = args.filter((a) => a !== '--skip-checks');
@@ -116,7 +140,7 @@ if (files.length === 0) {
  * Files that measure how media adapts to bandwidth: they run alone, after
  * the rest, so another file's CPU load does not pass for congestion.
  */
-const ALONE = ['packages/server/test/media/quality.test.ts'];
+const ALONE = ['packages/server/test/media/quality.test.ts', 'packages/server/test/media/impaired.test.ts'];
 const shared = files.filter((f) => !ALONE.includes(f));
 const alone = files.filter((f) => ALONE.includes(f));
 // The runner applies the timeout to each file as a whole too: a table of 160

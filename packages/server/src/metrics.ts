@@ -94,6 +94,42 @@ export class Metrics {
       labelNames: ['group', 'client', 'stream'] as const,
       registers: [this.registry],
     }),
+    nacks: new Gauge({
+      name: 'atrium_media_nacks',
+      help: 'NACKed packets on live streams (up: asked of publishers, down: asked by subscribers), by group, direction and kind',
+      labelNames: ['group', 'direction', 'kind'] as const,
+      registers: [this.registry],
+    }),
+    retransmitted: new Gauge({
+      name: 'atrium_media_retransmitted_packets',
+      help: 'Packets resent to subscribers in answer to their NACKs, on live streams, by group and kind',
+      labelNames: ['group', 'kind'] as const,
+      registers: [this.registry],
+    }),
+    keyframeRequests: new Gauge({
+      name: 'atrium_media_keyframe_requests',
+      help: 'Keyframe requests on live streams (up: sent to publishers, down: received from subscribers), by group, direction and kind',
+      labelNames: ['group', 'direction', 'kind'] as const,
+      registers: [this.registry],
+    }),
+    estimate: new Gauge({
+      name: 'atrium_media_down_estimate_bps',
+      help: 'Estimated down-link bandwidth of each forwarded stream (transport-cc, probes), bits per second',
+      labelNames: ['group', 'client', 'stream'] as const,
+      registers: [this.registry],
+    }),
+    layers: new Gauge({
+      name: 'atrium_media_down_layer_tracks',
+      help: 'Forwarded video tracks by the simulcast layer (rid) each gets; empty rid: not simulcast',
+      labelNames: ['group', 'layer'] as const,
+      registers: [this.registry],
+    }),
+    probes: new Gauge({
+      name: 'atrium_media_down_probes',
+      help: 'Bandwidth probes before up-switches on live forwarded streams, by group and outcome',
+      labelNames: ['group', 'outcome'] as const,
+      registers: [this.registry],
+    }),
   };
 
   /** Recording to disk (recording/recorder.ts). */

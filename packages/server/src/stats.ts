@@ -17,13 +17,24 @@ export interface TrackReport {
   /** Milliseconds. */
   jitter: number;
   audioLevel?: number;
+  /** NACKed packets: up = asked of the publisher, down = asked by the subscriber. */
+  nacks: number;
+  /** Keyframe requests: up = sent to the publisher, down = received from the subscriber. */
+  keyframeRequests: number;
+  /** Down: packets resent in answer to NACKs. */
+  retransmitted?: number;
+  /** Down video: bytes of bandwidth-probe padding sent. */
+  probeBytes?: number;
 }
 
 export interface ConnReport {
   id: string;
   label: string;
   state: string;
+  /** Down: the down-link estimate, bit/s (media/quality/downlink.ts). */
   maxBitrate?: number;
+  /** Down: bandwidth probes before up-switches and how they ended. */
+  probes?: { probes: number; succeeded: number; failed: number };
   tracks: TrackReport[];
 }
 
@@ -40,7 +51,17 @@ export interface GroupReport {
 }
 
 function track(t: TrackStats): TrackReport {
-  const r: TrackReport = { kind: t.kind, bitrate: Math.round(t.bitrate), packets: t.packets, loss: t.fractionLost, jitter: t.jitter * 1000 };
+  const r: TrackReport = {
+    kind: t.kind,
+    bitrate: Math.round(t.bitrate),
+    packets: t.packets,
+    loss: t.fractionLost,
+    jitter: t.jitter * 1000,
+    nacks: t.nacks,
+    keyframeRequests: t.keyframeRequests,
+  };
+  if (t.retransmitted !== undefined) r.retransmitted = t.retransmitted;
+  if (t.probeBytes !== undefined) r.probeBytes = t.probeBytes;
   if (t.codec) r.codec = t.codec;
   if (t.layer) r.layer = t.layer;
   if (t.audioLevel !== undefined) r.audioLevel = t.audioLevel;
@@ -50,6 +71,7 @@ function track(t: TrackStats): TrackReport {
 function conn(id: string, label: string, s: StreamStats): ConnReport {
   const r: ConnReport = { id, label, state: s.state, tracks: s.tracks.map(track) };
   if (s.availableBitrate !== undefined) r.maxBitrate = Math.round(s.availableBitrate);
+  if (s.probes) r.probes = { ...s.probes };
   return r;
 }
 
@@ -82,6 +104,14 @@ export interface MediaGauges {
   lost: Gauge<'group' | 'direction' | 'kind'>;
   jitter: Gauge<'group' | 'direction' | 'kind'>;
   audioLevel: Gauge<'group' | 'client' | 'stream'>;
+  nacks: Gauge<'group' | 'direction' | 'kind'>;
+  retransmitted: Gauge<'group' | 'kind'>;
+  keyframeRequests: Gauge<'group' | 'direction' | 'kind'>;
+  /** Down-link estimate per forwarded stream. */
+  estimate: Gauge<'group' | 'client' | 'stream'>;
+  /** Forwarded video tracks by the simulcast layer they get. */
+  layers: Gauge<'group' | 'layer'>;
+  probes: Gauge<'group' | 'outcome'>;
 }
 
 /** Sets the media gauges from a fresh collection (totals per group, direction and kind). */
@@ -96,11 +126,24 @@ export function updateMediaGauges(g: MediaGauges, reports: GroupReport[]): void 
       ] as const) {
         for (const c of conns) {
           g.streams.inc({ group: group.name, direction });
+          if (direction === 'down') {
+            if (c.maxBitrate !== undefined) g.estimate.set({ group: group.name, client: client.id, stream: c.id }, c.maxBitrate);
+            if (c.probes) {
+              g.probes.inc({ group: group.name, outcome: 'succeeded' }, c.probes.succeeded);
+              g.probes.inc({ group: group.name, outcome: 'failed' }, c.probes.failed);
+            }
+          }
           for (const t of c.tracks) {
             const labels = { group: group.name, direction, kind: t.kind };
             g.bitrate.inc(labels, t.bitrate);
             g.packets.inc(labels, t.packets);
             g.lost.inc(labels, Math.round(t.loss * t.packets));
+            g.nacks.inc(labels, t.nacks);
+            g.keyframeRequests.inc(labels, t.keyframeRequests);
+            if (direction === 'down') {
+              if (t.retransmitted !== undefined) g.retransmitted.inc({ group: group.name, kind: t.kind }, t.retransmitted);
+              if (t.kind === 'video') g.layers.inc({ group: group.name, layer: t.layer ?? '' });
+            }
             const key = `${group.name}\u0000${direction}\u0000${t.kind}`;
             const worst = worstJitter.get(key);
             if (!worst || worst.seconds < t.jitter / 1000) worstJitter.set(key, { labels, seconds: t.jitter / 1000 });

@@ -71,14 +71,24 @@ export interface TrackStats {
   keyframeRequests: number;
   /** NACKed packets: up = asked of the publisher, down = asked by the subscriber. */
   nacks: number;
+  /** Down: packets resent in answer to NACKs (absent when the engine does not count them). */
+  retransmitted?: number;
+  /** Down video: bytes of bandwidth-probe traffic sent (see media/quality/downlink.ts). */
+  probeBytes?: number;
 }
 
 export interface StreamStats {
   id: string;
   state: ConnectionState;
   tracks: TrackStats[];
-  /** Down-streams: the subscriber's REMB in bit/s, else the throughput its TWCC feedback confirms; absent when unknown. */
+  /**
+   * Down-streams: the down-link estimate in bit/s (media/quality/downlink.ts),
+   * else the subscriber's REMB, else the throughput its TWCC feedback
+   * confirms; absent when unknown.
+   */
   availableBitrate?: number;
+  /** Down-streams: bandwidth probes before up-switches, and how they ended. */
+  probes?: { probes: number; succeeded: number; failed: number };
 }
 
 export interface UpTrack {

@@ -109,13 +109,14 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
 
     // The same streams, as an operator sees them: admin .stats and /metrics.
     const auth = `Basic ${Buffer.from('admin:adminpw').toString('base64')}`;
-    type Conn = { id: string; label: string; tracks: { kind: string; bitrate: number; packets: number; audioLevel?: number }[] };
+    type Conn = { id: string; label: string; maxBitrate?: number; tracks: { kind: string; bitrate: number; packets: number; audioLevel?: number; nacks: number; keyframeRequests: number }[] };
     type Report = { name: string; clients: { id: string; up?: Conn[]; down?: Conn[] }[] };
     const stats = await until('media in .stats', async () => {
       const r = (await (await fetch(`${server.url}/galene-api/v0/.stats`, { headers: { authorization: auth } })).json()) as Report[];
       const group = r.find((g) => g.name === 'media');
       const up = group?.clients.find((c) => c.id === aid)?.up?.[0];
-      return up?.tracks.every((t) => t.bitrate > 0) ? group : undefined;
+      const estimated = group?.clients.flatMap((c) => c.down ?? []).every((d) => (d.maxBitrate ?? 0) > 0);
+      return up?.tracks.every((t) => t.bitrate > 0) && estimated ? group : undefined;
     });
     const up = stats.clients.find((c) => c.id === aid)!.up![0]!;
     assert.equal(up.label, 'camera');
@@ -123,10 +124,15 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     const downs = stats.clients.flatMap((c) => c.down ?? []).filter((d) => d.id === up.id);
     assert.equal(downs.length, 2, 'two subscribers');
     assert.ok(downs.every((d) => d.tracks.some((t) => t.kind === 'video' && t.packets > 0)));
+    // loss-recovery counters, per track, for an operator
+    assert.ok(downs.every((d) => d.tracks.every((t) => Number.isInteger(t.nacks) && Number.isInteger(t.keyframeRequests))));
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(metrics, /atrium_media_streams\{group="media",direction="up"\} [1-9]/);
     assert.match(metrics, /atrium_media_bitrate_bps\{group="media",direction="down",kind="video"\} [1-9]/);
     assert.match(metrics, /atrium_media_audio_level\{group="media",client="[^"]+",stream="[^"]+"\} /);
+    assert.match(metrics, /atrium_media_down_estimate_bps\{group="media",client="[^"]+",stream="[^"]+"\} [1-9]/);
+    assert.match(metrics, /atrium_media_down_layer_tracks\{group="media",layer="[^"]*"\} [1-9]/);
+    assert.match(metrics, /atrium_media_nacks\{group="media",direction="down",kind="video"\} \d/);
   });
 
   test('simulcast: video-low gets the small layer, video the large one', async () => {

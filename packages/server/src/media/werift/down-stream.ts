@@ -17,6 +17,7 @@ import { TypedEmitter } from '../emitter.ts';
 import { RateMeter, isKeyframeStart, seqAdd, seqDiff, tsAdd } from '../rtp.ts';
 import { downConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
 import { DOWN_RECV_BUFFER, FastRtpSender, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
+import { DownlinkEstimator, ProbeController, type LinkSample } from '../quality/downlink.ts';
 import { LayerChooser, lowestActiveLayer, type BandwidthEstimate } from './layers.ts';
 import { PacketCache } from './packet-cache.ts';
 import { rtpHeaderLength, writeRtpHeader } from './srtp.ts';
@@ -24,6 +25,17 @@ import { TWCC_URI, TwccSendHistory, type ParsedTwcc } from './twcc.ts';
 import { fromCandidate, toCandidate, type PacketSink, type RtpLike, type WeriftSource, type WeriftUpTrack } from './up-stream.ts';
 
 const TICK_MS = 250;
+/** Probe traffic is paced in slices this long (ms). */
+const PROBE_SLICE_MS = 20;
+/**
+ * A padding-only RTP packet's payload (RFC 3550 §5.1: the last byte counts
+ * the padding). Probes are padding, not duplicates: the subscriber's SRTP
+ * replay check drops a duplicate before its transport-cc feedback sees it.
+ */
+const PADDING = Buffer.alloc(255, 0);
+PADDING[254] = 255;
+/** At most this many padding packets in one probe slice. */
+const PROBE_BURST = 40;
 /** Transport-cc feedback older than this no longer counts as an estimate. */
 const TWCC_STALE_MS = 2000;
 /** Rough per-packet overhead on the wire besides the payload (RTP header, extensions, SRTP tag). */
@@ -71,6 +83,8 @@ export class DownTrack implements PacketSink {
   /** Input sequence number of the newest packet forwarded. */
   #lastIn = 0;
   #lastTs = 0;
+  /** The newest packet forwarded ended a frame: padding may follow it. */
+  #lastMarker = false;
   #lastTime = 0;
   #lastMode: DownRequest['video'] | undefined;
   #lastFirSeq = -1;
@@ -83,6 +97,8 @@ export class DownTrack implements PacketSink {
   keyframeRequests = 0;
   nacks = 0;
   retransmitted = 0;
+  /** Bytes of probe traffic (duplicates) sent. */
+  probeBytes = 0;
   packetsLost = 0;
   fractionLost = 0;
   jitter = 0;
@@ -170,6 +186,7 @@ export class DownTrack implements PacketSink {
       this.#lastIn = h.sequenceNumber;
       this.#lastSeq = seq;
       this.#lastTs = ts;
+      this.#lastMarker = h.marker;
       this.#lastTime = now;
       this.#srRtp = ts;
       this.#srAt = now;
@@ -206,6 +223,25 @@ export class DownTrack implements PacketSink {
     this.nacks += lost.length;
     if (!this.cache || !this.connected) return;
     this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => this.owner.send(this, seq, timestamp, marker, payload, now));
+  }
+
+  /**
+   * Probe traffic on the current layer: about `bytes` of padding-only
+   * packets, numbered in the layer's sequence (the following media moves up
+   * to make room), sent only between frames. Returns the bytes sent.
+   */
+  probe(bytes: number, now: number): number {
+    if (this.up.kind !== 'video' || !this.connected || this.current < 0 || !this.#started || !this.#lastMarker) return 0;
+    let sent = 0;
+    for (let k = 0; k < PROBE_BURST && sent < bytes; k++) {
+      const seq = seqAdd(this.#lastSeq, 1);
+      if (!this.owner.send(this, seq, this.#lastTs, false, PADDING, now, true)) break;
+      this.#lastSeq = seq;
+      this.#seqOffset = seqAdd(this.#seqOffset, 1);
+      sent += PADDING.length + PACKET_OVERHEAD;
+    }
+    this.probeBytes += sent;
+    return sent;
   }
 
   #rebase(seq: number, ts: number, now: number): void {
@@ -265,6 +301,8 @@ export class DownTrack implements PacketSink {
       jitter: this.jitter,
       keyframeRequests: this.keyframeRequests,
       nacks: this.nacks,
+      retransmitted: this.retransmitted,
+      probeBytes: this.probeBytes,
     };
     const rid = this.up.layerList[this.current]?.rid;
     if (rid !== undefined) s.layer = rid;
@@ -294,6 +332,12 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   /** Our send path on the transport's nominated socket (undefined until the transport is known). */
   #fast: FastRtpSender | undefined;
   readonly twcc = new TwccSendHistory();
+  readonly estimator = new DownlinkEstimator();
+  readonly prober = new ProbeController();
+  /** bit/s the choosers asked a probe for at the last tick (0: none). */
+  #wantProbe = 0;
+  #probeTimer: NodeJS.Timeout | undefined;
+  #probeAt = 0;
   #limiter: { rate: number; tokens: number; at: number } | undefined;
 
   constructor(
@@ -434,10 +478,12 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
    * number and its send record, then our fast path (header bytes, SRTP, the
    * nominated socket), or werift's transport send when that path cannot.
    */
-  send(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number): void {
+  send(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number, padding = false): boolean {
     const transport = this.#transport;
     const codec = track.sender.codec;
-    if (!transport || !codec) return;
+    if (!transport || !codec) return false;
+    // padding-only packets go through our fast path alone (werift's header has no padding bit to set)
+    if (padding && !(this.#fast && track.twccId <= 14)) return false;
     const twccId = track.twccId;
     let twccSeq = 0;
     if (twccId > 0) {
@@ -445,14 +491,16 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
       this.twcc.sent(twccSeq, payload.length + PACKET_OVERHEAD, now);
     }
     // the test bottleneck drops after numbering, as a congested link would
-    if (this.#limiter && !this.#admit(payload.length + PACKET_OVERHEAD)) return;
+    if (this.#limiter && !this.#admit(payload.length + PACKET_OVERHEAD)) return true;
     const ssrc = track.sender.ssrc;
     const fast = this.#fast;
     if (fast && twccId <= 14) {
       // a fresh header per datagram: the kernel may still hold a queued one
       const header = Buffer.allocUnsafe(rtpHeaderLength(twccId));
       writeRtpHeader(header, codec.payloadType, marker, seq, timestamp, ssrc, twccId, twccSeq);
-      if (fast.send(header, payload, ssrc, seq) >= 0) return;
+      if (padding) header[0]! |= 0x20;
+      if (fast.send(header, payload, ssrc, seq) >= 0) return true;
+      if (padding) return false;
     }
     const extensions: { id: number; payload: Buffer }[] = [];
     if (twccId > 0) {
@@ -462,6 +510,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     }
     const header = new RtpHeader({ payloadType: codec.payloadType, sequenceNumber: seq, timestamp, ssrc, marker, extensions });
     transport.sendRtp(payload, header).catch(() => {});
+    return true;
   }
 
   #admit(size: number): boolean {
@@ -516,16 +565,64 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     if (this.#closed) return;
     const now = Date.now();
     const e = this.estimate(now);
+    const sample: LinkSample = { delivered: e.delivered, loss: e.loss, queueDelay: e.queueDelay };
+    this.estimator.update(sample, now);
     // audio is subtracted from the estimate before choosing a video layer
     let audio = 0;
     for (const t of this.#tracks.values()) if (t.up.kind === 'audio' && t.target >= 0) audio += t.meter.rate(now);
+    const outcome = this.prober.tick(this.#wantProbe > 0 ? this.#wantProbe + audio : 0, sample, now);
+    if (outcome?.kind === 'started') this.#startProbe(now);
+    else if (outcome) this.#stopProbe();
+    if (outcome?.kind === 'succeeded') this.estimator.probed(outcome.delivered);
     const estimate: BandwidthEstimate = {
       remb: e.remb > 0 ? Math.max(1, e.remb - audio) : 0,
       delivered: e.delivered > 0 ? Math.max(1, e.delivered - audio) : 0,
       loss: e.loss,
       queueDelay: e.queueDelay,
+      link: this.estimator.estimate > 0 ? Math.max(1, this.estimator.estimate - audio) : 0,
+      probed: outcome?.kind === 'succeeded',
     };
-    for (const t of this.#tracks.values()) t.tick(this.#request, estimate, now);
+    if (process.env.ATRIUM_MEDIA_DEBUG && (outcome || now % 1000 < TICK_MS)) {
+      const v = [...this.#tracks.values()].find((t) => t.up.kind === 'video');
+      console.error(
+        `[q ${this.id}] del ${Math.round(e.delivered / 1000)}k loss ${e.loss.toFixed(2)} q ${Math.round(e.queueDelay)} est ${Math.round(this.estimator.estimate / 1000)}k want ${Math.round(this.#wantProbe / 1000)}k rates ${v?.up.layerRates(now).map((r) => Math.round(r / 1000))} cur ${v?.current} ${outcome ? JSON.stringify(outcome) : ''}`,
+      );
+    }
+    this.#wantProbe = 0;
+    for (const t of this.#tracks.values()) {
+      const before = t.target;
+      t.tick(this.#request, estimate, now);
+      if (t.up.kind !== 'video') continue;
+      if (before >= 0 && t.target >= 0 && t.target !== before) this.prober.switched(now);
+      if (t.target >= 0) this.#wantProbe = Math.max(this.#wantProbe, t.chooser.wantProbe);
+    }
+  }
+
+  #startProbe(now: number): void {
+    this.#probeAt = now;
+    this.#probeTimer ??= setInterval(() => this.#sendProbe(), PROBE_SLICE_MS);
+  }
+
+  #stopProbe(): void {
+    if (this.#probeTimer) clearInterval(this.#probeTimer);
+    this.#probeTimer = undefined;
+  }
+
+  /** One slice of probe traffic, on the first video track being forwarded. */
+  #sendProbe(): void {
+    if (this.#closed || !this.prober.probing) return this.#stopProbe();
+    const now = Date.now();
+    const elapsed = Math.min(100, now - this.#probeAt);
+    this.#probeAt = now;
+    let sending = 0;
+    let video: DownTrack | undefined;
+    for (const t of this.#tracks.values()) {
+      if (t.target < 0) continue;
+      sending += t.meter.rate(now);
+      if (t.up.kind === 'video' && t.current >= 0) video ??= t;
+    }
+    const bytes = this.prober.budget(sending, elapsed);
+    if (video && bytes > 0) video.probe(bytes, now);
   }
 
   /**
@@ -545,8 +642,9 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   async stats(): Promise<StreamStats> {
     const s: StreamStats = { id: this.id, state: this.#state, tracks: [...this.#tracks.values()].map((t) => t.stats()) };
-    const available = this.estimate().available;
-    if (available > 0) s.availableBitrate = available;
+    const available = this.estimator.estimate || this.estimate().available;
+    if (available > 0) s.availableBitrate = Math.round(available);
+    s.probes = { ...this.prober.counters };
     return s;
   }
 
@@ -554,6 +652,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#stopProbe();
     for (const t of this.#tracks.values()) t.detach();
     this.source.downs.delete(this);
     this.pc.close().catch(() => {});

@@ -1,6 +1,13 @@
 // Simulcast layer choice for one subscriber, from what its feedback says
 // about its bandwidth. Pure (no werift): unit-tested with fake feedback.
 // Layers are indexed highest first, as the publisher lists its rids.
+//
+// With a down-link estimate (`BandwidthEstimate.link`, from
+// quality/downlink.ts) the choice follows it both ways: down when the
+// estimate no longer carries the layer, up only once it carries the next one
+// — and when it does not yet, `wantProbe` says what a probe must show. Without
+// one (an engine that gives no estimate) the higher layer is retried on a
+// timer, as before.
 
 /** Go up a layer only when REMB exceeds its rate by this factor… */
 export const UP_MARGIN = 1.15;
@@ -29,7 +36,14 @@ export interface BandwidthEstimate {
   loss: number;
   /** ms of queueing seen through transport-cc feedback; 0 without it. */
   queueDelay: number;
+  /** bit/s the down-link estimator gives the video (audio subtracted); absent or 0: no estimate. */
+  link?: number;
+  /** A probe has just shown `link` carries the next layer: switch up without waiting more ticks. */
+  probed?: boolean;
 }
+
+/** Loss above which a layer is dropped whatever the estimate says (a link in trouble). */
+export const LOSS_DOWN_HARD = 0.3;
 
 export class LayerChooser {
   #upTicks = 0;
@@ -37,6 +51,8 @@ export class LayerChooser {
   #lastSwitch = -Infinity;
   /** The layer chosen last (-1 none). */
   target = -1;
+  /** bit/s the next higher layer needs for an up-switch the estimate does not allow yet (0: none). */
+  wantProbe = 0;
 
   constructor(private readonly probeAfterMs = PROBE_AFTER_MS) {}
 
@@ -51,6 +67,8 @@ export class LayerChooser {
     const best = active[0]!;
     const lowest = active[active.length - 1]!;
     const cur = !fresh && this.target >= 0 && rates[this.target]! > 0 ? this.target : -1;
+    this.wantProbe = 0;
+    if (cur >= 0 && estimate.link !== undefined && estimate.link > 0) return this.#follow(rates, active, cur, estimate, now);
     if (cur < 0) {
       this.#upTicks = this.#downTicks = 0;
       return (this.target = best);
@@ -80,6 +98,37 @@ export class LayerChooser {
       return cur;
     }
     if (++this.#upTicks < UP_TICKS) return cur;
+    this.#upTicks = 0;
+    this.#lastSwitch = now;
+    return (this.target = next);
+  }
+
+  /** The choice from a down-link estimate: down when it no longer carries the layer, up when it carries the next. */
+  #follow(rates: readonly number[], active: number[], cur: number, estimate: BandwidthEstimate, now: number): number {
+    const link = estimate.link!;
+    const lowest = active[active.length - 1]!;
+    const bad = link < rates[cur]! * DOWN_MARGIN || estimate.loss > LOSS_DOWN_HARD || estimate.queueDelay > QUEUE_DOWN_MS;
+    if (cur !== lowest && bad) {
+      this.#upTicks = 0;
+      if (++this.#downTicks < DOWN_TICKS) return cur;
+      this.#downTicks = 0;
+      this.#lastSwitch = now;
+      return (this.target = active.find((i) => i > cur && rates[i]! <= link * DOWN_MARGIN) ?? lowest);
+    }
+    this.#downTicks = 0;
+    let next = -1;
+    for (const i of active) if (i < cur) next = i; // the nearest higher layer
+    if (next < 0 || bad) {
+      this.#upTicks = 0;
+      return cur;
+    }
+    const need = rates[next]! * UP_MARGIN;
+    if (link < need && !(estimate.remb > 0 && estimate.remb >= need)) {
+      this.#upTicks = 0;
+      this.wantProbe = need;
+      return cur;
+    }
+    if (!estimate.probed && ++this.#upTicks < UP_TICKS) return cur;
     this.#upTicks = 0;
     this.#lastSwitch = now;
     return (this.target = next);
