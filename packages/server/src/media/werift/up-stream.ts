@@ -4,6 +4,7 @@ import type { CodecName, ConnectionState, IceCandidate, StreamStats, TrackKind, 
 import { TypedEmitter } from '../emitter.ts';
 import { ReceiveStats, keyframeWidth, seqAdd, seqDiff } from '../rtp.ts';
 import { codecName, upConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
+import { holdEarlyDtls, preferDtlsServer } from './dtls.ts';
 import { UP_RECV_BUFFER, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
 import { TwccFeedback, readTwccSeq, twccExtensionId } from './twcc.ts';
 
@@ -313,6 +314,8 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
   async answer(offerSdp: string): Promise<string> {
     if (this.#closed) throw new Error(`up-stream ${this.id} is closed; the offer cannot be answered`);
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    preferDtlsServer(this.pc, offerSdp);
+    holdEarlyDtls(this.pc);
     const added: WeriftUpTrack[] = [];
     for (const transceiver of this.pc.getTransceivers()) {
       const t = this.#adopt(transceiver);
@@ -320,6 +323,7 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
     }
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
+    holdEarlyDtls(this.pc);
     this.#setupTwcc(this.pc.localDescription!.sdp);
     for (const t of added) this.emit('track', t);
     return this.pc.localDescription!.sdp;
