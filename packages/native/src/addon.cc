@@ -282,6 +282,7 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("sendDrops", Napi::Number::New(info.Env(), (double)plane_.send_drops()));
     o.Set("fd", Napi::Number::New(info.Env(), plane_.fd()));
+    o.Set("unknownMedia", Napi::Number::New(info.Env(), (double)plane_.unknown_media()));
     return o;
   }
 

@@ -439,7 +439,10 @@ void Plane::receive(uint8_t* data, size_t len, const sockaddr_in& from, const in
   }
   switch (classify(data, len)) {
     case Datagram::media:
-      if (!s) return;  // media from an address no ICE check has validated
+      if (!s) {
+        unknown_media_++;  // media from an address no ICE check has validated
+        return;
+      }
       s->packets_in++;
       s->bytes_in += len;
       if (!s->keyed) {

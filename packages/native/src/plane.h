@@ -253,6 +253,8 @@ class Plane {
   bool session_stats(uint32_t session, std::vector<double>* out);
 
   uint64_t send_drops() const { return send_drops_; }
+  /** Media datagrams from addresses no session has (dropped). */
+  uint64_t unknown_media() const { return unknown_media_; }
 
  private:
   Session* session(uint32_t id);
@@ -299,6 +301,7 @@ class Plane {
   double now_ms_ = 0;
   int64_t now_us_ = 0;
   uint64_t send_drops_ = 0;
+  uint64_t unknown_media_ = 0;
   uint32_t rng_ = 0x9e3779b9;
   uint32_t random32();
   // receive buffers for recvmmsg

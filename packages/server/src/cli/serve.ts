@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { createLogger } from '../log.ts';
+import { ENGINE_CHOICES, type EngineChoice } from '../media/workers/index.ts';
 import { AtriumServer } from '../server.ts';
 import { parse } from './args.ts';
 
@@ -24,9 +25,13 @@ const HELP = `Usage: atrium serve [options]
                        the machine's interfaces (repeatable; loopback is not
                        offered otherwise)
   --udp-range MIN-MAX  UDP ports for media (default: any)
-  --media-workers N    threads forwarding media, groups spread over them
-                       (default: the number of cores, here ${availableParallelism()};
-                       0: media in the main thread)
+  --media-engine E     auto (default), native or js: native forwards media in
+                       C++ (the packages/native addon) in worker processes;
+                       js is the JavaScript engine in worker threads; auto is
+                       native when the addon is built and loads, else js
+  --media-workers N    media workers (processes for native, threads for js),
+                       groups spread over them (default: the number of cores,
+                       here ${availableParallelism()}; 0: js media in the main thread)
   --no-media           signalling only: no media engine
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
@@ -49,6 +54,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'udp-range': { type: 'string' },
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
+    'media-engine': { type: 'string', default: 'auto' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -72,9 +78,16 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024)
       throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
   }
+  const engine = values['media-engine'] as string;
+  if (!ENGINE_CHOICES.includes(engine as EngineChoice)) throw new Error(`serve: --media-engine must be auto, native or js, not "${engine}"`);
   const media = values['no-media']
     ? (false as const)
-    : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}), ...(workers !== undefined ? { workers } : {}) };
+    : {
+        additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [],
+        ...(portRange ? { portRange } : {}),
+        ...(workers !== undefined ? { workers } : {}),
+        engine: engine as EngineChoice,
+      };
 
   const log = createLogger({ level: values['log-level'] as string });
   const server = new AtriumServer({

@@ -47,13 +47,17 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   if (opts.config !== undefined) await writeFile(join(dataDir, 'config.json'), JSON.stringify(opts.config));
   if (opts.iceServers !== undefined) await writeFile(join(dataDir, 'ice-servers.json'), JSON.stringify(opts.iceServers));
 
-  const child = spawn(process.execPath, [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+  // ATRIUM_MEDIA_ENGINE (js, native) runs the media tests on one engine; ATRIUM_TEST_SERVER_LOG=1 shows the server's output.
+  const engine = process.env.ATRIUM_MEDIA_ENGINE && !(opts.args ?? []).includes('--media-engine') ? ['--media-engine', process.env.ATRIUM_MEDIA_ENGINE] : [];
+  const level = process.env.ATRIUM_TEST_SERVER_LOG ? 'info' : 'warn';
+  const child = spawn(process.execPath, [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', level, ...engine, ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
   let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
+  const echo = process.env.ATRIUM_TEST_SERVER_LOG ? (d: Buffer) => process.stderr.write(d) : () => {};
+  child.stdout.on('data', (d) => ((out += d), echo(d)));
+  child.stderr.on('data', (d) => ((out += d), echo(d)));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start within 20 s:\n${out}`)), 20_000);
     const onData = () => {

@@ -45,7 +45,7 @@ export interface Plane {
   upStats(up: number): Float64Array | null;
   downStats(down: number): Float64Array | null;
   sessionStats(session: number): Float64Array | null;
-  info(): { sendDrops: number; fd: number };
+  info(): { sendDrops: number; fd: number; unknownMedia: number };
 }
 
 export interface NativeAddon {

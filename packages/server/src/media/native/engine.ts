@@ -51,6 +51,25 @@ export class NativeEngine implements MediaEngine {
     this.port = this.plane.open({ ...(range ? { min: range[0], max: range[1] } : {}), recvBuffer: RECV_BUFFER, sendBuffer: SEND_BUFFER });
     this.mux = new Mux(this.plane, this.port);
     this.#timer = setInterval(() => this.#onTimer(), TIMER_MS);
+    if (process.env.ATRIUM_NATIVE_DEBUG) this.#debugTimer = setInterval(() => this.#dump(), 2000);
+  }
+  #debugTimer: NodeJS.Timeout | undefined;
+
+  /** ATRIUM_NATIVE_DEBUG=1: every stream and its plane counters on stderr, every 2 s. */
+  #dump(): void {
+    const lines: string[] = [`native engine pid ${process.pid} port ${this.port}: ${JSON.stringify(this.debug())}`];
+    for (const u of this.#ups) {
+      const s = u.link.session ? this.plane.sessionStats(u.link.session.id) : null;
+      lines.push(
+        `  up ${u.id} ${u.state} keyed=${u.link.keyed} session=${u.link.session?.id} remote=${u.link.remote} [${s ? [...s].join(',') : ''}] tracks ${u.tracks.map((t) => `${t.id}/${t.kind}/plane${t.planeId} ssrcs=${t.layerList.map((l) => l.ssrc).join('|')}`).join(' ')}`,
+      );
+    }
+    for (const d of this.#downs) {
+      const s = d.link.session ? this.plane.sessionStats(d.link.session.id) : null;
+      const tracks = [...this.downTracks.values()].filter((t) => t.owner === d).map((t) => `${t.up.kind}:plane${t.planeId} cur=${t.current} tgt=${t.target} pkts=${t.stats?.[0] ?? '-'}`);
+      lines.push(`  down ${d.id} ${d.state} keyed=${d.link.keyed} session=${d.link.session?.id} remote=${d.link.remote} [${s ? [...s].join(',') : ''}] ${tracks.join(' ')}`);
+    }
+    console.error(lines.join('\n'));
   }
 
   createUpStream(options: UpStreamOptions): UpStream {
@@ -136,7 +155,7 @@ export class NativeEngine implements MediaEngine {
   }
 
   /** Live streams and plane objects (diagnostics, leak checks). */
-  debug(): { ups: number; downs: number; sessions: number; upTracks: number; downTracks: number; sendDrops: number } {
+  debug(): { ups: number; downs: number; sessions: number; upTracks: number; downTracks: number; sendDrops: number; unknownMedia: number } {
     return {
       ups: this.#ups.size,
       downs: this.#downs.size,
@@ -144,6 +163,7 @@ export class NativeEngine implements MediaEngine {
       upTracks: this.upTracks.size,
       downTracks: this.downTracks.size,
       sendDrops: this.plane.info().sendDrops,
+      unknownMedia: this.plane.info().unknownMedia,
     };
   }
 
@@ -153,6 +173,7 @@ export class NativeEngine implements MediaEngine {
     for (const d of [...this.#downs]) d.close();
     for (const u of [...this.#ups]) u.close();
     clearInterval(this.#timer);
+    clearInterval(this.#debugTimer);
     this.mux.close();
   }
 }

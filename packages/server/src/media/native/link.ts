@@ -43,6 +43,11 @@ export class NativeLink {
     private readonly onUnusable: (why: string) => void,
   ) {}
 
+  /** ip:port media goes to ('' before the hand-over). */
+  get remote(): string {
+    return this.#remote;
+  }
+
   get plane(): Plane {
     return this.mux.plane;
   }

@@ -151,8 +151,11 @@ export class Mux {
       let s = d.session ? this.#sessions.get(d.session) : undefined;
       if (!s) {
         s = this.#byUsername(d.data);
-        if (!s) return;
-        this.plane.bindAddress(s.id, d.ip, d.port);
+        if (!s) {
+          if (process.env.ATRIUM_NATIVE_DEBUG) console.error(`mux: datagram from ${d.ip}:${d.port} (first byte ${d.data[0]}) for no known session`);
+          return;
+        }
+        if (!this.plane.bindAddress(s.id, d.ip, d.port) && process.env.ATRIUM_NATIVE_DEBUG) console.error(`mux: ${d.ip}:${d.port} belongs to another session than ${s.id}`);
       }
       s.transportFor(d.local)?.deliver(d);
     });

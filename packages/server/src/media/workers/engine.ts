@@ -14,7 +14,9 @@
 // (an uncaught error in werift, say) closes its streams — their `close`
 // events fire, the core tells the clients — is logged and is replaced; the
 // other workers and the server carry on.
+import { type ChildProcess, fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type {
   CodecName,
@@ -46,8 +48,14 @@ export interface EngineLog {
 }
 
 export interface ThreadedEngineOptions {
-  /** Number of worker threads (default: os.availableParallelism()). At least 1. */
+  /** Number of workers (default: os.availableParallelism()). At least 1. */
   workers?: number;
+  /**
+   * werift (default): the JavaScript engine in worker threads. native: werift
+   * plus the native packet plane, in worker processes (a fault in native
+   * code ends one worker process, never the server).
+   */
+  kind?: 'werift' | 'native';
   /**
    * Start every worker now. By default a worker starts when a group is first
    * placed on it (a worker costs about 50 MB and half a second of CPU to
@@ -62,8 +70,11 @@ export interface ThreadedEngineOptions {
 /** One worker as `debug()` shows it. */
 export interface WorkerInfo {
   index: number;
-  /** Kernel thread id (/proc/<pid>/task/<tid>), once the worker is ready; -1 off Linux. */
+  /** Kernel thread id (/proc/<pid>/task/<tid>), once the worker is ready; -1 off Linux. For a process worker, its main thread. */
   tid: number | undefined;
+  /** The process the worker runs in (the server's own for a thread worker). */
+  pid: number | undefined;
+  kind: 'thread' | 'process';
   /** Node's worker threadId. */
   threadId: number;
   ready: boolean;
@@ -82,10 +93,83 @@ const RESTART_BACKOFF_MAX_MS = 30_000;
 /** Shutdown waits this long for the workers to close their peer connections. */
 const SHUTDOWN_GRACE_MS = 1000;
 
+/** A worker thread or a worker process, as the engine drives it. */
+interface WorkerHandle {
+  readonly threadId: number;
+  readonly kind: 'thread' | 'process';
+  postMessage(m: ToWorker): void;
+  onMessage(f: (m: FromWorker) => void): void;
+  onError(f: (e: Error) => void): void;
+  onExit(f: (code: number, signal: string | null) => void): void;
+  terminate(): Promise<void>;
+}
+
+function threadWorker(setup: WorkerSetup): WorkerHandle {
+  const worker = new Worker(ENTRY, { workerData: setup, name: `atrium-media-${setup.index}` } as ConstructorParameters<typeof Worker>[1]);
+  return {
+    threadId: worker.threadId,
+    kind: 'thread',
+    postMessage: (m) => worker.postMessage(m),
+    onMessage: (f) => void worker.on('message', f),
+    onError: (f) => void worker.on('error', f),
+    onExit: (f) => void worker.on('exit', (code) => f(code, null)),
+    terminate: async () => void (await worker.terminate()),
+  };
+}
+
+/** What a dying process printed last (its uncaught error), for the log. */
+const STDERR_TAIL = 4000;
+
+function processWorker(setup: WorkerSetup): WorkerHandle {
+  const child: ChildProcess = fork(fileURLToPath(ENTRY), [], {
+    serialization: 'advanced',
+    env: { ...process.env, ATRIUM_MEDIA_WORKER: JSON.stringify(setup) },
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+  });
+  let tail = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    process.stderr.write(d);
+    tail = (tail + d.toString()).slice(-STDERR_TAIL);
+  });
+  let exited = false;
+  const exit = new Promise<void>((r) => child.once('exit', () => r()));
+  child.once('exit', () => (exited = true));
+  return {
+    threadId: -1,
+    kind: 'process',
+    postMessage: (m) => {
+      if (child.connected) child.send(m);
+    },
+    onMessage: (f) => void child.on('message', f as (m: unknown) => void),
+    onError: (f) => void child.on('error', f),
+    onExit: (f) =>
+      void child.on('exit', (code, signal) => {
+        // the last error it printed, if any
+        const thrown = /(?:^|\n)((?:\w*Error|Uncaught)[^\n]*)/.exec(tail)?.[1];
+        if (thrown && !signal) (child as unknown as { lastError?: string }).lastError = thrown;
+        f(code ?? -1, signal);
+      }),
+    terminate: async () => {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exit;
+      clearTimeout(t);
+    },
+    get lastError(): string | undefined {
+      return (child as unknown as { lastError?: string }).lastError;
+    },
+    get pid(): number | undefined {
+      return child.pid;
+    },
+  } as WorkerHandle;
+}
+
 interface Slot {
   index: number;
-  worker: Worker;
+  worker: WorkerHandle;
   tid: number | undefined;
+  pid: number | undefined;
   ready: boolean;
   /** The worker is dead and waiting to be restarted: nothing is placed on it. */
   down: boolean;
@@ -102,7 +186,8 @@ interface Pending {
 }
 
 export class ThreadedEngine implements MediaEngine {
-  readonly name = 'werift-threads';
+  readonly name: string;
+  readonly kind: 'werift' | 'native';
   readonly #options: WeriftEngineOptions;
   readonly #log: EngineLog | undefined;
   /** One entry per worker; undefined until that worker is first needed. */
@@ -118,6 +203,8 @@ export class ThreadedEngine implements MediaEngine {
     const n = options.workers ?? availableParallelism();
     if (!Number.isInteger(n) || n < 1) throw new Error(`threaded media engine: workers must be a whole number of at least 1, not ${n} (0 means the in-process engine: use createWeriftEngine)`);
     this.#options = options.engine ?? {};
+    this.kind = options.kind ?? 'werift';
+    this.name = this.kind === 'native' ? 'native-processes' : 'werift-threads';
     this.#log = options.log;
     this.#slots = Array.from({ length: n }, (_, i) => (options.eager ? this.#spawn(i, 0, 0) : undefined));
   }
@@ -204,7 +291,7 @@ export class ThreadedEngine implements MediaEngine {
       let downs = 0;
       for (const s of slot.streams.values()) s instanceof ProxyUpStream ? ups++ : downs++;
       const placements = [...this.#placements].filter(([, p]) => p.slot === slot).map(([k]) => k);
-      return { index: slot.index, tid: slot.tid, threadId: slot.worker.threadId, ready: slot.ready, restarts: slot.restarts, ups, downs, placements };
+      return { index: slot.index, tid: slot.tid, pid: slot.pid, kind: slot.worker.kind, threadId: slot.worker.threadId, ready: slot.ready, restarts: slot.restarts, ups, downs, placements };
     });
   }
 
@@ -228,6 +315,13 @@ export class ThreadedEngine implements MediaEngine {
     const slot = this.#slots[index];
     if (!slot) throw new Error(`crashWorker: worker ${index} is not running (${this.#started().length} of ${this.#slots.length} workers started)`);
     this.post(slot, { op: 'crash', message });
+  }
+
+  /** Test hook (native workers): a segmentation fault in the addon, as a bug in native code would. */
+  faultWorker(index: number): void {
+    const slot = this.#slots[index];
+    if (!slot || slot.worker.kind !== 'process') throw new Error(`faultWorker: worker ${index} is not a running native worker process`);
+    this.post(slot, { op: 'fault' });
   }
 
   // ---------------------------------------------------------------------
@@ -291,14 +385,18 @@ export class ThreadedEngine implements MediaEngine {
   }
 
   #spawn(index: number, restarts: number, failedStarts: number): Slot {
-    const setup: WorkerSetup = { index, engine: this.#options };
-    const worker = new Worker(ENTRY, { workerData: setup, name: `atrium-media-${index}` } as ConstructorParameters<typeof Worker>[1]);
-    const slot: Slot = { index, worker, tid: undefined, ready: false, down: false, restarts, failedStarts, streams: new Map(), error: undefined };
-    worker.on('message', (m: FromWorker) => this.#onMessage(slot, m));
-    worker.on('error', (err) => {
+    const setup: WorkerSetup = { index, kind: this.kind, engine: this.#options };
+    const worker = this.kind === 'native' ? processWorker(setup) : threadWorker(setup);
+    const slot: Slot = { index, worker, tid: undefined, pid: undefined, ready: false, down: false, restarts, failedStarts, streams: new Map(), error: undefined };
+    worker.onMessage((m) => this.#onMessage(slot, m));
+    worker.onError((err) => {
       slot.error = err;
     });
-    worker.on('exit', (code) => this.#onExit(slot, code));
+    worker.onExit((code, signal) => {
+      const printed = (worker as { lastError?: string }).lastError;
+      if (!slot.error && (signal || printed)) slot.error = new Error(signal ? `killed by ${signal}` : printed);
+      this.#onExit(slot, code);
+    });
     return slot;
   }
 
@@ -307,6 +405,7 @@ export class ThreadedEngine implements MediaEngine {
       case 'ready':
         slot.ready = true;
         slot.tid = m.tid;
+        slot.pid = m.pid;
         slot.failedStarts = 0;
         return;
       case 'reply': {
@@ -346,7 +445,7 @@ export class ThreadedEngine implements MediaEngine {
     const err = slot.error;
     this.#log?.error(
       { err, worker: slot.index, tid: slot.tid, exitCode: code, streams: streams.length },
-      `media worker ${slot.index} stopped (${err ? err.message : `exit code ${code}`}); its ${streams.length} streams are closed and the worker is replaced`,
+      `media worker ${slot.index}${slot.worker.kind === 'process' ? ` (process ${slot.pid ?? '?'})` : ''} stopped (${err ? err.message : `exit code ${code}`}); its ${streams.length} streams are closed and the worker is replaced`,
     );
     for (const s of streams) if (s instanceof ProxyDownStream) s.finish(false);
     for (const s of streams) if (s instanceof ProxyUpStream) s.finish(false);
