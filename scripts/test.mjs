@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 // The one test command (`npm test`). On a fresh machine it first brings what
 // is missing (npm packages, and the Debian packages the tests need when run
-// as root), then runs every test file with node's test runner through tsx.
-//   npm test                 every test
-//   npm test -- FILTER...    only test files whose path contains a FILTER
+// as root), then checks the code (lint, format, types: fast, and it stops at
+// the first that fails) and runs every test file with node's test runner
+// through tsx.
+//   npm test                 checks, then every test
+//   npm test -- FILTER...    checks, then only test files whose path contains a FILTER
+//   npm test -- --skip-checks FILTER...   the tests alone (while iterating; CI never skips)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { typecheck } from './typecheck.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 process.chdir(root);
@@ -62,9 +66,35 @@ function findTests(dir, out = []) {
   return out;
 }
 
+/** Lint, format and type checks, cheapest first; exits at the first that fails, saying how to fix it. */
+async function checkCode() {
+  const biome = join(root, 'node_modules', '@biomejs', 'biome', 'bin', 'biome');
+  const steps = [
+    ['lint', ['lint', '--error-on-warnings', '.'], 'fix the lint errors above (see biome.jsonc for the rules), then run "npm run lint"'],
+    ['format', ['format', '.'], 'run "npm run format" to format the files above'],
+  ];
+  for (const [name, args, fix] of steps) {
+    const r = spawnSync(process.execPath, [biome, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    if (r.status !== 0) {
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      console.error(`test: the ${name} check failed: ${fix}`);
+      process.exit(1);
+    }
+    console.log(`test: ${name} check passed`);
+  }
+  if (!(await typecheck())) {
+    console.error('test: the type check failed (above); the tests were not run');
+    process.exit(1);
+  }
+}
+
 ensureNpmPackages();
 ensureDebianPackages();
-const filters = process.argv.slice(2);
+const args = process.argv.slice(2);
+const skipChecks = args.includes('--skip-checks');
+const filters = args.filter((a) => a !== '--skip-checks');
+if (!skipChecks) await checkCode();
 const files = ['packages', 'bench']
   .filter((d) => existsSync(d))
   .flatMap((d) => findTests(d))

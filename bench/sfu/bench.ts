@@ -179,7 +179,7 @@ export async function runShape(shape: Shape, o: ShapeOptions): Promise<ShapeResu
     let subSnaps: SubSnapshot[][] = [];
     for (;;) {
       subSnaps = await Promise.all(procs.map(async (p) => (await p.sub.snapshot()).subs));
-      const flowing = procs.map((p, i) => sum(subSnaps[i]!, (s) => s.downs.filter((d) => d.firstAt >= 0).length));
+      const flowing = procs.map((_p, i) => sum(subSnaps[i]!, (s) => s.downs.filter((d) => d.firstAt >= 0).length));
       const wanted = procs.map((p) => p.room.publishers * p.room.subscribers);
       if (flowing.every((f, i) => f >= wanted[i]!)) break;
       if (Date.now() > deadline) {

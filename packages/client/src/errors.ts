@@ -1,5 +1,18 @@
 // Errors the SDK reports: a stable `code` for programs and a sentence for
-// people, the way the server reports its own errors.
+// people, the way the server reports its own errors. AtriumError is the one
+// base class; each part of the SDK names its codes (ClientErrorCode here,
+// MeshErrorCode in mesh/, WindowRelayErrorCode in window/).
+
+/** The base of every error the SDK raises or reports: `code` is stable, `message` a sentence. */
+export class AtriumError<Code extends string = string> extends Error {
+  constructor(
+    readonly code: Code,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
 
 /** Stable identifiers of the errors raised or reported by the SDK. */
 export type ClientErrorCode =
@@ -18,16 +31,9 @@ export type ClientErrorCode =
   /** The peer-to-peer file-transfer protocol went wrong. */
   | 'file-transfer';
 
-export class AtriumClientError extends Error {
+/** An error of the Galène SDK (ServerConnection, Stream, TransferredFile). */
+export class AtriumClientError extends AtriumError<ClientErrorCode> {
   override readonly name = 'AtriumClientError';
-
-  constructor(
-    readonly code: ClientErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** A readable one-line description of anything thrown. */

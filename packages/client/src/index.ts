@@ -8,6 +8,7 @@ export {
   type GroupActionKind,
   type JoinedKind,
   type JoinedStatus,
+  type ServerConnectionEvents,
   type ServerConnectionOptions,
   type User,
   type UserActionKind,
@@ -17,7 +18,8 @@ export {
 export { Stream, SIMULCAST_LOW_RATE, simulcastEncodings, type AddTrackOptions, type MediaKind, type StreamStatus } from './stream.ts';
 export { TransferredFile, CHUNK_BYTES, canTransition, type TransferEvent, type TransferEventData, type TransferProgress, type TransferState } from './file-transfer.ts';
 export type { Credentials } from './credentials.ts';
-export { AtriumClientError, type ClientErrorCode } from './errors.ts';
+export { AtriumClientError, AtriumError, type ClientErrorCode } from './errors.ts';
+export { TypedEmitter, type Listener } from './emitter.ts';
 export { DEFAULT_RECONNECT, backoffDelay, type ReconnectOptions, type ReconnectPolicy } from './backoff.ts';
 export type { InboundTrackStats, OutboundTrackStats, StreamStats, TrackStats } from './stats.ts';
 export type { StreamRequest } from '@atrium/protocol/galene';

@@ -1,8 +1,11 @@
-// ServerConnection: one WebSocket to a Galène protocol v2 server (Atrium or
-// Galène itself), the group joined over it, the users in that group and
-// every media stream and file transfer that goes with it. The surface is
-// Galène's `protocol.js` (seed 003), typed; frames from the server are
-// checked against the shared schemas before anything acts on them.
+// ServerConnection: the group state fed by one connection to a Galène
+// protocol v2 server (Atrium or Galène itself): the group joined, the users
+// in it and every media stream and file transfer that goes with it. The
+// socket, its handshake, liveness and reconnection are the ConnectionEngine's
+// (connection-engine.ts); frames reach this class checked against the
+// shared schemas. The surface is Galène's `protocol.js` (seed 003), typed:
+// `onX` callbacks as Galène's client sets them, and the same events as
+// typed listeners (`sc.on('chat', ...)`, ServerConnectionEvents).
 //
 // Reconnection (on by default, `reconnect: false` turns it off): when the
 // socket closes without the application asking (server restart, network
@@ -14,13 +17,17 @@
 // the server answers again; `onclose` is only called when the connection
 // is over for good (`close()`, kicked, or reconnection given up).
 import type { ClientMessage, FileTransferValue, GroupActionKind, GroupStatus, ServerMessage, ServerMessageOf, StreamRequest, UserActionKind } from '@atrium/protocol/galene';
-import { type ReconnectOptions, type ReconnectPolicy, backoffDelay, reconnectPolicy, shouldReconnect } from './backoff.ts';
+import type { ReconnectPolicy } from './backoff.ts';
+import { ConnectionEngine, type ConnectionState, type EngineHost, type EngineOptions, type WebSocketLike } from './connection-engine.ts';
 import { type Credentials, isCredentials, joinMessage } from './credentials.ts';
+import { TypedEmitter } from './emitter.ts';
 import { AtriumClientError, describeError } from './errors.ts';
 import { TransferredFile } from './file-transfer.ts';
 import { newLocalId, newRandomId } from './ids.ts';
-import { offersVersion1, parseFileTransfer, parseServerFrame, parseTime } from './messages.ts';
+import { offersVersion1, parseFileTransfer, parseTime } from './messages.ts';
 import { Stream, type StreamHost } from './stream.ts';
+
+export type { ConnectionState, WebSocketLike };
 
 /** A member of the group, as `users[id]`. */
 export interface User {
@@ -36,35 +43,30 @@ export type UserKind = 'add' | 'change' | 'delete';
 export type { GroupActionKind, UserActionKind };
 /** The group status sent with `joined` (fields are optional there). */
 export type JoinedStatus = Partial<GroupStatus>;
-export type ConnectionState = 'new' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+export type ServerConnectionOptions = EngineOptions;
 
-/** The part of a browser WebSocket the connection uses (so tests and Node can supply their own). */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: Event) => void) | null;
-  onmessage: ((ev: MessageEvent) => void) | null;
-  onclose: ((ev: CloseEvent) => void) | null;
-  onerror: ((ev: Event) => void) | null;
+/**
+ * The typed events of a ServerConnection: the same as its `onX` callbacks,
+ * with the same arguments, for any number of listeners. A listener that
+ * throws does not disturb the others nor the SDK.
+ */
+export interface ServerConnectionEvents {
+  connected: [];
+  close: [code: number, reason: string];
+  error: [error: unknown];
+  user: [id: string, kind: UserKind];
+  joined: [kind: JoinedKind, group: string, perms: string[], status: JoinedStatus, data: Record<string, unknown>, error: string | null, message: string];
+  chat: [id: string | undefined, dest: string | undefined, username: string | undefined, time: Date | null, privileged: boolean, history: boolean, kind: string, message: string];
+  clearchat: [];
+  usermessage: [id: string | undefined, dest: string | undefined, username: string | undefined, time: Date | null, privileged: boolean, kind: string, error: string | undefined, message: unknown];
+  downstream: [stream: Stream];
+  filetransfer: [transfer: TransferredFile];
+  reconnecting: [attempt: number, delayMs: number, code: number, reason: string];
+  reconnected: [];
 }
 
-export interface ServerConnectionOptions {
-  /** Automatic reconnection: true (default), false, or tuning. */
-  reconnect?: boolean | ReconnectOptions;
-  /** Opens the WebSocket; defaults to `new WebSocket(url)`. */
-  createSocket?: (url: string) => WebSocketLike;
-  /** Ping the server after this much silence, in ms (default 15 000). */
-  pingAfterMs?: number;
-  /** Consider the socket dead after this much silence, in ms (default 65 000). */
-  timeoutMs?: number;
-}
-
-const OPEN = 1;
-/** Close code we use when we drop a socket that stopped answering. */
-const CLOSE_TIMEOUT = 4000;
-/** The server refused our client id because another connection uses it. */
-const CLOSE_DUPLICATE_ID = 4002;
+/** The `onX` callback of each event. */
+type Callback<K extends keyof ServerConnectionEvents> = ((this: ServerConnection, ...args: ServerConnectionEvents[K]) => void) | null;
 
 interface JoinRequest {
   group: string;
@@ -73,18 +75,13 @@ interface JoinRequest {
   data: Record<string, unknown> | undefined;
 }
 
-export class ServerConnection {
-  /** Our client id (may change after a reconnection if the server still knew the old one). */
-  id: string = newRandomId();
+export class ServerConnection extends TypedEmitter<ServerConnectionEvents> {
   /** The group joined, or null. */
   group: string | null = null;
   /** The username we joined as, or null. */
   username: string | null = null;
   /** Everyone in the group, ourselves included, by id. */
   users: Record<string, User> = {};
-  socket: WebSocketLike | null = null;
-  /** The negotiated protocol version ("2"), or null before the handshake. */
-  version: string | null = null;
   /** Our up-streams, by id. */
   up: Record<string, Stream> = {};
   /** Our down-streams, by id. */
@@ -97,10 +94,6 @@ export class ServerConnection {
   transferredFiles: Record<string, TransferredFile> = {};
   /** Free for the application; the SDK does not touch it. */
   userdata: Record<string, unknown> = {};
-  /** Where the connection stands. */
-  state: ConnectionState = 'new';
-  /** The reconnection policy in force; set `reconnect.enabled = false` to stop reconnecting. */
-  readonly reconnect: ReconnectPolicy;
 
   /** The handshake with the server completed (not called again after a reconnection). */
   onconnected: ((this: ServerConnection) => void) | null = null;
@@ -160,20 +153,10 @@ export class ServerConnection {
   /** The server answers again; the group is being rejoined and the up-streams restored. */
   onreconnected: ((this: ServerConnection) => void) | null = null;
 
-  private readonly createSocket: (url: string) => WebSocketLike;
-  private readonly pingAfterMs: number;
-  private readonly timeoutMs: number;
-  private url: string | null = null;
+  private readonly engine: ConnectionEngine;
   /** The group we want to be in (what to rejoin after a reconnection). */
   private wanted: JoinRequest | null = null;
   private lastRequest: StreamRequest | null = null;
-  private closeRequested = false;
-  private kicked = false;
-  private wasConnected = false;
-  private attempts = 0;
-  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  private livenessTimer: ReturnType<typeof setInterval> | null = null;
-  private lastHeard = 0;
   /** Between a reconnection and the answer to our rejoin. */
   private rejoining = false;
   /** Our own user data as the server last told it (what setdata changed), for rejoining. */
@@ -183,13 +166,22 @@ export class ServerConnection {
   private readonly streamHost: StreamHost;
 
   constructor(options: ServerConnectionOptions = {}) {
-    this.reconnect = reconnectPolicy(options.reconnect);
-    this.createSocket = options.createSocket ?? ((url) => new WebSocket(url));
-    this.pingAfterMs = options.pingAfterMs ?? 15_000;
-    this.timeoutMs = options.timeoutMs ?? 65_000;
+    super();
+    const host: EngineHost = {
+      connected: (reconnected) => this.connected(reconnected),
+      message: (m) => this.dispatch(m),
+      socketLost: () => {
+        this.rejoining = false;
+      },
+      suspended: () => this.suspend(),
+      reconnecting: (attempt, delay, code, reason) => this.notify('reconnecting', this.onreconnecting, attempt, delay, code, reason),
+      closed: (code, reason) => this.finish(code, reason),
+      error: (e) => this.report(e),
+    };
+    this.engine = new ConnectionEngine(host, options);
     this.streamHost = {
       connection: this,
-      canSignal: () => this.isOpen() && this.group !== null && !this.rejoining,
+      canSignal: () => this.engine.isOpen() && this.group !== null && !this.rejoining,
       send: (m) => this.send(m),
       closed: (s) => this.streamClosed(s),
       tracksChanged: (s) => this.updateUserStreams(s.up ? this.id : s.source),
@@ -199,43 +191,48 @@ export class ServerConnection {
   // -------------------------------------------------------------------
   // Connection
 
+  /** Our client id (may change after a reconnection if the server still knew the old one). */
+  get id(): string {
+    return this.engine.id;
+  }
+
+  set id(id: string) {
+    this.engine.id = id;
+  }
+
+  /** The WebSocket in use, or null between sockets. */
+  get socket(): WebSocketLike | null {
+    return this.engine.socket;
+  }
+
+  /** The negotiated protocol version ("2"), or null before the handshake. */
+  get version(): string | null {
+    return this.engine.version;
+  }
+
+  /** Where the connection stands. */
+  get state(): ConnectionState {
+    return this.engine.state;
+  }
+
+  /** The reconnection policy in force; set `reconnect.enabled = false` to stop reconnecting. */
+  get reconnect(): ReconnectPolicy {
+    return this.engine.reconnect;
+  }
+
   /** Opens the WebSocket to `url` (the group status's `endpoint`). */
   connect(url: string): void {
-    if (this.socket || this.state === 'connecting' || this.state === 'reconnecting') {
-      throw new AtriumClientError('bad-argument', 'this ServerConnection is already connected; close it or make a new one');
-    }
-    this.url = url;
-    this.closeRequested = false;
-    this.kicked = false;
-    this.wasConnected = false;
-    this.attempts = 0;
-    this.state = 'connecting';
-    this.open();
+    this.engine.connect(url);
   }
 
   /** Closes the connection for good; `onclose` follows. */
   close(): void {
-    this.closeRequested = true;
-    this.cancelReconnect();
-    const ws = this.socket;
-    if (ws) {
-      try {
-        ws.close(1000, 'Close requested by client');
-      } catch {
-        /* already closing */
-      }
-      return;
-    }
-    if (this.state === 'reconnecting') this.finish(1000, 'Close requested by client');
+    this.engine.close();
   }
 
   /** Sends one message; throws if the socket is not open. */
   send(message: ClientMessage): void {
-    const ws = this.socket;
-    if (!ws || ws.readyState !== OPEN) {
-      throw new AtriumClientError('not-connected', `cannot send "${message.type}": the connection to the server is not open`);
-    }
-    ws.send(JSON.stringify(message));
+    this.engine.send(message);
   }
 
   // -------------------------------------------------------------------
@@ -406,8 +403,7 @@ export class ServerConnection {
     f.file = file;
     this.transferredFiles[f.fullid()] = f;
     try {
-      if (!this.onfiletransfer) throw new AtriumClientError('file-transfer', 'this application does not handle file transfers (set onfiletransfer)');
-      this.onfiletransfer.call(this, f);
+      this.offerTransfer(f, 'this application does not handle file transfers (set onfiletransfer)');
     } catch (e) {
       f.cancel(asCancelReason(e));
       return;
@@ -426,115 +422,7 @@ export class ServerConnection {
   }
 
   // -------------------------------------------------------------------
-  // Socket life
-
-  private open(): void {
-    const url = this.url;
-    if (url === null) return;
-    let ws: WebSocketLike;
-    try {
-      ws = this.createSocket(url);
-    } catch (e) {
-      this.report(new AtriumClientError('socket', `could not open a WebSocket to ${url}: ${describeError(e)}`, { cause: e }));
-      this.socketClosed(1006, describeError(e));
-      return;
-    }
-    this.socket = ws;
-    this.version = null;
-    this.lastHeard = Date.now();
-    ws.onopen = () => {
-      if (this.socket !== ws) return;
-      try {
-        this.send({ type: 'handshake', version: ['2'], id: this.id });
-      } catch (e) {
-        this.report(e);
-      }
-    };
-    ws.onmessage = (ev) => {
-      if (this.socket !== ws) return;
-      this.lastHeard = Date.now();
-      this.handleFrame(ev.data);
-    };
-    ws.onerror = () => {
-      if (this.socket !== ws || this.state === 'reconnecting') return;
-      this.report(new AtriumClientError('socket', `the WebSocket to ${url} failed`));
-    };
-    ws.onclose = (ev) => {
-      if (this.socket !== ws) return;
-      this.socketClosed(ev.code, ev.reason);
-    };
-    this.startLiveness(ws);
-  }
-
-  private startLiveness(ws: WebSocketLike): void {
-    this.stopLiveness();
-    const period = Math.max(250, Math.min(10_000, this.pingAfterMs / 2));
-    this.livenessTimer = setInterval(() => {
-      if (this.socket !== ws) return;
-      const quiet = Date.now() - this.lastHeard;
-      if (quiet > this.timeoutMs) {
-        this.report(new AtriumClientError('socket', `the server has not answered for ${Math.round(quiet / 1000)} s`));
-        this.dropSocket(CLOSE_TIMEOUT, 'the server stopped answering');
-      } else if (quiet >= this.pingAfterMs && this.version !== null && ws.readyState === OPEN) {
-        ws.send(JSON.stringify({ type: 'ping' }));
-      }
-    }, period);
-    // In Node, liveness checks alone must not keep the process alive.
-    (this.livenessTimer as { unref?: () => void }).unref?.();
-  }
-
-  private stopLiveness(): void {
-    if (this.livenessTimer !== null) clearInterval(this.livenessTimer);
-    this.livenessTimer = null;
-  }
-
-  /** Gives up on the current socket at once, without waiting for the closing handshake. */
-  private dropSocket(code: number, reason: string): void {
-    const ws = this.socket;
-    if (!ws) return;
-    detach(ws);
-    try {
-      ws.close(code, reason);
-    } catch {
-      /* already closed */
-    }
-    this.socketClosed(code, reason);
-  }
-
-  private socketClosed(code: number, reason: string): void {
-    const ws = this.socket;
-    if (ws) detach(ws);
-    this.socket = null;
-    this.version = null;
-    this.stopLiveness();
-    this.rejoining = false;
-    if (code === CLOSE_DUPLICATE_ID) this.id = newRandomId();
-    const ctx = { requested: this.closeRequested, kicked: this.kicked, wasConnected: this.wasConnected, attempts: this.attempts };
-    if (shouldReconnect(code, ctx, this.reconnect)) {
-      this.scheduleReconnect(code, reason);
-    } else {
-      this.finish(code, reason);
-    }
-  }
-
-  private scheduleReconnect(code: number, reason: string): void {
-    const first = this.state !== 'reconnecting';
-    this.state = 'reconnecting';
-    if (first) this.suspend();
-    this.attempts += 1;
-    const delay = backoffDelay(this.attempts, this.reconnect);
-    this.emit(this.onreconnecting, this.attempts, delay, code, reason);
-    this.cancelReconnect();
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      if (this.state === 'reconnecting' && !this.closeRequested) this.open();
-    }, delay);
-  }
-
-  private cancelReconnect(): void {
-    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = null;
-  }
+  // What the engine tells
 
   /**
    * The socket is gone but we mean to come back: what the server forgets
@@ -555,8 +443,6 @@ export class ServerConnection {
 
   /** The connection is over for good. */
   private finish(code: number, reason: string): void {
-    this.cancelReconnect();
-    this.state = 'closed';
     this.permissions = [];
     for (const s of Object.values(this.up)) s.close();
     for (const s of Object.values(this.down)) s.close();
@@ -566,8 +452,8 @@ export class ServerConnection {
     this.group = null;
     this.username = null;
     this.wanted = null;
-    if (group !== null) this.emit(this.onjoined, 'leave', group, [], {}, {}, null, '');
-    this.emit(this.onclose, code, reason);
+    if (group !== null) this.notify('joined', this.onjoined, 'leave', group, [], {}, {}, null, '');
+    this.notify('close', this.onclose, code, reason);
   }
 
   /** Leaves while the socket is down: nothing to tell the server, which has forgotten us. */
@@ -576,50 +462,21 @@ export class ServerConnection {
     this.group = null;
     this.username = null;
     this.permissions = [];
-    this.emit(this.onjoined, 'leave', group, [], {}, {}, null, '');
+    this.notify('joined', this.onjoined, 'leave', group, [], {}, {}, null, '');
   }
 
   private clearUsers(): void {
     for (const id of Object.keys(this.users)) {
       delete this.users[id];
-      this.emit(this.onuser, id, 'delete');
+      this.notify('user', this.onuser, id, 'delete');
     }
-  }
-
-  private isOpen(): boolean {
-    return this.socket !== null && this.socket.readyState === OPEN && this.version !== null;
   }
 
   // -------------------------------------------------------------------
   // Frames from the server
 
-  private handleFrame(data: unknown): void {
-    const parsed = parseServerFrame(data);
-    if (!parsed.ok) {
-      this.report(new AtriumClientError('bad-frame', parsed.message));
-      return;
-    }
-    const m = parsed.message;
-    if (m.type !== 'handshake' && this.version === null) {
-      this.report(new AtriumClientError('bad-frame', `the server sent "${m.type}" before its handshake`));
-      return;
-    }
-    try {
-      this.dispatch(m);
-    } catch (e) {
-      // A bug of ours or a callback that threw: reported, never thrown into the socket's event loop.
-      this.report(e);
-    }
-  }
-
   private dispatch(m: ServerMessage): void {
     switch (m.type) {
-      case 'handshake':
-        return this.gotHandshake(m);
-      case 'ping':
-        return this.send({ type: 'pong' });
-      case 'pong':
-        return;
       case 'joined':
         return this.gotJoined(m);
       case 'user':
@@ -659,24 +516,13 @@ export class ServerConnection {
     }
   }
 
-  private gotHandshake(m: ServerMessageOf<'handshake'>): void {
-    if (this.version !== null) return;
-    if (!m.version.includes('2')) {
-      this.report(new AtriumClientError('bad-version', `the server speaks protocol version ${JSON.stringify(m.version)}; this client speaks "2"`));
-      this.closeRequested = true;
-      this.socket?.close(1000, 'unsupported protocol version');
-      return;
-    }
-    this.version = '2';
-    const reconnected = this.state === 'reconnecting';
-    this.state = 'connected';
-    this.wasConnected = true;
-    this.attempts = 0;
+  /** The handshake is done: the application hears of it; after a reconnection, the group is joined again. */
+  private connected(reconnected: boolean): void {
     if (!reconnected) {
-      this.emit(this.onconnected);
+      this.notify('connected', this.onconnected);
       return;
     }
-    this.emit(this.onreconnected);
+    this.notify('reconnected', this.onreconnected);
     const wanted = this.wanted;
     if (wanted) {
       this.rejoining = true;
@@ -720,10 +566,11 @@ export class ServerConnection {
           }
         }
         break;
+      // biome-ignore lint/suspicious/noFallthroughSwitchClause: any other failure leaves the group, as 'leave' does
       case 'fail':
         if (m.error === 'already-joined' && m.group === this.group) {
           // A second join of the group we are in: we are still in it.
-          this.emit(this.onjoined, m.kind, m.group, perms, m.status ?? {}, m.data ?? {}, m.error ?? null, message);
+          this.notify('joined', this.onjoined, m.kind, m.group, perms, m.status ?? {}, m.data ?? {}, m.error ?? null, message);
           return;
         }
       // falls through
@@ -739,7 +586,7 @@ export class ServerConnection {
         this.wanted = null;
         break;
     }
-    this.emit(this.onjoined, m.kind, m.group, perms, m.status ?? {}, m.data ?? {}, m.error ?? null, message);
+    this.notify('joined', this.onjoined, m.kind, m.group, perms, m.status ?? {}, m.data ?? {}, m.error ?? null, message);
     if (m.kind === 'join' || m.kind === 'change') this.resumeUpStreams(rejoin);
   }
 
@@ -783,7 +630,7 @@ export class ServerConnection {
         delete this.users[m.id];
         break;
     }
-    this.emit(this.onuser, m.id, m.kind);
+    this.notify('user', this.onuser, m.id, m.kind);
   }
 
   private gotChat(m: ServerMessageOf<'chat'> | ServerMessageOf<'chathistory'>): void {
@@ -795,7 +642,7 @@ export class ServerConnection {
       if (history && t <= this.lastChatTime) return;
       if (t > this.lastChatTime) this.lastChatTime = t;
     }
-    this.emit(this.onchat, m.source, m.dest, m.username, time, m.privileged ?? false, history, m.kind ?? '', m.value);
+    this.notify('chat', this.onchat, m.source, m.dest, m.username, time, m.privileged ?? false, history, m.kind ?? '', m.value);
   }
 
   private gotUserMessage(m: ServerMessageOf<'usermessage'>): void {
@@ -803,12 +650,12 @@ export class ServerConnection {
       if (m.source === undefined) return console.warn('atrium: filetransfer message without a source');
       return this.gotFileTransfer(m.source, m.username, m.value);
     }
-    if (m.kind === 'kicked') this.kicked = true;
+    if (m.kind === 'kicked') this.engine.markKicked();
     if (m.kind === 'clearchat' && this.onclearchat) {
-      this.emit(this.onclearchat);
+      this.notify('clearchat', this.onclearchat);
       return;
     }
-    this.emit(this.onusermessage, m.source, m.dest, m.username, parseTime(m.time), m.privileged ?? false, m.kind, m.error, m.value);
+    this.notify('usermessage', this.onusermessage, m.source, m.dest, m.username, parseTime(m.time), m.privileged ?? false, m.kind, m.error, m.value);
   }
 
   private gotOffer(m: ServerMessageOf<'offer'>): void {
@@ -842,7 +689,7 @@ export class ServerConnection {
     s.label = m.label ?? s.label;
     s.source = m.source ?? s.source;
     s.username = m.username ?? s.username;
-    if (isNew) this.emit(this.ondownstream, s);
+    if (isNew) this.notify('downstream', this.ondownstream, s);
     if (!s.closed) s.gotOffer(m.sdp);
   }
 
@@ -887,8 +734,7 @@ export class ServerConnection {
     this.transferredFiles[f.fullid()] = f;
     f.invited('1');
     try {
-      if (!this.onfiletransfer) throw new AtriumClientError('file-transfer', 'this client does not accept files');
-      this.onfiletransfer.call(this, f);
+      this.offerTransfer(f, 'this client does not accept files');
     } catch (e) {
       f.cancel(asCancelReason(e));
     }
@@ -900,7 +746,7 @@ export class ServerConnection {
   private transferHost() {
     return {
       connection: this,
-      canSend: () => this.isOpen(),
+      canSend: () => this.engine.isOpen(),
       send: (dest: string, value: FileTransferValue) => this.sendFileTransfer(dest, value),
       createPeerConnection: () => this.newPeerConnection(),
       forget: (f: TransferredFile) => {
@@ -931,7 +777,7 @@ export class ServerConnection {
   /** Recomputes `users[id].streams`; tells the application if it changed. */
   private updateUserStreams(id: string | null): void {
     if (id === null) return;
-    if (this.computeUserStreams(id)) this.emit(this.onuser, id, 'change');
+    if (this.computeUserStreams(id)) this.notify('user', this.onuser, id, 'change');
   }
 
   private computeUserStreams(id: string): boolean {
@@ -951,35 +797,39 @@ export class ServerConnection {
     return changed;
   }
 
-  /** Reports a problem to `onerror`, or to the console when there is none. */
+  /** Reports a problem to `onerror` and the `error` listeners, or to the console when there are none. */
   private report(e: unknown): void {
+    let heard = this.listenerCount('error') > 0;
     if (this.onerror) {
       try {
         this.onerror.call(this, e);
-        return;
+        heard = true;
       } catch (err) {
         console.error('atrium: onerror threw:', err);
       }
     }
-    console.warn('atrium:', e);
+    this.emit('error', e);
+    if (!heard) console.warn('atrium:', e);
   }
 
-  /** Calls an application callback; what it throws is reported, never thrown into the SDK. */
-  private emit<A extends unknown[]>(cb: ((this: ServerConnection, ...args: A) => void) | null, ...args: A): void {
-    if (!cb) return;
-    try {
-      cb.apply(this, args);
-    } catch (e) {
-      console.error('atrium: a ServerConnection callback threw:', e);
+  /** Offers a transfer to the application: `onfiletransfer` may throw to refuse it; `filetransfer` listeners may cancel it. */
+  private offerTransfer(f: TransferredFile, nobody: string): void {
+    if (!this.onfiletransfer && this.listenerCount('filetransfer') === 0) throw new AtriumClientError('file-transfer', nobody);
+    this.onfiletransfer?.call(this, f);
+    this.emit('filetransfer', f);
+  }
+
+  /** Calls the application's `onX` callback, then the typed listeners; what they throw is reported, never thrown into the SDK. */
+  private notify<K extends keyof ServerConnectionEvents>(event: K, cb: Callback<K>, ...args: ServerConnectionEvents[K]): void {
+    if (cb) {
+      try {
+        cb.apply(this, args);
+      } catch (e) {
+        console.error('atrium: a ServerConnection callback threw:', e);
+      }
     }
+    this.emit(event, ...args);
   }
-}
-
-function detach(ws: WebSocketLike): void {
-  ws.onopen = null;
-  ws.onmessage = null;
-  ws.onclose = null;
-  ws.onerror = null;
 }
 
 function chatKind(kind: string): '' | 'me' | 'caption' {

@@ -91,7 +91,7 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
                            InstanceMethod("createDown", &PlaneWrap::CreateDown),
                            InstanceMethod("closeDown", &PlaneWrap::CloseDown),
                            InstanceMethod("setTarget", &PlaneWrap::SetTarget),
-                           InstanceMethod("inject", &PlaneWrap::Inject),
+                           InstanceMethod("write", &PlaneWrap::Write),
                            InstanceMethod("drain", &PlaneWrap::Drain),
                            InstanceMethod("upStats", &PlaneWrap::UpStats),
                            InstanceMethod("downStats", &PlaneWrap::DownStats),
@@ -251,11 +251,11 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
     return info.Env().Undefined();
   }
   Napi::Value SetTarget(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), plane_.set_target(u32(info, 0), i32(info, 1, -1))); }
-  Napi::Value Inject(const Napi::CallbackInfo& info) {
+  Napi::Value Write(const Napi::CallbackInfo& info) {
     const uint8_t* d;
     size_t n;
-    if (info.Length() < 3 || !buffer(info[2], &d, &n)) return fail(info.Env(), "Plane.inject(up, layer, rtp)");
-    return Napi::Boolean::New(info.Env(), plane_.inject(u32(info, 0), i32(info, 1), d, n));
+    if (info.Length() < 2 || !buffer(info[1], &d, &n)) return fail(info.Env(), "Plane.write(up, records)");
+    return Napi::Number::New(info.Env(), plane_.write(u32(info, 0), d, n));
   }
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     std::vector<uint8_t> ev;

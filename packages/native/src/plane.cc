@@ -693,13 +693,18 @@ void Plane::on_up_packet(Session* s, UpTrack* t, int li, uint8_t* p, size_t n, c
       ev_end();
     }
   }
-  if (t->tapped && n <= 1500) {
+  if (t->tapped && plen > 0) {
+    // padding-only packets (bandwidth probes) are not media: taps never see them
     ev_begin(EV_TAP);
     put32(t->id);
     put8((uint8_t)li);
     put8((uint8_t)((h.marker ? 1 : 0) | (slot->keyframe ? 2 : 0)));
     putf64(now_ms_);
-    events_.insert(events_.end(), p, p + n);
+    put16(h.seq);
+    put32(h.ts);
+    put32(h.ssrc);
+    put8(h.pt);
+    events_.insert(events_.end(), payload, payload + plen);
     ev_end();
   }
   // fan out; a sink closed meanwhile is removed from the vector by close_down, so index carefully
@@ -1031,6 +1036,8 @@ uint32_t Plane::create_up(uint32_t sid, Codec codec, bool video, uint32_t clock,
   t->layers.resize(layers);
   for (size_t i = 0; i < rids.size(); i++) t->layers[i].rid = rids[i];
   UpTrack* raw = t.get();
+  // a track without a session (a source stream's) keeps its SSRCs for the packets written to it
+  for (size_t i = 0; i < ssrcs.size() && i < layers; i++) t->layers[i].ssrc = ssrcs[i];
   if (s) {
     for (size_t i = 0; i < ssrcs.size(); i++) {
       if (!ssrcs[i]) continue;
@@ -1119,17 +1126,39 @@ bool Plane::set_target(uint32_t id, int layer) {
   return true;
 }
 
-bool Plane::inject(uint32_t id, int layer, const uint8_t* data, size_t len) {
+int Plane::write(uint32_t id, const uint8_t* data, size_t len) {
   auto it = ups_.find(id);
-  if (it == ups_.end() || layer < 0 || layer >= (int)it->second->layers.size() || len > 1600) return false;
-  uint8_t buf[1600];
-  memcpy(buf, data, len);
-  RtpHeader h;
-  if (!parse_rtp(buf, len, &h)) return false;
+  if (it == ups_.end()) return -1;
+  UpTrack* t = it->second.get();
   clock();
-  on_up_packet(it->second->session, it->second.get(), layer, buf, len, h, false);
+  int written = 0;
+  uint8_t buf[12 + MAX_DATAGRAM];
+  size_t o = 0;
+  // records: layer u8, marker u8, seq u16, ts u32, length u16, then the payload (little endian)
+  while (o + 10 <= len) {
+    uint8_t layer = data[o];
+    bool marker = data[o + 1] != 0;
+    uint16_t seq = (uint16_t)(data[o + 2] | (data[o + 3] << 8));
+    uint32_t ts = (uint32_t)data[o + 4] | ((uint32_t)data[o + 5] << 8) | ((uint32_t)data[o + 6] << 16) | ((uint32_t)data[o + 7] << 24);
+    size_t plen = (size_t)(data[o + 8] | (data[o + 9] << 8));
+    o += 10;
+    if (plen > len - o) break;  // a truncated record: the rest of the batch is not trusted
+    const uint8_t* payload = data + o;
+    o += plen;
+    if (layer >= t->layers.size() || plen == 0 || plen > MAX_DATAGRAM) continue;
+    buf[0] = 0x80;
+    buf[1] = (uint8_t)((marker ? 0x80 : 0) | ((t->pts.empty() ? 96 : t->pts[0]) & 0x7f));
+    wr16(buf + 2, seq);
+    wr32(buf + 4, ts);
+    wr32(buf + 8, t->layers[layer].ssrc);
+    memcpy(buf + 12, payload, plen);
+    RtpHeader h;
+    if (!parse_rtp(buf, 12 + plen, &h)) continue;
+    on_up_packet(t->session, t, layer, buf, 12 + plen, h, false);
+    written++;
+  }
   flush();
-  return true;
+  return written;
 }
 
 // ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ enum EventType : uint8_t {
   EV_REMB = 9,        // session u32, bitrate f64
   EV_TWCC_IN = 10,    // session u32, count u16, then count × (seq u16, arrival µs f64)
   EV_TWCC_OUT = 11,   // session u32, count u16, then count × (seq u16, size u16, sent ms f64, arrival µs f64 or -1 when lost)
-  EV_TAP = 12,        // up u32, layer u8, flags u8 (1 marker, 2 keyframe start), arrival ms f64, then the RTP packet (plain)
+  EV_TAP = 12,        // up u32, layer u8, flags u8 (1 marker, 2 keyframe start), arrival ms f64, seq u16, ts u32, ssrc u32, pt u8, then the payload
   EV_SR = 13,         // up u32, layer u8, ntp u64 (as two u32, high first), rtp u32
 };
 
@@ -240,8 +240,13 @@ class Plane {
   uint32_t create_down(uint32_t session, uint32_t up, uint32_t ssrc, uint8_t pt, int twcc_id);
   void close_down(uint32_t id);
   bool set_target(uint32_t down, int layer);
-  /** An RTP packet from a server-made source (not received from a peer): forwarded like a publisher's. */
-  bool inject(uint32_t up, int layer, const uint8_t* data, size_t len);
+  /**
+   * Packets from a server-made source (not received from a peer), forwarded
+   * like a publisher's: records of (layer u8, marker u8, seq u16, ts u32,
+   * length u16, payload), little endian. Returns the packets taken, -1 for
+   * an unknown track.
+   */
+  int write(uint32_t up, const uint8_t* data, size_t len);
 
   // --- facts for JavaScript
   std::vector<uint8_t>& datagrams() { return datagrams_; }

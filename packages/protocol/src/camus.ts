@@ -6,6 +6,7 @@
 // what clients send, the SDK and the tests validate what the server sends.
 import { z } from 'zod';
 import { type ErrorCode, LIMITS, describeIssues, iceCandidate, nestsDeeperThan } from './galene.ts';
+import { wellFormedString } from './text.ts';
 
 export { LIMITS, type ErrorCode };
 
@@ -16,12 +17,12 @@ export const ROOM_ADDRESS = 'room';
 /** What Camus calls a client that has not said its name. */
 export const DEFAULT_USERNAME = 'Major Tom';
 
-const address = z.string().min(1).max(LIMITS.idChars);
+const address = wellFormedString(LIMITS.idChars).min(1);
 /** The sender field is ignored: the server always sets it. */
-const envelope = { sender: z.string().max(LIMITS.idChars).nullish(), receiver: address };
+const envelope = { sender: wellFormedString(LIMITS.idChars).nullish(), receiver: address };
 /** Small values echoed back (ping data is a timestamp in practice). */
 const scalar = z.union([z.number(), z.string().max(1024), z.boolean(), z.null()]);
-const username = z.string().max(LIMITS.usernameChars);
+const username = wellFormedString(LIMITS.usernameChars);
 const sdp = z.string().max(LIMITS.sdpChars);
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,9 @@
 // server sends against `serverMessage`. Types are inferred from the schemas,
 // so the two sides cannot drift apart.
 import { z } from 'zod';
+import { wellFormedString } from './text.ts';
+
+export { isWellFormed } from './text.ts';
 
 /** Upper bounds that keep one message from costing the server much. */
 export const LIMITS = {
@@ -27,8 +30,9 @@ export const LIMITS = {
   nestingDepth: 64,
 } as const;
 
-const id = z.string().max(LIMITS.idChars);
-const username = z.string().max(LIMITS.usernameChars);
+// Names and ids from the network are well-formed Unicode (see text.ts).
+const id = wellFormedString(LIMITS.idChars);
+const username = wellFormedString(LIMITS.usernameChars);
 /** A JSON object of application data, bounded in size. */
 const dataObject = z.record(z.string(), z.unknown()).refine((v) => JSON.stringify(v).length <= LIMITS.dataBytes, {
   message: `must be at most ${LIMITS.dataBytes} bytes as JSON`,
@@ -98,7 +102,7 @@ export const pong = z.object({ type: z.literal('pong') });
 export const join = z.object({
   type: z.literal('join'),
   kind: z.enum(['join', 'leave']),
-  group: z.string().min(1).max(LIMITS.groupNameChars),
+  group: wellFormedString(LIMITS.groupNameChars).min(1),
   username: username.optional(),
   password: z.string().max(LIMITS.passwordChars).optional(),
   token: z.string().max(LIMITS.tokenChars).optional(),
@@ -192,8 +196,8 @@ export type GroupActionKind = z.infer<typeof groupActionKind>;
 /** The value of `groupaction` `maketoken`: a template for an invite token (durations in milliseconds). */
 export const makeTokenValue = z
   .object({
-    group: z.string().max(LIMITS.groupNameChars).optional(),
-    username: z.string().max(LIMITS.usernameChars).optional(),
+    group: wellFormedString(LIMITS.groupNameChars).optional(),
+    username: username.optional(),
     permissions: z.array(permission).max(8).optional(),
     expires: z.number().int().positive().optional(),
     'not-before': z.number().int().nonnegative().optional(),

@@ -5,10 +5,11 @@
 // tests validate what the server sends.
 import { z } from 'zod';
 import { type ErrorCode, LIMITS, describeIssues, iceCandidate, nestsDeeperThan } from './galene.ts';
+import { wellFormedString } from './text.ts';
 
 export { LIMITS, type ErrorCode };
 
-const id = z.string().min(1).max(LIMITS.idChars);
+const id = wellFormedString(LIMITS.idChars).min(1);
 
 /**
  * A description: a JSON object the back end attaches to an endpoint (never
@@ -30,10 +31,10 @@ export type SessionDescription = z.infer<typeof sessionDescription>;
 // ---------------------------------------------------------------------------
 // Events a client sends.
 
-export const join = z.object({ pool: z.string().min(1).max(LIMITS.groupNameChars) });
+export const join = z.object({ pool: wellFormedString(LIMITS.groupNameChars).min(1) });
 export const sdp = z.object({ to: id, description: sessionDescription });
 /** `candidate` is null at the end of candidates; `from` is ignored (the server knows who sent it). */
-export const candidate = z.object({ for: id, from: z.string().max(LIMITS.idChars).nullish(), candidate: iceCandidate.nullable() });
+export const candidate = z.object({ for: id, from: wellFormedString(LIMITS.idChars).nullish(), candidate: iceCandidate.nullable() });
 
 export const clientEventSchemas = {
   'rtc:join': join,

@@ -1,8 +1,9 @@
 // Who may join a group: a token (JWT signed by one of the group's authKeys,
 // or a stateful invite token) or a username and password checked against
 // the group file. Maps the auth modules' errors onto the core's.
-import type { Permission } from '@atrium/protocol/galene';
+import type { Permission } from './core/vocabulary.ts';
 import { AuthError } from './auth/errors.ts';
+import { type LoginAttempt, type LoginThrottle, LoginThrottledError } from './auth/throttle.ts';
 import { authenticateWithToken } from './auth/index.ts';
 import type { TokenStore } from './auth/tokens.ts';
 import { CoreError } from './core/errors.ts';
@@ -10,10 +11,16 @@ import type { Authenticator, Credentials, Identity } from './core/registry.ts';
 import { type GroupDescription, authenticateWithPassword } from './groups/index.ts';
 
 export class GroupAccess implements Authenticator {
-  constructor(private readonly tokens: TokenStore) {}
+  constructor(
+    private readonly tokens: TokenStore,
+    /** Failed logins, throttled per user and address; none when undefined. */
+    private readonly throttle?: LoginThrottle | undefined,
+  ) {}
 
   async authenticate(desc: GroupDescription, groupName: string, creds: Credentials, groupUrl: string): Promise<Identity> {
     if (creds.token) {
+      // Tokens are not guessable, but a flood of bad ones from one address is still throttled.
+      const attempt = this.begin({ address: creds.address, via: creds.via ?? 'join' });
       let who: { username: string | undefined; permissions: Permission[] };
       try {
         who = await authenticateWithToken({
@@ -21,16 +28,21 @@ export class GroupAccess implements Authenticator {
           groupName,
           groupUrl,
           authKeys: desc.authKeys,
+          audience: desc.tokenAudience,
           tokens: this.tokens,
           clientUsername: creds.username || null,
           userExists: (name) => Object.hasOwn(desc.users, name),
         });
       } catch (e) {
         if (e instanceof AuthError) {
+          if (e.code === 'need-username') attempt?.abandoned();
+          else attempt?.failed(`${e.code}: ${e.message}`);
           throw new CoreError(e.code === 'need-username' ? 'need-username' : 'not-authorised', e.message);
         }
+        attempt?.abandoned();
         throw e;
       }
+      attempt?.succeeded();
       // A token without a subject lets the user pick a name; a group that
       // refuses anonymous users then needs one.
       const username = who.username;
@@ -42,11 +54,30 @@ export class GroupAccess implements Authenticator {
     if (!creds.username && !desc.allowAnonymous) {
       throw new CoreError('need-username', `group "${groupName}" does not allow anonymous users: give a username`);
     }
-    const who = await authenticateWithPassword(desc, creds.username || undefined, creds.password);
+    const name = creds.username ? `user "${creds.username}"` : 'an anonymous user';
+    const attempt = this.begin({ user: { key: `${groupName}\n${creds.username ?? ''}`, label: `${name} of group "${groupName}"` }, address: creds.address, via: creds.via ?? 'join' });
+    let who;
+    try {
+      who = await authenticateWithPassword(desc, creds.username || undefined, creds.password);
+    } catch (e) {
+      attempt?.abandoned();
+      throw e;
+    }
     if (!who) {
-      const name = creds.username ? `user "${creds.username}"` : 'an anonymous user';
+      attempt?.failed('wrong username or password');
       throw new CoreError('not-authorised', `wrong username or password for ${name} in group "${groupName}"`);
     }
+    attempt?.succeeded();
     return who;
+  }
+
+  /** Starts a throttled attempt; refuses it at once while the user or address must wait. */
+  private begin(keys: Parameters<LoginThrottle['begin']>[0]): LoginAttempt | undefined {
+    try {
+      return this.throttle?.begin(keys);
+    } catch (e) {
+      if (e instanceof LoginThrottledError) throw new CoreError('rate-limited', e.message);
+      throw e;
+    }
   }
 }

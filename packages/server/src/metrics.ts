@@ -28,6 +28,18 @@ export class Metrics {
     help: 'Live groups (with members or chat history)',
     registers: [this.registry],
   });
+  readonly loginFailures = new Counter({
+    name: 'atrium_login_failures_total',
+    help: 'Failed logins (wrong password or bad token), by way in (galene, camus, rtcpool, admin)',
+    labelNames: ['via'] as const,
+    registers: [this.registry],
+  });
+  readonly loginThrottled = new Counter({
+    name: 'atrium_login_throttled_total',
+    help: 'Logins refused unchecked because the user or address must wait after failures, by way in',
+    labelNames: ['via'] as const,
+    registers: [this.registry],
+  });
   readonly members = new Gauge({
     name: 'atrium_group_members',
     help: 'Clients that have joined a group',

@@ -5,20 +5,20 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
-import { LIMITS } from '@atrium/protocol/galene';
 import { GroupAccess } from './access.ts';
+import { LoginThrottle, type ThrottleLimits } from './auth/throttle.ts';
 import { TokenStore } from './auth/tokens.ts';
 import { GroupRegistry } from './core/registry.ts';
-import { GaleneConnection, type GaleneContext } from './dialects/galene/connection.ts';
-import { type CamusRoutes, registerCamusRoutes } from './dialects/camus/routes.ts';
+import { camusDialect } from './dialects/camus/routes.ts';
+import { galeneDialect } from './dialects/galene/index.ts';
+import { type AddressSource, DEFAULT_JOIN_TIMEOUT_MS, type Dialect, type DialectHost, WEBSOCKET_OPTIONS } from './dialects/kit/index.ts';
 import { withTokenDescriptions } from './dialects/rtcpool/claims.ts';
-import { type RtcPoolRoutes, registerRtcPool } from './dialects/rtcpool/transports.ts';
+import { rtcpoolDialect } from './dialects/rtcpool/transports.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
-import { registerGroupPages } from './http/pages.ts';
 import { registerWebApp } from './http/web.ts';
-import { type PlaceOptions, placeFor } from './http/place.ts';
+import type { PlaceOptions } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
 import { type ConfiguredIceServer, configuredIceServers, rtcConfigurationFor } from './ice/index.ts';
 import { type Logger, createLogger } from './log.ts';
@@ -50,8 +50,12 @@ export interface ServerOptions {
    * media worker threads (default: one per core; 0: media in this thread).
    */
   media?: false | MediaOptions;
+  /** A connection that has not joined a group within this many milliseconds is closed (default 30 s; 0: never). */
+  joinTimeoutMs?: number | undefined;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
+  /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
+  loginThrottle?: Partial<ThrottleLimits> | undefined;
 }
 
 export class AtriumServer {
@@ -60,15 +64,15 @@ export class AtriumServer {
   readonly groups: GroupStore;
   readonly tokens: TokenStore;
   readonly registry: GroupRegistry;
+  /** Failed logins on every way in: each dialect's join and the admin API. */
+  readonly throttle: LoginThrottle;
   readonly engine: MediaEngine | undefined;
   private app: FastifyInstance | undefined;
   private readonly config: ServerConfigWatcher;
   private iceServers: ConfiguredIceServer[] = [];
   private readonly liveness = new LivenessMonitor();
-  private readonly galene: GaleneContext;
-  private readonly sockets = new Set<GaleneConnection>();
-  private camus: CamusRoutes | undefined;
-  private rtcpool: RtcPoolRoutes | undefined;
+  /** Every protocol the server speaks; each registers its own routes (dialects/kit/dialect.ts). */
+  private readonly dialects: Dialect[] = [galeneDialect(), camusDialect(), rtcpoolDialect()];
   /** The URL the server answers on, once started. */
   url = '';
 
@@ -78,19 +82,13 @@ export class AtriumServer {
     this.groups = new GroupStore({ dir: options.groupsDir, log: this.log });
     this.config = new ServerConfigWatcher({ dataDir: options.dataDir, log: this.log });
     this.tokens = new TokenStore({ file: join(options.dataDir, 'var', 'tokens.jsonl'), log: this.log });
+    this.throttle = new LoginThrottle({ log: this.log, metrics: { failures: this.metrics.loginFailures, throttled: this.metrics.loginThrottled }, limits: options.loginThrottle });
     this.engine = options.media === false ? undefined : createMediaEngine(options.media ?? {}, this.log);
-    this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
+    this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
       makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
     });
-    this.galene = {
-      registry: this.registry,
-      metrics: this.metrics,
-      log: this.log,
-      liveness: this.liveness,
-      activeIds: new Set(),
-    };
     this.registry.on('memberAdded', () => this.metrics.members.inc());
     this.registry.on('memberRemoved', () => this.metrics.members.dec());
   }
@@ -116,9 +114,7 @@ export class AtriumServer {
       ...(https ? { https } : {}),
     }) as unknown as FastifyInstance;
     this.app = app;
-    // ws drops frames over maxPayload with no reason; the dialects check
-    // LIMITS.frameBytes themselves so the client is told why.
-    await app.register(websocket, { options: { maxPayload: 4 * LIMITS.frameBytes, perMessageDeflate: false } });
+    await app.register(websocket, { options: WEBSOCKET_OPTIONS });
 
     app.get('/healthz', async () => ({ ok: true, groups: this.registry.groups().length }));
     app.get('/metrics', async (_req, reply) => {
@@ -126,16 +122,19 @@ export class AtriumServer {
       updateMediaGauges(this.metrics.media, await collectStats(this.registry));
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
-    app.get('/ws', { websocket: true }, (socket, req) => {
-      const conn = new GaleneConnection(socket, placeFor(req.headers.host, this.placeOptions()), this.galene);
-      this.sockets.add(conn);
-      socket.on('close', () => this.sockets.delete(conn));
-    });
-    // Mesh rooms: Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/.
-    const mesh = { registry: this.registry, metrics: this.metrics, log: this.log, liveness: this.liveness };
-    this.camus = registerCamusRoutes(app, mesh, () => this.placeOptions());
-    this.rtcpool = registerRtcPool(app, { ...mesh, place: () => this.placeOptions() });
-    registerGroupPages(app, { registry: this.registry, place: () => this.placeOptions(), web: await registerWebApp(app, { log: this.log }) });
+    // Galène at /ws and /group/<name>/, Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/.
+    const dialectHost: DialectHost = {
+      app,
+      registry: this.registry,
+      metrics: this.metrics,
+      log: this.log,
+      liveness: this.liveness,
+      joinTimeoutMs: o.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS,
+      place: () => this.placeOptions(),
+      address: (req) => this.clientAddress(req),
+      web: await registerWebApp(app, { log: this.log }),
+    };
+    for (const d of this.dialects) await d.register(dialectHost);
     await registerAdminApi(app, {
       groups: this.groups,
       config: () => this.config.current,
@@ -143,6 +142,9 @@ export class AtriumServer {
       stats: () => this.stats(),
       log: this.log,
       members: this.memberDirectory(),
+      throttle: this.throttle,
+      address: (r) => this.clientAddress(r),
+      place: () => this.placeOptions(),
     });
 
     const { host, port } = parseListen(o.listen);
@@ -151,6 +153,19 @@ export class AtriumServer {
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     this.url = `${o.insecure ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     this.log.info({ url: this.url }, 'Atrium is listening');
+  }
+
+  /**
+   * The address a request came from, for throttling failed logins: the
+   * socket's peer, or, behind a reverse proxy (proxyURL set in
+   * config.json), the address the proxy appended to X-Forwarded-For.
+   */
+  clientAddress(req: AddressSource): string | undefined {
+    const peer = req.socket?.remoteAddress;
+    if (!this.config.current.proxyURL) return peer;
+    const xff = req.headers['x-forwarded-for'];
+    const last = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').at(-1)?.trim();
+    return last || peer;
   }
 
   /** Live members and their descriptions, for the admin API. */
@@ -179,9 +194,7 @@ export class AtriumServer {
 
   async stop(): Promise<void> {
     for (const g of this.registry.groups()) g.dissolve('the server is shutting down');
-    for (const c of this.sockets) c.terminate('the server is shutting down', 'shutdown');
-    this.camus?.closeAll('the server is shutting down');
-    this.rtcpool?.closeAll('the server is shutting down');
+    await Promise.all(this.dialects.map((d) => d.closeAll('the server is shutting down')));
     this.registry.close();
     if (this.engine) await closeMediaEngine(this.engine);
     this.groups.close();
@@ -189,6 +202,8 @@ export class AtriumServer {
     await this.app?.close();
   }
 }
+
+export type { AddressSource };
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);

@@ -68,6 +68,8 @@ async function start(t: { after: (fn: () => Promise<void> | void) => void }, opt
     tokens,
     stats: () => [{ name: 'stats-marker', clients: [] }],
     log,
+    // Where clients reach this server: group URLs (the audience of signed tokens) are on it.
+    place: () => ({ insecure: false, proxyURL: 'https://meet.example.org/' }),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.after(() => app.close());

@@ -49,8 +49,16 @@ async function refused(p: Promise<unknown>, code: AuthError['code'], message: Re
   });
 }
 
+// Galène's audience rule (the path names the group), which a group file chooses with "token-audience": "path";
+// the full-URL rule, the default, is tested in security/jwt-audience.test.ts.
 const verify = (token: string, extra: { keys?: JsonWebKey[]; groupUrl?: string; canonicalHost?: string; now?: Date } = {}) =>
-  verifyGroupJwt(token, { keys: extra.keys ?? keys.jwks, groupUrl: extra.groupUrl ?? GROUP_URL, now: extra.now ?? NOW, ...(extra.canonicalHost ? { canonicalHost: extra.canonicalHost } : {}) });
+  verifyGroupJwt(token, {
+    keys: extra.keys ?? keys.jwks,
+    groupUrl: extra.groupUrl ?? GROUP_URL,
+    now: extra.now ?? NOW,
+    audience: 'path',
+    ...(extra.canonicalHost ? { canonicalHost: extra.canonicalHost } : {}),
+  });
 
 // --- JWT: success ---------------------------------------------------------
 

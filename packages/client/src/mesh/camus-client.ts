@@ -13,7 +13,7 @@
 import { type ClientMessage, DEFAULT_USERNAME, type IceServerEntry, ROOM_ADDRESS, type RoomInfo, SERVER_ADDRESS, type ServerMessage, type ServerMessageOf } from '@atrium/protocol/camus';
 import { CamusSignaling, type CamusSignalingOptions, type CamusSocketState, type CamusText } from './camus-signaling.ts';
 import type { CloseReason, ManagedConnection } from './connection.ts';
-import { TypedEmitter } from './emitter.ts';
+import { TypedEmitter } from '../emitter.ts';
 import { MeshError, describe } from './errors.ts';
 import { Pool } from './pool.ts';
 import type { Description, JoinedInfo } from './signaling.ts';

@@ -4,7 +4,7 @@
 // channels; offers, answers and candidates are none of its business. The
 // Pool makes them and closes them.
 import type { Description } from '@atrium/protocol/rtcpool';
-import { TypedEmitter } from './emitter.ts';
+import { TypedEmitter } from '../emitter.ts';
 import { MeshError } from './errors.ts';
 import { type NegotiationSignals, type NegotiationStats, PerfectNegotiator } from './negotiator.ts';
 

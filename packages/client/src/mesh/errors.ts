@@ -1,5 +1,6 @@
 // Errors of the mesh SDK: a stable `code` for programs and a sentence for
 // people, as the server reports its own.
+import { AtriumError, describeError } from '../errors.ts';
 
 export type MeshErrorCode =
   /** The signalling socket could not be opened, or closed before the join completed. */
@@ -19,19 +20,10 @@ export type MeshErrorCode =
   /** The connection or pool is closed. */
   | 'closed';
 
-export class MeshError extends Error {
+/** An error of the mesh SDK (Pool, ManagedConnection, the signalling clients). */
+export class MeshError extends AtriumError<MeshErrorCode> {
   override readonly name = 'MeshError';
-
-  constructor(
-    readonly code: MeshErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
-/** One line for anything thrown. */
-export function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
+/** A readable one-line description of anything thrown. */
+export { describeError as describe };

@@ -20,5 +20,5 @@ export { Manager, Signaler, VideoPeer, type ManagerEvents, type ManagerOptions, 
 export { RtcPoolSignaling, RtcPoolSocketIo, RtcPoolWebSocket, type RtcPoolWebSocketOptions, type SocketIoLike } from './rtcpool-signaling.ts';
 export { RtcPoolTransceiver, Transceiver, type TransceiverLike } from './transceiver.ts';
 export { PerfectNegotiator, type NegotiationSignals, type NegotiationStats, type NegotiatorHooks } from './negotiator.ts';
-export { TypedEmitter, type Listener } from './emitter.ts';
+export { TypedEmitter, type Listener } from '../emitter.ts';
 export { MeshError, type MeshErrorCode } from './errors.ts';

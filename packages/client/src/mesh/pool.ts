@@ -11,7 +11,7 @@
 //   pool.publish(cameraTrack, cameraStream);
 //   await pool.join('standup');
 import { type CloseReason, ManagedConnection, type RemoteTrack } from './connection.ts';
-import { TypedEmitter } from './emitter.ts';
+import { TypedEmitter } from '../emitter.ts';
 import { MeshError, describe } from './errors.ts';
 import type { Description, JoinedInfo, PeerInfo, SignalingChannel, SignalingEvents } from './signaling.ts';
 

@@ -4,7 +4,7 @@
 // implement it; so can any other channel, by extending `Signaling`. The
 // negotiation itself is the same for all (negotiator.ts).
 import type { Description } from '@atrium/protocol/rtcpool';
-import { type Listener, TypedEmitter } from './emitter.ts';
+import { type Listener, TypedEmitter } from '../emitter.ts';
 import type { MeshError } from './errors.ts';
 
 export type { Description };

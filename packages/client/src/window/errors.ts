@@ -1,5 +1,6 @@
 // Errors of the window relay: a stable `code` for programs and a sentence for
 // people, the way the rest of the SDK reports its errors.
+import { AtriumError, describeError } from '../errors.ts';
 
 /** Stable identifiers of the errors the window relay raises or reports. */
 export type WindowRelayErrorCode =
@@ -20,19 +21,10 @@ export type WindowRelayErrorCode =
   /** Document Picture-in-Picture is missing, or the browser refused to open its window. */
   | 'pip-unavailable';
 
-export class WindowRelayError extends Error {
+/** An error of the window relay. */
+export class WindowRelayError extends AtriumError<WindowRelayErrorCode> {
   override readonly name = 'WindowRelayError';
-
-  constructor(
-    readonly code: WindowRelayErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** A readable one-line description of anything thrown. */
-export function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
+export { describeError as describe };

@@ -11,7 +11,7 @@
 // replaced at any time, by either side.
 import { createBroadcastRelay } from './broadcast-relay.ts';
 import { DirectSession, directoryOf, type DirectEndpoint, findDirect } from './direct.ts';
-import { TypedEmitter } from './emitter.ts';
+import { TypedEmitter } from '../emitter.ts';
 import { describe, WindowRelayError } from './errors.ts';
 import { asRelayMessage, MAX_NAME_LENGTH, type RelayChannel, type RelayMessage } from './relay.ts';
 import { RtcSession } from './rtc-session.ts';

@@ -5,13 +5,14 @@
 // client's own username is used; a stateful token that names nobody, joined
 // without a username, gets `need-username`.
 import type { JsonWebKey } from 'node:crypto';
-import type { Permission } from '@atrium/protocol/galene';
+import type { Permission } from '../core/vocabulary.ts';
 import { AuthError } from './errors.ts';
-import { looksLikeJwt, verifyGroupJwt } from './jwt.ts';
+import { type AudienceRule, looksLikeJwt, verifyGroupJwt } from './jwt.ts';
 import { checkStatefulToken, type TokenStore } from './tokens.ts';
 
 export { AuthError, isAuthError, type AuthErrorCode } from './errors.ts';
 export {
+  type AudienceRule,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
   looksLikeJwt,
   verifyGroupJwt,
@@ -48,6 +49,8 @@ export interface AuthenticateWithTokenOptions {
    * login (the client would pose as that user). Used with clientUsername.
    */
   userExists?: (username: string) => boolean;
+  /** How a JWT's `aud` names the group (the group's `token-audience`); see VerifyGroupJwtOptions.audience. */
+  audience?: AudienceRule;
   /** See VerifyGroupJwtOptions.canonicalHost. */
   canonicalHost?: string;
   now?: Date;
@@ -73,6 +76,7 @@ export async function authenticateWithToken(opts: AuthenticateWithTokenOptions):
     fromToken = await verifyGroupJwt(token, {
       keys: opts.authKeys,
       groupUrl: opts.groupUrl,
+      ...(opts.audience !== undefined ? { audience: opts.audience } : {}),
       ...(opts.canonicalHost !== undefined ? { canonicalHost: opts.canonicalHost } : {}),
       ...(opts.now !== undefined ? { now: opts.now } : {}),
     });

@@ -1,11 +1,13 @@
 // Signed tokens (JWTs) issued by a group's authorisation server or portal,
-// checked against the keys in the group's `authKeys`, with Galène's rules:
-// the key is chosen by `alg` (and `kid` when the token names one), `exp` is
-// required, `aud` must be the group URL, `sub` is the username and
-// `permissions` the list of permissions granted.
+// checked against the keys in the group's `authKeys`: the key is chosen by
+// `alg` (and `kid` when the token names one), `exp` is required, `aud` must
+// be the group's full URL (or, when the group opts out with
+// "token-audience": "path", Galène's rule: its path), `sub` is the username
+// and `permissions` the list of permissions granted. The one verifier for
+// joins (auth/index.ts) and for the admin API's bearer tokens (http/admin/).
 import type { JsonWebKey } from 'node:crypto';
 import * as jose from 'jose';
-import { permission, type Permission } from '@atrium/protocol/galene';
+import { PERMISSIONS, type Permission, isPermission } from '../core/vocabulary.ts';
 import { AuthError } from './errors.ts';
 
 /** Algorithms Galène accepts in `authKeys`, with what the key must look like. */
@@ -28,17 +30,25 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
 export interface VerifyGroupJwtOptions {
   /** The group's `authKeys` (a JWK set; every key must carry `alg`). */
   keys: readonly JsonWebKey[];
-  /** The group's URL, e.g. `https://host/group/name/`; its path names the group. */
+  /** The group's URL as this server is reached, e.g. `https://host:8443/group/name/`. */
   groupUrl: string;
   /**
-   * When set, an audience must also be on this host (compared without case,
-   * port included), like Galène's `canonicalHost`. When unset, as in Galène,
-   * the host part of `aud` is not checked: only the group path is.
+   * 'url' (the default): an audience must be the group's URL, scheme, host,
+   * port and path; 'path': only its path must be the group's (Galène's rule),
+   * and the host only `canonicalHost` when that is set.
+   */
+  audience?: AudienceRule;
+  /**
+   * With audience 'path': when set, an audience must also be on this host
+   * (compared without case, port included), like Galène's `canonicalHost`.
    */
   canonicalHost?: string;
   now?: Date;
   clockToleranceSeconds?: number;
 }
+
+/** How `aud` names a group: its full URL, or its path alone. */
+export type AudienceRule = 'url' | 'path';
 
 export interface VerifiedGroupJwt {
   /** From `sub`; undefined when the token names no user (`sub` absent or empty). */
@@ -266,11 +276,12 @@ function decodePath(path: string): string {
 }
 
 /**
- * Galène's audience rule: some `aud` (string or array) parses as a URL whose
- * path is exactly `/group/<name>/` (trailing slash included; scheme, query and
- * fragment ignored; host checked only against a canonical host). With the
- * claim `"include-subgroups": true`, a path `/group/<parent>/` (or `/group/`
- * alone) also covers every group below it.
+ * Some `aud` (string or array) must parse as a URL whose path is exactly
+ * `/group/<name>/` (trailing slash included; query and fragment ignored) and,
+ * with the 'url' rule, whose scheme, host and port are the group URL's; with
+ * the 'path' rule (Galène's), the host is checked only against a canonical
+ * host. With the claim `"include-subgroups": true`, a path
+ * `/group/<parent>/` (or `/group/` alone) also covers every group below it.
  */
 function checkAudience(claims: Record<string, unknown>, groupPath: string, opts: VerifyGroupJwtOptions): void {
   const raw = claims.aud;
@@ -282,8 +293,11 @@ function checkAudience(claims: Record<string, unknown>, groupPath: string, opts:
     throw new AuthError('bad-token', 'the token\'s "aud" claim must be a string or an array of strings');
   }
   const includeSubgroups = claims['include-subgroups'] === true;
-  const canonical = opts.canonicalHost?.toLowerCase();
+  const byUrl = (opts.audience ?? 'url') === 'url';
+  const group = new URL(opts.groupUrl);
+  const canonical = byUrl ? undefined : opts.canonicalHost?.toLowerCase();
   let missingSlash: string | undefined;
+  let elsewhere: string | undefined;
 
   for (const aud of auds) {
     let url: URL;
@@ -292,15 +306,26 @@ function checkAudience(claims: Record<string, unknown>, groupPath: string, opts:
     } catch {
       continue;
     }
-    if (canonical !== undefined && url.host.toLowerCase() !== canonical) continue;
     const path = decodePath(url.pathname);
-    if (path === groupPath) return;
-    if (includeSubgroups && path.startsWith('/group/') && path.endsWith('/') && groupPath.startsWith(path)) return;
-    if (path + '/' === groupPath) missingSlash = aud;
+    const pathFits = path === groupPath || (includeSubgroups && path.startsWith('/group/') && path.endsWith('/') && groupPath.startsWith(path));
+    if (byUrl && (url.protocol !== group.protocol || url.host.toLowerCase() !== group.host.toLowerCase())) {
+      if (pathFits) elsewhere = aud;
+      continue;
+    }
+    if (canonical !== undefined && url.host.toLowerCase() !== canonical) continue;
+    if (pathFits) return;
+    if (`${path}/` === groupPath) missingSlash = aud;
   }
 
   const shown = auds.length === 0 ? 'an empty list' : auds.map((a) => `"${a}"`).join(', ');
-  const hint = missingSlash !== undefined ? `; "${missingSlash}" lacks the trailing slash, which is required` : canonical !== undefined ? ` on host ${opts.canonicalHost}` : '';
+  const hint =
+    missingSlash !== undefined
+      ? `; "${missingSlash}" lacks the trailing slash, which is required`
+      : elsewhere !== undefined
+        ? `; "${elsewhere}" names the group on another server: scheme, host and port must be ${group.protocol}//${group.host} (or the group file may say "token-audience": "path")`
+        : canonical !== undefined
+          ? ` on host ${opts.canonicalHost}`
+          : '';
   throw new AuthError('not-authorised', `wrong audience: the token is for ${shown}, not for this group (${opts.groupUrl})${hint}`);
 }
 
@@ -312,11 +337,10 @@ function permissionsClaim(raw: unknown): Permission[] {
   }
   const out: Permission[] = [];
   for (const name of raw) {
-    const parsed = permission.safeParse(name);
-    if (!parsed.success) {
-      throw new AuthError('bad-token', `the token's "permissions" claim holds the unknown permission "${name.slice(0, 64)}"; known: ${permission.options.join(', ')} (an observer gets an empty list)`);
+    if (!isPermission(name)) {
+      throw new AuthError('bad-token', `the token's "permissions" claim holds the unknown permission "${name.slice(0, 64)}"; known: ${PERMISSIONS.join(', ')} (an observer gets an empty list)`);
     }
-    if (!out.includes(parsed.data)) out.push(parsed.data);
+    if (!out.includes(name)) out.push(name);
   }
   return out;
 }

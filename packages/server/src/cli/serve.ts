@@ -33,6 +33,8 @@ const HELP = `Usage: atrium serve [options]
                        groups spread over them (default: the number of cores,
                        here ${availableParallelism()}; 0: js media in the main thread)
   --no-media           signalling only: no media engine
+  --join-timeout SECONDS  close a connection that has not joined a group
+                       within this time (default 30; 0: never)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 
 A "public" group anyone can join is created when the groups directory is empty.
@@ -55,6 +57,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
     'media-engine': { type: 'string', default: 'auto' },
+    'join-timeout': { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -80,6 +83,12 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   const engine = values['media-engine'] as string;
   if (!ENGINE_CHOICES.includes(engine as EngineChoice)) throw new Error(`serve: --media-engine must be auto, native or js, not "${engine}"`);
+  let joinTimeoutMs: number | undefined;
+  if (values['join-timeout'] !== undefined) {
+    const seconds = Number(values['join-timeout']);
+    if (!(seconds >= 0) || seconds > 86400) throw new Error(`serve: --join-timeout must be a number of seconds from 0 to 86400 (0: never), not "${values['join-timeout']}"`);
+    joinTimeoutMs = seconds * 1000;
+  }
   const media = values['no-media']
     ? (false as const)
     : {
@@ -100,6 +109,7 @@ export async function runServe(argv: string[]): Promise<number> {
     turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
     processMetrics: true,
     media,
+    joinTimeoutMs,
     log,
   });
   await server.start();

@@ -1,8 +1,8 @@
 // `atrium token`: create an invite link (a stateful token) for a group,
 // written to the data directory where a running server picks it up.
 import { join, resolve } from 'node:path';
-import { permission } from '@atrium/protocol/galene';
 import { TokenStore } from '../auth/tokens.ts';
+import { PERMISSIONS, isPermission } from '../core/vocabulary.ts';
 import { groupPath } from '../http/place.ts';
 import { silentLogger } from '../log.ts';
 import { parse } from './args.ts';
@@ -41,7 +41,7 @@ export async function runToken(argv: string[]): Promise<number> {
     .map((p) => p.trim())
     .filter(Boolean);
   for (const p of perms) {
-    if (!permission.safeParse(p).success) throw new Error(`token: unknown permission "${p}" (known: ${permission.options.join(', ')})`);
+    if (!isPermission(p)) throw new Error(`token: unknown permission "${p}" (known: ${PERMISSIONS.join(', ')})`);
   }
   const ms = parseDuration(values.expires as string);
   const store = new TokenStore({ file: join(resolve(values.data as string), 'var', 'tokens.jsonl'), log: silentLogger() });

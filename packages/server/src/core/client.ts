@@ -2,7 +2,7 @@
 // A Client is anything that can be a member: a WebSocket connection of any
 // dialect, a WHIP publisher, a recorder. The core hands it events; how they
 // reach the wire is the client's business.
-import type { Permission } from '@atrium/protocol/galene';
+import type { Permission } from './vocabulary.ts';
 
 export type { Permission };
 
@@ -115,4 +115,10 @@ export interface Client {
    * because the server is stopping, which clients should not take for a kick.
    */
   terminate(reason: string, why?: 'kicked' | 'shutdown'): void;
+  /**
+   * Bytes queued for this client and not yet written to the network. The
+   * chat history is replayed to a joiner in pages, each once this has
+   * dropped; a client without it gets one page per turn of the event loop.
+   */
+  outputBacklog?(): number;
 }

@@ -1,8 +1,8 @@
 // User and group data: small JSON objects that members set with `setdata`.
 // A patch merges key by key (null deletes a key) and the result stays small.
-import { LIMITS } from '@atrium/protocol/galene';
 import type { UserData } from './client.ts';
 import { CoreError } from './errors.ts';
+import { LIMITS } from './vocabulary.ts';
 
 /**
  * Merges `patch` into `base` without touching either. Keys are copied as own

@@ -2,7 +2,7 @@
 // history, relayed messages, and the user and group actions. Every rule
 // about permissions lives here, so every dialect gets the same answers.
 import type { GroupDescription } from '../groups/index.ts';
-import { ChatHistory } from './chat-history.ts';
+import { ChatHistory, HistoryReplay } from './chat-history.ts';
 import type { ChatEvent, ChatKind, Client, CoreEvent, Description, GroupInfo, IceServerInfo, Permission, UserData, UserEvent } from './client.ts';
 import type { MediaEngine } from '../media/engine.ts';
 import { mergeData } from './data.ts';
@@ -137,6 +137,8 @@ export class Group {
   private lock: { message: string | undefined } | undefined;
   private groupData: UserData = {};
   readonly history: ChatHistory;
+  /** History still on its way to members that just joined. */
+  private readonly replays = new Map<Member, HistoryReplay>();
   /** The group's media streams; undefined on a server without a media engine. */
   readonly streams: GroupStreams | undefined;
   /** Created on first join for a name with no group file, and forgotten when empty. */
@@ -245,7 +247,14 @@ export class Group {
       client.deliver(m.userEvent('add'));
       if (m !== member) m.client.deliver(add);
     }
-    for (const entry of this.history.replay(now.getTime())) client.deliver(entry);
+    const history = this.history.replay(now.getTime());
+    if (history.length > 0) {
+      const replay = new HistoryReplay(client, history, () => {
+        if (this.replays.get(member) === replay) this.replays.delete(member);
+      });
+      this.replays.set(member, replay);
+      replay.start();
+    }
     this.env.observer.memberAdded?.(this, member);
     return member;
   }
@@ -254,6 +263,7 @@ export class Group {
   remove(member: Member, opts: { notify: boolean } = { notify: true }): void {
     if (this.members.get(member.id) !== member) return;
     this.members.delete(member.id);
+    this.replays.get(member)?.cancel();
     this.streams?.memberLeft(member);
     if (opts.notify) member.client.deliver(this.joinedEvent('leave', member));
     const gone: UserEvent = { type: 'user', kind: 'delete', id: member.id, username: member.username, permissions: [], data: {}, description: null };
@@ -281,7 +291,7 @@ export class Group {
       value: input.value,
     };
     if (event.dest !== undefined) {
-      this.target(event.dest).client.deliver(event);
+      this.deliverTo(this.target(event.dest), event);
       return;
     }
     this.history.add(event, now.getTime());
@@ -383,6 +393,7 @@ export class Group {
       case 'clearchat':
         this.require(from, 'op', 'clear the chat');
         this.history.clear();
+        for (const r of this.replays.values()) r.clearHistory();
         this.broadcast({ type: 'message', kind: 'clearchat', source: from.id, username: from.username, dest: undefined, privileged: true, value: undefined });
         return;
       case 'lock':
@@ -462,6 +473,7 @@ export class Group {
     this.announce('warning', message);
     const members = [...this.members.values()];
     this.members.clear();
+    for (const r of [...this.replays.values()]) r.cancel();
     for (const m of members) {
       this.streams?.memberLeft(m);
       this.env.observer.memberRemoved?.(this, m);
@@ -533,7 +545,18 @@ export class Group {
   }
 
   private broadcast(event: CoreEvent, except?: Member): void {
+    if (event.type === 'chat' && this.replays.size > 0) {
+      for (const m of this.members.values()) if (m !== except) this.deliverTo(m, event);
+      return;
+    }
     for (const m of this.members.values()) if (m !== except) m.client.deliver(event);
+  }
+
+  /** Chat for one member: behind its history when that is still being replayed, so it arrives in order. */
+  private deliverTo(m: Member, event: CoreEvent): void {
+    const replay = this.replays.get(m);
+    if (replay !== undefined) replay.push(event);
+    else m.client.deliver(event);
   }
 }
 

@@ -2,6 +2,7 @@
 // description, authenticates a client and admits it. Dialects call `join`;
 // they never build groups themselves.
 import { EventEmitter } from 'node:events';
+import { isWellFormed } from '@atrium/protocol/text';
 import { type GroupDescription, parseGroupDescription, validateGroupName } from '../groups/index.ts';
 import type { MediaEngine } from '../media/engine.ts';
 import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';
@@ -12,6 +13,10 @@ export interface Credentials {
   username?: string | undefined;
   password?: string | undefined;
   token?: string | undefined;
+  /** The client's network address, for throttling failed logins. */
+  address?: string | undefined;
+  /** The way in ('galene', 'camus', 'rtcpool'…), for logs and metrics. */
+  via?: string | undefined;
 }
 
 export interface Identity {
@@ -128,6 +133,9 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
   }
 
   async join(client: Client, req: JoinRequest): Promise<JoinOutcome> {
+    // Every dialect's schema checks this already; a name that is not text names nothing.
+    if (!isWellFormed(req.group)) throw new CoreError('bad-message', 'the group name is not well-formed Unicode (it holds a lone UTF-16 surrogate)');
+    if (req.username !== undefined && !isWellFormed(req.username)) throw new CoreError('bad-message', 'the username is not well-formed Unicode (it holds a lone UTF-16 surrogate)');
     let desc = this.describe(req.group);
     if (!desc && req.ephemeral) {
       if (!isValidGroupName(req.group)) throw new CoreError('bad-message', `"${req.group}" cannot name a room or pool: use letters, digits, "-" and "_" (no leading "." nor "//")`);

@@ -7,6 +7,7 @@ import type { CodecName, DownRequest, DownStream, IceCandidate, MediaEngine, Str
 import type { IceServerInfo, StreamEvent } from './client.ts';
 import { CoreError } from './errors.ts';
 import type { Member } from './group.ts';
+import { type LayerRequest, type MediaRequest, STREAM_LABELS, isStreamLabel } from './vocabulary.ts';
 
 export interface PublicationStats {
   /** The stream id as its publisher and subscribers know it. */
@@ -17,9 +18,6 @@ export interface PublicationStats {
   up: StreamStats;
   downs: { subscriber: string; stats: StreamStats }[];
 }
-
-/** What a member asks to receive, per label ('' is the default). */
-export type MediaRequest = Record<string, string[]>;
 
 interface Publication {
   key: string;
@@ -82,9 +80,9 @@ export class GroupStreams {
         member.client.deliver(streamEvent({ kind: 'abort', id: msg.id }));
         throw new CoreError('not-permitted', 'you need the "present" permission to publish a stream');
       }
-      if (!['camera', 'screenshare', 'video'].includes(msg.label)) {
+      if (!isStreamLabel(msg.label)) {
         member.client.deliver(streamEvent({ kind: 'abort', id: msg.id }));
-        throw new CoreError('bad-message', `unknown stream label "${msg.label}": use camera, screenshare or video`);
+        throw new CoreError('bad-message', `unknown stream label "${msg.label}": use ${STREAM_LABELS.slice(0, -1).join(', ')} or ${STREAM_LABELS.at(-1)}`);
       }
       if (!/^v=0\r?\n/.test(msg.sdp) || !/\nm=(audio|video) /.test(msg.sdp)) {
         member.client.deliver(streamEvent({ kind: 'abort', id: msg.id }));
@@ -160,9 +158,8 @@ export class GroupStreams {
   }
 
   /** The subscriber changes what one down-stream carries (`requestStream`). */
-  requestStream(member: Member, id: string, media: string[]): void {
+  requestStream(member: Member, id: string, request: LayerRequest): void {
     const sub = this.subscription(member, id);
-    const request = toDownRequest(media);
     if (!request.audio && request.video === 'none') {
       this.closeDown(sub);
       return;
@@ -312,8 +309,7 @@ export class GroupStreams {
 
   private requestFor(member: Member, label: string): DownRequest {
     const r = this.requests.get(member.id);
-    if (!r) return { audio: false, video: 'none' };
-    return toDownRequest(r[label] ?? r[''] ?? []);
+    return r?.[label] ?? r?.[''] ?? { audio: false, video: 'none' };
   }
 
   private subscription(member: Member, id: string): Subscription {
@@ -348,13 +344,6 @@ function flushCandidates(holder: { held: IceCandidate[] | undefined }, to: Membe
 
 function keyOf(member: Member, id: string): string {
   return `${member.id}\u0000${id}`;
-}
-
-export function toDownRequest(media: string[]): DownRequest {
-  return {
-    audio: media.includes('audio'),
-    video: media.includes('video') ? 'high' : media.includes('video-low') ? 'low' : 'none',
-  };
 }
 
 type WithoutType<T> = T extends unknown ? Omit<T, 'type'> : never;

@@ -2,7 +2,7 @@
 // a user listed in `users` must give that user's password (no fallback to
 // the wildcard user); any other username is checked against `wildcard-user`;
 // an empty username needs `allow-anonymous` or an explicit "" user entry.
-import type { Permission } from '@atrium/protocol/galene';
+import type { Permission } from '../core/vocabulary.ts';
 import type { GroupDescription, UserDescription } from './description.ts';
 import { verifyPassword } from './passwords.ts';
 

@@ -3,7 +3,7 @@
 // `GroupDescription` the rest of the server uses.
 import type { JsonWebKey } from 'node:crypto';
 import { z } from 'zod';
-import { permission, type Permission } from '@atrium/protocol/galene';
+import { PERMISSIONS, type Permission, isPermission } from '../core/vocabulary.ts';
 
 /** A password as stored in a group file or in data/config.json. */
 export type PasswordDefinition = string | { type: 'pbkdf2'; hash: 'sha-256'; key: string; salt: string; iterations: number } | { type: 'bcrypt'; key: string } | { type: 'wildcard' };
@@ -27,6 +27,13 @@ export interface GroupDescription {
   users: Record<string, UserDescription>;
   wildcardUser?: UserDescription;
   authKeys: JsonWebKey[];
+  /**
+   * How the `aud` of a signed token must name this group (`token-audience`):
+   * 'url', the default, the group's full URL (scheme, host, port and path);
+   * 'path', Galène's rule, only its path (`/group/<name>/`), for issuers
+   * that know the group but not the address clients reach it at.
+   */
+  tokenAudience: 'url' | 'path';
   authServer?: string;
   authPortal?: string;
   maxClients?: number;
@@ -87,14 +94,58 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Hash parameters a definition may use, wherever it comes from (group
+ * files, data/config.json, the admin API): each login costs the server one
+ * hash, so a definition must not be able to make that cost minutes. About
+ * 0.3 s (PBKDF2) and 0.5 s (bcrypt) of one core here; Galène's tools write
+ * 4096 iterations and cost 8 to 10.
+ */
+export const HASH_LIMITS = {
+  pbkdf2MaxIterations: 1_000_000,
+  /** Longest derived key and salt, in bytes (Galène's are 32 and 8). */
+  pbkdf2MaxKeyBytes: 64,
+  pbkdf2MaxSaltBytes: 64,
+  bcryptMinCost: 4,
+  bcryptMaxCost: 12,
+} as const;
+
+/** A bcrypt hash in modular crypt format: `$2a$10$` then 22 characters of salt and 31 of hash. */
+const BCRYPT_HASH = /^\$2[abxy]?\$(\d{2})\$[./A-Za-z0-9]{53}$/;
+
+/** The cost of a bcrypt hash, or undefined when the string is not one. */
+export function bcryptCost(key: string): number | undefined {
+  const m = BCRYPT_HASH.exec(key);
+  return m === null ? undefined : Number(m[1]);
+}
+
 const pbkdf2Password = z.strictObject({
   type: z.literal('pbkdf2'),
   hash: z.literal('sha-256'),
-  key: z.string().regex(/^([0-9a-fA-F]{2})+$/, 'expected a hexadecimal string'),
-  salt: z.string().regex(/^([0-9a-fA-F]{2})*$/, 'expected a hexadecimal string'),
-  iterations: z.number().int().min(1).max(10_000_000),
+  key: z
+    .string()
+    .regex(/^([0-9a-fA-F]{2})+$/, 'expected a hexadecimal string')
+    .max(2 * HASH_LIMITS.pbkdf2MaxKeyBytes, `a key of at most ${HASH_LIMITS.pbkdf2MaxKeyBytes} bytes (${2 * HASH_LIMITS.pbkdf2MaxKeyBytes} hexadecimal digits)`),
+  salt: z
+    .string()
+    .regex(/^([0-9a-fA-F]{2})*$/, 'expected a hexadecimal string')
+    .max(2 * HASH_LIMITS.pbkdf2MaxSaltBytes, `a salt of at most ${HASH_LIMITS.pbkdf2MaxSaltBytes} bytes (${2 * HASH_LIMITS.pbkdf2MaxSaltBytes} hexadecimal digits)`),
+  iterations: z.number().int().min(1).max(HASH_LIMITS.pbkdf2MaxIterations),
 });
-const bcryptPassword = z.strictObject({ type: z.literal('bcrypt'), key: z.string().min(1) });
+const bcryptPassword = z.strictObject({
+  type: z.literal('bcrypt'),
+  key: z.string().superRefine((key, ctx) => {
+    const cost = bcryptCost(key);
+    if (cost === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected a bcrypt hash such as "$2a$10$" followed by 53 characters' });
+    } else if (cost < HASH_LIMITS.bcryptMinCost || cost > HASH_LIMITS.bcryptMaxCost) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `bcrypt cost ${cost} is outside ${HASH_LIMITS.bcryptMinCost}..${HASH_LIMITS.bcryptMaxCost}: each login would cost the server too much; hash the password again with a cost of at most ${HASH_LIMITS.bcryptMaxCost} (atrium hash-password --type bcrypt uses 10)`,
+      });
+    }
+  }),
+});
 const wildcardPassword = z.strictObject({ type: z.literal('wildcard') });
 /** `{type: "plain", key}` is how Galène represents a plain password internally. */
 const plainPassword = z.strictObject({ type: z.literal('plain'), key: z.string() });
@@ -138,7 +189,7 @@ export const passwordDefinitionSchema = z.unknown().transform((v, ctx): Password
 /** What the `permissions` field holds before expansion. */
 export type PermissionsField = { set: PermissionSetName } | { list: Permission[] };
 
-const permissionNames = permission.options;
+const permissionNames = PERMISSIONS;
 
 export const permissionsFieldSchema = z.unknown().transform((v, ctx): PermissionsField => {
   if (typeof v === 'string') {
@@ -152,9 +203,8 @@ export const permissionsFieldSchema = z.unknown().transform((v, ctx): Permission
   if (Array.isArray(v)) {
     const list: Permission[] = [];
     v.forEach((p, i) => {
-      const r = permission.safeParse(p);
-      if (r.success) {
-        if (!list.includes(r.data)) list.push(r.data);
+      if (isPermission(p)) {
+        if (!list.includes(p)) list.push(p);
       } else {
         ctx.addIssue({
           code: 'custom',
@@ -196,6 +246,8 @@ export const groupFileSchema = z.strictObject({
   users: z.record(z.string(), userDefinitionSchema).optional(),
   'wildcard-user': userDefinitionSchema.optional(),
   authKeys: z.array(jwkSchema).optional(),
+  // Atrium's: "url" (default) or "path"; see GroupDescription.tokenAudience.
+  'token-audience': z.enum(['url', 'path']).optional(),
   authServer: z.string().optional(),
   authPortal: z.string().optional(),
   public: z.boolean().optional(),
@@ -375,6 +427,7 @@ export function parseGroupDescription(name: string, file: string, json: unknown)
     public: f.public ?? false,
     users,
     authKeys: (f.authKeys ?? []).map((k) => ({ ...k }) as JsonWebKey),
+    tokenAudience: f['token-audience'] ?? 'url',
     maxHistoryAge: maxHistoryAge === undefined || maxHistoryAge === 0 ? DEFAULT_MAX_HISTORY_AGE : maxHistoryAge,
     allowRecording: flags.allowRecording,
     allowAnonymous: f['allow-anonymous'] ?? false,

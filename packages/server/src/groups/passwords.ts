@@ -4,7 +4,7 @@
 import { createHash, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
-import type { PasswordDefinition } from './description.ts';
+import { HASH_LIMITS, type PasswordDefinition, bcryptCost } from './description.ts';
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -31,16 +31,21 @@ export async function verifyPassword(def: PasswordDefinition, password: string):
       if (def.hash !== 'sha-256') return false;
       const key = Buffer.from(def.key, 'hex');
       const salt = Buffer.from(def.salt, 'hex');
-      if (key.length === 0) return false;
+      // Checked by the schemas already; a definition built some other way gets no more.
+      if (key.length === 0 || key.length > HASH_LIMITS.pbkdf2MaxKeyBytes || salt.length > HASH_LIMITS.pbkdf2MaxSaltBytes) return false;
+      if (!Number.isInteger(def.iterations) || def.iterations < 1 || def.iterations > HASH_LIMITS.pbkdf2MaxIterations) return false;
       const derived = await pbkdf2Async(Buffer.from(password, 'utf8'), salt, def.iterations, key.length, 'sha256');
       return timingSafeEqual(derived, key);
     }
-    case 'bcrypt':
+    case 'bcrypt': {
+      const cost = bcryptCost(def.key);
+      if (cost === undefined || cost < HASH_LIMITS.bcryptMinCost || cost > HASH_LIMITS.bcryptMaxCost) return false;
       try {
         return await bcrypt.compare(password, def.key);
       } catch {
         return false;
       }
+    }
     default:
       return false;
   }

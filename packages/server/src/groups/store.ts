@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { LIMITS } from '@atrium/protocol/galene';
+import { isWellFormed } from '@atrium/protocol/text';
+import { LIMITS } from '../core/vocabulary.ts';
 import type { Logger } from '../log.ts';
 import { GroupFileError, parseGroupDescription, type GroupDescription } from './description.ts';
 
@@ -51,6 +52,8 @@ export function validateGroupName(name: string): void {
   if (name.startsWith('/') || name.endsWith('/')) {
     throw new InvalidGroupNameError(name, 'it must not start or end with "/"');
   }
+  if (!isWellFormed(name)) throw new InvalidGroupNameError(name, 'it is not well-formed Unicode (it holds a lone UTF-16 surrogate)');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check refuses
   if (/[\\\u0000-\u001f\u007f]/.test(name)) {
     throw new InvalidGroupNameError(name, 'it must not contain backslashes or control characters');
   }

@@ -2,14 +2,14 @@
 import type { Emitter } from './engine.ts';
 
 export class TypedEmitter<E extends { [K in keyof E]: unknown[] }> implements Emitter<E> {
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
-  #listeners = new Map<keyof E, Set<Function>>();
+  #listeners = new Map<keyof E, Set<(...args: never[]) => void>>();
 
   on<K extends keyof E>(event: K, listener: (...args: E[K]) => void): () => void {
     let set = this.#listeners.get(event);
     if (!set) this.#listeners.set(event, (set = new Set()));
-    set.add(listener);
-    return () => void set.delete(listener);
+    const stored = listener as unknown as (...args: never[]) => void;
+    set.add(stored);
+    return () => void set.delete(stored);
   }
 
   protected emit<K extends keyof E>(event: K, ...args: E[K]): void {
@@ -17,7 +17,7 @@ export class TypedEmitter<E extends { [K in keyof E]: unknown[] }> implements Em
     if (!set) return;
     for (const listener of [...set]) {
       try {
-        (listener as (...a: E[K]) => void)(...args);
+        (listener as unknown as (...a: E[K]) => void)(...args);
       } catch (err) {
         // A listener's failure must not break the media plane.
         queueMicrotask(() => {

@@ -87,8 +87,187 @@ export interface UpTrack {
   readonly kind: TrackKind;
   /** Negotiated codec (known once the answer is made). */
   readonly codec: CodecName | undefined;
+  /** The negotiated codec in full (clock rate, channels, fmtp), known with `codec`. */
+  readonly parameters: CodecParameters | undefined;
   /** Simulcast rids, highest first; empty when the publisher sends one encoding. */
   readonly layers: readonly string[];
+  /**
+   * Attaches a sink: from now on the track's packets reach it in batches
+   * (see TrackSink) until the tap is detached or the track ends. Any number
+   * of taps may be attached; each has its own queue, so a slow sink only
+   * loses its own packets. Throws when the up-stream is closed.
+   */
+  attach(sink: TrackSink, options?: TrackTapOptions): TrackTap;
+}
+
+// ---------------------------------------------------------------------------
+// The track-level seam. Besides down-streams (a subscriber's peer
+// connection), two things plug into the media plane at the level of single
+// tracks: a *tap* reads an up-track's RTP packets (the recorder, WHEP
+// monitors, a pipe to another node), and a *source stream* is an up-stream
+// the server itself feeds with packets (the other end of such a pipe, a
+// file played into a group) from which ordinary down-streams are made.
+// Both are engine-neutral: packets are plain data, and an engine that runs
+// media on other threads or processes moves them across in batches (one
+// message per batch, never one per packet). Real-time media cannot wait, so
+// back-pressure is a bounded queue per tap or source: what does not fit is
+// dropped and counted, a video tap resumes at the next keyframe, and the
+// producer learns of it (`dropped`, a `false` from `write`, 'drain').
+
+/** A codec as negotiated: enough for a muxer or a depacketizer. */
+export interface CodecParameters {
+  name: CodecName;
+  /** As in SDP, e.g. 'video/VP8', 'audio/opus'. */
+  mimeType: string;
+  /** RTP clock rate (90000 for video, 48000 for Opus). */
+  clockRate: number;
+  /** Audio channels (2 for Opus as negotiated; the stream itself may be mono). */
+  channels?: number;
+  /** The a=fmtp parameters, e.g. 'profile-level-id=42e01f;packetization-mode=1'. */
+  fmtp?: string;
+}
+
+/** One RTP packet of an up-track, as a tap delivers it. */
+export interface TrackPacket {
+  /** Simulcast layer index, 0 the highest (as in UpTrack.layers); 0 without simulcast. */
+  layer: number;
+  /** As the publisher sent it: each layer has its own sequence space. */
+  sequenceNumber: number;
+  /** As the publisher sent it: each layer may have its own timestamp base. */
+  timestamp: number;
+  ssrc: number;
+  payloadType: number;
+  /** The RTP marker bit: last packet of a video frame. */
+  marker: boolean;
+  /** First packet of a video keyframe, where a decoder can start (always false for audio). */
+  keyframe: boolean;
+  /** When the packet reached the server: ms since 1970 (Date.now()'s clock), fractional. */
+  arrival: number;
+  /** The RTP payload (header and padding removed). Padding-only packets are not delivered. */
+  payload: Uint8Array;
+}
+
+/** An RTCP sender report of one layer: maps its RTP timestamps to the publisher's wall clock (audio/video sync). */
+export interface SenderReport {
+  layer: number;
+  /** The publisher's wall clock at `rtpTimestamp`: ms since 1970, fractional (NTP time converted). */
+  ntpTime: number;
+  rtpTimestamp: number;
+  /** When the report reached the server (Date.now()'s clock). */
+  arrival: number;
+}
+
+/** What a tap hands its sink at once. */
+export interface PacketBatch {
+  /** In arrival order (not reordered: loss and reordering are the sink's business). */
+  packets: readonly TrackPacket[];
+  /** Sender reports that arrived since the previous batch. */
+  senderReports: readonly SenderReport[];
+  /** Packets dropped since the previous batch because the sink was behind (see TrackTapOptions.maxQueuedBytes). */
+  dropped: number;
+}
+
+/** The consumer side of a tap. */
+export interface TrackSink {
+  /**
+   * A batch of packets. The sink may return a promise: until it settles the
+   * tap delivers nothing more and queues what arrives (up to
+   * maxQueuedBytes), so a sink that writes to disk slows its tap, never the
+   * media plane. A sink that throws or rejects is detached and ended.
+   */
+  packets(batch: PacketBatch): void | Promise<void>;
+  /**
+   * No more packets will come, called once: 'ended' when the up-track's
+   * stream closed, 'detached' after TrackTap.detach(), 'failed' when the
+   * sink threw or the engine lost the track (a media worker died).
+   */
+  end(reason: 'ended' | 'detached' | 'failed'): void;
+}
+
+export interface TrackTapOptions {
+  /** Layers to deliver (indexes into UpTrack.layers); default every layer. */
+  layers?: readonly number[];
+  /**
+   * Bytes of payload the tap may hold while its sink is busy (default
+   * 1 MiB, about 8 s of a 1 Mbit/s video). Past it the queue is dropped and,
+   * on a video track, packets are dropped until the next keyframe of their
+   * layer, which the tap asks the publisher for.
+   */
+  maxQueuedBytes?: number;
+  /** Longest time a packet waits to be batched, ms (default 20). */
+  maxDelayMs?: number;
+}
+
+/** An attached sink, as its owner holds it. */
+export interface TrackTap {
+  readonly track: UpTrack;
+  /** Asks the publisher for a keyframe of one layer (or of all), rate-limited like subscribers' requests. */
+  requestKeyframe(layer?: number): void;
+  /** Changes the layers delivered (undefined: all). */
+  setLayers(layers: readonly number[] | undefined): void;
+  /** Packets delivered and dropped so far. */
+  readonly delivered: number;
+  readonly dropped: number;
+  /** Stops the packets; the sink's end('detached') is called. Idempotent. */
+  detach(): void;
+}
+
+/** One track of a source stream. */
+export interface SourceTrackOptions {
+  /** Stable within the stream (down-streams name it like an up-track's mid). */
+  id: string;
+  kind: TrackKind;
+  codec: CodecParameters;
+  /** Simulcast rids, highest first; omit (or empty) for one encoding. */
+  layers?: readonly string[];
+}
+
+export interface SourceStreamOptions {
+  id: string;
+  /** Galène label (opaque to the engine). */
+  label: string;
+  tracks: readonly SourceTrackOptions[];
+  /** As for up-streams: the source lives where the streams with this key live. */
+  placement?: string;
+  /**
+   * Bytes of payload write() may hold before the engine has taken them
+   * (default 1 MiB); past it write() returns false and drops, until 'drain'.
+   */
+  maxQueuedBytes?: number;
+}
+
+/** A packet written into a source track: the engine numbers nothing, the writer's values are forwarded (rewritten per subscriber as usual). */
+export interface SourcePacket {
+  /** Layer index, 0 the highest; default 0. */
+  layer?: number;
+  sequenceNumber: number;
+  timestamp: number;
+  marker: boolean;
+  payload: Uint8Array;
+}
+
+export interface SourceStreamEvents {
+  /** A subscriber asked for a keyframe of this track and layer: the writer should send one soon. */
+  keyframe: [trackId: string, layer: number];
+  /** write() returned false earlier and the queue has room again. */
+  drain: [];
+  close: [];
+}
+
+/** An up-stream the server feeds itself (a pipe from another node, a file): see MediaEngine.createSourceStream. */
+export interface SourceStream extends Emitter<SourceStreamEvents> {
+  readonly id: string;
+  /** The up-stream it feeds: use it as the source of down-streams and taps; it has no peer connection (answer() throws). */
+  readonly up: UpStream;
+  readonly closed: boolean;
+  /**
+   * Hands packets of one track to the engine (batched across threads).
+   * Returns false when they did not all fit in the queue (the rest was
+   * dropped): wait for 'drain'.
+   */
+  write(trackId: string, packets: readonly SourcePacket[]): boolean;
+  /** Ends the stream: its up-stream closes with every down-stream and tap fed by it. */
+  close(): void;
 }
 
 export interface UpStreamOptions {
@@ -156,6 +335,13 @@ export interface DownStream extends Emitter<DownStreamEvents> {
   readonly closed: boolean;
   /** Creates the server's offer (first, renegotiation, or ICE restart). */
   offer(options?: { iceRestart?: boolean }): Promise<string>;
+  /**
+   * The other way round (WHEP): takes the subscriber's offer (recvonly
+   * m-lines; first, or an ICE restart) and returns the server's answer,
+   * each of the source's wanted tracks sent on the matching m-line. A
+   * down-stream is negotiated one way or the other, never both.
+   */
+  answer(offerSdp: string): Promise<string>;
   setAnswer(answerSdp: string): Promise<void>;
   addIceCandidate(candidate: IceCandidate | null): Promise<void>;
   /** Changes what is forwarded; may emit 'renegotiate' when a track must be added. */
@@ -168,6 +354,8 @@ export interface MediaEngine {
   readonly name: string;
   createUpStream(options: UpStreamOptions): UpStream;
   createDownStream(options: DownStreamOptions): DownStream;
+  /** An up-stream fed by the server with write(); its `up` works as a source of down-streams and taps like any other. */
+  createSourceStream(options: SourceStreamOptions): SourceStream;
   /** Closes every stream. */
   close(): void;
 }

@@ -202,3 +202,12 @@ export class ReceiveStats {
     this.fractionLost = expected > 0 ? Math.max(0, (expected - received) / expected) : 0;
   }
 }
+
+/** Seconds from the NTP epoch (1900) to the Unix epoch. */
+export const NTP_UNIX_OFFSET = 2208988800;
+
+/** A 64-bit NTP timestamp (RFC 3550 §4) as ms since 1970, fractional. */
+export function ntpToMs(ntp: bigint): number {
+  const seconds = Number(ntp >> 32n) - NTP_UNIX_OFFSET;
+  return seconds * 1000 + (Number(ntp & 0xffffffffn) / 0x100000000) * 1000;
+}

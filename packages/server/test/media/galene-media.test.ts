@@ -108,7 +108,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       const r = (await (await fetch(`${server.url}/galene-api/v0/.stats`, { headers: { authorization: auth } })).json()) as Report[];
       const group = r.find((g) => g.name === 'media');
       const up = group?.clients.find((c) => c.id === aid)?.up?.[0];
-      return up && up.tracks.every((t) => t.bitrate > 0) ? group : undefined;
+      return up?.tracks.every((t) => t.bitrate > 0) ? group : undefined;
     });
     const up = stats.clients.find((c) => c.id === aid)!.up![0]!;
     assert.equal(up.label, 'camera');

@@ -184,7 +184,7 @@ if (process.env[CHILD]) {
     const afterCrash = await until('the worker to be replaced', async () => {
       const info = await server.debug();
       const w = info.find((x) => x.index === red.index);
-      return w && w.ready && w.restarts === 1 ? info : undefined;
+      return w?.ready && w.restarts === 1 ? info : undefined;
     });
     const blueNow = afterCrash.find((w) => w.index === blue.index)!;
     assert.equal(blueNow.tid, blue.tid, 'the other worker is the same thread');

@@ -89,6 +89,7 @@ after(async () => {
   await server.stop();
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: the npm client's events carry untyped details
 function once(target: EventTarget, type: string, timeoutMs = 5000): Promise<Event & { detail?: any }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "${type}" event within ${timeoutMs} ms`)), timeoutMs);
@@ -96,6 +97,7 @@ function once(target: EventTarget, type: string, timeoutMs = 5000): Promise<Even
       type,
       (e) => {
         clearTimeout(timer);
+        // biome-ignore lint/suspicious/noExplicitAny: as above
         resolve(e as Event & { detail?: any });
       },
       { once: true },

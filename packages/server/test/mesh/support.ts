@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { serverMessageSchemas as camusSchemas } from '@atrium/protocol/camus';
 import { serverEventSchemas as poolSchemas } from '@atrium/protocol/rtcpool';
 
+// biome-ignore lint/suspicious/noExplicitAny: frames are loose records, so tests read any field without ceremony
 export type Frame = Record<string, any>;
 
 /** Frames received, in order, with a cursor for `next`. */

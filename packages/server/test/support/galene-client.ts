@@ -8,6 +8,7 @@ import { serverMessageSchemas } from '@atrium/protocol/galene';
 
 // Frames are checked against the schemas but kept as loose records, so tests
 // can read any field without ceremony.
+// biome-ignore lint/suspicious/noExplicitAny: a loose record, on purpose
 export type Frame = Record<string, any> & { type: string };
 
 export class GaleneTestClient {

@@ -55,9 +55,13 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     env: { ...process.env, ...opts.env },
   });
   let out = '';
-  const echo = process.env.ATRIUM_TEST_SERVER_LOG ? (d: Buffer) => process.stderr.write(d) : () => {};
-  child.stdout.on('data', (d) => ((out += d), echo(d)));
-  child.stderr.on('data', (d) => ((out += d), echo(d)));
+  const echo = !!process.env.ATRIUM_TEST_SERVER_LOG;
+  const collect = (d: Buffer) => {
+    out += d;
+    if (echo) process.stderr.write(d);
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start within 20 s:\n${out}`)), 20_000);
     const onData = () => {

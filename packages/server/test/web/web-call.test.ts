@@ -12,7 +12,6 @@ import { insideLoopbackNetns } from '../media/support/netns.ts';
 
 if (insideLoopbackNetns(import.meta.url, { timeoutMs: 110_000 })) {
   const { WebAppHarness, chatTexts, choosePerson, openPanel, say, seesVideo, until } = await import('./support/app.ts');
-  type Page = import('playwright-core').Page;
   const h = new WebAppHarness();
 
   before(() =>

@@ -77,6 +77,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 60_000 })) {
     }
 
     // "mini" tries to speak as "main": the hub refuses it.
+    // biome-ignore lint/complexity/useLiteralKeys: `relay` is private; the brackets reach it from the test
     await mini.evaluate(() => window.p.wpc['relay']!.send(['main', 'mini', 'end', '{}']));
     await until('the spoof to be refused', async () => drops.length > 0, 5000, 50);
     assert.deepEqual(

@@ -197,7 +197,9 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 85_000 })) {
       [tab!, 'main'],
     ] as const)
       await flowing(page, peer, (await stream(page, peer)).id);
-    await main.evaluate(() => ['mini', 'tab'].forEach((x) => window.p.hold(x)));
+    await main.evaluate(() => {
+      for (const x of ['mini', 'tab']) window.p.hold(x);
+    });
     await tab!.evaluate(() => window.p.hold('main'));
 
     // The pop-up goes: the page's connection to it closes, what it sent and received stops.

@@ -57,13 +57,21 @@ export function Call() {
         </span>
         <div class="spacer" />
         {op && (
-          <button onClick={() => groupAction(locked.value ? 'unlock' : 'lock')} aria-pressed={locked.value}>
+          <button type="button" onClick={() => groupAction(locked.value ? 'unlock' : 'lock')} aria-pressed={locked.value}>
             {locked.value ? 'Unlock' : 'Lock'}
           </button>
         )}
-        {op && <button onClick={() => groupAction('clearchat')}>Clear chat</button>}
-        {invitationsSupported && can('token') && <button onClick={makeInvite}>Invite</button>}
-        <button class="danger" onClick={leave}>
+        {op && (
+          <button type="button" onClick={() => groupAction('clearchat')}>
+            Clear chat
+          </button>
+        )}
+        {invitationsSupported && can('token') && (
+          <button type="button" onClick={makeInvite}>
+            Invite
+          </button>
+        )}
+        <button type="button" class="danger" onClick={leave}>
           Leave
         </button>
       </header>
@@ -86,16 +94,16 @@ export function Call() {
       {panel && (
         <aside class="panel" aria-label="Side panel">
           <div class="tabs" role="group" aria-label="Show">
-            <button aria-pressed={panel === 'chat'} onClick={() => setPanel('chat')}>
+            <button type="button" aria-pressed={panel === 'chat'} onClick={() => setPanel('chat')}>
               Chat
             </button>
-            <button aria-pressed={panel === 'people'} onClick={() => setPanel('people')}>
+            <button type="button" aria-pressed={panel === 'people'} onClick={() => setPanel('people')}>
               People ({count})
             </button>
-            <button aria-pressed={panel === 'files'} onClick={() => setPanel('files')}>
+            <button type="button" aria-pressed={panel === 'files'} onClick={() => setPanel('files')}>
               Files{transfers.value.length > 0 ? ` (${transfers.value.length})` : ''}
             </button>
-            <button class="close" onClick={() => setPanel(null)} aria-label="Close the side panel">
+            <button type="button" class="close" onClick={() => setPanel(null)} aria-label="Close the side panel">
               <Icon name="close" size={18} />
             </button>
           </div>
@@ -107,27 +115,28 @@ export function Call() {
       <nav class="toolbar" aria-label="Call controls">
         {present && (
           <>
-            <button class={`tool${micOn.value ? ' on' : ' off'}`} disabled={busy.value} onClick={() => setMic(!micOn.value)}>
+            <button type="button" class={`tool${micOn.value ? ' on' : ' off'}`} disabled={busy.value} onClick={() => setMic(!micOn.value)}>
               <Icon name={micOn.value ? 'mic' : 'micOff'} />
               <span class="tl">{micOn.value ? 'Mute' : 'Unmute'}</span>
             </button>
-            <button class={`tool${camOn.value ? ' on' : ' off'}`} disabled={busy.value} onClick={() => void setCamera(!camOn.value)}>
+            <button type="button" class={`tool${camOn.value ? ' on' : ' off'}`} disabled={busy.value} onClick={() => void setCamera(!camOn.value)}>
               <Icon name={camOn.value ? 'camera' : 'cameraOff'} />
               <span class="tl">{camOn.value ? 'Stop video' : 'Start video'}</span>
             </button>
             {'getDisplayMedia' in (navigator.mediaDevices ?? {}) && (
-              <button class={`tool${screenOn.value ? ' on' : ''}`} onClick={() => void setScreen(!screenOn.value)}>
+              <button type="button" class={`tool${screenOn.value ? ' on' : ''}`} onClick={() => void setScreen(!screenOn.value)}>
                 <Icon name="screen" />
                 <span class="tl">{screenOn.value ? 'Stop sharing' : 'Share screen'}</span>
               </button>
             )}
-            <button class="tool" onClick={() => setSettings(true)} aria-haspopup="dialog">
+            <button type="button" class="tool" onClick={() => setSettings(true)} aria-haspopup="dialog">
               <Icon name="sliders" />
               <span class="tl">Settings</span>
             </button>
           </>
         )}
         <button
+          type="button"
           class="tool popout-toggle"
           aria-pressed={pop.open || pop.opening}
           disabled={pop.opening}
@@ -137,26 +146,26 @@ export function Call() {
           <Icon name="popout" />
           <span class="tl">Pop out</span>
         </button>
-        <button class="tool" aria-pressed={stats} onClick={() => setStats(!stats)}>
+        <button type="button" class="tool" aria-pressed={stats} onClick={() => setStats(!stats)}>
           <Icon name="stats" />
           <span class="tl">Stats</span>
         </button>
-        <button class="tool" aria-pressed={panel === 'chat'} onClick={() => toggle('chat')}>
+        <button type="button" class="tool" aria-pressed={panel === 'chat'} onClick={() => toggle('chat')}>
           <Icon name="chat" />
           <span class="tl">Chat</span>
           {unread.value > 0 && panel !== 'chat' && (
-            <span class="count-badge" aria-label={`${unread.value} unread`}>
+            <span class="count-badge" role="img" aria-label={`${unread.value} unread`}>
               {unread.value}
             </span>
           )}
           {chatTarget.value && <span class="sr-only"> (private)</span>}
         </button>
-        <button class="tool" aria-pressed={panel === 'people'} onClick={() => toggle('people')}>
+        <button type="button" class="tool" aria-pressed={panel === 'people'} onClick={() => toggle('people')}>
           <Icon name="people" />
           <span class="tl">People</span>
           <span class="count-badge quiet">{count}</span>
         </button>
-        <button class="tool" aria-pressed={panel === 'files'} onClick={() => toggle('files')}>
+        <button type="button" class="tool" aria-pressed={panel === 'files'} onClick={() => toggle('files')}>
           <Icon name="file" />
           <span class="tl">Files</span>
           {active > 0 && <span class="count-badge">{active}</span>}

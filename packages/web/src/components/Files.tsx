@@ -36,20 +36,26 @@ export function TransferItem({ t }: { t: TransferView }) {
       <div class="row">
         {t.state === 'invited' && (
           <>
-            <button class="primary" onClick={() => acceptTransfer(t)}>
+            <button type="button" class="primary" onClick={() => acceptTransfer(t)}>
               Accept
             </button>
-            <button onClick={() => cancelTransfer(t)}>Reject</button>
+            <button type="button" onClick={() => cancelTransfer(t)}>
+              Reject
+            </button>
           </>
         )}
-        {!finished && t.state !== 'invited' && <button onClick={() => cancelTransfer(t)}>Cancel</button>}
+        {!finished && t.state !== 'invited' && (
+          <button type="button" onClick={() => cancelTransfer(t)}>
+            Cancel
+          </button>
+        )}
         {t.state === 'done' && t.url && (
           <a class="button primary" href={t.url} download={t.name}>
             Save
           </a>
         )}
         {finished && (
-          <button class="link" onClick={() => dismissTransfer(t)}>
+          <button type="button" class="link" onClick={() => dismissTransfer(t)}>
             Dismiss
           </button>
         )}

@@ -25,7 +25,7 @@ export function GroupApp({ name }: { name: string }) {
             {e?.detail && <p class="reason">{e.detail}</p>}
             <div class="row">
               {e?.canRejoin !== false && (
-                <button class="primary" onClick={rejoin}>
+                <button type="button" class="primary" onClick={rejoin}>
                   Join again
                 </button>
               )}

@@ -45,7 +45,7 @@ export function Home() {
                 <strong>{g.displayName ?? g.name}</strong>
                 {g.description && <span class="muted">{g.description}</span>}
               </a>
-              <span class="count" aria-label={`${g.clientCount ?? 0} people in the group`}>
+              <span class="count" title={`${g.clientCount ?? 0} people in the group`}>
                 {g.locked ? 'locked · ' : ''}
                 {g.clientCount ?? 0} in call
               </span>

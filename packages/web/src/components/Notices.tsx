@@ -8,7 +8,7 @@ export function Notices() {
       {notices.value.map((n) => (
         <div key={n.key} class={`notice ${n.level}`} role={n.level === 'error' ? 'alert' : 'status'}>
           <span>{n.text}</span>
-          <button class="link" onClick={() => dismiss(n.key)} aria-label="Dismiss this message">
+          <button type="button" class="link" onClick={() => dismiss(n.key)} aria-label="Dismiss this message">
             <Icon name="close" size={16} />
           </button>
         </div>

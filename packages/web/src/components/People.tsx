@@ -20,7 +20,7 @@ export function People({ onPrivate }: { onPrivate: () => void }) {
           const expanded = open === id;
           return (
             <li key={id} class={expanded ? 'open' : ''} data-user={name}>
-              <button class="person" aria-expanded={expanded} onClick={() => setOpen(expanded ? null : id)}>
+              <button type="button" class="person" aria-expanded={expanded} onClick={() => setOpen(expanded ? null : id)}>
                 <span class={`dot${speaking.value[id] ? ' on' : ''}`} aria-hidden="true" />
                 <span class="pname">
                   {name}
@@ -39,6 +39,7 @@ export function People({ onPrivate }: { onPrivate: () => void }) {
                 <div class="actions" role="group" aria-label={`Actions for ${name}`}>
                   {!isMe && (
                     <button
+                      type="button"
                       onClick={() => {
                         chatTarget.value = id;
                         onPrivate();
@@ -47,16 +48,28 @@ export function People({ onPrivate }: { onPrivate: () => void }) {
                       Message privately
                     </button>
                   )}
-                  {!isMe && <button onClick={() => file.current?.click()}>Send a file…</button>}
-                  {op && !isMe && <button onClick={() => muteUser(id)}>Mute</button>}
-                  {op && <button onClick={() => userAction(u.permissions.includes('op') ? 'unop' : 'op', id)}>{u.permissions.includes('op') ? 'Remove op' : 'Make op'}</button>}
+                  {!isMe && (
+                    <button type="button" onClick={() => file.current?.click()}>
+                      Send a file…
+                    </button>
+                  )}
+                  {op && !isMe && (
+                    <button type="button" onClick={() => muteUser(id)}>
+                      Mute
+                    </button>
+                  )}
                   {op && (
-                    <button onClick={() => userAction(u.permissions.includes('present') ? 'unpresent' : 'present', id)}>
+                    <button type="button" onClick={() => userAction(u.permissions.includes('op') ? 'unop' : 'op', id)}>
+                      {u.permissions.includes('op') ? 'Remove op' : 'Make op'}
+                    </button>
+                  )}
+                  {op && (
+                    <button type="button" onClick={() => userAction(u.permissions.includes('present') ? 'unpresent' : 'present', id)}>
                       {u.permissions.includes('present') ? 'Stop presenting' : 'Allow presenting'}
                     </button>
                   )}
                   {op && !isMe && (
-                    <button class="danger" onClick={() => userAction('kick', id)}>
+                    <button type="button" class="danger" onClick={() => userAction('kick', id)}>
                       Kick
                     </button>
                   )}

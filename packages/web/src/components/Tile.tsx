@@ -48,7 +48,7 @@ export function Tile(p: TileProps) {
         </div>
       )}
       {blocked && (
-        <button class="play" onClick={() => void ref.current?.play().then(() => setBlocked(false))}>
+        <button type="button" class="play" onClick={() => void ref.current?.play().then(() => setBlocked(false))}>
           Click to play
         </button>
       )}

@@ -1,47 +1,39 @@
 // The HTTP side of Camus rooms: the room page `/room/<id>` and its WebSocket
 // `/room/<id>/ws` (Camus's client opens `<page path>/ws`). A room is the core
 // group of the same name: an ephemeral one when no group file names it.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { PlaceOptions } from '../../http/place.ts';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { placeFor } from '../../http/place.ts';
-import { CamusConnection, type CamusContext } from './connection.ts';
-
-export interface CamusRoutes {
-  /** Ends every Camus connection (the server is stopping). */
-  closeAll(reason: string): void;
-}
+import { Connections, contextOf, type Dialect, type DialectHost, WebSocketTransport } from '../kit/index.ts';
+import { CamusConnection, DIALECT } from './connection.ts';
 
 type RoomRequest = FastifyRequest<{ Params: { id: string }; Querystring: Record<string, string | string[] | undefined> }>;
 
-export function registerCamusRoutes(app: FastifyInstance, ctx: CamusContext, place: () => PlaceOptions): CamusRoutes {
-  const sockets = new Set<CamusConnection>();
-
-  app.get('/room/:id', async (req: RoomRequest, reply: FastifyReply) => {
-    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(roomPage(req.params.id));
-  });
-  // Camus builds the socket URL from the page path: keep the page free of a trailing slash.
-  app.get('/room/:id/', async (req: RoomRequest, reply: FastifyReply) => reply.redirect(`/room/${encodeURIComponent(req.params.id)}`, 301));
-
-  app.get('/room/:id/ws', { websocket: true }, (socket, req: RoomRequest) => {
-    const room = req.params.id;
-    const conn = new CamusConnection(
-      socket,
-      {
-        room,
-        groupUrl: placeFor(req.headers.host, place()).groupUrl(room),
-        token: single(req.query.token),
-        username: single(req.query.username),
-      },
-      ctx,
-    );
-    sockets.add(conn);
-    socket.on('close', () => sockets.delete(conn));
-  });
-
+export function camusDialect(): Dialect {
+  const connections = new Connections<CamusConnection>();
   return {
-    closeAll(reason) {
-      for (const c of [...sockets]) c.terminate(reason);
+    name: DIALECT,
+    register(host: DialectHost) {
+      const { app } = host;
+      const ctx = contextOf(host);
+      app.get('/room/:id', async (req: RoomRequest, reply: FastifyReply) => {
+        return reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(roomPage(req.params.id));
+      });
+      // Camus builds the socket URL from the page path: keep the page free of a trailing slash.
+      app.get('/room/:id/', async (req: RoomRequest, reply: FastifyReply) => reply.redirect(`/room/${encodeURIComponent(req.params.id)}`, 301));
+
+      app.get('/room/:id/ws', { websocket: true }, (socket, req: RoomRequest) => {
+        const room = req.params.id;
+        const join = {
+          room,
+          groupUrl: placeFor(req.headers.host, host.place()).groupUrl(room),
+          token: single(req.query.token),
+          username: single(req.query.username),
+          address: host.address(req),
+        };
+        connections.add(new CamusConnection(new WebSocketTransport(socket), join, ctx));
+      });
     },
+    closeAll: (reason) => connections.closeAll(reason),
   };
 }
 

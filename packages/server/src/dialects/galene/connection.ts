@@ -1,20 +1,19 @@
 // One Galène protocol v2 WebSocket connection: validates each frame, maps it
 // to a core call, and renders core events back as frames. No rules live
-// here; the core decides who may do what.
+// here; the core decides who may do what. The connection shell (rate
+// limits, held messages, batched output, join timeout, liveness, close) is
+// the dialect kit's (../kit/).
 import { randomBytes } from 'node:crypto';
-import type { WebSocket } from 'ws';
-import { type ClientMessage, type ClientMessageOf, type ErrorCode, LIMITS, describeIssues, fileTransferValue, makeTokenValue, parseClientMessage } from '@atrium/protocol/galene';
-import type { Client, CoreEvent } from '../../core/client.ts';
-import { CoreError, isCoreError } from '../../core/errors.ts';
+import { type ClientMessage, type ClientMessageOf, LIMITS, describeIssues, fileTransferValue, makeTokenValue, parseClientMessage } from '@atrium/protocol/galene';
+import type { CoreEvent } from '../../core/client.ts';
+import { CoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
 import type { GroupStreams } from '../../core/streams.ts';
-import type { GroupRegistry } from '../../core/registry.ts';
-import type { Logger } from '../../log.ts';
-import type { Metrics } from '../../metrics.ts';
-import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
-import { FloodGuard, TokenBucket, refuseMessage } from '../../transport/rate-limit.ts';
-import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
+import type { ErrorCode, MediaRequest } from '../../core/vocabulary.ts';
+import { DialectConnection, type DialectContext, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame, jsonFrame } from '../kit/index.ts';
+import { TokenBucket } from '../../transport/rate-limit.ts';
 import { type Place, renderEvent } from './render.ts';
+import { corePermissions, layerRequest, mediaRequest, wireErrorCode } from './vocabulary.ts';
 
 export const DIALECT = 'galene';
 
@@ -28,58 +27,37 @@ export const RATES = {
   closeAfterRefusedPerSecond: 200,
 };
 
-/** WebSocket close codes this dialect uses (4000-4999 are application codes). */
+/** WebSocket close codes this dialect uses: the kit's, and two of its own. */
 export const CLOSE = {
-  normal: 1000,
-  goingAway: 1001,
-  policy: 1008,
-  kicked: 4001,
+  ...SHELL_CLOSE,
   duplicateId: 4002,
   badVersion: 4003,
-  tooSlow: 4004,
-  tooLarge: 1009,
 } as const;
 
-/** Messages kept while a join is pending before the connection counts as flooding. */
-const MAX_HELD = 256;
-
-export interface GaleneContext {
-  registry: GroupRegistry;
-  metrics: Metrics;
-  log: Logger;
-  liveness: LivenessMonitor;
+export interface GaleneContext extends DialectContext {
   /** Client ids in use on this server. */
   activeIds: Set<string>;
 }
 
 const STREAM_TYPES = new Set(['offer', 'answer', 'ice', 'renegotiate', 'requestStream', 'close', 'abort']);
+/** Answered even while a join is being decided. */
+const UNHELD_TYPES = new Set(['handshake', 'ping', 'pong']);
 
-export class GaleneConnection implements Client, LivePeer {
-  readonly kind = DIALECT;
+export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> {
   id = '';
-  lastHeard = performance.now();
   private handshaken = false;
-  private member: Member | undefined;
-  private joining = false;
-  /** Messages that arrived while a join was being decided, handled once it is. */
-  private held: ClientMessage[] = [];
-  private closed = false;
-  private readonly bucket = new TokenBucket(RATES.messagesPerSecond, RATES.messageBurst);
   private readonly chatBucket = new TokenBucket(RATES.chatPerSecond, RATES.chatBurst);
-  private readonly flood = new FloodGuard(RATES.closeAfterRefusedPerSecond);
   /** What the client asked to receive; kept for the media plane. */
-  requested: Record<string, string[]> = {};
+  requested: MediaRequest = {};
 
   constructor(
-    private readonly ws: WebSocket,
+    transport: Transport<string, WsFrame>,
     private readonly place: Place,
-    private readonly ctx: GaleneContext,
+    protected override readonly ctx: GaleneContext,
+    /** The client's network address, for throttling failed logins. */
+    private readonly address?: string | undefined,
   ) {
-    ctx.metrics.clients.inc({ dialect: DIALECT });
-    ctx.liveness.add(this);
-    ws.on('message', (data, isBinary) => this.receive(data, isBinary));
-    ws.on('close', () => this.cleanup());
-    ws.on('error', (err) => ctx.log.debug({ err }, 'galene socket error'));
+    super(transport, ctx, { dialect: DIALECT, rates: RATES, maxFrameBytes: LIMITS.frameBytes });
   }
 
   // -------------------------------------------------------------------
@@ -87,71 +65,53 @@ export class GaleneConnection implements Client, LivePeer {
 
   deliver(event: CoreEvent): void {
     // Presence updates may wait a little to be written with others.
-    this.sendFrame(renderEvent(event, this.place), event.type !== 'user');
+    this.send(renderEvent(event, this.place), event.type !== 'user');
   }
 
   terminate(reason: string, why: 'kicked' | 'shutdown' = 'kicked'): void {
     this.close(why === 'shutdown' ? CLOSE.goingAway : CLOSE.kicked, reason);
   }
 
-  // LivePeer
-  ping(): void {
-    this.send({ type: 'ping' });
+  // -------------------------------------------------------------------
+  // The dialect's part of the shell
+
+  protected parse(input: WsFrame): Parsed<ClientMessage> {
+    const json = jsonFrame(input, { protocol: 'the Galène protocol' });
+    if (!json.ok) return json;
+    const parsed = parseClientMessage(json.value);
+    return parsed.ok ? { ok: true, message: parsed.message, type: parsed.message.type } : parsed;
   }
 
-  expire(): void {
-    this.close(CLOSE.policy, 'no answer to ping within 75 seconds');
+  /** Sends an unsolicited error, as `usermessage` of kind `error`. */
+  protected renderError(code: ErrorCode, message: string): string {
+    return JSON.stringify({ type: 'usermessage', kind: 'error', error: wireErrorCode(code), value: message, privileged: true });
+  }
+
+  protected override pingFrame(): string {
+    return '{"type":"ping"}';
+  }
+
+  protected override heldDuringJoin(msg: ClientMessage): boolean {
+    return !UNHELD_TYPES.has(msg.type);
+  }
+
+  protected override onClosed(): void {
+    if (this.handshaken) this.ctx.activeIds.delete(this.id);
   }
 
   // -------------------------------------------------------------------
 
-  private receive(data: WebSocket.RawData, isBinary: boolean): void {
-    this.lastHeard = performance.now();
-    if (this.closed) return;
-    if (!this.bucket.take()) return this.refuse('too many messages: at most 100 per second');
-    const size = frameSize(data);
-    if (size > LIMITS.frameBytes) {
-      this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'too-large' });
-      return this.close(CLOSE.tooLarge, `a frame of ${size} bytes is over the ${LIMITS.frameBytes}-byte limit`);
-    }
-    if (isBinary) return this.error('bad-message', 'binary frames are not part of the Galène protocol; send JSON text');
-    let frame: unknown;
-    try {
-      frame = JSON.parse(data.toString());
-    } catch {
-      return this.error('bad-json', 'the frame is not valid JSON');
-    }
-    try {
-      const parsed = parseClientMessage(frame);
-      if (!parsed.ok) return this.error(parsed.error, parsed.message);
-      const msg = parsed.message;
-      this.ctx.metrics.messages.inc({ dialect: DIALECT, type: msg.type });
-      this.dispatch(msg);
-    } catch (e) {
-      this.fail(e);
-    }
-  }
-
-  private dispatch(msg: ClientMessage): void {
+  protected handle(msg: ClientMessage): void {
     if (msg.type === 'handshake') return this.handshake(msg);
-    if (msg.type === 'ping') return this.send({ type: 'pong' });
+    if (msg.type === 'ping') return this.sendMessage({ type: 'pong' });
     if (msg.type === 'pong') return;
     if (!this.handshaken) {
       throw new CoreError('bad-message', `send a "handshake" before "${msg.type}"`);
     }
-    if (this.joining) {
-      // Keep order: what follows a join is handled as if the join had finished.
-      if (this.held.length >= MAX_HELD) return this.refuse('too many messages while a join is pending');
-      this.held.push(msg);
-      return;
-    }
-    if (msg.type === 'join') {
-      void this.join(msg);
-      return;
-    }
+    if (msg.type === 'join') return this.join(msg);
     if (msg.type === 'request') {
-      this.requested = msg.request;
-      this.member?.group.streams?.setRequest(this.member, msg.request);
+      this.requested = mediaRequest(msg.request);
+      this.member?.group.streams?.setRequest(this.member, this.requested);
       return;
     }
     const member = this.member;
@@ -180,7 +140,7 @@ export class GaleneConnection implements Client, LivePeer {
           const v = makeTokenValue.safeParse(msg.value);
           if (!v.success) throw new CoreError('bad-message', `bad maketoken value: ${describeIssues(v.error)}`);
           if (v.data?.group && v.data.group !== group.name) throw new CoreError('not-permitted', 'you can only invite to the group you are in');
-          const req = { username: v.data?.username, permissions: v.data?.permissions, expires: v.data?.expires, notBefore: v.data?.['not-before'] };
+          const req = { username: v.data?.username, permissions: v.data?.permissions && corePermissions(v.data.permissions), expires: v.data?.expires, notBefore: v.data?.['not-before'] };
           group.makeInvite(member, req).catch((e) => this.fail(e));
           return;
         }
@@ -205,7 +165,7 @@ export class GaleneConnection implements Client, LivePeer {
       case 'renegotiate':
         return done(streams.renegotiate(member, msg.id));
       case 'requestStream':
-        return streams.requestStream(member, msg.id, msg.request);
+        return streams.requestStream(member, msg.id, layerRequest(msg.request));
       case 'close':
         return streams.closeUp(member, msg.id);
       case 'abort':
@@ -229,16 +189,16 @@ export class GaleneConnection implements Client, LivePeer {
     this.id = id;
     this.ctx.activeIds.add(id);
     this.handshaken = true;
-    this.send({ type: 'handshake', version: ['2'] });
+    this.sendMessage({ type: 'handshake', version: ['2'] });
   }
 
-  private async join(msg: ClientMessageOf<'join'>): Promise<void> {
+  private join(msg: ClientMessageOf<'join'>): void {
     if (msg.kind === 'leave') {
       const member = this.member;
       if (!member || member.group.name !== msg.group) {
         return this.error('not-joined', `you are not in group "${msg.group}"`);
       }
-      this.member = undefined;
+      this.setMember(undefined);
       member.group.remove(member);
       return;
     }
@@ -246,121 +206,42 @@ export class GaleneConnection implements Client, LivePeer {
       const current = this.member ? `"${this.member.group.name}"` : 'another group';
       return this.joinFailed(msg, new CoreError('already-joined', `this connection is already in ${current}; leave it first`));
     }
-    this.joining = true;
-    try {
-      const outcome = await this.ctx.registry.join(this, {
-        group: msg.group,
-        username: msg.username,
-        password: msg.password,
-        token: msg.token,
-        data: msg.data,
-        groupUrl: this.place.groupUrl(msg.group),
-      });
-      if (this.closed) {
-        if (outcome.kind === 'joined') outcome.member.group.remove(outcome.member, { notify: false });
-        return;
-      }
-      if (outcome.kind === 'redirect') {
-        this.send({ type: 'joined', kind: 'redirect', group: msg.group, value: outcome.url });
-        return;
-      }
-      this.member = outcome.member;
-      if (Object.keys(this.requested).length > 0) outcome.member.group.streams?.setRequest(outcome.member, this.requested);
-    } catch (e) {
-      this.joinFailed(msg, e);
-    } finally {
-      this.joining = false;
-      this.releaseHeld();
-    }
-  }
-
-  private releaseHeld(): void {
-    const held = this.held;
-    this.held = [];
-    for (let i = 0; i < held.length; i++) {
-      if (this.closed) return;
+    void this.whileJoining(async () => {
       try {
-        this.dispatch(held[i]!);
+        const outcome = await this.joinGroup({
+          group: msg.group,
+          username: msg.username,
+          password: msg.password,
+          token: msg.token,
+          data: msg.data,
+          groupUrl: this.place.groupUrl(msg.group),
+          address: this.address,
+        });
+        if (outcome.kind === 'redirect') this.sendMessage({ type: 'joined', kind: 'redirect', group: msg.group, value: outcome.url });
+        else if (outcome.kind === 'joined' && Object.keys(this.requested).length > 0) outcome.member.group.streams?.setRequest(outcome.member, this.requested);
       } catch (e) {
-        this.fail(e);
+        this.joinFailed(msg, e);
       }
-      // A held join starts another wait: keep the rest for after it.
-      if (this.joining) {
-        this.held = held.slice(i + 1).concat(this.held);
-        return;
-      }
-    }
+    });
   }
 
   private joinFailed(msg: ClientMessageOf<'join'>, e: unknown): void {
     const err = this.asCoreError(e);
-    this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: err.code });
+    this.count(err.code);
     const reply: ClientMessageOf<'join'> | Record<string, unknown> = {
       type: 'joined',
       kind: 'fail',
       group: msg.group,
-      error: err.code,
+      error: wireErrorCode(err.code),
       value: err.message,
       permissions: [],
     };
     if (msg.username !== undefined) reply.username = msg.username;
-    this.sendFrame(JSON.stringify(reply));
+    this.send(JSON.stringify(reply));
   }
 
-  private fail(e: unknown): void {
-    const err = this.asCoreError(e);
-    this.error(err.code, err.message);
-  }
-
-  private asCoreError(e: unknown): CoreError {
-    if (isCoreError(e)) return e;
-    this.ctx.log.error({ err: e }, 'unexpected error while handling a galene message');
-    return new CoreError('internal', 'the server failed to handle this message; it was logged');
-  }
-
-  /** Sends an unsolicited error, as `usermessage` of kind `error`. */
-  private error(code: ErrorCode, message: string): void {
-    this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: code });
-    this.send({ type: 'usermessage', kind: 'error', error: code, value: message, privileged: true });
-  }
-
-  private refuse(message: string): void {
-    refuseMessage(this.flood, message, 'messages', {
-      close: (reason) => this.close(CLOSE.policy, reason),
-      warn: (text) => this.error('rate-limited', text),
-      count: (kind) => this.ctx.metrics.errors.inc({ dialect: DIALECT, kind }),
-    });
-  }
-
-  private send(msg: Record<string, unknown> & { type: string }): void {
-    this.sendFrame(JSON.stringify(msg));
-  }
-
-  private sendFrame(frame: string, urgent = true): void {
-    if (this.closed) return;
-    if (!sendBatched(this.ws, frame, urgent)) {
-      this.ctx.metrics.errors.inc({ dialect: DIALECT, kind: 'too-slow' });
-      this.close(CLOSE.tooSlow, 'the connection cannot keep up with the messages sent to it');
-    }
-  }
-
-  private close(code: number, reason: string): void {
-    if (this.closed) return;
-    // Let queued frames (an error, a kick message) leave before the close frame.
-    closeAfterQueued(this.ws, code, reason);
-    this.cleanup();
-  }
-
-  private cleanup(): void {
-    if (this.closed) return;
-    this.closed = true;
-    discard(this.ws);
-    this.ctx.liveness.delete(this);
-    this.ctx.metrics.clients.dec({ dialect: DIALECT });
-    if (this.handshaken) this.ctx.activeIds.delete(this.id);
-    const member = this.member;
-    this.member = undefined;
-    member?.group.remove(member, { notify: false });
+  private sendMessage(msg: Record<string, unknown> & { type: string }): void {
+    this.send(JSON.stringify(msg));
   }
 }
 

@@ -3,11 +3,22 @@
 // reused for the whole broadcast.
 import type { ServerMessage, ServerMessageOf } from '@atrium/protocol/galene';
 import type { CoreEvent, GroupInfo } from '../../core/client.ts';
+import { type PlaceOptions, placeFor } from '../../http/place.ts';
+import { wirePermissions } from './vocabulary.ts';
 
-/** Where the group lives on the web, as this client reached it. */
+/** Where the group lives on the web, as this client reached it, with the Galène WebSocket. */
 export interface Place {
   groupUrl(name: string): string;
   endpoint: string;
+}
+
+/** The path of the Galène protocol's WebSocket. */
+export const WEBSOCKET_PATH = '/ws';
+
+/** The server's place as a request with this Host header reached it, with its Galène endpoint. */
+export function galenePlace(host: string | undefined, opts: PlaceOptions): Place {
+  const place = placeFor(host, opts);
+  return { groupUrl: place.groupUrl, endpoint: `${place.base.replace(/^http/, 'ws')}${WEBSOCKET_PATH}` };
 }
 
 const cache = new WeakMap<CoreEvent, string>();
@@ -44,7 +55,7 @@ function toMessage(event: CoreEvent, place: Place): ServerMessage {
         type: 'joined',
         kind: event.kind,
         group: event.group,
-        permissions: event.permissions,
+        permissions: wirePermissions(event.permissions),
         status: status(event.info, place),
         data: event.info.data,
       };
@@ -57,7 +68,7 @@ function toMessage(event: CoreEvent, place: Place): ServerMessage {
       const m: ServerMessageOf<'user'> = { type: 'user', kind: event.kind, id: event.id };
       if (event.username !== undefined) m.username = event.username;
       if (event.kind !== 'delete') {
-        m.permissions = event.permissions;
+        m.permissions = wirePermissions(event.permissions);
         m.data = event.data;
       }
       return m;

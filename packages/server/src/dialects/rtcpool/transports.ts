@@ -3,85 +3,68 @@
 //   socket.io      /socket.io/    (socket.io's default path) events named like the type
 // A client presents a token (and optionally a username) in the WebSocket URL
 // (`/pool/ws?token=...`), or in socket.io's `auth` ({token, username}) or
-// query. Both transports feed the same PoolConnection.
+// query. Both transports feed the same PoolConnection, each as a kit
+// Transport; what socket.io queues counts towards the endpoint's byte limit.
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyRequest } from 'fastify';
 import { Server as SocketIoServer, type Socket } from 'socket.io';
-import type { WebSocket } from 'ws';
-import { LIMITS, type ServerEventType } from '@atrium/protocol/rtcpool';
-import { type PlaceOptions, placeFor } from '../../http/place.ts';
-import type { LivenessMonitor, LivePeer } from '../../transport/liveness.ts';
-import { closeAfterQueued, discard, frameSize, sendBatched } from '../../transport/ws-sender.ts';
-import { CLOSE, PoolConnection, type PoolContext } from './connection.ts';
+import { LIMITS } from '@atrium/protocol/rtcpool';
+import { placeFor } from '../../http/place.ts';
+import { Connections, contextOf, type Dialect, type DialectHost, type Transport, type TransportSink, WebSocketTransport, type WsFrame } from '../kit/index.ts';
+import { DIALECT, PoolConnection, type PoolFrame, type PoolInput, type SocketIoEvent } from './connection.ts';
 
 export const WEBSOCKET_PATH = '/pool/ws';
 export const SOCKET_IO_PATH = '/socket.io/';
 
-/** Events a socket.io endpoint may have queued before it counts as too slow. */
-const MAX_SOCKET_IO_QUEUE = 4096;
-
-export interface RtcPoolRoutes {
-  /** Stops every endpoint (rtc:stop) and closes socket.io. */
-  closeAll(reason: string): void;
-}
-
-export interface RtcPoolDeps extends PoolContext {
-  liveness: LivenessMonitor;
-  place: () => PlaceOptions;
-}
+/** How long stopping waits for socket.io clients to be sent what is queued for them. */
+const DRAIN_ON_STOP_MS = 2000;
 
 type PoolRequest = FastifyRequest<{ Querystring: Record<string, string | string[] | undefined> }>;
 
-/** Registers /pool/ws and attaches socket.io to the app's HTTP server (call after @fastify/websocket is registered). */
-export function registerRtcPool(app: FastifyInstance, deps: RtcPoolDeps): RtcPoolRoutes {
-  const endpoints = new Set<PoolConnection>();
-  const track = (conn: PoolConnection): void => {
-    endpoints.add(conn);
-  };
-
-  app.get(WEBSOCKET_PATH, { websocket: true }, (socket, req: PoolRequest) => {
-    const place = placeFor(req.headers.host, deps.place());
-    const transport = new WsTransport(socket, deps.liveness);
-    const conn = new PoolConnection(transport, { token: single(req.query.token), username: single(req.query.username), groupUrl: place.groupUrl }, deps);
-    transport.attach(conn);
-    track(conn);
-    socket.on('close', () => endpoints.delete(conn));
-  });
-
-  const io = new SocketIoServer({
-    path: SOCKET_IO_PATH,
-    serveClient: false,
-    maxHttpBufferSize: LIMITS.frameBytes,
-    perMessageDeflate: false,
-  });
-  attachBeside(app.server as HttpServer, io);
-  io.on('connection', (socket: Socket) => {
-    const hs = socket.handshake;
-    const auth = (hs.auth ?? {}) as Record<string, unknown>;
-    const place = placeFor(hs.headers.host, deps.place());
-    const conn = new PoolConnection(
-      new SocketIoTransport(socket),
-      {
-        token: text(auth.token) ?? single(hs.query.token),
-        username: text(auth.username) ?? single(hs.query.username),
-        groupUrl: place.groupUrl,
-      },
-      deps,
-    );
-    track(conn);
-    socket.onAny((event: unknown, data: unknown) => conn.receiveEvent(event, data));
-    socket.on('disconnect', () => {
-      endpoints.delete(conn);
-      conn.transportClosed();
-    });
-  });
-
+/** RTCPool over /pool/ws and socket.io (attached beside @fastify/websocket on the same HTTP server). */
+export function rtcpoolDialect(): Dialect {
+  const connections = new Connections<PoolConnection>();
+  let io: SocketIoServer | undefined;
   return {
-    closeAll(reason) {
-      for (const c of [...endpoints]) c.terminate(reason);
-      // Closes the engine's clients; the HTTP server is fastify's to close.
-      io.engine?.close();
+    name: DIALECT,
+    register(host: DialectHost) {
+      const ctx = contextOf(host);
+      host.app.get(WEBSOCKET_PATH, { websocket: true }, (socket, req: PoolRequest) => {
+        const place = placeFor(req.headers.host, host.place());
+        const creds = { token: single(req.query.token), username: single(req.query.username), groupUrl: place.groupUrl, address: host.address(req) };
+        connections.add(new PoolConnection(new JsonFrames(new WebSocketTransport(socket)), creds, ctx));
+      });
+
+      io = new SocketIoServer({
+        path: SOCKET_IO_PATH,
+        serveClient: false,
+        maxHttpBufferSize: LIMITS.frameBytes,
+        perMessageDeflate: false,
+      });
+      attachBeside(host.app.server as HttpServer, io);
+      io.on('connection', (socket: Socket) => {
+        const hs = socket.handshake;
+        const auth = (hs.auth ?? {}) as Record<string, unknown>;
+        const place = placeFor(hs.headers.host, host.place());
+        const creds = {
+          token: text(auth.token) ?? single(hs.query.token),
+          username: text(auth.username) ?? single(hs.query.username),
+          groupUrl: place.groupUrl,
+          address: host.address({ socket: { remoteAddress: hs.address }, headers: hs.headers }),
+        };
+        connections.add(new PoolConnection(new SocketIoTransport(socket), creds, ctx));
+      });
+    },
+    async closeAll(reason) {
+      connections.closeAll(reason);
+      // engine.io sends what a socket has queued (its rtc:stop) before it
+      // closes it, unless the engine is closed first: wait for that, a little.
+      const deadline = performance.now() + DRAIN_ON_STOP_MS;
+      while (io && io.engine.clientsCount > 0 && performance.now() < deadline) await sleep(20);
+      // Closes the engine's remaining clients; the HTTP server is fastify's to close.
+      io?.engine?.close();
     },
   };
 }
@@ -104,69 +87,93 @@ function attachBeside(server: HttpServer, io: SocketIoServer): void {
   });
 }
 
-/** The raw WebSocket transport; liveness by WebSocket ping frames (ssp has no ping). */
-class WsTransport implements LivePeer {
-  lastHeard = performance.now();
-  private conn: PoolConnection | undefined;
+/** The raw WebSocket transport: events as JSON `{type, data}` text frames; liveness by WebSocket ping frames (ssp has no ping). */
+class JsonFrames implements Transport<PoolFrame, PoolInput> {
+  constructor(private readonly ws: WebSocketTransport) {}
 
-  constructor(
-    private readonly ws: WebSocket,
-    private readonly liveness: LivenessMonitor,
-  ) {}
-
-  attach(conn: PoolConnection): void {
-    this.conn = conn;
-    this.liveness.add(this);
-    this.ws.on('message', (data, isBinary) => {
-      this.lastHeard = performance.now();
-      const size = frameSize(data);
-      if (size > LIMITS.frameBytes) {
-        conn.refuseFrame('too-large', `a frame of ${size} bytes is over the ${LIMITS.frameBytes}-byte limit`);
-        conn.close(CLOSE.tooLarge, 'frame too large');
-        return;
-      }
-      if (isBinary) return conn.refuseFrame('bad-message', 'binary frames are not part of ssp; send JSON text {"type": ..., "data": {...}}');
-      conn.receiveFrame(data.toString());
-    });
-    this.ws.on('pong', () => {
-      this.lastHeard = performance.now();
-    });
-    this.ws.on('close', () => {
-      this.liveness.delete(this);
-      discard(this.ws);
-      conn.transportClosed();
-    });
-    this.ws.on('error', () => {});
+  attach(sink: TransportSink<PoolInput>): void {
+    this.ws.attach(sink as TransportSink<WsFrame>);
   }
 
-  send(type: ServerEventType, data: object, urgent: boolean): boolean {
-    return sendBatched(this.ws, JSON.stringify({ type, data }), urgent);
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  sizeOf(frame: PoolFrame): number {
+    return Buffer.byteLength(frame.json);
+  }
+
+  send(frame: PoolFrame): void {
+    this.ws.send(frame.json);
+  }
+
+  sendBatch(frames: readonly PoolFrame[], sizes: readonly number[]): void {
+    this.ws.sendBatch(
+      frames.map((f) => f.json),
+      sizes,
+    );
   }
 
   close(code: number, reason: string): void {
-    this.liveness.delete(this);
-    // What is queued (rtc:stop, an error) leaves before the close frame.
-    closeAfterQueued(this.ws, code, reason);
+    this.ws.close(code, reason);
   }
 
   ping(): void {
-    if (this.ws.readyState === 1) this.ws.ping();
-  }
-
-  expire(): void {
-    this.conn?.close(CLOSE.policy, 'no answer to ping within 75 seconds');
+    this.ws.ping();
   }
 }
 
-/** socket.io: its own heartbeat keeps the connection honest. */
-class SocketIoTransport {
-  constructor(private readonly socket: Socket) {}
+/** What engine.io holds of a packet, in bytes. */
+function packetBytes(packet: { data?: unknown }): number {
+  const d = packet.data;
+  if (typeof d === 'string') return Buffer.byteLength(d);
+  if (d instanceof ArrayBuffer || ArrayBuffer.isView(d)) return d.byteLength;
+  return 0;
+}
 
-  send(type: ServerEventType, data: object): boolean {
-    const queued = (this.socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
-    if (queued > MAX_SOCKET_IO_QUEUE) return false;
-    this.socket.emit(type, data);
-    return true;
+interface EngineSocket {
+  on(event: 'packetCreate', listener: (packet: { data?: unknown }) => void): void;
+  on(event: 'flush', listener: (packets: { data?: unknown }[]) => void): void;
+  transport?: { socket?: { bufferedAmount?: number } };
+}
+
+/**
+ * socket.io: events by name; its own heartbeat keeps the connection honest.
+ * engine.io queues packets while its transport is busy (a reader that does
+ * not read keeps it busy): those bytes, and what the WebSocket under it
+ * holds, are this transport's bufferedAmount.
+ */
+class SocketIoTransport implements Transport<PoolFrame, PoolInput> {
+  readonly keepsItselfAlive = true;
+  /** Bytes of packets engine.io has queued and not yet handed to its transport. */
+  private queued = 0;
+  private readonly engine: EngineSocket;
+
+  constructor(private readonly socket: Socket) {
+    this.engine = socket.conn as unknown as EngineSocket;
+    this.engine.on('packetCreate', (p) => {
+      this.queued += packetBytes(p);
+    });
+    this.engine.on('flush', (packets) => {
+      for (const p of packets) this.queued -= packetBytes(p);
+    });
+  }
+
+  attach(sink: TransportSink<PoolInput>): void {
+    this.socket.onAny((event: unknown, data: unknown) => sink.receive({ event, data } satisfies SocketIoEvent, 0));
+    this.socket.on('disconnect', () => sink.transportClosed());
+  }
+
+  get bufferedAmount(): number {
+    return this.queued + (this.engine.transport?.socket?.bufferedAmount ?? 0);
+  }
+
+  sizeOf(frame: PoolFrame): number {
+    return Buffer.byteLength(frame.json);
+  }
+
+  send(frame: PoolFrame): void {
+    this.socket.emit(frame.type, frame.data);
   }
 
   close(): void {

@@ -40,7 +40,8 @@ export interface Plane {
   createDown(session: number, up: number, ssrc: number, payloadType: number, twccId: number): number;
   closeDown(down: number): void;
   setTarget(down: number, layer: number): boolean;
-  inject(up: number, layer: number, rtp: Buffer): boolean;
+  /** Packets for a session-less up-track (a source stream's): records of layer u8, marker u8, seq u16, ts u32, length u16, payload (LE). Returns the number taken, -1 for an unknown track. */
+  write(up: number, records: Buffer): number;
   drain(): Buffer | null;
   upStats(up: number): Float64Array | null;
   downStats(down: number): Float64Array | null;

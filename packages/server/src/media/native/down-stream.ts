@@ -10,14 +10,14 @@ import { TypedEmitter } from '../emitter.ts';
 import { RateMeter } from '../rtp.ts';
 import { type CodecDescription, downConfig } from '../werift/config.ts';
 import { ntpFromMs } from '../werift/down-stream.ts';
-import { holdEarlyDtls } from '../werift/dtls.ts';
+import { holdEarlyDtls, preferDtlsServer } from '../werift/dtls.ts';
 import { type BandwidthEstimate, LayerChooser } from '../werift/layers.ts';
 import { TWCC_URI, TwccSendHistory } from '../werift/twcc.ts';
 import { fromCandidate, toCandidate } from '../werift/up-stream.ts';
 import { DOWN } from './addon.ts';
 import type { NativeEngine } from './engine.ts';
 import { NativeLink } from './link.ts';
-import type { NativeUpStream, NativeUpTrack } from './up-stream.ts';
+import type { NativeSource, NativeUpTrack } from './up-stream.ts';
 
 const TICK_MS = 250;
 const SR_SYNC_MS = 100;
@@ -95,7 +95,7 @@ export class NativeDownTrack {
   /** Copies the plane's counters into werift's sender, whose loop sends the sender reports; starts that loop once. */
   syncSenderReport(): void {
     const s = this.stats;
-    if (!s || !s[DOWN.started]) return;
+    if (!s?.[DOWN.started]) return;
     const w = this.sender as unknown as SenderCounters;
     w.ntpTimestamp = ntpFromMs(s[DOWN.lastSentMs]!);
     w.rtpTimestamp = s[DOWN.lastRtpTs]! >>> 0;
@@ -145,7 +145,7 @@ export class NativeDownTrack {
 
 export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements DownStream {
   readonly id: string;
-  readonly source: NativeUpStream;
+  readonly source: NativeSource;
   readonly pc: RTCPeerConnection;
   readonly link: NativeLink;
   readonly twcc = new TwccSendHistory();
@@ -155,13 +155,15 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
   #closed = false;
   #stream: MediaStream;
   #probeAfterMs: number | undefined;
+  /** How this down-stream is negotiated: the server offers (Galène), or answers the subscriber's offer (WHEP). */
+  #role: 'offerer' | 'answerer' | undefined;
   #tickAt = 0;
   #srAt = 0;
   remb = 0;
 
   constructor(
     readonly engine: NativeEngine,
-    options: DownStreamOptions & { source: NativeUpStream },
+    options: DownStreamOptions & { source: NativeSource },
     private readonly onClosed: (s: NativeDownStream) => void,
   ) {
     super();
@@ -187,7 +189,7 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
     );
     this.#stream = new MediaStream({ id: this.source.id });
     this.pc.onIceCandidate.subscribe((c) => {
-      if (c && c.candidate) this.emit('candidate', toCandidate(c.toJSON()));
+      if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;
@@ -215,6 +217,8 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   async offer(options: { iceRestart?: boolean } = {}): Promise<string> {
     if (this.#closed) throw new Error(`down-stream ${this.id} is closed; no offer can be made`);
+    if (this.#role === 'answerer') throw new Error(`down-stream ${this.id} answers its subscriber's offers; it cannot make one`);
+    this.#role = 'offerer';
     for (const up of this.source.tracks) {
       if (this.#tracks.has(up.id) || !this.#wanted(up) || !up.codecDescription) continue;
       const transceiver = this.pc.addTransceiver(up.kind, { direction: 'sendonly', streams: [this.#stream] });
@@ -224,6 +228,37 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
     await this.pc.setLocalDescription(offer);
     holdEarlyDtls(this.pc);
     this.link.hook();
+    return this.pc.localDescription!.sdp;
+  }
+
+  async answer(offerSdp: string): Promise<string> {
+    if (this.#closed) throw new Error(`down-stream ${this.id} is closed; the offer cannot be answered`);
+    if (this.#role === 'offerer') throw new Error(`down-stream ${this.id} makes its own offers; it cannot answer one`);
+    this.#role = 'answerer';
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    preferDtlsServer(this.pc, offerSdp);
+    holdEarlyDtls(this.pc);
+    this.link.hook();
+    // Each m-line the subscriber offered gets the first wanted up-track of its kind not sent yet.
+    const bound = new Set([...this.#tracks.values()].map((t) => t.sender));
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (bound.has(transceiver.sender)) continue;
+      const up = this.source.tracks.find((t) => t.kind === transceiver.kind && this.#wanted(t) && t.codecDescription && !this.#tracks.has(t.id));
+      if (!up) {
+        transceiver.setDirection('inactive');
+        continue;
+      }
+      transceiver.setDirection('sendonly');
+      (transceiver.sender as unknown as { streamId?: string }).streamId = this.#stream.id;
+      this.#tracks.set(up.id, new NativeDownTrack(up, transceiver.sender, this, this.#probeAfterMs));
+    }
+    if (this.#tracks.size === 0) throw new Error(`down-stream ${this.id}: the offer has no audio or video m-line for what stream ${this.source.id} sends`);
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    holdEarlyDtls(this.pc);
+    this.link.hook();
+    this.#configure();
+    this.#tick(Date.now());
     return this.pc.localDescription!.sdp;
   }
 
@@ -309,7 +344,7 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
   }
 
   async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
-    if (this.#closed || !candidate || !candidate.candidate) return;
+    if (this.#closed || !candidate?.candidate) return;
     await this.pc.addIceCandidate(fromCandidate(candidate));
   }
 

@@ -7,14 +7,18 @@
 // One 20 ms timer drains the plane's facts and gives each stream its turn
 // (NACKs, transport-cc feedback, receiver reports, layer choice, sender
 // report counters); STUN and DTLS come in as they arrive.
-import type { DownStream, DownStreamOptions, MediaEngine, UpStream, UpStreamOptions } from '../engine.ts';
+import type { DownStream, DownStreamOptions, MediaEngine, SourceStream, SourceStreamOptions, UpStream, UpStreamOptions } from '../engine.ts';
+import { NTP_UNIX_OFFSET } from '../rtp.ts';
 import type { WeriftEngineOptions } from '../werift/config.ts';
 import { type NativeAddon, type Plane, EV, decodeEvents, loadNativeAddon } from './addon.ts';
 import { NativeDownStream, type NativeDownTrack } from './down-stream.ts';
 import { Mux } from './mux.ts';
+import { NativeSourceStream, NativeSourceUp } from './source-stream.ts';
 import { NativeUpStream, type NativeUpTrack } from './up-stream.ts';
 
 const TIMER_MS = 20;
+/** Bytes of an EV_TAP record before the payload. */
+const TAP_HEADER = 25;
 /** Kernel buffers of the media socket: every stream of the worker shares it. */
 const RECV_BUFFER = 8 << 20;
 const SEND_BUFFER = 8 << 20;
@@ -34,6 +38,7 @@ export class NativeEngine implements MediaEngine {
   /** Plane session id -> the stream whose transport it is. */
   readonly sessions = new Map<number, NativeUpStream | NativeDownStream>();
   #ups = new Set<NativeUpStream>();
+  #sources = new Set<NativeSourceStream>();
   #downs = new Set<NativeDownStream>();
   #timer: NodeJS.Timeout;
   #closed = false;
@@ -79,12 +84,20 @@ export class NativeEngine implements MediaEngine {
     return up;
   }
 
+  createSourceStream(options: SourceStreamOptions): SourceStream {
+    if (this.#closed) throw new Error(`source stream ${options.id}: the native media engine is closed`);
+    const source = new NativeSourceStream(this, options, (s) => this.#sources.delete(s));
+    this.#sources.add(source);
+    return source;
+  }
+
   createDownStream(options: DownStreamOptions): DownStream {
     const source = options.source;
-    if (!(source instanceof NativeUpStream) || !this.#ups.has(source)) {
+    const ours = (source instanceof NativeUpStream && this.#ups.has(source)) || (source instanceof NativeSourceUp && [...this.#sources].some((s) => s.up === source));
+    if (!ours || source.closed) {
       throw new Error(`down-stream ${options.id}: its source ${source.id} is not an open up-stream of this native engine`);
     }
-    const down = new NativeDownStream(this, { ...options, source }, (s) => this.#downs.delete(s));
+    const down = new NativeDownStream(this, { ...options, source: source as NativeUpStream | NativeSourceUp }, (s) => this.#downs.delete(s));
     this.#downs.add(down);
     return down;
   }
@@ -99,7 +112,7 @@ export class NativeEngine implements MediaEngine {
   #drain(now: number): void {
     const buf = this.plane.drain();
     if (!buf) return;
-    decodeEvents(buf, (type, b, o) => {
+    decodeEvents(buf, (type, b, o, length) => {
       switch (type) {
         case EV.ssrc: {
           const t = this.upTracks.get(b.readUInt32LE(o));
@@ -148,6 +161,32 @@ export class NativeEngine implements MediaEngine {
           if (s instanceof NativeDownStream) s.onTwccReports(b, o + 6, b.readUInt16LE(o + 4), now);
           return;
         }
+        case EV.tap: {
+          // up u32, layer u8, flags u8, arrival f64, seq u16, ts u32, ssrc u32, pt u8, payload
+          const t = this.upTracks.get(b.readUInt32LE(o));
+          if (!t || length < TAP_HEADER) return;
+          const flags = b[o + 5]!;
+          t.onTapPacket({
+            layer: b[o + 4]!,
+            marker: (flags & 1) !== 0,
+            keyframe: (flags & 2) !== 0,
+            arrival: b.readDoubleLE(o + 6),
+            sequenceNumber: b.readUInt16LE(o + 14),
+            timestamp: b.readUInt32LE(o + 16),
+            ssrc: b.readUInt32LE(o + 20),
+            payloadType: b[o + 24]!,
+            payload: b.subarray(o + TAP_HEADER, o + length),
+          });
+          return;
+        }
+        case EV.sr: {
+          // up u32, layer u8, NTP seconds u32, NTP fraction u32, RTP timestamp u32
+          const t = this.upTracks.get(b.readUInt32LE(o));
+          if (!t) return;
+          const ntpMs = (b.readUInt32LE(o + 5) - NTP_UNIX_OFFSET) * 1000 + (b.readUInt32LE(o + 9) / 0x100000000) * 1000;
+          t.onSenderReport(b[o + 4]!, ntpMs, b.readUInt32LE(o + 13), now);
+          return;
+        }
         default:
           return;
       }
@@ -155,9 +194,10 @@ export class NativeEngine implements MediaEngine {
   }
 
   /** Live streams and plane objects (diagnostics, leak checks). */
-  debug(): { ups: number; downs: number; sessions: number; upTracks: number; downTracks: number; sendDrops: number; unknownMedia: number } {
+  debug(): { ups: number; sources: number; downs: number; sessions: number; upTracks: number; downTracks: number; sendDrops: number; unknownMedia: number } {
     return {
       ups: this.#ups.size,
+      sources: this.#sources.size,
       downs: this.#downs.size,
       sessions: this.mux.sessionCount,
       upTracks: this.upTracks.size,
@@ -172,6 +212,7 @@ export class NativeEngine implements MediaEngine {
     this.#closed = true;
     for (const d of [...this.#downs]) d.close();
     for (const u of [...this.#ups]) u.close();
+    for (const s of [...this.#sources]) s.close();
     clearInterval(this.#timer);
     clearInterval(this.#debugTimer);
     this.mux.close();

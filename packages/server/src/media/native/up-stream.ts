@@ -3,11 +3,29 @@
 // side keeps what is decided per track and per layer: NACKs to the
 // publisher (from the plane's sequence-gap facts), keyframe requests,
 // transport-cc feedback (from the plane's arrival times) and receiver
-// reports (from the plane's counters).
+// reports (from the plane's counters). Taps (UpTrack.attach) get the
+// plane's copies of the decrypted packets in its event batches.
 import { RTCPeerConnection, type RTCRtpTransceiver } from 'werift';
-import type { CodecName, ConnectionState, IceCandidate, StreamStats, TrackKind, TrackStats, UpStream, UpStreamEvents, UpStreamOptions, UpTrack } from '../engine.ts';
+import type {
+  CodecName,
+  CodecParameters,
+  ConnectionState,
+  IceCandidate,
+  StreamStats,
+  TrackKind,
+  TrackPacket,
+  TrackSink,
+  TrackStats,
+  TrackTap,
+  TrackTapOptions,
+  UpStream,
+  UpStreamEvents,
+  UpStreamOptions,
+  UpTrack,
+} from '../engine.ts';
 import { TypedEmitter } from '../emitter.ts';
 import { RateMeter, seqAdd, seqDiff } from '../rtp.ts';
+import { TapQueue } from '../tap-queue.ts';
 import { type CodecDescription, codecName, upConfig } from '../werift/config.ts';
 import { holdEarlyDtls, preferDtlsServer } from '../werift/dtls.ts';
 import { TwccFeedback } from '../werift/twcc.ts';
@@ -73,10 +91,21 @@ class NativeLayer {
   }
 }
 
+/** What a track needs of the stream it belongs to: a publisher's up-stream, or a source stream's. */
+export interface NativeTrackOwner {
+  readonly engine: NativeEngine;
+  readonly keyframeBy: 'pli' | 'fir';
+  readonly rtcpSsrc: number;
+  /** RTCP to the publisher (keyframe requests, NACKs). */
+  sendRtcp(packet: Buffer): void;
+  /** From the plane: an SSRC was bound to a layer. */
+  onSsrc(track: NativeUpTrack, layer: number, ssrc: number): void;
+}
+
 export class NativeUpTrack implements UpTrack {
   readonly layerList: NativeLayer[] = [];
   /** The plane's id of this track (0 until the transport is handed over). */
-  planeId = 0;
+  #planeId = 0;
   codec: CodecName | undefined;
   codecDescription: CodecDescription | undefined;
   payloadTypes: number[] = [];
@@ -84,20 +113,69 @@ export class NativeUpTrack implements UpTrack {
   #lastStats: Float64Array | undefined;
   #ended = false;
   readonly downs = new Set<{ onUpTrackEnded(): void }>();
+  readonly #taps = new Set<NativeTrackTap>();
 
+  /**
+   * `onKeyframeRequest`: a source stream's track, whose keyframe requests go
+   * to its writer instead of an RTCP packet to a publisher.
+   */
   constructor(
-    readonly owner: NativeUpStream,
+    readonly owner: NativeTrackOwner,
     readonly id: string,
     readonly kind: TrackKind,
     readonly clockRate: number,
-    rids: string[],
+    rids: readonly (string | undefined)[],
+    private readonly onKeyframeRequest?: (layer: number) => void,
   ) {
     if (rids.length === 0) this.layerList.push(new NativeLayer(undefined));
     else for (const r of rids) this.layerList.push(new NativeLayer(r));
   }
 
+  get planeId(): number {
+    return this.#planeId;
+  }
+  /** Set once the plane has the track (and to 0 when it is gone): taps attached before then start now. */
+  set planeId(id: number) {
+    this.#planeId = id;
+    if (id && this.#taps.size > 0) this.owner.engine.plane.setTap(id, true);
+  }
+
   get layers(): readonly string[] {
     return this.layerList.flatMap((l) => (l.rid === undefined ? [] : [l.rid]));
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get parameters(): CodecParameters | undefined {
+    const d = this.codecDescription;
+    if (!this.codec || !d) return undefined;
+    return { name: this.codec, mimeType: d.mimeType, clockRate: d.clockRate, ...(d.channels ? { channels: d.channels } : {}), ...(d.parameters ? { fmtp: d.parameters } : {}) };
+  }
+
+  attach(sink: TrackSink, options: TrackTapOptions = {}): TrackTap {
+    if (this.#ended) throw new Error(`up-track ${this.id} has ended; nothing can be attached to it`);
+    const tap = new NativeTrackTap(this, sink, options);
+    this.#taps.add(tap);
+    if (this.#taps.size === 1 && this.#planeId) this.owner.engine.plane.setTap(this.#planeId, true);
+    return tap;
+  }
+
+  /** A tap is done: when it was the last, the plane stops copying packets for taps. */
+  removeTap(tap: NativeTrackTap): void {
+    if (!this.#taps.delete(tap)) return;
+    if (this.#taps.size === 0 && this.#planeId) this.owner.engine.plane.setTap(this.#planeId, false);
+  }
+
+  /** From the plane's event batch: one packet for the taps (`payload` is a view into the batch). */
+  onTapPacket(p: TrackPacket): void {
+    for (const tap of this.#taps) tap.push(p);
+  }
+
+  /** From the plane: a sender report of one layer (ntpTime in ms since 1970). */
+  onSenderReport(layer: number, ntpTime: number, rtpTimestamp: number, now: number): void {
+    for (const tap of this.#taps) tap.report(layer, ntpTime, rtpTimestamp, now);
   }
 
   /** The plane's counters, refreshed at most every RATE_SAMPLE_MS. */
@@ -141,10 +219,14 @@ export class NativeUpTrack implements UpTrack {
     const now = Date.now();
     const targets = layerIndex === undefined ? this.layerList : [this.layerList[layerIndex]];
     for (const layer of targets) {
-      if (!layer || !layer.ssrc) continue;
+      if (!layer?.ssrc) continue;
       if (now - layer.lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) continue;
       layer.lastKeyframeRequest = now;
       layer.keyframeRequests++;
+      if (this.onKeyframeRequest) {
+        this.onKeyframeRequest(this.layerList.indexOf(layer));
+        continue;
+      }
       const b = this.owner.keyframeBy === 'fir' ? Buffer.alloc(20) : Buffer.alloc(12);
       if (b.length === 12) {
         b[0] = 0x81; // PLI (RFC 4585 §6.3.1)
@@ -161,17 +243,18 @@ export class NativeUpTrack implements UpTrack {
         b[16] = layer.firSeq;
         layer.firSeq = (layer.firSeq + 1) & 0xff;
       }
-      this.owner.link.sendRtcp(b);
+      this.owner.sendRtcp(b);
     }
   }
 
   sendNacks(now: number): void {
+    if (this.onKeyframeRequest) return; // a source stream's track: nobody to ask
     for (const layer of this.layerList) {
       if (!layer.ssrc || layer.missing.size === 0) continue;
       const lost = layer.dueNacks(now);
       if (lost.length === 0) continue;
       layer.nacks += lost.length;
-      this.owner.link.sendRtcp(nackPacket(this.owner.rtcpSsrc, layer.ssrc, lost));
+      this.owner.sendRtcp(nackPacket(this.owner.rtcpSsrc, layer.ssrc, lost));
     }
   }
 
@@ -262,6 +345,68 @@ export class NativeUpTrack implements UpTrack {
     this.#ended = true;
     for (const d of [...this.downs]) d.onUpTrackEnded();
     this.downs.clear();
+    const taps = [...this.#taps];
+    this.#taps.clear();
+    if (this.#planeId) this.owner.engine.plane.setTap(this.#planeId, false);
+    for (const tap of taps) tap.onUpTrackEnded();
+  }
+}
+
+/** A sink attached to a native up-track: the plane's copies go through a TapQueue to the owner's TrackSink. */
+export class NativeTrackTap implements TrackTap {
+  readonly #queue: TapQueue;
+  #detached = false;
+
+  constructor(
+    readonly track: NativeUpTrack,
+    sink: TrackSink,
+    options: TrackTapOptions,
+  ) {
+    this.#queue = new TapQueue(sink, {
+      ...options,
+      video: track.kind === 'video',
+      onKeyframeWanted: (layer) => track.requestKeyframe(layer),
+      onFailed: () => this.#unhook(),
+    });
+  }
+
+  get delivered(): number {
+    return this.#queue.delivered;
+  }
+  get dropped(): number {
+    return this.#queue.dropped;
+  }
+
+  push(p: TrackPacket): void {
+    if (this.#queue.wants(p.layer)) this.#queue.push(p);
+  }
+
+  report(layer: number, ntpTime: number, rtpTimestamp: number, now: number): void {
+    this.#queue.report({ layer, ntpTime, rtpTimestamp, arrival: now });
+  }
+
+  onUpTrackEnded(): void {
+    this.#detached = true;
+    this.#queue.end('ended');
+  }
+
+  requestKeyframe(layer?: number): void {
+    if (!this.#detached) this.track.requestKeyframe(layer);
+  }
+
+  setLayers(layers: readonly number[] | undefined): void {
+    this.#queue.setLayers(layers);
+  }
+
+  detach(): void {
+    if (this.#detached) return;
+    this.#unhook();
+    this.#queue.end('detached');
+  }
+
+  #unhook(): void {
+    this.#detached = true;
+    this.track.removeTap(this);
   }
 }
 
@@ -288,7 +433,14 @@ export function nackPacket(senderSsrc: number, mediaSsrc: number, lost: number[]
   return b;
 }
 
-export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements UpStream {
+/** What a native down-stream needs of its source: a publisher's up-stream, or a source stream's. */
+export interface NativeSource extends UpStream {
+  readonly tracks: readonly NativeUpTrack[];
+  /** The down-streams fed by it, closed with it. */
+  readonly downs: Set<{ close(): void }>;
+}
+
+export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements NativeSource, NativeTrackOwner {
   readonly id: string;
   readonly label: string;
   readonly pc: RTCPeerConnection;
@@ -322,7 +474,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
       (why) => this.#unusable(why),
     );
     this.pc.onIceCandidate.subscribe((c) => {
-      if (c && c.candidate) this.emit('candidate', toCandidate(c.toJSON()));
+      if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;
@@ -436,6 +588,10 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
     this.close();
   }
 
+  sendRtcp(packet: Buffer): void {
+    this.link.sendRtcp(packet);
+  }
+
   /** From the plane: an SSRC was bound to a layer. */
   onSsrc(track: NativeUpTrack, layer: number, ssrc: number): void {
     const l = track.layerList[layer];
@@ -454,7 +610,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
     if (this.#closed || !this.link.keyed) return;
     this.link.tick();
     for (const t of this.#tracks.values()) if (t.kind === 'video') t.sendNacks(now);
-    if (this.#twcc && this.#twcc.pending && now - this.#twccLast >= TWCC_INTERVAL_MS) {
+    if (this.#twcc?.pending && now - this.#twccLast >= TWCC_INTERVAL_MS) {
       this.#twccLast = now;
       for (const b of this.#twcc.build(this.#twccMediaSsrc)) this.link.sendRtcp(b);
     }
@@ -476,7 +632,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
   }
 
   async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
-    if (this.#closed || !candidate || !candidate.candidate) return;
+    if (this.#closed || !candidate?.candidate) return;
     await this.pc.addIceCandidate(fromCandidate(candidate));
   }
 

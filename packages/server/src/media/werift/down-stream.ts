@@ -9,7 +9,6 @@ import {
   RtcpTransportLayerFeedback,
   RtpHeader,
   TransportWideCC,
-  type RtpPacket,
   type RtcpPacket,
   type RTCRtpSender,
 } from 'werift';
@@ -23,7 +22,7 @@ import { LayerChooser, type BandwidthEstimate } from './layers.ts';
 import { PacketCache } from './packet-cache.ts';
 import { rtpHeaderLength, writeRtpHeader } from './srtp.ts';
 import { TWCC_URI, TwccSendHistory, type ParsedTwcc } from './twcc.ts';
-import { fromCandidate, toCandidate, type PacketSink, type WeriftUpStream, type WeriftUpTrack } from './up-stream.ts';
+import { fromCandidate, toCandidate, type PacketSink, type RtpLike, type WeriftSource, type WeriftUpTrack } from './up-stream.ts';
 
 const TICK_MS = 250;
 /** Transport-cc feedback older than this no longer counts as an estimate. */
@@ -145,7 +144,7 @@ export class DownTrack implements PacketSink {
     this.keyframeRequest();
   }
 
-  onPacket(layer: number, packet: RtpPacket, now: number): void {
+  onPacket(layer: number, packet: RtpLike, now: number): void {
     if (this.target < 0 || !this.connected) return;
     const h = packet.header;
     if (packet.payload.length === 0) {
@@ -279,7 +278,7 @@ export class DownTrack implements PacketSink {
 
 export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements DownStream {
   readonly id: string;
-  readonly source: WeriftUpStream;
+  readonly source: WeriftSource;
   readonly pc: RTCPeerConnection;
   #request: DownRequest;
   #tracks = new Map<string, DownTrack>();
@@ -288,6 +287,8 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   #timer: NodeJS.Timeout;
   #stream: MediaStream;
   #probeAfterMs: number | undefined;
+  /** How this down-stream is negotiated: the server offers (Galène), or answers the subscriber's offer (WHEP). */
+  #role: 'offerer' | 'answerer' | undefined;
   /** The bundled transport, once known. */
   #transport: DtlsTransport | undefined;
   /** Our send path on the transport's nominated socket (undefined until the transport is known). */
@@ -297,7 +298,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   constructor(
     engine: WeriftEngineOptions,
-    options: DownStreamOptions & { source: WeriftUpStream },
+    options: DownStreamOptions & { source: WeriftSource },
     private readonly onClosed: (s: WeriftDownStream) => void,
   ) {
     super();
@@ -314,7 +315,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     this.pc = new RTCPeerConnection(downConfig(engine, options.iceServers, describe('audio'), describe('video')));
     this.#stream = new MediaStream({ id: this.source.id });
     this.pc.onIceCandidate.subscribe((c) => {
-      if (c && c.candidate) this.emit('candidate', toCandidate(c.toJSON()));
+      if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;
@@ -347,6 +348,8 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   async offer(options: { iceRestart?: boolean } = {}): Promise<string> {
     if (this.#closed) throw new Error(`down-stream ${this.id} is closed; no offer can be made`);
+    if (this.#role === 'answerer') throw new Error(`down-stream ${this.id} answers its subscriber's offers; it cannot make one`);
+    this.#role = 'offerer';
     for (const up of this.source.tracks) {
       if (this.#tracks.has(up.id) || !this.#wanted(up) || !up.codecDescription) continue;
       const transceiver = this.pc.addTransceiver(up.kind, { direction: 'sendonly', streams: [this.#stream] });
@@ -355,6 +358,32 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     const offer = await this.pc.createOffer(options.iceRestart ? { iceRestart: true } : {});
     await this.pc.setLocalDescription(offer);
     holdEarlyDtls(this.pc);
+    return this.pc.localDescription!.sdp;
+  }
+
+  async answer(offerSdp: string): Promise<string> {
+    if (this.#closed) throw new Error(`down-stream ${this.id} is closed; the offer cannot be answered`);
+    if (this.#role === 'offerer') throw new Error(`down-stream ${this.id} makes its own offers; it cannot answer one`);
+    this.#role = 'answerer';
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    // Each m-line the subscriber offered gets the first wanted up-track of its kind not sent yet.
+    const bound = new Set([...this.#tracks.values()].map((t) => t.sender));
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (bound.has(transceiver.sender)) continue;
+      const up = this.source.tracks.find((t) => t.kind === transceiver.kind && this.#wanted(t) && t.codecDescription && !this.#tracks.has(t.id));
+      if (!up) {
+        transceiver.setDirection('inactive');
+        continue;
+      }
+      transceiver.setDirection('sendonly');
+      (transceiver.sender as unknown as { streamId?: string }).streamId = this.#stream.id;
+      this.#tracks.set(up.id, new DownTrack(up, transceiver.sender, this, this.#probeAfterMs));
+    }
+    if (this.#tracks.size === 0) throw new Error(`down-stream ${this.id}: the offer has no audio or video m-line for what stream ${this.source.id} sends`);
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    this.#hookTransport();
+    this.#tick();
     return this.pc.localDescription!.sdp;
   }
 

@@ -119,7 +119,10 @@ function hook(t: DtlsTransportLike): void {
     const early = [...held.values()];
     held.clear();
     // werift makes its DTLS endpoint right after announcing "connecting": hand the records over once it exists
-    if (early.length > 0) queueMicrotask(() => early.forEach((d) => connection.onData.execute(d)));
+    if (early.length > 0)
+      queueMicrotask(() => {
+        for (const d of early) connection.onData.execute(d);
+      });
   });
 }
 

@@ -1,7 +1,8 @@
 // The werift implementation of the media engine.
-import type { DownStream, DownStreamOptions, MediaEngine, UpStream, UpStreamOptions } from '../engine.ts';
+import type { DownStream, DownStreamOptions, MediaEngine, SourceStream, SourceStreamOptions, UpStream, UpStreamOptions } from '../engine.ts';
 import type { WeriftEngineOptions } from './config.ts';
 import { WeriftDownStream } from './down-stream.ts';
+import { WeriftSourceStream, WeriftSourceUp } from './source-stream.ts';
 import { WeriftUpStream } from './up-stream.ts';
 
 export type { WeriftEngineOptions };
@@ -9,6 +10,7 @@ export type { WeriftEngineOptions };
 export class WeriftEngine implements MediaEngine {
   readonly name = 'werift';
   #ups = new Set<WeriftUpStream>();
+  #sources = new Set<WeriftSourceStream>();
   #downs = new Set<WeriftDownStream>();
 
   constructor(private readonly options: WeriftEngineOptions = {}) {}
@@ -19,12 +21,19 @@ export class WeriftEngine implements MediaEngine {
     return up;
   }
 
+  createSourceStream(options: SourceStreamOptions): SourceStream {
+    const source = new WeriftSourceStream(options, (s) => this.#sources.delete(s));
+    this.#sources.add(source);
+    return source;
+  }
+
   createDownStream(options: DownStreamOptions): DownStream {
     const source = options.source;
-    if (!(source instanceof WeriftUpStream) || !this.#ups.has(source)) {
+    const ours = (source instanceof WeriftUpStream && this.#ups.has(source)) || (source instanceof WeriftSourceUp && [...this.#sources].some((s) => s.up === source));
+    if (!ours || source.closed) {
       throw new Error(`down-stream ${options.id}: its source ${source.id} is not an open up-stream of this werift engine`);
     }
-    const down = new WeriftDownStream(this.options, { ...options, source }, (s) => this.#downs.delete(s));
+    const down = new WeriftDownStream(this.options, { ...options, source: source as WeriftUpStream | WeriftSourceUp }, (s) => this.#downs.delete(s));
     this.#downs.add(down);
     return down;
   }
@@ -32,6 +41,7 @@ export class WeriftEngine implements MediaEngine {
   close(): void {
     for (const d of [...this.#downs]) d.close();
     for (const u of [...this.#ups]) u.close();
+    for (const s of [...this.#sources]) s.close();
   }
 }
 

@@ -47,7 +47,7 @@ export class LayerChooser {
   choose(rates: readonly number[], estimate: BandwidthEstimate, now: number, fresh = false): number {
     const active: number[] = [];
     for (let i = 0; i < rates.length; i++) if (rates[i]! > 0) active.push(i);
-    if (active.length === 0) return (this.target = this.target >= 0 ? this.target : 0);
+    if (active.length === 0) return (this.target = Math.max(this.target, 0));
     const best = active[0]!;
     const lowest = active[active.length - 1]!;
     const cur = !fresh && this.target >= 0 && rates[this.target]! > 0 ? this.target : -1;

@@ -1,8 +1,34 @@
 // Publisher side: one werift peer connection per up-stream; werift answers.
-import { GenericNack, RTCPeerConnection, RTP_EXTENSION_URI, RtcpTransportLayerFeedback, type MediaStreamTrack, type RTCRtpReceiver, type RTCRtpTransceiver, type RtpPacket } from 'werift';
-import type { CodecName, ConnectionState, IceCandidate, StreamStats, TrackKind, TrackStats, UpStream, UpStreamEvents, UpStreamOptions, UpTrack } from '../engine.ts';
+import {
+  GenericNack,
+  RTCPeerConnection,
+  RTP_EXTENSION_URI,
+  RtcpSrPacket,
+  RtcpTransportLayerFeedback,
+  type MediaStreamTrack,
+  type RTCRtpReceiver,
+  type RTCRtpTransceiver,
+  type RtpPacket,
+} from 'werift';
+import type {
+  CodecName,
+  CodecParameters,
+  ConnectionState,
+  IceCandidate,
+  StreamStats,
+  TrackKind,
+  TrackSink,
+  TrackStats,
+  TrackTap,
+  TrackTapOptions,
+  UpStream,
+  UpStreamEvents,
+  UpStreamOptions,
+  UpTrack,
+} from '../engine.ts';
 import { TypedEmitter } from '../emitter.ts';
-import { ReceiveStats, keyframeWidth, seqAdd, seqDiff } from '../rtp.ts';
+import { ReceiveStats, isKeyframeStart, keyframeWidth, ntpToMs, seqAdd, seqDiff } from '../rtp.ts';
+import { TapQueue } from '../tap-queue.ts';
 import { codecName, upConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
 import { holdEarlyDtls, preferDtlsServer } from './dtls.ts';
 import { UP_RECV_BUFFER, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
@@ -20,9 +46,17 @@ const TWCC_INTERVAL_MS = 50;
 
 type DtlsTransport = NonNullable<RTCRtpReceiver['dtlsTransport']>;
 
-/** A consumer of an up-track's packets (a down-track). */
+/** The parts of an RTP packet the forwarding path reads: werift's RtpPacket, or a packet a source stream was given. */
+export interface RtpLike {
+  header: { sequenceNumber: number; timestamp: number; marker: boolean; ssrc: number; payloadType: number };
+  payload: Buffer;
+}
+
+/** A consumer of an up-track's packets (a down-track, a tap). */
 export interface PacketSink {
-  onPacket(layer: number, packet: RtpPacket, now: number): void;
+  onPacket(layer: number, packet: RtpLike, now: number): void;
+  /** An RTCP sender report of one layer (ntpTime in ms since 1970). */
+  onSenderReport?(layer: number, ntpTime: number, rtpTimestamp: number, now: number): void;
   onUpTrackEnded(): void;
 }
 
@@ -80,7 +114,7 @@ class Layer {
 
 export class WeriftUpTrack implements UpTrack {
   readonly layerList: Layer[] = [];
-  /** The down-tracks fed by this track (an array: the per-packet loop allocates no iterator). */
+  /** The down-tracks and taps fed by this track (an array: the per-packet loop allocates no iterator). */
   #sinks: PacketSink[] = [];
   readonly weriftTracks = new Set<MediaStreamTrack>();
   codec: CodecName | undefined;
@@ -88,12 +122,44 @@ export class WeriftUpTrack implements UpTrack {
   #audioLevel: { level: number; at: number } | undefined;
   #ended = false;
 
+  /**
+   * `receiver`: the publisher's, for PLI, FIR and NACK; undefined for a
+   * track of a source stream, whose keyframe requests go to `onKeyframeRequest`.
+   */
   constructor(
     readonly id: string,
     readonly kind: TrackKind,
-    readonly receiver: RTCRtpReceiver,
+    readonly receiver: RTCRtpReceiver | undefined,
     readonly clockRate: number,
-  ) {}
+    private readonly onKeyframeRequest?: (layer: number) => void,
+  ) {
+    receiver?.onRtcp.subscribe((p) => {
+      if (p.type !== RtcpSrPacket.type || this.#ended) return;
+      const sr = p as RtcpSrPacket;
+      const layer = this.layerList.findIndex((l) => l.ssrc === sr.ssrc);
+      if (layer < 0) return;
+      const now = Date.now();
+      const ntp = ntpToMs(sr.senderInfo.ntpTimestamp);
+      for (const sink of this.#sinks) sink.onSenderReport?.(layer, ntp, sr.senderInfo.rtpTimestamp, now);
+    });
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get parameters(): CodecParameters | undefined {
+    const d = this.codecDescription;
+    if (!this.codec || !d) return undefined;
+    return { name: this.codec, mimeType: d.mimeType, clockRate: d.clockRate, ...(d.channels ? { channels: d.channels } : {}), ...(d.parameters ? { fmtp: d.parameters } : {}) };
+  }
+
+  attach(sink: TrackSink, options: TrackTapOptions = {}): TrackTap {
+    if (this.#ended) throw new Error(`up-track ${this.id} has ended; nothing can be attached to it`);
+    const tap = new WeriftTrackTap(this, sink, options);
+    this.addSink(tap);
+    return tap;
+  }
 
   get sinks(): readonly PacketSink[] {
     return this.#sinks;
@@ -109,6 +175,14 @@ export class WeriftUpTrack implements UpTrack {
     return this.layerList.flatMap((l) => (l.rid === undefined ? [] : [l.rid]));
   }
 
+  /** A layer declared up front (a source stream's), with the SSRC its packets will carry; returns its index. */
+  addLayer(rid: string | undefined, ssrc: number): number {
+    const layer = new Layer(rid, this.clockRate);
+    layer.ssrc = ssrc;
+    this.layerList.push(layer);
+    return this.layerList.length - 1;
+  }
+
   /** Layer index of a werift track: simulcast layers by rid (in SDP order, highest first), else one layer. */
   layerFor(track: MediaStreamTrack): number {
     const rid = track.rid;
@@ -120,7 +194,7 @@ export class WeriftUpTrack implements UpTrack {
     return i;
   }
 
-  onPacket(layerIndex: number, packet: RtpPacket, levelExt: { v: boolean; level: number } | undefined): void {
+  onPacket(layerIndex: number, packet: RtpLike, levelExt: { v: boolean; level: number } | undefined): void {
     const now = Date.now();
     const layer = this.layerList[layerIndex]!;
     const h = packet.header;
@@ -152,30 +226,32 @@ export class WeriftUpTrack implements UpTrack {
       if (now - layer.lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) continue;
       layer.lastKeyframeRequest = now;
       layer.keyframeRequests++;
-      if (this.#keyframeBy() === 'fir') this.#sendFir(layer);
-      else this.receiver.sendRtcpPLI(layer.ssrc).catch(() => {});
+      const receiver = this.receiver;
+      if (!receiver) this.onKeyframeRequest?.(this.layerList.indexOf(layer));
+      else if (this.#keyframeBy(receiver) === 'fir') this.#sendFir(receiver, layer);
+      else receiver.sendRtcpPLI(layer.ssrc).catch(() => {});
     }
   }
 
   /** PLI when the publisher negotiated 'nack pli', else FIR when it negotiated 'ccm fir' (PLI if neither). */
-  #keyframeBy(): 'pli' | 'fir' {
-    const fb = (this.receiver as unknown as { codecArray?: { rtcpFeedback?: { type: string; parameter?: string }[] }[] }).codecArray?.[0]?.rtcpFeedback ?? [];
+  #keyframeBy(receiver: RTCRtpReceiver): 'pli' | 'fir' {
+    const fb = (receiver as unknown as { codecArray?: { rtcpFeedback?: { type: string; parameter?: string }[] }[] }).codecArray?.[0]?.rtcpFeedback ?? [];
     if (fb.some((f) => f.type === 'nack' && f.parameter === 'pli')) return 'pli';
     return fb.some((f) => f.type === 'ccm' && f.parameter === 'fir') ? 'fir' : 'pli';
   }
 
   /** RFC 5104 §4.3.1: media SSRC 0, one FCI entry (SSRC, sequence number). */
-  #sendFir(layer: Layer): void {
+  #sendFir(receiver: RTCRtpReceiver, layer: Layer): void {
     const b = Buffer.alloc(20);
     b[0] = 0x80 | 4;
     b[1] = 206;
     b.writeUInt16BE(4, 2);
-    b.writeUInt32BE(this.receiver.rtcpSsrc >>> 0, 4);
+    b.writeUInt32BE(receiver.rtcpSsrc >>> 0, 4);
     b.writeUInt32BE(layer.ssrc! >>> 0, 12);
     b[16] = layer.firSeq;
     layer.firSeq = (layer.firSeq + 1) & 0xff;
     const packet = { serialize: () => b };
-    this.receiver.dtlsTransport?.sendRtcp([packet as unknown as RtcpTransportLayerFeedback]).catch(() => {});
+    receiver.dtlsTransport?.sendRtcp([packet as unknown as RtcpTransportLayerFeedback]).catch(() => {});
   }
 
   /** Bits per second of each layer; a layer with media in the last 5 s counts as active (at least 1). */
@@ -184,13 +260,15 @@ export class WeriftUpTrack implements UpTrack {
   }
 
   sendNacks(now: number): void {
+    const receiver = this.receiver;
+    if (!receiver) return;
     for (const layer of this.layerList) {
       if (layer.ssrc === undefined) continue;
       const lost = layer.dueNacks(now);
       if (lost.length === 0) continue;
       layer.nacks += lost.length;
-      const nack = new GenericNack({ senderSsrc: this.receiver.rtcpSsrc, mediaSourceSsrc: layer.ssrc, lost });
-      this.receiver.dtlsTransport?.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => {});
+      const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc: layer.ssrc, lost });
+      receiver.dtlsTransport?.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => {});
     }
   }
 
@@ -228,7 +306,7 @@ export class WeriftUpTrack implements UpTrack {
     };
     if (this.kind === 'audio' && this.#audioLevel) {
       // RFC 6464: level is -dBov (0 loudest, 127 silence); stale readings count as silence.
-      s.audioLevel = now - this.#audioLevel.at > 1000 ? 0 : Math.pow(10, -this.#audioLevel.level / 20);
+      s.audioLevel = now - this.#audioLevel.at > 1000 ? 0 : 10 ** (-this.#audioLevel.level / 20);
     }
     if (this.layers.length > 0) {
       s.layers = this.layerList.map((l) => ({ rid: l.rid ?? '', bitrate: l.stats.meter.rate(now), packets: l.stats.packets, ...(l.width ? { width: l.width } : {}) }));
@@ -246,7 +324,85 @@ export class WeriftUpTrack implements UpTrack {
   }
 }
 
-export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpStream {
+/** What a werift down-stream needs of its source: a peer connection's up-stream, or a source stream's. */
+export interface WeriftSource extends UpStream {
+  readonly tracks: readonly WeriftUpTrack[];
+  /** The down-streams fed by it, closed with it. */
+  readonly downs: Set<{ close(): void }>;
+}
+
+/** A sink attached to a werift up-track: packets go through a TapQueue to the owner's TrackSink. */
+export class WeriftTrackTap implements TrackTap, PacketSink {
+  readonly #queue: TapQueue;
+  #detached = false;
+
+  constructor(
+    readonly track: WeriftUpTrack,
+    sink: TrackSink,
+    options: TrackTapOptions,
+  ) {
+    this.#queue = new TapQueue(sink, {
+      ...options,
+      video: track.kind === 'video',
+      onKeyframeWanted: (layer) => track.requestKeyframe(layer),
+      onFailed: () => this.#unhook(),
+    });
+  }
+
+  get delivered(): number {
+    return this.#queue.delivered;
+  }
+  get dropped(): number {
+    return this.#queue.dropped;
+  }
+
+  onPacket(layer: number, packet: RtpLike, now: number): void {
+    const payload = packet.payload;
+    if (payload.length === 0 || !this.#queue.wants(layer)) return;
+    const h = packet.header;
+    this.#queue.push({
+      layer,
+      sequenceNumber: h.sequenceNumber,
+      timestamp: h.timestamp,
+      ssrc: h.ssrc,
+      payloadType: h.payloadType,
+      marker: h.marker,
+      keyframe: this.track.kind === 'video' && isKeyframeStart(this.track.codec, payload),
+      arrival: now,
+      payload,
+    });
+  }
+
+  onSenderReport(layer: number, ntpTime: number, rtpTimestamp: number, now: number): void {
+    this.#queue.report({ layer, ntpTime, rtpTimestamp, arrival: now });
+  }
+
+  onUpTrackEnded(): void {
+    this.#detached = true;
+    this.#queue.end('ended');
+  }
+
+  requestKeyframe(layer?: number): void {
+    if (!this.#detached) this.track.requestKeyframe(layer);
+  }
+
+  setLayers(layers: readonly number[] | undefined): void {
+    this.#queue.setLayers(layers);
+  }
+
+  detach(): void {
+    if (this.#detached) return;
+    this.#unhook();
+    this.#queue.end('detached');
+  }
+
+  #unhook(): void {
+    this.#detached = true;
+    this.track.removeSink(this);
+  }
+}
+
+export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements WeriftSource {
   readonly id: string;
   readonly label: string;
   readonly pc: RTCPeerConnection;
@@ -272,7 +428,7 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements UpSt
     this.label = options.label;
     this.pc = new RTCPeerConnection(upConfig(engine, options.iceServers, options.codecs));
     this.pc.onIceCandidate.subscribe((c) => {
-      if (c && c.candidate) this.emit('candidate', toCandidate(c.toJSON()));
+      if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;

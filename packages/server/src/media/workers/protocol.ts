@@ -2,7 +2,7 @@
 // workers. Streams are named by a handle the main thread assigns, so two
 // streams with the same id can never be confused. Everything here is
 // structured-clone data: no class crosses the thread boundary.
-import type { CodecName, ConnectionState, DownRequest, IceCandidate, IceServer, StreamStats, TrackKind } from '../engine.ts';
+import type { CodecName, CodecParameters, ConnectionState, DownRequest, IceCandidate, IceServer, SenderReport, SourceTrackOptions, StreamStats, TrackKind } from '../engine.ts';
 import type { WeriftEngineOptions } from '../werift/engine.ts';
 
 /** What the worker is given at start (workerData). */
@@ -18,6 +18,7 @@ export interface TrackInfo {
   id: string;
   kind: TrackKind;
   codec: CodecName | undefined;
+  parameters: CodecParameters | undefined;
   layers: string[];
 }
 
@@ -27,6 +28,9 @@ export const GONE = 'media worker: stream gone';
 /** A method of a stream that returns a value (or needs its errors back). */
 export type CallMethod = 'answer' | 'offer' | 'setAnswer' | 'addIceCandidate' | 'stats';
 
+/** Why a tap ended (TrackSink.end). */
+export type TapEnd = 'ended' | 'detached' | 'failed';
+
 /** Main thread → worker. */
 export type ToWorker =
   | { op: 'createUp'; h: number; id: string; label: string; iceServers: IceServer[]; codecs?: CodecName[] }
@@ -35,6 +39,17 @@ export type ToWorker =
   | { op: 'setRequest'; h: number; request: DownRequest }
   | { op: 'requestKeyframe'; h: number }
   | { op: 'close'; h: number }
+  /** Attaches a tap (numbered by the main thread) to track `track` of up-stream `h`. */
+  | { op: 'tap'; h: number; track: string; tap: number; layers?: number[]; maxQueuedBytes?: number; maxDelayMs?: number }
+  | { op: 'tapLayers'; tap: number; layers?: number[] }
+  | { op: 'tapKeyframe'; tap: number; layer?: number }
+  /** The main thread's sink took the tap's last batch: the next may come. */
+  | { op: 'tapAck'; tap: number }
+  | { op: 'untap'; tap: number }
+  /** A source stream: its up-stream is handle `h` like any other. */
+  | { op: 'createSource'; h: number; id: string; label: string; tracks: SourceTrackOptions[] }
+  /** Packets for a source stream (see packets.ts), `tracks` naming the track indexes; answered by 'written'. */
+  | { op: 'write'; h: number; batch: ArrayBuffer; tracks: string[] }
   | { op: 'probe'; rid: number; gc: boolean }
   /** Closes every stream (the engine shuts down); answered with a reply. */
   | { op: 'closeAll'; rid: number }
@@ -51,6 +66,13 @@ export type FromWorker =
   | { ev: 'state'; h: number; state: ConnectionState }
   | { ev: 'renegotiate'; h: number }
   | { ev: 'close'; h: number; error?: string }
+  /** A batch for a tap (see packets.ts); answered by 'tapAck'. */
+  | { ev: 'packets'; tap: number; batch: ArrayBuffer; reports: SenderReport[]; dropped: number }
+  | { ev: 'tapEnd'; tap: number; reason: TapEnd }
+  /** A source stream's 'keyframe' event. */
+  | { ev: 'keyframe'; h: number; track: string; layer: number }
+  /** A source stream's write batch was taken. */
+  | { ev: 'written'; h: number }
   | { ev: 'reply'; rid: number; ok: true; value: unknown }
   | { ev: 'reply'; rid: number; ok: false; error: string }
   | { ev: 'probe'; rid: number; value: WorkerProbe };

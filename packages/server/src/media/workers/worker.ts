@@ -4,20 +4,21 @@
 // calls as messages and gets the streams' events back (see protocol.ts).
 // Up-streams of one group and every down-stream fed by them live on the same
 // worker, so RTP never crosses workers: only signalling (SDP, candidates,
-// state, stats) does.
+// state, stats) and the packets of taps and source streams do.
 import { readlinkSync } from 'node:fs';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { DownStream, IceCandidate, MediaEngine, UpStream } from '../engine.ts';
+import type { DownStream, IceCandidate, MediaEngine, PacketBatch, SourceStream, TrackTap, UpStream } from '../engine.ts';
 import { loadNativeAddon } from '../native/addon.ts';
 import { NativeEngine } from '../native/engine.ts';
 import { WeriftEngine } from '../werift/engine.ts';
-import { GONE, type CallMethod, type FromWorker, type ToWorker, type TrackInfo, type WorkerProbe, type WorkerSetup } from './protocol.ts';
+import { packPackets, unpackPackets } from './packets.ts';
+import { GONE, type CallMethod, type FromWorker, type TapEnd, type ToWorker, type TrackInfo, type WorkerProbe, type WorkerSetup } from './protocol.ts';
 
-/** The way to the server: the thread's port, or the process's IPC channel. */
+/** The way to the server: the thread's port, or the process's IPC channel (which copies what a thread would transfer). */
 interface Port {
-  postMessage(m: FromWorker): void;
+  postMessage(m: FromWorker, transfer?: ArrayBuffer[]): void;
   on(event: 'message', f: (m: ToWorker) => void): void;
 }
 let port: Port;
@@ -45,6 +46,10 @@ const engine = makeEngine();
 
 const ups = new Map<number, UpStream>();
 const downs = new Map<number, DownStream>();
+/** Source streams by the handle of their up-stream (which is in `ups` too). */
+const sources = new Map<number, SourceStream>();
+/** Taps by the main thread's number, with the ack that lets the next batch go. */
+const taps = new Map<number, { tap: TrackTap; ack: (() => void) | undefined }>();
 /** The last track list sent for each up-stream, to send only changes. */
 const sentTracks = new Map<number, string>();
 /** Every stream and peer connection made here, weakly: a probe counts those still reachable (leak checks). */
@@ -80,7 +85,7 @@ function osThreadId(): number {
 }
 
 function trackInfo(up: UpStream): TrackInfo[] {
-  return up.tracks.map((t) => ({ id: t.id, kind: t.kind, codec: t.codec, layers: [...t.layers] }));
+  return up.tracks.map((t) => ({ id: t.id, kind: t.kind, codec: t.codec, parameters: t.parameters, layers: [...t.layers] }));
 }
 
 /** Sends the up-stream's tracks when they changed (a new track, codec or simulcast layer). */
@@ -122,6 +127,80 @@ function createUp(m: Extract<ToWorker, { op: 'createUp' }>): void {
       if (ups.get(m.h) === up) syncTracks(m.h, up);
     });
   });
+}
+
+function createSource(m: Extract<ToWorker, { op: 'createSource' }>): void {
+  let source: SourceStream;
+  try {
+    source = engine.createSourceStream({ id: m.id, label: m.label, tracks: m.tracks });
+  } catch (e) {
+    post({ ev: 'close', h: m.h, error: (e as Error).message });
+    return;
+  }
+  const up = source.up;
+  ups.set(m.h, up);
+  sources.set(m.h, source);
+  remember(up);
+  source.on('keyframe', (track, layer) => post({ ev: 'keyframe', h: m.h, track, layer }));
+  up.on('close', () => {
+    ups.delete(m.h);
+    sources.delete(m.h);
+    sentTracks.delete(m.h);
+    post({ ev: 'close', h: m.h });
+  });
+}
+
+function write(m: Extract<ToWorker, { op: 'write' }>): void {
+  const source = sources.get(m.h);
+  if (source) {
+    // one write per run of packets of the same track
+    const packets = unpackPackets(m.batch);
+    let start = 0;
+    for (let i = 1; i <= packets.length; i++) {
+      if (i < packets.length && packets[i]!.track === packets[start]!.track) continue;
+      const track = m.tracks[packets[start]!.track];
+      if (track !== undefined) source.write(track, packets.slice(start, i));
+      start = i;
+    }
+  }
+  post({ ev: 'written', h: m.h });
+}
+
+/** A tap whose sink is the main thread: each batch is packed and posted, and the next waits for its ack. */
+function attachTap(m: Extract<ToWorker, { op: 'tap' }>): void {
+  const track = ups.get(m.h)?.tracks.find((t) => t.id === m.track);
+  if (!track) {
+    post({ ev: 'tapEnd', tap: m.tap, reason: 'ended' });
+    return;
+  }
+  const entry: { tap: TrackTap | undefined; ack: (() => void) | undefined } = { tap: undefined, ack: undefined };
+  const end = (reason: TapEnd) => {
+    if (taps.get(m.tap) === entry) taps.delete(m.tap);
+    entry.ack = undefined;
+    post({ ev: 'tapEnd', tap: m.tap, reason });
+  };
+  try {
+    entry.tap = track.attach(
+      {
+        packets: (batch: PacketBatch) =>
+          new Promise<void>((resolve) => {
+            entry.ack = resolve;
+            const buffer = packPackets(batch.packets);
+            port.postMessage({ ev: 'packets', tap: m.tap, batch: buffer, reports: [...batch.senderReports], dropped: batch.dropped } satisfies FromWorker, [buffer]);
+          }),
+        end,
+      },
+      {
+        ...(m.layers ? { layers: m.layers } : {}),
+        ...(m.maxQueuedBytes !== undefined ? { maxQueuedBytes: m.maxQueuedBytes } : {}),
+        ...(m.maxDelayMs !== undefined ? { maxDelayMs: m.maxDelayMs } : {}),
+      },
+    );
+  } catch {
+    post({ ev: 'tapEnd', tap: m.tap, reason: 'ended' });
+    return;
+  }
+  taps.set(m.tap, entry as { tap: TrackTap; ack: (() => void) | undefined });
 }
 
 function createDown(m: Extract<ToWorker, { op: 'createDown' }>): void {
@@ -166,6 +245,8 @@ async function call(h: number, method: CallMethod, args: unknown[]): Promise<unk
     switch (method) {
       case 'offer':
         return down.offer(args[0] as { iceRestart?: boolean } | undefined);
+      case 'answer':
+        return down.answer(args[0] as string);
       case 'setAnswer':
         return down.setAnswer(args[0] as string);
       case 'addIceCandidate':
@@ -220,6 +301,29 @@ port.on('message', (m: ToWorker) => {
       return createUp(m);
     case 'createDown':
       return createDown(m);
+    case 'createSource':
+      return createSource(m);
+    case 'write':
+      return write(m);
+    case 'tap':
+      return attachTap(m);
+    case 'tapLayers':
+      taps.get(m.tap)?.tap.setLayers(m.layers);
+      return;
+    case 'tapKeyframe':
+      taps.get(m.tap)?.tap.requestKeyframe(m.layer);
+      return;
+    case 'tapAck': {
+      const entry = taps.get(m.tap);
+      const ack = entry?.ack;
+      if (entry) entry.ack = undefined;
+      ack?.();
+      return;
+    }
+    case 'untap':
+      // the main thread has ended its sink already; 'detached' comes back and is ignored there
+      taps.get(m.tap)?.tap.detach();
+      return;
     case 'call':
       call(m.h, m.method, m.args).then(
         (value) => post({ ev: 'reply', rid: m.rid, ok: true, value }),
@@ -233,7 +337,7 @@ port.on('message', (m: ToWorker) => {
       ups.get(m.h)?.requestKeyframe();
       return;
     case 'close':
-      (ups.get(m.h) ?? downs.get(m.h))?.close();
+      (sources.get(m.h) ?? ups.get(m.h) ?? downs.get(m.h))?.close();
       return;
     case 'probe':
       void probe(m.gc).then((value) => post({ ev: 'probe', rid: m.rid, value }));

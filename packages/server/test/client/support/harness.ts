@@ -368,7 +368,7 @@ export class Harness {
   }
 
   stopMedia(): void {
-    this.media?.getTracks().forEach((t) => t.stop());
+    for (const t of this.media?.getTracks() ?? []) t.stop();
   }
 }
 

@@ -180,7 +180,9 @@ export class Probe {
     const pc = this.wpc.connection(peer);
     if (!pc) return { iceServers: -1 };
     const stats = new Map<string, Record<string, unknown>>();
-    (await pc.getStats()).forEach((s: Record<string, unknown>) => stats.set(s.id as string, s));
+    (await pc.getStats()).forEach((s: Record<string, unknown>) => {
+      stats.set(s.id as string, s);
+    });
     let pair: Record<string, unknown> | undefined;
     stats.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId as string);

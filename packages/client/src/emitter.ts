@@ -1,7 +1,9 @@
-// A small typed event emitter: the event names and their argument tuples are
-// a type, so a misspelt event or a listener of the wrong shape does not
-// compile. Listeners run synchronously, in the order they were added; one
-// that throws does not keep the others from running.
+// The SDK's one typed event emitter (ServerConnection, the mesh SDK, the
+// window relay), for browsers, Electron renderers and Node alike: the event
+// names and their argument tuples are a type, so a misspelt event or a
+// listener of the wrong shape does not compile. Listeners run synchronously,
+// in the order they were added; one that throws does not keep the others
+// from running (its error is rethrown in a microtask, where it is seen).
 
 export type Listener<Args extends unknown[]> = (...args: Args) => void;
 
@@ -33,6 +35,11 @@ export class TypedEmitter<Events extends { [K in keyof Events]: unknown[] }> {
 
   off<K extends keyof Events>(event: K, listener: Listener<Events[K]>): void {
     this.listeners.get(event)?.delete(listener as unknown as AnyListener);
+  }
+
+  /** How many listeners `event` has. */
+  listenerCount<K extends keyof Events>(event: K): number {
+    return this.listeners.get(event)?.size ?? 0;
   }
 
   /** Resolves with the arguments of the next `event`. */

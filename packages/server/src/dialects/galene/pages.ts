@@ -1,13 +1,14 @@
-// Group pages and the public JSON views: /group/<name>/, its .status,
-// /public-groups.json. The group page is the web app (http/web.ts), or a
-// placeholder when the app is not built.
+// Galène's HTTP side: group pages and the public JSON views, /group/<name>/,
+// its .status, /public-groups.json (what Galène's clients read before they
+// connect). The group page is the web app (http/web.ts), a Galène client
+// itself, or a placeholder when the app is not built.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { GroupDescription } from '../groups/index.ts';
-import type { GroupRegistry } from '../core/registry.ts';
-import { status } from '../dialects/galene/render.ts';
-import type { GroupInfo } from '../core/client.ts';
-import { type PlaceOptions, groupPath, placeFor } from './place.ts';
-import type { WebApp } from './web.ts';
+import type { GroupInfo } from '../../core/client.ts';
+import type { GroupRegistry } from '../../core/registry.ts';
+import type { GroupDescription } from '../../groups/index.ts';
+import { type PlaceOptions, groupPath } from '../../http/place.ts';
+import type { WebApp } from '../../http/web.ts';
+import { galenePlace, status } from './render.ts';
 
 export function registerGroupPages(app: FastifyInstance, deps: { registry: GroupRegistry; place: () => PlaceOptions; web?: WebApp }): void {
   const { registry } = deps;
@@ -24,7 +25,7 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Group
   };
 
   app.get('/public-groups.json', async (req, reply) => {
-    const place = placeFor(req.headers.host, deps.place());
+    const place = galenePlace(req.headers.host, deps.place());
     const list = registry
       .describeAll()
       .filter((d) => d.public)
@@ -49,7 +50,7 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Group
       return reply.code(404).send({ error: 'no-such-group', message: `there is no group called "${name}" on this server` });
     }
     if (isStatus) {
-      const place = placeFor(req.headers.host, deps.place());
+      const place = galenePlace(req.headers.host, deps.place());
       return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc), place));
     }
     const app = (await deps.web?.page()) ?? null;
