@@ -5,7 +5,7 @@
 // closes without the application asking. What the frames mean is not its
 // business: every frame after the handshake goes to its host (the group
 // state, ServerConnection), and so does every turn of the socket's life.
-import type { ClientMessage, ServerMessage, ServerMessageOf } from '@atrium/protocol/galene';
+import type { ClientFrame, ServerMessage, ServerMessageOf } from '@atrium/protocol/galene';
 import { type ReconnectOptions, type ReconnectPolicy, backoffDelay, reconnectPolicy, shouldReconnect } from './backoff.ts';
 import { AtriumClientError, describeError } from './errors.ts';
 import { newRandomId } from './ids.ts';
@@ -121,7 +121,7 @@ export class ConnectionEngine {
   }
 
   /** Sends one message; throws if the socket is not open. */
-  send(message: ClientMessage): void {
+  send(message: ClientFrame): void {
     const ws = this.socket;
     if (!ws || ws.readyState !== OPEN) {
       throw new AtriumClientError('not-connected', `cannot send "${message.type}": the connection to the server is not open`);

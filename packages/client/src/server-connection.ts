@@ -16,7 +16,7 @@
 // `onreconnecting` is called before each attempt and `onreconnected` when
 // the server answers again; `onclose` is only called when the connection
 // is over for good (`close()`, kicked, or reconnection given up).
-import type { ClientMessage, FileTransferValue, GroupActionKind, GroupStatus, ServerMessage, ServerMessageOf, StreamRequest, UserActionKind } from '@atrium/protocol/galene';
+import type { ClientFrame, ClientMessage, FileTransferValue, GroupActionKind, GroupStatus, ServerMessage, ServerMessageOf, StreamRequest, UserActionKind } from '@atrium/protocol/galene';
 import type { ReconnectPolicy } from './backoff.ts';
 import { ConnectionEngine, type ConnectionState, type EngineHost, type EngineOptions, type WebSocketLike } from './connection-engine.ts';
 import { type Credentials, isCredentials, joinMessage } from './credentials.ts';
@@ -231,7 +231,7 @@ export class ServerConnection extends TypedEmitter<ServerConnectionEvents> {
   }
 
   /** Sends one message; throws if the socket is not open. */
-  send(message: ClientMessage): void {
+  send(message: ClientFrame): void {
     this.engine.send(message);
   }
 

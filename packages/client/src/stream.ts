@@ -2,7 +2,7 @@
 // server: "up" when this page sends it, "down" when the server pushes it.
 // Negotiation is hidden in a Negotiator; the Stream adds the Galène-shaped
 // surface (label, source, callbacks, stats, close/abort, ICE restart).
-import type { ClientMessage } from '@atrium/protocol/galene';
+import type { ClientFrame } from '@atrium/protocol/galene';
 import { AtriumClientError, describeError } from './errors.ts';
 import { Negotiator, candidateForWire } from './negotiator.ts';
 import type { ServerConnection } from './server-connection.ts';
@@ -42,7 +42,7 @@ export interface StreamHost {
   /** Whether stream signalling can flow (socket open and group joined). */
   canSignal(): boolean;
   /** Sends a message; throws if the socket is not open. */
-  send(message: ClientMessage): void;
+  send(message: ClientFrame): void;
   /** The stream closed: forget it and update the user's stream list. */
   closed(stream: Stream): void;
   /** The stream's tracks changed: update the user's stream list. */
@@ -192,8 +192,12 @@ export class Stream {
     else if (host.canSignal()) host.send({ type: 'renegotiate', id: this.id });
   }
 
-  /** Down-streams: what this stream should carry, overriding `ServerConnection.request`. */
-  request(what: MediaKind[]): void {
+  /**
+   * Down-streams: what this stream should carry, overriding
+   * `ServerConnection.request`; null goes back to what that asks for this
+   * stream's label (Galène's client does so when a video grows again).
+   */
+  request(what: MediaKind[] | null): void {
     if (this.up) throw new AtriumClientError('bad-argument', 'request is for down-streams');
     this.host?.send({ type: 'requestStream', id: this.id, request: what });
   }
@@ -316,9 +320,9 @@ export class Stream {
       return;
     }
     const sc = host.connection;
-    const offer: ClientMessage = { type: 'offer', id: this.id, label: this.label, source: sc.id, sdp };
+    // As Galène's client: `replace` is always there, null unless this stream replaces another.
+    const offer: ClientFrame = { type: 'offer', id: this.id, label: this.label, source: sc.id, sdp, replace: this.replace };
     if (sc.username !== null) offer.username = sc.username;
-    if (this.replace !== null) offer.replace = this.replace;
     host.send(offer);
     this.replace = null;
   }

@@ -103,8 +103,13 @@ export const serverMessageSchemas = {
   'ice-servers': z.object({ ...fromServer, type: z.literal('ice-servers'), data: z.array(iceServerEntry) }),
   greeting: z.object({ ...fromServer, type: z.literal('greeting'), data: scalar.optional() }),
   bye: z.object({ ...fromServer, type: z.literal('bye'), data: scalar.optional() }),
+  /** Camus's own server answers unknown types so; Atrium never sends it (Camus's client has no handler for it). */
   error: z.object({ ...fromServer, type: z.literal('error'), data: z.string() }),
-  text: z.object({ ...fromServer, type: z.literal('text'), data: z.object({ from: z.string(), time: z.number(), text: z.string() }) }),
+  /**
+   * Chat from a peer; from ground control, what the server refuses (Atrium
+   * tells Camus clients so, in a type they show): then `error` is the stable code.
+   */
+  text: z.object({ ...fromServer, type: z.literal('text'), data: z.object({ from: z.string(), time: z.number(), text: z.string(), error: z.string().optional() }) }),
   offer: z.object({ ...fromServer, type: z.literal('offer'), data: offerData }),
   answer: z.object({ ...fromServer, type: z.literal('answer'), data: answerData }),
   icecandidate: z.object({ ...fromServer, type: z.literal('icecandidate'), data: iceCandidate }),

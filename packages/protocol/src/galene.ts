@@ -2,7 +2,9 @@
 // One zod schema per message type; the server validates every frame it
 // receives against `clientMessage`, and the client SDK validates what the
 // server sends against `serverMessage`. Types are inferred from the schemas,
-// so the two sides cannot drift apart.
+// so the two sides cannot drift apart. Galène's server is written in Go,
+// whose JSON decoder reads `null` as "not set": `parseClientMessage` does
+// the same for every field of every message, once, before validation.
 import { z } from 'zod';
 import { wellFormedString } from './text.ts';
 
@@ -93,7 +95,8 @@ export type GroupStatus = z.infer<typeof groupStatus>;
 
 export const handshake = z.object({
   type: z.literal('handshake'),
-  version: z.array(z.string().max(16)).min(1).max(16),
+  /** Galène's server goes on, with a warning, when this lacks "2" (or is missing). */
+  version: z.array(z.string().max(16)).max(16).optional(),
   id: id.optional(),
 });
 export const ping = z.object({ type: z.literal('ping') });
@@ -111,7 +114,8 @@ export const join = z.object({
 
 export const request = z.object({
   type: z.literal('request'),
-  request: streamRequest,
+  /** Absent (or null): nothing is requested. */
+  request: streamRequest.optional(),
 });
 
 const sdp = z.string().max(LIMITS.sdpChars);
@@ -131,7 +135,8 @@ export const renegotiate = z.object({ type: z.literal('renegotiate'), id });
 export const requestStream = z.object({
   type: z.literal('requestStream'),
   id,
-  request: requestedMedia,
+  /** Absent (or null, as Galène's client sends it): back to what `request` asks for this stream's label. */
+  request: requestedMedia.optional(),
 });
 export const close = z.object({ type: z.literal('close'), id });
 export const abort = z.object({ type: z.literal('abort'), id });
@@ -167,7 +172,7 @@ export const fileTransferValue = z.discriminatedUnion('type', [
 ]);
 export type FileTransferValue = z.infer<typeof fileTransferValue>;
 
-export const userMessageKind = z.enum(['error', 'warning', 'info', 'kicked', 'clearchat', 'mute', 'filetransfer']);
+export const userMessageKind = z.enum(['error', 'warning', 'info', 'kicked', 'clearchat', 'mute', 'filetransfer', 'token', 'tokenlist', 'userinfo']);
 export const usermessage = z.object({
   type: z.literal('usermessage'),
   kind: z.string().min(1).max(64),
@@ -179,7 +184,7 @@ export const usermessage = z.object({
   noecho: z.boolean().optional(),
 });
 
-export const userActionKind = z.enum(['op', 'unop', 'present', 'unpresent', 'kick', 'setdata']);
+export const userActionKind = z.enum(['op', 'unop', 'present', 'unpresent', 'shutup', 'unshutup', 'kick', 'identify', 'setdata']);
 export type UserActionKind = z.infer<typeof userActionKind>;
 export const useraction = z.object({
   type: z.literal('useraction'),
@@ -190,20 +195,42 @@ export const useraction = z.object({
   value: z.unknown().optional(),
 });
 
-export const groupActionKind = z.enum(['clearchat', 'lock', 'unlock', 'record', 'unrecord', 'subgroups', 'setdata', 'maketoken']);
+export const groupActionKind = z.enum(['clearchat', 'lock', 'unlock', 'record', 'unrecord', 'subgroups', 'setdata', 'maketoken', 'edittoken', 'listtokens']);
 export type GroupActionKind = z.infer<typeof groupActionKind>;
 
-/** The value of `groupaction` `maketoken`: a template for an invite token (durations in milliseconds). */
-export const makeTokenValue = z
-  .object({
-    group: wellFormedString(LIMITS.groupNameChars).optional(),
-    username: username.optional(),
-    permissions: z.array(permission).max(8).optional(),
-    expires: z.number().int().positive().optional(),
-    'not-before': z.number().int().nonnegative().optional(),
-  })
-  .nullish();
-export type MakeTokenValue = z.infer<typeof makeTokenValue>;
+/**
+ * A time in a token template, as Galène reads it: an RFC 3339 string is a
+ * moment, a number is milliseconds from now (negative: in the past, which is
+ * how Galène's client revokes an invitation).
+ */
+export const tokenTime = z.union([
+  z.iso.datetime({ offset: true, error: 'expected an RFC 3339 time such as "2030-01-31T12:00:00Z", or milliseconds from now' }),
+  z.number().int().min(-1e15).max(1e15),
+]);
+export type TokenTime = z.infer<typeof tokenTime>;
+
+/** Go reads null as "not set", inside a token template too. */
+const templateField = <T extends z.ZodType>(schema: T) => schema.nullish().transform((v) => v ?? undefined);
+
+/**
+ * The value of `groupaction` `maketoken` (Galène's token template) and of
+ * `edittoken` (the token's name and the times to change). As in Galène,
+ * other fields are ignored: `issuedBy`, `issuedAt` and `includeSubgroups`
+ * are the server's to set.
+ */
+export const tokenTemplate = z.object({
+  token: templateField(wellFormedString(LIMITS.tokenChars).refine((s) => s !== '', { message: 'must not be empty' })),
+  group: templateField(wellFormedString(LIMITS.groupNameChars)),
+  username: templateField(username),
+  permissions: templateField(z.array(permission).max(16)),
+  expires: templateField(tokenTime),
+  'not-before': templateField(tokenTime),
+});
+export type TokenTemplate = z.output<typeof tokenTemplate>;
+/** @deprecated the name before edittoken: use tokenTemplate. */
+export const makeTokenValue = tokenTemplate;
+export type MakeTokenValue = TokenTemplate;
+
 export const groupaction = z.object({
   type: z.literal('groupaction'),
   kind: groupActionKind,
@@ -235,6 +262,16 @@ export type ClientMessageType = keyof typeof clientMessageSchemas;
 export type ClientMessage = { [K in ClientMessageType]: z.infer<(typeof clientMessageSchemas)[K]> }[ClientMessageType];
 export type ClientMessageOf<K extends ClientMessageType> = z.infer<(typeof clientMessageSchemas)[K]>;
 
+/** A message type where every optional field may also be null, as Go reads it (absent). */
+export type GoNullable<T> = { [P in keyof T]: undefined extends T[P] ? T[P] | null : T[P] };
+/**
+ * What a client may put on the wire: a ClientMessage whose optional fields
+ * may also be null (Galène's client sends `replace: null`, `request: null`,
+ * `dest: null`…). The server reads such a null as an absent field.
+ */
+export type ClientFrame = { [K in ClientMessageType]: GoNullable<ClientMessageOf<K>> }[ClientMessageType];
+export type ClientFrameOf<K extends ClientMessageType> = GoNullable<ClientMessageOf<K>>;
+
 // ---------------------------------------------------------------------------
 // Messages the server sends to a client.
 
@@ -259,6 +296,8 @@ export const user = z.object({
   data: z.record(z.string(), z.unknown()).optional(),
 });
 const serverChatFields = {
+  /** The message's id (public messages): an operator deletes one by it. */
+  id: z.string().optional(),
   kind: z.string().optional(),
   source: z.string().optional(),
   username: z.string().optional(),
@@ -323,6 +362,7 @@ export const ERROR_CODES = [
   'group-not-open',
   'group-expired',
   'not-permitted',
+  'no-such-token',
   'no-such-user',
   'not-supported',
   'internal',
@@ -349,7 +389,7 @@ export function parseClientMessage(frame: unknown): ParseResult {
   const schema = clientMessageSchemas[type as ClientMessageType];
   let result;
   try {
-    result = schema.safeParse(frame);
+    result = schema.safeParse(withoutNulls(frame as Record<string, unknown>));
   } catch {
     // A refinement threw (it should not); the frame is refused, not the server.
     return { ok: false, error: 'bad-message', message: `bad "${type}" message: it could not be checked` };
@@ -358,6 +398,23 @@ export function parseClientMessage(frame: unknown): ParseResult {
     return { ok: false, error: 'bad-message', message: `bad "${type}" message: ${describeIssues(result.error)}` };
   }
   return { ok: true, message: result.data as ClientMessage };
+}
+
+/**
+ * The frame with its null fields removed: Go's decoder, which Galène's
+ * server uses, leaves a field it reads as null unset, so `"replace": null`
+ * means no replace and `"dest": null` no destination. Only the message's own
+ * fields: nulls inside `value`, `data` or `request` mean something there
+ * (`setdata` deletes a key set to null) and are kept.
+ */
+export function withoutNulls(frame: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined;
+  for (const k in frame) {
+    if (frame[k] !== null) continue;
+    out ??= { ...frame };
+    delete out[k];
+  }
+  return out ?? frame;
 }
 
 /** Whether a decoded JSON value nests arrays and objects deeper than `max` levels; iterative, so any depth is safe to ask about. */

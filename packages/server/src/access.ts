@@ -8,7 +8,7 @@ import { authenticateWithToken } from './auth/index.ts';
 import type { TokenStore } from './auth/tokens.ts';
 import { CoreError } from './core/errors.ts';
 import type { Authenticator, Credentials, Identity } from './core/registry.ts';
-import { type GroupDescription, authenticateWithPassword } from './groups/index.ts';
+import { type GroupDescription, authenticateUnnamed, authenticateWithPassword } from './groups/index.ts';
 
 export class GroupAccess implements Authenticator {
   constructor(
@@ -30,7 +30,8 @@ export class GroupAccess implements Authenticator {
           authKeys: desc.authKeys,
           audience: desc.tokenAudience,
           tokens: this.tokens,
-          clientUsername: creds.username || null,
+          // A client that names itself later counts as having given a name ('' for now).
+          clientUsername: creds.username || (creds.namedLater ? '' : null),
           userExists: (name) => Object.hasOwn(desc.users, name),
         });
       } catch (e) {
@@ -46,10 +47,20 @@ export class GroupAccess implements Authenticator {
       // A token without a subject lets the user pick a name; a group that
       // refuses anonymous users then needs one.
       const username = who.username;
-      if (username === undefined && !desc.allowAnonymous) {
+      if (username === undefined && !desc.allowAnonymous && !creds.namedLater) {
         throw new CoreError('need-username', 'this token does not name a user: choose a username and join again');
       }
       return { username, permissions: who.permissions };
+    }
+    if (!creds.username && creds.namedLater) {
+      const who = await authenticateUnnamed(desc, creds.password);
+      if (!who) {
+        throw new CoreError(
+          'not-authorised',
+          `group "${groupName}" has no wildcard user that a client without a password may enter as; a group file needs "wildcard-user" with the password {"type": "wildcard"} for such clients (Camus's) to join`,
+        );
+      }
+      return who;
     }
     if (!creds.username && !desc.allowAnonymous) {
       throw new CoreError('need-username', `group "${groupName}" does not allow anonymous users: give a username`);

@@ -14,9 +14,11 @@ import { galeneDialect } from './dialects/galene/index.ts';
 import { type AddressSource, DEFAULT_JOIN_TIMEOUT_MS, type Dialect, type DialectHost, WEBSOCKET_OPTIONS } from './dialects/kit/index.ts';
 import { withTokenDescriptions } from './dialects/rtcpool/claims.ts';
 import { rtcpoolDialect } from './dialects/rtcpool/transports.ts';
+import { xmppDialect } from './dialects/xmpp/index.ts';
 import { ServerConfigWatcher } from './config/server-config.ts';
 import { GroupStore } from './groups/index.ts';
 import { type MemberDirectory, registerAdminApi } from './http/admin.ts';
+import { registerStaticClient } from './http/static-client.ts';
 import { registerWebApp } from './http/web.ts';
 import type { PlaceOptions } from './http/place.ts';
 import { loadOrCreateCertificate } from './http/tls.ts';
@@ -50,10 +52,17 @@ export interface ServerOptions {
    * media worker threads (default: one per core; 0: media in this thread).
    */
   media?: false | MediaOptions;
+  /**
+   * Serve this directory's web client instead of Atrium's web app: its files
+   * at /, its galene.html at /group/<name>/ (Galène's `-static`).
+   */
+  staticDir?: string | undefined;
   /** A connection that has not joined a group within this many milliseconds is closed (default 30 s; 0: never). */
   joinTimeoutMs?: number | undefined;
   /** Collect process metrics (CPU, memory) for /metrics. */
   processMetrics?: boolean;
+  /** The XMPP domain (rooms are on conference.<domain>); default: the host of the configured proxyURL, else localhost. */
+  xmppDomain?: string | undefined;
   /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
   loginThrottle?: Partial<ThrottleLimits> | undefined;
 }
@@ -72,7 +81,7 @@ export class AtriumServer {
   private iceServers: ConfiguredIceServer[] = [];
   private readonly liveness = new LivenessMonitor();
   /** Every protocol the server speaks; each registers its own routes (dialects/kit/dialect.ts). */
-  private readonly dialects: Dialect[] = [galeneDialect(), camusDialect(), rtcpoolDialect()];
+  private readonly dialects: Dialect[];
   /** The URL the server answers on, once started. */
   url = '';
 
@@ -87,8 +96,21 @@ export class AtriumServer {
     this.registry = new GroupRegistry(this.groups, withTokenDescriptions(new GroupAccess(this.tokens, this.throttle)), (user) => rtcConfigurationFor(this.iceServers, user ?? '').iceServers ?? [], {
       engine: this.engine,
       onStreamError: (member, e) => this.log.warn({ err: e, client: member.id }, 'media stream error'),
-      makeInvite: async (t) => ({ ...(await this.tokens.create(t)) }),
+      tokens: {
+        create: (t) => this.tokens.create(t),
+        get: async (token) => {
+          await this.tokens.refresh();
+          return this.tokens.get(token);
+        },
+        put: (t) => this.tokens.put(t),
+        list: async (group) => {
+          await this.tokens.refresh();
+          return this.tokens.list(group).filter((t) => t.group === group);
+        },
+      },
+      canChangePassword: () => this.config.current.writableGroups,
     });
+    this.dialects = [galeneDialect(), camusDialect(), rtcpoolDialect(), xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain })];
     this.registry.on('memberAdded', () => this.metrics.members.inc());
     this.registry.on('memberRemoved', () => this.metrics.members.dec());
   }
@@ -122,7 +144,7 @@ export class AtriumServer {
       updateMediaGauges(this.metrics.media, await collectStats(this.registry));
       return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
-    // Galène at /ws and /group/<name>/, Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/.
+    // Galène at /ws and /group/<name>/, Camus at /room/<id>, RTCPool at /pool/ws and /socket.io/, XMPP at /xmpp-websocket and /http-bind.
     const dialectHost: DialectHost = {
       app,
       registry: this.registry,
@@ -132,7 +154,7 @@ export class AtriumServer {
       joinTimeoutMs: o.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS,
       place: () => this.placeOptions(),
       address: (req) => this.clientAddress(req),
-      web: await registerWebApp(app, { log: this.log }),
+      web: o.staticDir === undefined ? await registerWebApp(app, { log: this.log }) : await registerStaticClient(app, { dir: o.staticDir, log: this.log }),
     };
     for (const d of this.dialects) await d.register(dialectHost);
     await registerAdminApi(app, {
@@ -153,6 +175,20 @@ export class AtriumServer {
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     this.url = `${o.insecure ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     this.log.info({ url: this.url }, 'Atrium is listening');
+  }
+
+  /** The XMPP domain: as configured, else the host of the public URL, else localhost. */
+  get xmppDomain(): string {
+    if (this.options.xmppDomain) return this.options.xmppDomain;
+    const proxy = this.config.current.proxyURL;
+    if (proxy) {
+      try {
+        return new URL(proxy).hostname;
+      } catch {
+        // A proxyURL that is not a URL was reported when the config was read.
+      }
+    }
+    return 'localhost';
   }
 
   /**

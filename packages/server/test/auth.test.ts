@@ -249,12 +249,12 @@ test('checkStatefulToken refuses unknown, wrong-group, expired, undated and earl
   expect(() => checkStatefulToken(token({ group: '' }), '', NOW), 'not-authorised', /not for group/);
 });
 
-test('checkStatefulToken: include-subgroups covers the subtree, and "" covers every group', () => {
-  const t = token({ 'include-subgroups': true });
+test('checkStatefulToken: includeSubgroups covers the subtree, and "" covers every group', () => {
+  const t = token({ includeSubgroups: true });
   assert.equal(checkStatefulToken(t, 'city-watch', NOW).username, 'carrot');
   assert.equal(checkStatefulToken(t, 'city-watch/night', NOW).username, 'carrot');
   assert.throws(() => checkStatefulToken(t, 'city-watchmen', NOW), AuthError);
-  assert.equal(checkStatefulToken(token({ group: '', 'include-subgroups': true }), 'anything/below', NOW).username, 'carrot');
+  assert.equal(checkStatefulToken(token({ group: '', includeSubgroups: true }), 'anything/below', NOW).username, 'carrot');
 });
 
 test('TokenStore: create, get, list, delete, and persistence across instances', async () => {
@@ -324,6 +324,35 @@ test('TokenStore: concurrent creates all reach the file', async () => {
     await fresh.load();
     assert.equal(fresh.list().length, 20);
     for (const t of made) assert.equal(fresh.get(t.token)?.username, t.username);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("TokenStore: Galène's hierarchical and global tokens (includeSubgroups), and the name Atrium wrote before", async () => {
+  const dir = await tempDir();
+  try {
+    const file = join(dir, 'tokens.jsonl');
+    await writeFile(
+      file,
+      [
+        '{"token":"h1","group":"city-watch","includeSubgroups":true,"permissions":["present"],"expires":"2030-01-01T00:00:00Z"}',
+        '{"token":"all","group":"","includeSubgroups":true,"permissions":["admin"],"expires":"2030-01-01T00:00:00Z"}',
+        '{"token":"old","group":"city-watch","include-subgroups":true,"permissions":[],"expires":"2030-01-01T00:00:00Z"}',
+        '',
+      ].join('\n'),
+    );
+    const store = new TokenStore({ file, log: silentLogger() });
+    await store.load();
+    assert.equal(store.get('h1')?.includeSubgroups, true);
+    assert.deepEqual(checkStatefulToken(store.get('h1'), 'city-watch/night', NOW).permissions, ['present']);
+    assert.deepEqual(checkStatefulToken(store.get('all'), 'anywhere/at/all', NOW).permissions, ['admin']);
+    assert.equal(store.get('old')?.includeSubgroups, true);
+    // Written back as Galène writes it.
+    await store.put({ ...store.get('old')!, permissions: ['message'] });
+    const line = (await readFile(file, 'utf8')).split('\n').find((l) => l.includes('"old"'))!;
+    assert.deepEqual(Object.keys(JSON.parse(line)).slice(0, 3), ['token', 'group', 'includeSubgroups']);
+    assert.doesNotMatch(line, /include-subgroups/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

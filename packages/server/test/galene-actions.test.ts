@@ -14,7 +14,7 @@ before(async () => {
   server = await startServer({
     groups: {
       act: { users: { op: { password: 'oppw', permissions: 'op' } }, 'wildcard-user': open, 'allow-recording': true },
-      lockme: { users: { op: { password: 'oppw', permissions: 'op' } }, 'wildcard-user': open },
+      lockme: { public: true, users: { op: { password: 'oppw', permissions: 'op' } }, 'wildcard-user': open },
       auto: { users: { op: { password: 'oppw', permissions: 'op' } }, 'wildcard-user': open, autolock: true },
       kickall: { users: { op: { password: 'oppw', permissions: 'op' } }, 'wildcard-user': open, autokick: true },
       parent: { users: { op: { password: 'oppw', permissions: 'op' } }, 'wildcard-user': open, 'auto-subgroups': true },
@@ -154,9 +154,10 @@ test('subgroups lists the subgroups for an op; auto-subgroups are created on fir
   const sub = await member('parent/auto-created', 'visitor');
   assert.ok(sub);
   op.send({ type: 'groupaction', kind: 'subgroups' });
-  const info = await op.next((f) => f.type === 'usermessage' && f.kind === 'info');
-  assert.match(info.value, /parent\/room1/);
-  assert.match(info.value, /parent\/auto-created \(1 clients\)/);
+  const info = await op.next((f) => f.type === 'chat' && f.username === 'Server');
+  assert.equal(info.dest, op.id);
+  assert.match(info.value, /^parent\/room1 \(0 clients\)$/m);
+  assert.match(info.value, /^parent\/auto-created \(1 client\)$/m);
   const nosub = await GaleneTestClient.connect(server.wsUrl);
   clients.push(nosub);
   const fail = await nosub.join('act/whatever', 'x', 'x');
@@ -188,24 +189,32 @@ test('autokick: everyone is kicked when the last op leaves', async () => {
 test('maketoken: an invitation link for members with the token permission, limited to their own permissions', async () => {
   const op = await member('act', 'op', 'oppw');
   const u = await member('act', 'no-token');
-  u.send({ type: 'groupaction', kind: 'maketoken', value: {} });
-  assert.equal((await errorOf(u)).error, 'not-permitted');
+  const tokenReply = (c: GaleneTestClient) => c.next((f) => f.type === 'usermessage' && f.kind === 'token', 5000, 'a token reply');
+  u.send({ type: 'groupaction', kind: 'maketoken', value: { group: 'act' } });
+  const refused = await tokenReply(u);
+  assert.equal(refused.error, 'not-permitted');
+  assert.equal(refused.privileged, true);
 
-  op.send({ type: 'groupaction', kind: 'maketoken', value: { username: 'guest', permissions: ['present'], expires: 3600e3 } });
-  const reply = await op.next((f) => f.type === 'usermessage' && f.kind === 'token');
-  const t = reply.value as { token: string; group: string; username: string; permissions: string[]; expires: string };
+  op.send({ type: 'groupaction', kind: 'maketoken', value: { group: 'act', username: 'guest', permissions: ['present'], expires: 3600e3 } });
+  const reply = await tokenReply(op);
+  const t = reply.value as { token: string; group: string; username: string; permissions: string[]; expires: string; issuedBy: string; issuedAt: string };
   assert.equal(t.group, 'act');
   assert.equal(t.username, 'guest');
   assert.deepEqual(t.permissions, ['present']);
+  assert.equal(t.issuedBy, 'op');
   assert.ok(Date.parse(t.expires) > Date.now());
+  assert.ok(Date.parse(t.issuedAt) <= Date.now());
   const guest = await GaleneTestClient.connect(server.wsUrl);
   clients.push(guest);
   const j = await guest.join('act', undefined, undefined, { token: t.token });
   assert.equal(j.kind, 'join', JSON.stringify(j));
   assert.equal(j.username, 'guest');
 
-  op.send({ type: 'groupaction', kind: 'maketoken', value: { expires: 365 * 86400e3 } });
-  assert.equal((await errorOf(op)).error, 'bad-message');
-  op.send({ type: 'groupaction', kind: 'maketoken', value: { group: 'lockme' } });
-  assert.equal((await errorOf(op)).error, 'not-permitted');
+  // An op may not hand out what it does not have either (admin), nor invite elsewhere.
+  op.send({ type: 'groupaction', kind: 'maketoken', value: { group: 'act', permissions: ['admin'], expires: 3600e3 } });
+  assert.equal((await tokenReply(op)).error, 'not-permitted');
+  op.send({ type: 'groupaction', kind: 'maketoken', value: { group: 'lockme', expires: 3600e3 } });
+  assert.equal((await tokenReply(op)).error, 'not-permitted');
+  op.send({ type: 'groupaction', kind: 'maketoken', value: { group: 'act', username: 'op', expires: 3600e3 } });
+  assert.match((await tokenReply(op)).value, /registered user/);
 });

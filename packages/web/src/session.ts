@@ -271,7 +271,9 @@ function connect(username: string | undefined, creds: Credentials): void {
         notify('info', `${username ?? 'An operator'} muted your microphone.`);
         break;
       case 'token':
-        gotToken(value);
+        // A refused invitation comes back as a token message with an error.
+        if (error) notify('error', `Could not make an invitation: ${text || error}`);
+        else gotToken(value);
         break;
       default:
         if (id) console.info(`atrium: ignored message "${kind}" from ${username ?? id}`);

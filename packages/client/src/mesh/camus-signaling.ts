@@ -263,6 +263,13 @@ export class CamusSignaling extends Signaling<CamusEvents> {
         this.lastError = m.data;
         this.emit('error', new MeshError('server-error', m.data));
         return;
+      case 'text':
+        // Atrium tells Camus clients what it refuses in a text from ground control.
+        if (m.data.error !== undefined) {
+          this.lastError = m.data.text;
+          this.emit('error', new MeshError('server-error', m.data.text));
+        }
+        return;
       case 'bye':
         // Ground control ends our stay (kicked, server stopping, or our own bye).
         this.ws?.close(1000, 'bye');

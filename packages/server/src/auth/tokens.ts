@@ -13,7 +13,7 @@ import { AuthError } from './errors.ts';
 /** One token as stored on disk; times are RFC 3339 strings. */
 export interface StatefulToken {
   token: string;
-  /** The group it opens; with `include-subgroups`, '' means every group. */
+  /** The group it opens; with `includeSubgroups`, '' means every group (a global token). */
   group: string;
   /** The username it imposes; absent means the client must supply one (`need-username`). */
   username?: string;
@@ -23,8 +23,8 @@ export interface StatefulToken {
   'not-before'?: string;
   issuedBy?: string;
   issuedAt?: string;
-  /** Also opens every subgroup of `group` (Galène's `-include-subgroups`). */
-  'include-subgroups'?: boolean;
+  /** Also opens every subgroup of `group`: Galène's field name (galenectl's `-include-subgroups`). */
+  includeSubgroups?: boolean;
 }
 
 /** The file name Galène uses, relative to the data directory. */
@@ -50,10 +50,12 @@ const storedToken = z.looseObject({
   'not-before': nullable(time),
   issuedBy: nullable(z.string()),
   issuedAt: nullable(time),
+  includeSubgroups: nullable(z.boolean()),
+  /** What Atrium wrote before it followed Galène's name; read, never written. */
   'include-subgroups': nullable(z.boolean()),
 });
 
-const KNOWN_FIELDS = new Set(['token', 'group', 'username', 'permissions', 'expires', 'not-before', 'issuedBy', 'issuedAt', 'include-subgroups']);
+const KNOWN_FIELDS = new Set(['token', 'group', 'username', 'permissions', 'expires', 'not-before', 'issuedBy', 'issuedAt', 'includeSubgroups', 'include-subgroups']);
 
 interface Stamp {
   size: number;
@@ -191,7 +193,7 @@ export class TokenStore {
     if (opts.username !== undefined) t.username = opts.username;
     if (opts.notBefore !== undefined) t['not-before'] = opts.notBefore.toISOString();
     if (opts.issuedBy !== undefined) t.issuedBy = opts.issuedBy;
-    if (opts.includeSubgroups === true) t['include-subgroups'] = true;
+    if (opts.includeSubgroups === true) t.includeSubgroups = true;
     await this.put(t);
     return copy(t);
   }
@@ -332,7 +334,7 @@ export class TokenStore {
 
 /**
  * Whether a stateful token opens `group` now, Galène's rules: the group must
- * match (or be below it with `include-subgroups`), the token must have an
+ * match (or be below it with `includeSubgroups`), the token must have an
  * expiry time that has not passed, and its `not-before` time (if any) must
  * have come. `username` is undefined when the token names nobody: the caller
  * then needs a username from the client (`need-username`). Permission names
@@ -343,7 +345,7 @@ export function checkStatefulToken(t: StatefulToken | undefined, group: string, 
     throw new AuthError('not-authorised', 'unknown token: it was never issued by this server, or it has been revoked');
   }
   if (!tokenCoversGroup(t, group)) {
-    const scope = t['include-subgroups'] === true ? (t.group === '' ? 'every group' : `group "${t.group}" and its subgroups`) : `group "${t.group}"`;
+    const scope = t.includeSubgroups === true ? (t.group === '' ? 'every group' : `group "${t.group}" and its subgroups`) : `group "${t.group}"`;
     throw new AuthError('not-authorised', `this token is for ${scope}, not for group "${group}"`);
   }
   const expires = t.expires === undefined ? NaN : Date.parse(t.expires);
@@ -369,7 +371,7 @@ export function checkStatefulToken(t: StatefulToken | undefined, group: string, 
 }
 
 function tokenCoversGroup(t: StatefulToken, group: string): boolean {
-  if (t['include-subgroups'] === true) {
+  if (t.includeSubgroups === true) {
     return t.group === '' || group === t.group || group.startsWith(t.group + '/');
   }
   return t.group !== '' && t.group === group;
@@ -390,7 +392,8 @@ function split(data: z.infer<typeof storedToken>): Entry {
   if (data['not-before'] !== undefined) token['not-before'] = data['not-before'];
   if (data.issuedBy !== undefined) token.issuedBy = data.issuedBy;
   if (data.issuedAt !== undefined) token.issuedAt = data.issuedAt;
-  if (data['include-subgroups'] !== undefined) token['include-subgroups'] = data['include-subgroups'];
+  const sub = data.includeSubgroups ?? data['include-subgroups'];
+  if (sub !== undefined) token.includeSubgroups = sub;
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(data)) {
     if (!KNOWN_FIELDS.has(k)) extra[k] = v;
@@ -403,13 +406,13 @@ function serialise({ token, extra }: Entry): Record<string, unknown> {
   return {
     token: token.token,
     group: token.group,
+    ...(token.includeSubgroups === true ? { includeSubgroups: true } : {}),
     ...(token.username !== undefined ? { username: token.username } : {}),
     permissions: token.permissions,
     expires: token.expires ?? null,
     ...(token['not-before'] !== undefined ? { 'not-before': token['not-before'] } : {}),
     ...(token.issuedAt !== undefined ? { issuedAt: token.issuedAt } : {}),
     ...(token.issuedBy !== undefined ? { issuedBy: token.issuedBy } : {}),
-    ...(token['include-subgroups'] !== undefined ? { 'include-subgroups': token['include-subgroups'] } : {}),
     ...extra,
   };
 }

@@ -33,6 +33,11 @@ const HELP = `Usage: atrium serve [options]
                        groups spread over them (default: the number of cores,
                        here ${availableParallelism()}; 0: js media in the main thread)
   --no-media           signalling only: no media engine
+  --static DIR         serve another web client instead of Atrium's: the files
+                       of DIR at /, DIR/galene.html at /group/<name>/ (as
+                       Galène's -static; e.g. the static/ folder of Galène)
+  --xmpp-domain NAME   the XMPP domain (rooms on conference.NAME; default: the
+                       host of the configured proxyURL, else localhost)
   --join-timeout SECONDS  close a connection that has not joined a group
                        within this time (default 30; 0: never)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
@@ -57,6 +62,8 @@ export async function runServe(argv: string[]): Promise<number> {
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
     'media-engine': { type: 'string', default: 'auto' },
+    static: { type: 'string' },
+    'xmpp-domain': { type: 'string' },
     'join-timeout': { type: 'string' },
   });
   if (values.help) {
@@ -108,7 +115,9 @@ export async function runServe(argv: string[]): Promise<number> {
     key: values.key as string | undefined,
     turn: turnUrls.length > 0 && turnSecret ? { urls: turnUrls, secret: turnSecret, ...(ttl ? { ttl } : {}) } : undefined,
     processMetrics: true,
+    staticDir: values.static === undefined ? undefined : resolve(values.static as string),
     media,
+    xmppDomain: values['xmpp-domain'] as string | undefined,
     joinTimeoutMs,
     log,
   });

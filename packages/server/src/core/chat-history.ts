@@ -73,9 +73,15 @@ export class ChatHistory {
     return this.entries.map((e) => ({ ...e.event, history: true }));
   }
 
-  clear(): void {
-    this.entries = [];
-    this.total = 0;
+  /** Everything; or, as Galène, the messages of one user (`userId`), or just one of them (`id`). */
+  clear(id?: string, userId?: string): void {
+    if (!id && !userId) {
+      this.entries = [];
+      this.total = 0;
+      return;
+    }
+    this.entries = this.entries.filter((e) => !(e.event.source === userId && (!id || e.event.id === id)));
+    this.total = this.entries.reduce((sum, e) => sum + e.bytes, 0);
   }
 
   get size(): number {
@@ -138,10 +144,19 @@ export class HistoryReplay {
     while (this.queued > 2 * MAX_HISTORY_BYTES && this.queue.length > 1) this.queued -= this.queue.shift()!.bytes;
   }
 
-  /** The chat was cleared: nothing still queued (all of it older than the clear) is sent. */
-  clearHistory(): void {
-    this.queue = [];
-    this.queued = 0;
+  /**
+   * The chat was cleared: nothing still queued (all of it older than the
+   * clear) is sent; or, when only one user's messages (or one of them) were
+   * deleted, none of those.
+   */
+  clearHistory(id?: string, userId?: string): void {
+    if (!id && !userId) {
+      this.queue = [];
+      this.queued = 0;
+      return;
+    }
+    this.queue = this.queue.filter((e) => !(e.event.type === 'chat' && e.event.source === userId && (!id || e.event.id === id)));
+    this.queued = this.queue.reduce((sum, e) => sum + e.bytes, 0);
   }
 
   /** The joiner left: nothing more is sent. */

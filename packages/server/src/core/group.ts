@@ -1,19 +1,26 @@
 // A group and its members: who is in, what each may do, chat and its
 // history, relayed messages, and the user and group actions. Every rule
 // about permissions lives here, so every dialect gets the same answers.
+import { randomBytes } from 'node:crypto';
 import type { GroupDescription } from '../groups/index.ts';
 import { ChatHistory, HistoryReplay } from './chat-history.ts';
 import type { ChatEvent, ChatKind, Client, CoreEvent, Description, GroupInfo, IceServerInfo, Permission, UserData, UserEvent } from './client.ts';
 import type { MediaEngine } from '../media/engine.ts';
 import { mergeData } from './data.ts';
 import { CoreError } from './errors.ts';
+import { type TokenActionKind, type TokenKeeper, type TokenTemplate, tokenAction } from './invitations.ts';
 import { GroupStreams } from './streams.ts';
 
-/** Kinds of relayed message that only the server may originate. */
-const SERVER_MESSAGE_KINDS = new Set(['error', 'warning', 'info', 'kicked', 'clearchat', 'token']);
-
-/** Longest lifetime of an invite token made from inside a group. */
-export const MAX_INVITE_MS = 30 * 86400e3;
+/**
+ * Kinds of relayed message that report what the server did (a kick, a token,
+ * a user's address): only the server sends them, so no member can fake one.
+ */
+const SERVER_MESSAGE_KINDS = new Set(['kicked', 'clearchat', 'token', 'tokenlist', 'userinfo']);
+/**
+ * Kinds Galène's client obeys or shows only when `privileged` (sent by an
+ * operator): an op may send them (`/warn`, `/wall`, `/mute`, `/muteall`).
+ */
+const OPERATOR_MESSAGE_KINDS = new Set(['error', 'warning', 'info', 'mute']);
 
 /** Hooks the group calls so the rest of the server can follow what happens. */
 export interface GroupObserver {
@@ -118,24 +125,26 @@ export interface MessageInput {
   audience?: string | undefined;
 }
 
-export type UserActionKind = 'op' | 'unop' | 'present' | 'unpresent' | 'kick' | 'setdata';
+export type UserActionKind = 'op' | 'unop' | 'present' | 'unpresent' | 'shutup' | 'unshutup' | 'kick' | 'identify' | 'setdata';
 export type GroupActionKind = 'clearchat' | 'lock' | 'unlock' | 'record' | 'unrecord' | 'subgroups' | 'setdata';
+export type { TokenActionKind, TokenKeeper, TokenTemplate };
 
-/** What a member asks for when it makes an invite (durations in milliseconds). */
-export interface InviteRequest {
-  username?: string | undefined;
-  permissions?: Permission[] | undefined;
-  expires?: number | undefined;
-  notBefore?: number | undefined;
-}
-
-/** Makes stateful invite tokens (the token store, seen from the core). */
-export type InviteMaker = (t: { group: string; username?: string; permissions: Permission[]; expires: Date; notBefore?: Date; issuedBy: string }) => Promise<Record<string, unknown>>;
+/** The permission each permission-changing user action gives (true) or takes (false). */
+const PERMISSION_ACTIONS: Record<string, [Permission, boolean]> = {
+  op: ['op', true],
+  unop: ['op', false],
+  present: ['present', true],
+  unpresent: ['present', false],
+  shutup: ['message', false],
+  unshutup: ['message', true],
+};
 
 export class Group {
   private readonly members = new Map<string, Member>();
   private lock: { message: string | undefined } | undefined;
   private groupData: UserData = {};
+  /** Usernames an operator banned; they stay out while the group lives. */
+  private readonly banned = new Set<string>();
   readonly history: ChatHistory;
   /** History still on its way to members that just joined. */
   private readonly replays = new Map<Member, HistoryReplay>();
@@ -153,7 +162,10 @@ export class Group {
       subgroupsOf: (name: string) => { name: string; clientCount: number }[];
       engine?: MediaEngine | undefined;
       onStreamError?: (member: Member, e: unknown) => void;
-      makeInvite?: InviteMaker | undefined;
+      /** The server's stateful tokens (invitations); without it token actions are refused. */
+      tokens?: TokenKeeper | undefined;
+      /** Whether members may change their own password (the server's `writableGroups`). */
+      canChangePassword?: (() => boolean) | undefined;
       /** Created for a room or pool that has no group file: forgotten as soon as it is empty. */
       ephemeral?: boolean | undefined;
     },
@@ -210,6 +222,7 @@ export class Group {
     if (d.authServer !== undefined) info.authServer = d.authServer;
     if (d.authPortal !== undefined) info.authPortal = d.authPortal;
     if (this.lock?.message) info.lockMessage = this.lock.message;
+    if (this.env.canChangePassword?.()) info.canChangePassword = true;
     return info;
   }
 
@@ -232,6 +245,9 @@ export class Group {
     }
     if (d.maxClients !== undefined && d.maxClients > 0 && this.members.size >= d.maxClients && !isOp) {
       throw new CoreError('too-many-clients', `group "${this.name}" is full (at most ${d.maxClients} clients)`);
+    }
+    if (username !== undefined && this.banned.has(username)) {
+      throw new CoreError('not-permitted', `user "${username}" is banned from group "${this.name}"`);
     }
     if (this.members.has(client.id)) {
       throw new CoreError('already-joined', `client id "${client.id}" is already in group "${this.name}"`);
@@ -259,14 +275,15 @@ export class Group {
     return member;
   }
 
-  /** Removes a member; the client is told unless it is already gone. */
-  remove(member: Member, opts: { notify: boolean } = { notify: true }): void {
+  /** Removes a member; the client is told unless it is already gone. `reason` says an operator removed it. */
+  remove(member: Member, opts: { notify?: boolean; reason?: 'kicked' | 'banned' } = {}): void {
     if (this.members.get(member.id) !== member) return;
     this.members.delete(member.id);
     this.replays.get(member)?.cancel();
     this.streams?.memberLeft(member);
-    if (opts.notify) member.client.deliver(this.joinedEvent('leave', member));
+    if (opts.notify ?? true) member.client.deliver(this.joinedEvent('leave', member));
     const gone: UserEvent = { type: 'user', kind: 'delete', id: member.id, username: member.username, permissions: [], data: {}, description: null };
+    if (opts.reason) gone.reason = opts.reason;
     this.broadcast(gone);
     this.env.observer.memberRemoved?.(this, member);
     this.checkOperators();
@@ -281,6 +298,7 @@ export class Group {
     this.require(from, needed, input.kind === 'caption' ? 'send captions' : 'send chat messages');
     const event: ChatEvent = {
       type: 'chat',
+      id: input.dest ? undefined : randomBytes(8).toString('base64url'),
       history: false,
       kind: input.kind,
       source: from.id,
@@ -302,7 +320,11 @@ export class Group {
     if (SERVER_MESSAGE_KINDS.has(input.kind)) {
       throw new CoreError('not-permitted', `only the server may send messages of kind "${input.kind}"`);
     }
-    if (input.kind === 'mute') this.require(from, 'op', 'mute other users');
+    // Mesh signalling (audience) is the room's own traffic; other messages are the member speaking.
+    if (input.audience === undefined) this.require(from, 'message', 'send messages');
+    if (OPERATOR_MESSAGE_KINDS.has(input.kind)) {
+      this.require(from, 'op', input.kind === 'mute' ? 'mute other users' : `send messages of kind "${input.kind}"`);
+    }
     const audience = input.audience;
     const event = {
       type: 'message' as const,
@@ -364,24 +386,50 @@ export class Group {
       this.broadcast(from.userEvent('change'));
       return;
     }
-    this.require(from, 'op', kind === 'kick' ? 'kick users' : 'change permissions');
+    const what = kind === 'kick' ? 'kick users' : kind === 'identify' ? 'identify users' : 'change permissions';
+    this.require(from, 'op', what);
     if (!dest) throw new CoreError('bad-message', `useraction "${kind}" needs a "dest" user id`);
     const target = this.target(dest);
+    const change = PERMISSION_ACTIONS[kind];
+    if (change) {
+      const [perm, on] = change;
+      let changed = target.setPermission(perm, on);
+      // As in Galène: an operator of a group that allows recording may record.
+      if (perm === 'op') changed = target.setPermission('record', on && this.desc.allowRecording) || changed;
+      if (changed) this.permissionsChanged(target);
+      return;
+    }
     switch (kind) {
-      case 'op':
-      case 'unop':
-      case 'present':
-      case 'unpresent': {
-        const perm: Permission = kind === 'op' || kind === 'unop' ? 'op' : 'present';
-        if (target.setPermission(perm, kind === 'op' || kind === 'present')) this.permissionsChanged(target);
-        return;
-      }
       case 'kick': {
         const reason = typeof value === 'string' && value ? value : undefined;
         this.kick(target, from, reason ?? `you were kicked out by ${from.username ?? 'an operator'}`);
         return;
       }
+      case 'identify':
+        this.identify(from, target);
+        return;
     }
+  }
+
+  /**
+   * An operator learns who a member is and where it connects from (Galène's
+   * `userinfo`); the member is told that its address was given away.
+   */
+  private identify(from: Member, target: Member): void {
+    const value: Record<string, string> = { id: target.id };
+    if (target.username !== undefined && target.username !== '') value.username = target.username;
+    if (target.client.address !== undefined) value.address = target.client.address;
+    const by = from.username ?? 'an operator';
+    target.client.deliver({
+      type: 'message',
+      kind: 'warning',
+      source: undefined,
+      username: undefined,
+      dest: target.id,
+      privileged: true,
+      value: `Your IP address has been communicated to user ${by}.`,
+    });
+    from.client.deliver({ type: 'message', kind: 'userinfo', source: undefined, username: undefined, dest: from.id, privileged: true, value });
   }
 
   groupAction(from: Member, kind: GroupActionKind, value: unknown): void {
@@ -390,12 +438,22 @@ export class Group {
       case 'unrecord':
         this.require(from, 'record', 'record this group');
         throw new CoreError('not-supported', 'recording is not available yet on this server');
-      case 'clearchat':
+      case 'clearchat': {
         this.require(from, 'op', 'clear the chat');
-        this.history.clear();
-        for (const r of this.replays.values()) r.clearHistory();
-        this.broadcast({ type: 'message', kind: 'clearchat', source: from.id, username: from.username, dest: undefined, privileged: true, value: undefined });
+        // Everything, or (Galène's chat menu) one user's messages, or one message of that user.
+        let id: string | undefined;
+        let userId: string | undefined;
+        if (value !== undefined) {
+          if (!isPlainObject(value)) throw new CoreError('bad-message', 'clearchat takes nothing, or {userId} or {id, userId}');
+          id = typeof value.id === 'string' && value.id !== '' ? value.id : undefined;
+          userId = typeof value.userId === 'string' && value.userId !== '' ? value.userId : undefined;
+          if (id !== undefined && userId === undefined) throw new CoreError('bad-message', 'clearchat of one message needs the "userId" of its sender too');
+        }
+        this.history.clear(id, userId);
+        for (const r of this.replays.values()) r.clearHistory(id, userId);
+        this.broadcast({ type: 'message', kind: 'clearchat', source: from.id, username: from.username, dest: undefined, privileged: true, value });
         return;
+      }
       case 'lock':
         this.require(from, 'op', 'lock the group');
         this.lock = { message: typeof value === 'string' && value ? value : undefined };
@@ -408,9 +466,10 @@ export class Group {
         return;
       case 'subgroups': {
         this.require(from, 'op', 'list subgroups');
+        // As Galène: a private chat message from "Server", one line per subgroup.
         const subs = this.env.subgroupsOf(this.name);
-        const text = subs.length === 0 ? 'No subgroups' : `Subgroups: ${subs.map((s) => `${s.name} (${s.clientCount} clients)`).join(', ')}`;
-        from.client.deliver({ type: 'message', kind: 'info', source: undefined, username: undefined, dest: from.id, privileged: true, value: text });
+        const text = subs.length === 0 ? '(no subgroups)\n' : subs.map((s) => `${s.name} (${s.clientCount} client${s.clientCount === 1 ? '' : 's'})\n`).join('');
+        from.client.deliver({ type: 'chat', history: false, kind: '', source: undefined, username: 'Server', dest: from.id, privileged: true, time: new Date(), value: text });
         return;
       }
       case 'setdata': {
@@ -424,34 +483,38 @@ export class Group {
   }
 
   /**
-   * An invite link for this group (`maketoken`): needs the `token`
-   * permission; a non-operator may only hand out permissions it has itself.
-   * The token goes back to the member as a `token` message.
+   * `maketoken`, `edittoken`, `listtokens`: invitations to this group (the
+   * rules are in invitations.ts). The answer, or the refusal, comes back to
+   * the member as a `token` or `tokenlist` message.
    */
-  async makeInvite(from: Member, req: InviteRequest, now = Date.now()): Promise<void> {
-    this.require(from, 'token', 'create invitations');
-    const make = this.env.makeInvite;
-    if (!make) throw new CoreError('not-supported', 'this server keeps no invitation tokens');
-    const permissions = req.permissions ?? ['present', 'message'];
-    if (!from.has('op')) {
-      const extra = permissions.filter((p) => !from.has(p));
-      if (extra.length > 0) throw new CoreError('not-permitted', `you cannot hand out permissions you do not have: ${extra.join(', ')}`);
-    }
-    const life = req.expires ?? 86400e3;
-    if (life > MAX_INVITE_MS) throw new CoreError('bad-message', `an invitation may last at most ${MAX_INVITE_MS / 86400e3} days`);
-    const token = await make({
-      group: this.name,
-      ...(req.username ? { username: req.username } : {}),
-      permissions,
-      expires: new Date(now + life),
-      ...(req.notBefore ? { notBefore: new Date(now + req.notBefore) } : {}),
-      issuedBy: from.username ?? from.id,
-    });
-    from.client.deliver({ type: 'message', kind: 'token', source: undefined, username: undefined, dest: from.id, privileged: true, value: token });
+  tokenAction(from: Member, kind: TokenActionKind, template: TokenTemplate | undefined, now = Date.now()): Promise<void> {
+    return tokenAction(this, from, kind, template, this.env.tokens, now);
+  }
+
+  /**
+   * An operator bans a member: it is kicked, and its username may not join
+   * again while the group lives (an anonymous member is only kicked).
+   */
+  ban(from: Member, targetId: string, reason?: string): void {
+    this.require(from, 'op', 'ban users');
+    const target = this.target(targetId);
+    if (target.username !== undefined) this.banned.add(target.username);
+    this.kick(target, from, reason || `you were banned by ${from.username ?? 'an operator'}`, 'banned');
+  }
+
+  /** An operator lifts a ban; returns whether the username was banned. */
+  unban(from: Member, username: string): boolean {
+    this.require(from, 'op', 'lift bans');
+    return this.banned.delete(username);
+  }
+
+  /** Usernames banned from this group. */
+  bannedUsernames(): string[] {
+    return [...this.banned];
   }
 
   /** Removes a member with a message saying why; the client's session ends. */
-  kick(target: Member, by: Member | undefined, message: string): void {
+  kick(target: Member, by: Member | undefined, message: string, reason: 'kicked' | 'banned' = 'kicked'): void {
     target.client.deliver({
       type: 'message',
       kind: 'kicked',
@@ -460,8 +523,9 @@ export class Group {
       dest: target.id,
       privileged: true,
       value: message,
+      ...(reason === 'banned' ? { banned: true } : {}),
     });
-    this.remove(target);
+    this.remove(target, { reason });
     target.client.terminate(message);
   }
 

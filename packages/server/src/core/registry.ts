@@ -7,12 +7,18 @@ import { type GroupDescription, parseGroupDescription, validateGroupName } from 
 import type { MediaEngine } from '../media/engine.ts';
 import type { Client, Description, IceServerInfo, Permission, UserData } from './client.ts';
 import { CoreError } from './errors.ts';
-import { Group, type GroupObserver, type InviteMaker, type Member } from './group.ts';
+import { Group, type GroupObserver, type Member, type TokenKeeper } from './group.ts';
 
 export interface Credentials {
   username?: string | undefined;
   password?: string | undefined;
   token?: string | undefined;
+  /**
+   * The client enters without a name and gives one later (Camus's client
+   * sends `profile` once inside): it is let in as the group's wildcard user,
+   * not refused as anonymous, and its name is checked when it gives it.
+   */
+  namedLater?: boolean | undefined;
   /** The client's network address, for throttling failed logins. */
   address?: string | undefined;
   /** The way in ('galene', 'camus', 'rtcpool'…), for logs and metrics. */
@@ -77,7 +83,14 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
     private readonly source: DescriptionSource,
     private readonly auth: Authenticator,
     private readonly iceServersFor: (username: string | undefined) => IceServerInfo[],
-    private readonly media: { engine?: MediaEngine | undefined; onStreamError?: (member: Member, e: unknown) => void; makeInvite?: InviteMaker } = {},
+    private readonly media: {
+      engine?: MediaEngine | undefined;
+      onStreamError?: (member: Member, e: unknown) => void;
+      /** The server's stateful tokens, for invitations made inside groups. */
+      tokens?: TokenKeeper;
+      /** Whether members may change their own password (the server's `writableGroups`). */
+      canChangePassword?: () => boolean;
+    } = {},
   ) {
     super();
     source.on('change', this.onChange);
@@ -113,7 +126,8 @@ export class GroupRegistry extends EventEmitter<RegistryEvents> {
       subgroupsOf: (n) => this.subgroupsOf(n),
       engine: this.media.engine,
       onStreamError: this.media.onStreamError,
-      makeInvite: this.media.makeInvite,
+      tokens: this.media.tokens,
+      canChangePassword: this.media.canChangePassword,
     });
     this.live.set(name, group);
     return group;

@@ -43,6 +43,8 @@ interface Subscription {
   tracks: number;
   /** Our candidates wait until the subscriber has our first offer. */
   held: IceCandidate[] | undefined;
+  /** What `requestStream` asked of this one stream; it wins over the member's `request` until cleared. */
+  override?: DownRequest | undefined;
 }
 
 const CODECS: Record<string, CodecName> = { vp8: 'vp8', vp9: 'vp9', h264: 'h264', opus: 'opus' };
@@ -115,6 +117,8 @@ export class GroupStreams {
     try {
       answer = await pub.up.answer(msg.sdp);
     } catch (e) {
+      // Closed while we answered (the publisher sent `close`, or left): nothing to report.
+      if (pub.up.closed || this.pubs.get(key) !== pub) return;
       this.closeUp(member, msg.id, { tellOwner: true });
       throw new CoreError('bad-message', `the offer for stream "${msg.id}" could not be used: ${(e as Error).message}`);
     }
@@ -157,9 +161,15 @@ export class GroupStreams {
     await this.sendOffer(this.subscription(member, id), true);
   }
 
-  /** The subscriber changes what one down-stream carries (`requestStream`). */
-  requestStream(member: Member, id: string, request: LayerRequest): void {
+  /**
+   * The subscriber changes what one down-stream carries (`requestStream`);
+   * with no request (Galène's client sends null) the stream goes back to
+   * what the member's `request` says for its label.
+   */
+  requestStream(member: Member, id: string, layers: LayerRequest | undefined): void {
     const sub = this.subscription(member, id);
+    sub.override = layers;
+    const request = sub.override ?? this.requestFor(member, sub.pub.label);
     if (!request.audio && request.video === 'none') {
       this.closeDown(sub);
       return;
@@ -237,8 +247,8 @@ export class GroupStreams {
   /** Makes the member's down-stream of `pub` match its request: create, change or close. */
   private reconcile(pub: Publication, member: Member): void {
     if (member === pub.owner || pub.up.closed || pub.up.tracks.length === 0) return;
-    const request = this.requestFor(member, pub.label);
     const existing = pub.downs.get(member.id);
+    const request = existing?.override ?? this.requestFor(member, pub.label);
     if (!request.audio && request.video === 'none') {
       if (existing) this.closeDown(existing);
       return;
@@ -257,7 +267,7 @@ export class GroupStreams {
       request,
       iceServers: this.env.iceServers(),
     });
-    const sub: Subscription = { subscriber: member, down, pub, offering: false, again: false, held: [], tracks: pub.up.tracks.length };
+    const sub: Subscription = { subscriber: member, down, pub, offering: false, again: false, held: [], tracks: pub.up.tracks.length, override: existing?.override };
     pub.downs.set(member.id, sub);
     down.on('candidate', (candidate) => {
       if (sub.held) sub.held.push(candidate);

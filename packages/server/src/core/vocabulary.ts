@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   'group-expired',
   'not-permitted',
   'no-such-user',
+  'no-such-token',
   'not-supported',
   'internal',
 ] as const;

@@ -34,3 +34,15 @@ export async function authenticateWithPassword(desc: GroupDescription, username:
   const perms = await check(desc.wildcardUser, pw);
   return perms === null ? null : { username, permissions: perms };
 }
+
+/**
+ * A client that enters before it has a name (Camus's, which names itself
+ * with `profile` once inside) is the wildcard user: admitted with its
+ * permissions when its password (usually none: `{"type": "wildcard"}`)
+ * matches. Null when the group has no such user.
+ */
+export async function authenticateUnnamed(desc: GroupDescription, password: string | undefined): Promise<PasswordLogin | null> {
+  if (desc.wildcardUser === undefined) return null;
+  const perms = await check(desc.wildcardUser, password ?? '');
+  return perms === null ? null : { username: undefined, permissions: perms };
+}

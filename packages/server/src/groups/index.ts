@@ -15,7 +15,7 @@ export {
 } from './description.ts';
 export type { GroupDescription, GroupFile, PasswordDefinition, PermissionSetName, UserDescription } from './description.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
-export { authenticateWithPassword } from './authenticate.ts';
+export { authenticateUnnamed, authenticateWithPassword } from './authenticate.ts';
 export type { PasswordLogin } from './authenticate.ts';
 export {
   DEFAULT_PUBLIC_GROUP,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { insideLoopbackNetns } from '../media/support/netns.ts';
 
-if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
+if (insideLoopbackNetns(import.meta.url, { timeoutMs: 180_000 })) {
   const { startServer } = await import('../support/server-process.ts');
   const { call, launchChromium, openHarness, sc, until } = await import('./support/browser.ts');
   type Page = import('playwright-core').Page;
@@ -35,6 +35,16 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
   async function user(name: string): Promise<{ page: Page; id: string }> {
     const p = await openHarness(browser, server.url, 'media');
     problems.push(p.problems);
+    // Keep every frame the SDK sends, to check their shape.
+    await p.page.evaluate(() => {
+      const w = window as unknown as { sentFrames: unknown[] };
+      w.sentFrames = [];
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) {
+        if (typeof data === 'string') w.sentFrames.push(JSON.parse(data));
+        return send.call(this, data);
+      };
+    });
     await call(p.page, 'connect', server.wsUrl, 'media', name, 'x');
     return { page: p.page, id: await sc<string>(p.page, 'id') };
   }
@@ -122,6 +132,28 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 100_000 })) {
     const atB = (await downs(b.page)).find((d) => d.id === first.id);
     assert.equal(atB?.closed, true, 'the receiver lost the old stream');
     assert.equal((await downs(b.page)).filter((d) => !d.closed && d.source === a.id).length, 1);
+  });
+
+  test("as Galène's client: the offer carries replace: null, requestStream goes back to the default with request: null, and frames keep being decoded", async () => {
+    const a = await user('null-publisher');
+    const b = await user('null-receiver');
+    await call(b.page, 'request', { '': ['audio', 'video'] });
+    const { id } = await call(a.page, 'publish', { audio: false });
+    await flowing(b.page, a.id);
+    type Sent = { type: string; id?: string; replace?: unknown; request?: unknown };
+    const sentBy = (p: Page) => p.evaluate(() => (window as unknown as { sentFrames: unknown[] }).sentFrames) as Promise<Sent[]>;
+    const offer = (await sentBy(a.page)).find((f) => f.type === 'offer' && f.id === id);
+    assert.ok(offer && 'replace' in offer && offer.replace === null, `the offer has "replace": null: ${JSON.stringify(offer).slice(0, 200)}`);
+    // A small video asks for less, then grows back: Stream.request(null).
+    await call(b.page, 'requestDown', id, ['audio', 'video-low']);
+    await call(b.page, 'requestDown', id, null);
+    const rs = (await sentBy(b.page)).filter((f) => f.type === 'requestStream' && f.id === id);
+    assert.deepEqual(
+      rs.map((f) => f.request),
+      [['audio', 'video-low'], null],
+    );
+    await flowing(b.page, a.id, (d) => d.id === id);
+    for (const p of [a, b]) assert.deepEqual(await call(p.page, 'errors'), []);
   });
 
   test("simulcast helper: video-low gets the small layer, request(['video']) the large one; abort() stops a down-stream", async () => {

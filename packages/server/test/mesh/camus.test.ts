@@ -1,12 +1,13 @@
 // Camus rooms against a real server process, over real WebSockets: how a
 // client learns its id, when room-info comes, relaying to one peer only and
 // only within the room, the server setting `sender`, TURN credentials in
-// ice-servers, group files governing rooms, and bad frames answered with
-// `error` without disturbing anyone else.
+// ice-servers, group files governing rooms, and bad frames answered without
+// disturbing anyone else — always in a type Camus's own client handles (a
+// refusal is a `text` from ground control carrying an error code).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { type RunningServer, startServer } from '../support/server-process.ts';
-import { CamusTestClient, type Frame, GROUND_CONTROL, sleep } from './support.ts';
+import { CamusTestClient, type Frame, GROUND_CONTROL, isRefusal, sleep } from './support.ts';
 
 let server: RunningServer;
 const open: CamusTestClient[] = [];
@@ -17,6 +18,8 @@ before(async () => {
       // A group file of the same name governs the room: here, its capacity.
       duo: { 'max-clients': 2, 'allow-anonymous': true, 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } },
       closed: { users: { alice: { password: 'pw', permissions: 'present' } } },
+      // Camus's client enters nameless and names itself with profile: the wildcard user lets it in.
+      governed: { users: { boss: { password: 'pw', permissions: 'op' } }, 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } },
     },
     iceServers: [{ urls: ['stun:stun.example.org:3478'] }],
     args: ['--turn', 'turn:turn.example.org:3478', '--turn-secret', 'camus-secret'],
@@ -122,15 +125,16 @@ test('relay across rooms is refused with an error, and the other room hears noth
   const a = await enter('r-one');
   const z = await enter('r-two');
   z.send({ receiver: a.id, type: 'offer', data: { type: 'offer', sdp: 'v=0\r\n' } });
-  const err = await z.next((f) => f.type === 'error', 'error');
+  const err = await z.next(isRefusal, 'error');
   assert.equal(err.sender, GROUND_CONTROL);
-  assert.match(err.data, new RegExp(a.id));
+  assert.match(err.data.text, new RegExp(a.id));
+  assert.equal(err.data.error, 'no-such-user');
   z.send({ receiver: 'nobody-here', type: 'text', data: { text: 'psst' } });
-  assert.match((await z.next((f) => f.type === 'error', 'error')).data, /nobody-here/);
+  assert.match((await z.next(isRefusal, 'error')).data.text, /nobody-here/);
   // bye to a peer that is not there: nothing to do, no error.
   z.send({ receiver: 'gone-already', type: 'bye', data: 1 });
   await z.ping();
-  assert.equal(z.all('error').length, 2);
+  assert.equal(z.all('text').filter(isRefusal).length, 2);
   await a.ping();
   assert.deepEqual(
     a.received.filter((f) => ['offer', 'text'].includes(f.type)),
@@ -138,15 +142,18 @@ test('relay across rooms is refused with an error, and the other room hears noth
   );
 });
 
-test("unknown types get Camus's error; server types sent to a peer are refused", async () => {
+test("unknown types get Camus's sentence (in a text, which Camus's client shows); server types sent to a peer are refused", async () => {
   const a = await enter('r-unknown');
   const b = await enter('r-unknown');
   a.send({ receiver: GROUND_CONTROL, type: 'teleport', data: 1 });
-  assert.deepEqual(await a.next((f) => f.type === 'error', 'error'), { sender: GROUND_CONTROL, receiver: a.id, type: 'error', data: 'Unknown message type: teleport' });
+  const unknown = await a.next(isRefusal, 'error');
+  assert.equal(unknown.receiver, a.id);
+  assert.deepEqual({ ...unknown.data, time: 0 }, { from: 'Ground control', time: 0, text: 'Unknown message type: teleport', error: 'unknown-type' });
   a.send({ receiver: GROUND_CONTROL, type: 'offer', data: { type: 'offer', sdp: 'v=0' } });
-  assert.equal((await a.next((f) => f.type === 'error', 'error')).data, 'Unknown message type: offer');
+  assert.equal((await a.next(isRefusal, 'error')).data.text, 'Unknown message type: offer');
   a.send({ receiver: b.id, type: 'get-room-info' });
-  assert.match((await a.next((f) => f.type === 'error', 'error')).data, /ground control/);
+  assert.match((await a.next(isRefusal, 'error')).data.text, /ground control/);
+  assert.deepEqual([...a.violations, ...b.violations], []);
   await b.ping();
   assert.equal(b.all('get-room-info').length, 0);
 });
@@ -170,15 +177,32 @@ test('a group file governs the room of its name: capacity, and who may enter', a
   const a = await enter('duo');
   const b = await enter('duo');
   const c = await CamusTestClient.connect(roomUrl('duo'), { learnId: false });
-  const err = await c.next((f) => f.type === 'error', 'refusal');
-  assert.match(err.data, /full/);
+  const err = await c.next(isRefusal, 'refusal');
+  assert.match(err.data.text, /full/);
   assert.equal((await c.closed).code, 4003);
   const shut = await CamusTestClient.connect(roomUrl('closed'), { learnId: false });
-  assert.match((await shut.next((f) => f.type === 'error', 'refusal')).data, /closed|anonymous|username/);
+  assert.match((await shut.next(isRefusal, 'refusal')).data.text, /wildcard user/);
+  assert.deepEqual([...c.violations, ...shut.violations], []);
   await shut.closed;
   // The two inside never heard of either.
   await a.ping();
   assert.deepEqual(ids(await b.roomInfo()), [a.id, b.id].sort());
+});
+
+test('a room governed by a group file with a wildcard user admits the nameless Camus client; profile names it, but not as a registered user', async () => {
+  const a = await enter('governed');
+  const b = await enter('governed');
+  a.send({ receiver: GROUND_CONTROL, type: 'profile', data: { username: 'ann' } });
+  await b.next((f) => f.type === 'room-info' && f.data.clients.some((c: { id: string; username: string }) => c.id === a.id && c.username === 'ann'), 'room-info naming ann');
+  b.send({ receiver: GROUND_CONTROL, type: 'profile', data: { username: 'boss' } });
+  const refused = await b.next(isRefusal, 'refusal of a registered name');
+  assert.equal(refused.data.error, 'not-permitted');
+  assert.match(refused.data.text, /registered user/);
+  // Still in, chatting, under the default name.
+  b.send({ receiver: 'room', type: 'text', data: { from: 'Major Tom', time: 1, text: 'hello' } });
+  const heard = await a.next((f) => f.type === 'text' && f.sender === b.id, 'text from b');
+  assert.equal(heard.data.text, 'hello');
+  assert.deepEqual([...a.violations, ...b.violations], []);
 });
 
 test('bad frames get an error and disturb nobody', async () => {
@@ -199,9 +223,9 @@ test('bad frames get an error and disturb nobody', async () => {
   ];
   for (const [frame, binary] of bad) {
     a.sendRaw(frame, binary);
-    const e = await a.next((f) => f.type === 'error', `error for ${String(frame).slice(0, 40)}`);
+    const e = await a.next(isRefusal, `error for ${String(frame).slice(0, 40)}`);
     assert.equal(e.sender, GROUND_CONTROL);
-    assert.equal(typeof e.data, 'string');
+    assert.equal(typeof e.data.text, 'string');
   }
   // Still in the room, still working, and b saw nothing but its own replies.
   await a.ping();
@@ -238,9 +262,9 @@ test('an ephemeral room is dropped when its last client leaves', async () => {
 test('rate limits: a burst over the limit is dropped with one error, and the client stays', async () => {
   const a = await enter('r-flood');
   for (let i = 0; i < 260; i++) a.send({ receiver: GROUND_CONTROL, type: 'greeting', data: i });
-  const e = await a.next((f) => f.type === 'error', 'rate-limit error');
-  assert.match(e.data, /too many messages/);
+  const e = await a.next(isRefusal, 'rate-limit error');
+  assert.match(e.data.text, /too many messages/);
   await sleep(100);
   await a.ping();
-  assert.equal(a.all('error').length, 1);
+  assert.equal(a.all('text').filter(isRefusal).length, 1);
 });

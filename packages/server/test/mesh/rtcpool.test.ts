@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import { hashPassword } from '../../src/groups/index.ts';
 import { type RunningServer, startServer } from '../support/server-process.ts';
-import { CamusTestClient, PoolTestClient, type PoolTransportName, sleep } from './support.ts';
+import { CamusTestClient, PoolTestClient, type PoolTransportName, isRefusal, sleep } from './support.ts';
 
 let server: RunningServer;
 const open: PoolTestClient[] = [];
@@ -238,7 +238,7 @@ test('websocket and socket.io endpoints share a pool; Camus clients of a same-na
     [camus.id],
   );
   camus.send({ receiver: ws.id, type: 'offer', data: { type: 'offer', sdp: 'v=0' } });
-  assert.equal((await camus.next((f) => f.type === 'error', 'error')).type, 'error');
+  assert.equal((await camus.next(isRefusal, 'refusal')).data.error, 'no-such-user');
   await ws.sync();
   assert.equal(ws.all('rtc:peer').length, 1);
   // Metrics carry the dialect.

@@ -66,6 +66,16 @@ class FrameLog<F extends Frame> {
 
 export const GROUND_CONTROL = 'ground control';
 
+/**
+ * The message types Camus's own client (camus/static/js/rtcclient,
+ * MessageHandler) has a handler for; any other type makes it throw, so the
+ * server must never send one (its refusals come as `text`).
+ */
+export const CAMUS_CLIENT_HANDLES = new Set(['ping', 'pong', 'text', 'get-room-info', 'room-info', 'get-ice-servers', 'ice-servers', 'profile', 'offer', 'answer', 'icecandidate', 'greeting', 'bye']);
+
+/** A refusal from ground control: a `text` carrying an error code. */
+export const isRefusal = (f: Frame): boolean => f.type === 'text' && f.sender === GROUND_CONTROL && typeof f.data?.error === 'string';
+
 export class CamusTestClient {
   private readonly log = new FrameLog<Frame>();
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -83,7 +93,15 @@ export class CamusTestClient {
         return;
       }
       const schema = camusSchemas[f.type as keyof typeof camusSchemas];
-      const bad = isBinary ? 'binary frame' : !schema ? `unknown type ${f.type}` : !schema.safeParse(f).success ? `bad ${f.type}: ${text.slice(0, 200)}` : undefined;
+      const bad = isBinary
+        ? 'binary frame'
+        : !schema
+          ? `unknown type ${f.type}`
+          : !CAMUS_CLIENT_HANDLES.has(f.type)
+            ? `Camus's client has no handler for type "${f.type}": ${text.slice(0, 200)}`
+            : !schema.safeParse(f).success
+              ? `bad ${f.type}: ${text.slice(0, 200)}`
+              : undefined;
       this.log.push(f, bad);
     });
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));

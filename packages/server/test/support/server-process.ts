@@ -63,7 +63,7 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 20 s:\n${out}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start within 60 s:\n${out}`)), 60_000);
     const onData = () => {
       const m = /Atrium is running at (\S+?)\/? /.exec(out);
       if (m) {

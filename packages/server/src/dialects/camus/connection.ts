@@ -12,7 +12,7 @@ import type { Member } from '../../core/group.ts';
 import type { ErrorCode } from '../../core/vocabulary.ts';
 import { TokenBucket } from '../../transport/rate-limit.ts';
 import { DialectConnection, type DialectContext, type Parsed, CLOSE as SHELL_CLOSE, type Transport, type WsFrame, jsonFrame } from '../kit/index.ts';
-import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame } from './render.ts';
+import { DIALECT, KIND_PREFIX, iceServers, renderChat, renderRelayed, roomInfo, serverFrame, serverText } from './render.ts';
 
 export { DIALECT };
 
@@ -49,9 +49,12 @@ export class CamusConnection extends DialectConnection<ClientMessage, WsFrame> {
   /** The last room-info sent, so a change that alters nothing is not repeated. */
   private lastRoomInfo = '';
   private readonly textBucket = new TokenBucket(RATES.textPerSecond, RATES.textBurst);
+  /** Where the client connects from, for an operator's identify. */
+  readonly address: string | undefined;
 
   constructor(transport: Transport<string, WsFrame>, join: CamusJoin, ctx: CamusContext) {
     super(transport, ctx, { dialect: DIALECT, rates: RATES, maxFrameBytes: LIMITS.frameBytes, holdOverflow: 'too many messages while entering the room' });
+    this.address = join.address;
     this.send(serverFrame('greeting', this.id, GREETING));
     this.join(join);
   }
@@ -97,9 +100,9 @@ export class CamusConnection extends DialectConnection<ClientMessage, WsFrame> {
     return parsed.ok ? { ok: true, message: parsed.message, type: parsed.message.type } : parsed;
   }
 
-  /** Camus has one kind of error: `{type: "error", data: "<sentence>"}` from ground control (the code goes to the metrics). */
-  protected renderError(_code: ErrorCode, message: string): string {
-    return serverFrame('error', this.id, message);
+  /** A refusal, as a `text` from ground control: the one way to tell Camus's client that it shows (see serverText). */
+  protected renderError(code: ErrorCode, message: string): string {
+    return serverText(this.id, message, code);
   }
 
   protected override pingFrame(): string {
@@ -121,7 +124,16 @@ export class CamusConnection extends DialectConnection<ClientMessage, WsFrame> {
   private join(req: CamusJoin): void {
     void this.whileJoining(async () => {
       try {
-        const outcome = await this.joinGroup({ group: req.room, groupUrl: req.groupUrl, token: req.token, username: req.username, ephemeral: true, address: req.address });
+        const outcome = await this.joinGroup({
+          group: req.room,
+          groupUrl: req.groupUrl,
+          token: req.token,
+          username: req.username,
+          // Camus's client enters first and gives its name with `profile`.
+          namedLater: req.username === undefined,
+          ephemeral: true,
+          address: req.address,
+        });
         if (outcome.kind === 'redirect') {
           this.error('no-such-group', `room "${req.room}" has moved to ${outcome.url}`);
           this.close(CLOSE.refused, 'the room has moved');

@@ -20,6 +20,21 @@ export function serverFrame(type: ServerMessage['type'], receiver: string, data?
   return JSON.stringify(frame);
 }
 
+/** Who the server's `text` messages are from, as Camus's client shows them. */
+export const SERVER_NAME = 'Ground control';
+
+/**
+ * A refusal for one client. Camus's client has a handler for a fixed set of
+ * types and fails on any other (its server's `error` included), so the
+ * server says what went wrong in a `text` message, which the client shows in
+ * its chat; `error` carries the stable code for programs.
+ */
+export function serverText(receiver: string, text: string, code?: string): string {
+  const data: Record<string, unknown> = { from: SERVER_NAME, time: Date.now(), text };
+  if (code !== undefined) data.error = code;
+  return JSON.stringify({ sender: SERVER_ADDRESS, receiver, type: 'text', data });
+}
+
 /** A chat message as Camus `text`; null for what Camus cannot show (history, captions). */
 export function renderChat(event: ChatEvent): string | null {
   let frame = cache.get(event);

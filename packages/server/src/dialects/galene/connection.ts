@@ -4,7 +4,7 @@
 // limits, held messages, batched output, join timeout, liveness, close) is
 // the dialect kit's (../kit/).
 import { randomBytes } from 'node:crypto';
-import { type ClientMessage, type ClientMessageOf, LIMITS, describeIssues, fileTransferValue, makeTokenValue, parseClientMessage } from '@atrium/protocol/galene';
+import { type ClientMessage, type ClientMessageOf, LIMITS, describeIssues, fileTransferValue, parseClientMessage, tokenTemplate } from '@atrium/protocol/galene';
 import type { CoreEvent } from '../../core/client.ts';
 import { CoreError } from '../../core/errors.ts';
 import type { Member } from '../../core/group.ts';
@@ -54,8 +54,8 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
     transport: Transport<string, WsFrame>,
     private readonly place: Place,
     protected override readonly ctx: GaleneContext,
-    /** The client's network address, for throttling failed logins. */
-    private readonly address?: string | undefined,
+    /** The client's network address: for throttling failed logins, and an operator's identify. */
+    readonly address?: string | undefined,
   ) {
     super(transport, ctx, { dialect: DIALECT, rates: RATES, maxFrameBytes: LIMITS.frameBytes });
   }
@@ -110,7 +110,8 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
     }
     if (msg.type === 'join') return this.join(msg);
     if (msg.type === 'request') {
-      this.requested = mediaRequest(msg.request);
+      // No request (or null): nothing.
+      this.requested = mediaRequest(msg.request ?? {});
       this.member?.group.streams?.setRequest(this.member, this.requested);
       return;
     }
@@ -136,12 +137,11 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
         group.userAction(member, msg.kind, msg.dest ?? undefined, msg.value);
         return;
       case 'groupaction': {
-        if (msg.kind === 'maketoken') {
-          const v = makeTokenValue.safeParse(msg.value);
-          if (!v.success) throw new CoreError('bad-message', `bad maketoken value: ${describeIssues(v.error)}`);
-          if (v.data?.group && v.data.group !== group.name) throw new CoreError('not-permitted', 'you can only invite to the group you are in');
-          const req = { username: v.data?.username, permissions: v.data?.permissions && corePermissions(v.data.permissions), expires: v.data?.expires, notBefore: v.data?.['not-before'] };
-          group.makeInvite(member, req).catch((e) => this.fail(e));
+        if (msg.kind === 'maketoken' || msg.kind === 'edittoken' || msg.kind === 'listtokens') {
+          const v = msg.value === undefined ? { success: true as const, data: undefined } : tokenTemplate.safeParse(msg.value);
+          if (!v.success) throw new CoreError('bad-message', `bad ${msg.kind} value: ${describeIssues(v.error)}`);
+          const t = v.data && { ...v.data, permissions: v.data.permissions && corePermissions(v.data.permissions) };
+          group.tokenAction(member, msg.kind, t).catch((e) => this.fail(e));
           return;
         }
         group.groupAction(member, msg.kind, msg.value);
@@ -165,7 +165,7 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
       case 'renegotiate':
         return done(streams.renegotiate(member, msg.id));
       case 'requestStream':
-        return streams.requestStream(member, msg.id, layerRequest(msg.request));
+        return streams.requestStream(member, msg.id, msg.request === undefined ? undefined : layerRequest(msg.request));
       case 'close':
         return streams.closeUp(member, msg.id);
       case 'abort':
@@ -175,11 +175,6 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
 
   private handshake(msg: ClientMessageOf<'handshake'>): void {
     if (this.handshaken) throw new CoreError('bad-message', 'the handshake was already done');
-    if (!msg.version.includes('2')) {
-      this.error('bad-version', `this server speaks Galène protocol version "2"; you offered ${JSON.stringify(msg.version)}`);
-      this.close(CLOSE.badVersion, 'unsupported protocol version');
-      return;
-    }
     const id = msg.id || randomBytes(12).toString('base64url');
     if (this.ctx.activeIds.has(id)) {
       this.error('bad-message', `client id "${id}" is already in use on this server; pick a new random id`);
@@ -190,6 +185,19 @@ export class GaleneConnection extends DialectConnection<ClientMessage, WsFrame> 
     this.ctx.activeIds.add(id);
     this.handshaken = true;
     this.sendMessage({ type: 'handshake', version: ['2'] });
+    if (!msg.version?.includes('2')) {
+      // As Galène: say so, and try to go on.
+      this.count('bad-version');
+      const offered = msg.version === undefined ? 'no version' : JSON.stringify(msg.version);
+      this.sendMessage({
+        type: 'usermessage',
+        kind: 'warning',
+        error: 'bad-version',
+        dest: id,
+        privileged: true,
+        value: `this server speaks Galène protocol version "2" and you offered ${offered}; trying to continue, things may break (perhaps the client needs upgrading)`,
+      });
+    }
   }
 
   private join(msg: ClientMessageOf<'join'>): void {

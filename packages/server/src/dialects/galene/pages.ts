@@ -30,12 +30,17 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Group
       .describeAll()
       .filter((d) => d.public)
       .sort((a, b) => a.name.localeCompare(b.name))
-      .map((d) => status(infoOf(d.name, d), place));
+      .map((d) => status(infoOf(d.name, d), place, { counts: true }));
     return reply.header('cache-control', 'no-cache').send(list);
   });
 
   app.get('/group/*', async (req: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
     const rest = req.params['*'];
+    // Galène's main page asks for .status.json, which Galène redirects to .status.
+    if (rest.endsWith('/.status.json') || rest === '.status.json') {
+      const path = req.url.split('?')[0]!;
+      return reply.redirect(`${path.slice(0, -'.json'.length)}`, 308);
+    }
     const isStatus = rest.endsWith('/.status') || rest === '.status';
     const raw = isStatus ? rest.slice(0, -'.status'.length) : rest;
     if (!raw.endsWith('/')) return reply.redirect(`/group/${raw}/`, 301);
@@ -51,7 +56,7 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Group
     }
     if (isStatus) {
       const place = galenePlace(req.headers.host, deps.place());
-      return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc), place));
+      return reply.header('cache-control', 'no-cache').send(status(infoOf(name, desc), place, { counts: desc.public }));
     }
     const app = (await deps.web?.page()) ?? null;
     return reply

@@ -33,7 +33,16 @@ export function renderEvent(event: CoreEvent, place: Place): string {
   return frame;
 }
 
-export function status(info: GroupInfo, place: Place): NonNullable<ServerMessageOf<'joined'>['status']> & { name: string } {
+/**
+ * A group's status. As in Galène, whether it is locked and how many are in
+ * it are told to its members and for public groups only (`counts`); whether
+ * a member may change its password, to members only (`member`).
+ */
+export function status(
+  info: GroupInfo,
+  place: Place,
+  opts: { counts?: boolean; member?: boolean } = { counts: true, member: true },
+): NonNullable<ServerMessageOf<'joined'>['status']> & { name: string } {
   const s: NonNullable<ServerMessageOf<'joined'>['status']> & { name: string } = {
     name: info.name,
     location: place.groupUrl(info.name),
@@ -43,8 +52,11 @@ export function status(info: GroupInfo, place: Place): NonNullable<ServerMessage
   if (info.description !== undefined) s.description = info.description;
   if (info.authServer !== undefined) s.authServer = info.authServer;
   if (info.authPortal !== undefined) s.authPortal = info.authPortal;
-  if (info.locked) s.locked = true;
-  s.clientCount = info.clientCount;
+  if (opts.counts) {
+    if (info.locked) s.locked = true;
+    s.clientCount = info.clientCount;
+  }
+  if (opts.member && info.canChangePassword) s.canChangePassword = true;
   return s;
 }
 
@@ -81,6 +93,7 @@ function toMessage(event: CoreEvent, place: Place): ServerMessage {
         privileged: event.privileged,
       };
       if (event.history) (m as { type: string }).type = 'chathistory';
+      if (event.id !== undefined) m.id = event.id;
       if (event.kind) m.kind = event.kind;
       if (event.source !== undefined) m.source = event.source;
       if (event.username !== undefined) m.username = event.username;

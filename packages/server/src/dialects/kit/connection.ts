@@ -59,8 +59,8 @@ export interface ShellOptions {
   rates: Rates;
   /** Largest frame accepted, in bytes; a larger one closes the connection (1009) with the reason. */
   maxFrameBytes: number;
-  /** What the peer sends, in sentences: "messages" (default) or "events". */
-  noun?: 'messages' | 'events';
+  /** What the peer sends, in sentences: "messages" (default), "events", "stanzas". */
+  noun?: Noun;
   /** Send the dialect's error before closing for a too-large frame (default: just close, with the reason). */
   tellTooLarge?: boolean;
   /** The sentence for a peer that sends too much while its join is pending. */
@@ -68,6 +68,9 @@ export interface ShellOptions {
   /** Output a connection may have waiting, in bytes (default MAX_QUEUED_BYTES). */
   maxQueuedBytes?: number;
 }
+
+/** What a dialect calls its peer's frames in sentences (the plural; the singular drops the final s). */
+export type Noun = 'messages' | 'events' | 'stanzas';
 
 /** A parsed frame: the message and its type (for the metrics), or why it was refused. */
 export type Parsed<Msg> = { ok: true; message: Msg; type: string } | { ok: false; error: ErrorCode; message: string };
@@ -85,6 +88,8 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
   /** True once the connection is closed, by either side; nothing is sent after. */
   protected closed = false;
   #member: Member | undefined;
+  /** In a group (the member, or for XMPP, any of its rooms): the join timeout does not apply. */
+  #joined = false;
   #joining = false;
   #held: Msg[] = [];
   #joinTimer: NodeJS.Timeout | undefined;
@@ -93,7 +98,7 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
   readonly #outbox: Outbox<Out>;
   readonly #bucket: TokenBucket;
   readonly #flood: FloodGuard;
-  readonly #noun: 'messages' | 'events';
+  readonly #noun: Noun;
   #closedListeners: (() => void)[] = [];
 
   constructor(
@@ -215,7 +220,7 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
       await work();
     } finally {
       this.#joining = false;
-      if (this.#joinOverdue && !this.#member) this.#joinTimedOut();
+      if (this.#joinOverdue && !this.#joined) this.#joinTimedOut();
       this.#releaseHeld();
     }
   }
@@ -239,7 +244,19 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
   /** The client is now this member (a join succeeded), or none (it left; the join timeout starts again). */
   protected setMember(member: Member | undefined): void {
     this.#member = member;
-    if (member) {
+    this.setJoined(member !== undefined);
+  }
+
+  /**
+   * For a dialect whose members are not the connection itself (XMPP: one
+   * per room, each a Client of its own, which outlive the connection when
+   * the session is resumable): the connection is in a group now, so the join
+   * timeout stops, or in none any more, so it starts again. The shell
+   * removes no member of these at cleanup; the dialect does.
+   */
+  protected setJoined(joined: boolean): void {
+    this.#joined = joined;
+    if (joined) {
       clearTimeout(this.#joinTimer);
       this.#joinTimer = undefined;
       this.#joinOverdue = false;
@@ -267,7 +284,7 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
     if (!(ms > 0) || this.closed) return;
     this.#joinTimer = setTimeout(() => {
       this.#joinTimer = undefined;
-      if (this.closed || this.#member) return;
+      if (this.closed || this.#joined) return;
       if (this.#joining) this.#joinOverdue = true;
       else this.#joinTimedOut();
     }, ms);
@@ -314,7 +331,7 @@ export abstract class DialectConnection<Msg, In, Out = string> implements Client
 
   protected asCoreError(e: unknown): CoreError {
     if (isCoreError(e)) return e;
-    const what = this.#noun === 'events' ? 'event' : 'message';
+    const what = this.#noun.slice(0, -1);
     this.ctx.log.error({ err: e }, `unexpected error while handling a ${this.kind} ${what}`);
     return new CoreError('internal', `the server failed to handle this ${what}; it was logged`);
   }

@@ -32,6 +32,7 @@
 //   joinGroup(req)          the registry's join for this client: joined (setMember done),
 //                           redirect, or 'closed' (the connection went meanwhile)
 //   setMember(m)            the client is in (or, with undefined, left)
+//   setJoined(b)            in a group without being the member (XMPP: one member per room)
 //   member, joining, closed
 //   refuse(message)         a dropped message over a rate limit (warn once a second, close on flood)
 //   close(code, reason)     close after what is queued, with the reason

@@ -34,7 +34,7 @@ export function hasAdmin(perms: readonly string[] | unknown): boolean {
 
 /** Whether a stateful token may administer `group` (undefined: the whole server). */
 export function tokenCovers(t: StatefulToken, group: string | undefined): boolean {
-  const sub = t['include-subgroups'] === true;
+  const sub = t.includeSubgroups === true;
   if (group === undefined) return t.group === '' && sub;
   if (t.group === group) return true;
   return sub && (t.group === '' || group.startsWith(t.group + '/'));
@@ -82,6 +82,8 @@ export function begin(ctx: AdminContext, keys: LoginKeys) {
  * group file says "token-audience": "path").
  */
 export async function bearerAllowed(ctx: AdminContext, req: FastifyRequest, token: string, group: string | undefined): Promise<{ principal: Principal } | { refused: string }> {
+  // A token revoked or expired a moment ago is refused at once.
+  await ctx.tokens.refresh?.();
   const stateful = ctx.tokens.get(token);
   if (stateful !== undefined) {
     if (!hasAdmin(stateful.permissions)) return { refused: 'the token does not grant the "admin" permission' };

@@ -18,6 +18,8 @@ export interface TokenStoreLike {
   list(group?: string): StatefulToken[];
   put(t: StatefulToken): Promise<void>;
   delete(token: string): Promise<boolean>;
+  /** Re-reads tokens changed behind the server's back (the file edited, `atrium token`). */
+  refresh?(): Promise<void>;
 }
 
 /** The live members of groups, for the description endpoints. */

@@ -36,12 +36,14 @@ export function parseTarget(pathname: string): Target {
   const g = rest.slice('.groups/'.length);
   if (g === '') return { kind: 'groups' };
 
-  const split = g.indexOf('/.');
+  // As Galène: the first "/." starts the special entry; `.groups/.tokens/` is the root group's ('').
+  const slashed = `/${g}`;
+  const split = slashed.indexOf('/.');
   if (split < 0) {
     return { kind: 'group', group: g.endsWith('/') ? g.slice(0, -1) : g };
   }
-  const group = g.slice(0, split);
-  const special = g.slice(split + 1);
+  const group = slashed.slice(1, Math.max(split, 1));
+  const special = slashed.slice(split + 1);
   const slash = special.indexOf('/');
   const kind = slash < 0 ? special : special.slice(0, slash);
   const sub = slash < 0 ? undefined : special.slice(slash + 1);

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { withoutNulls } from '@atrium/protocol/galene';
 import { wellFormedString } from '@atrium/protocol/text';
 import type { StatefulToken } from '../../auth/tokens.ts';
 import { LIMITS } from '../../core/vocabulary.ts';
@@ -19,16 +20,25 @@ const tokenBody = z.strictObject({
   'not-before': rfc3339.optional(),
   issuedBy: wellFormedString(LIMITS.usernameChars).optional(),
   issuedAt: rfc3339.optional(),
+  /** Galène's name for a hierarchical (or, with the root group, global) token. */
+  includeSubgroups: z.boolean().optional(),
+  /** The name Atrium used before; still read. */
   'include-subgroups': z.boolean().optional(),
+  // Galène's GET of a token has these empty; a client that PUTs it back sends them so.
+  token: z.literal('').optional(),
+  group: z.literal('').optional(),
 });
 
 export function tokenEtag(t: StatefulToken): string {
   return etagOf(JSON.stringify(t));
 }
 
-export function tokenFromBody(ctx: AdminContext, json: unknown, group: string): Omit<StatefulToken, 'token' | 'group'> {
+export function tokenFromBody(ctx: AdminContext, raw: unknown, group: string): Omit<StatefulToken, 'token' | 'group'> {
+  // Galène decodes with Go, which reads null as "not set".
+  const record = asRecord(raw);
+  const json = record === undefined ? raw : withoutNulls(record);
   const obj = asRecord(json);
-  if (obj !== undefined && (Object.hasOwn(obj, 'token') || Object.hasOwn(obj, 'group'))) {
+  if (obj !== undefined && ((Object.hasOwn(obj, 'token') && obj.token !== '') || (Object.hasOwn(obj, 'group') && obj.group !== ''))) {
     throw new HttpError(400, 'overspecified token: the body must not contain "token" or "group"; they come from the URL');
   }
   const body = validate(tokenBody, json, 'token');
@@ -41,7 +51,8 @@ export function tokenFromBody(ctx: AdminContext, json: unknown, group: string): 
   if (body['not-before'] !== undefined) out['not-before'] = body['not-before'];
   if (body.issuedBy !== undefined) out.issuedBy = body.issuedBy;
   if (body.issuedAt !== undefined) out.issuedAt = body.issuedAt;
-  if (body['include-subgroups'] !== undefined) out['include-subgroups'] = body['include-subgroups'];
+  const sub = body.includeSubgroups ?? body['include-subgroups'];
+  if (sub !== undefined) out.includeSubgroups = sub;
   if (out.expires !== undefined && out['not-before'] !== undefined && Date.parse(out['not-before']) >= Date.parse(out.expires)) {
     throw new HttpError(400, 'invalid token: "not-before" must be earlier than "expires"');
   }

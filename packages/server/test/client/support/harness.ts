@@ -317,7 +317,7 @@ export class Harness {
   }
 
   /** Down-streams: what this one stream should carry (`requestStream`). */
-  requestDown(id: string, what: ('audio' | 'video' | 'video-low')[]): void {
+  requestDown(id: string, what: ('audio' | 'video' | 'video-low')[] | null): void {
     this.downs.get(id)?.stream.request(what);
   }
 

@@ -1,0 +1,350 @@
+// Atrium as the conference focus (the part Jicofo plays for Jitsi): Jingle
+// sessions between an XMPP occupant and the SFU, in terms of the core's
+// streams. The focus sits in every room as the occupant `focus`; an XMPP
+// client asks for media with Jitsi's conference request. Each Atrium stream
+// is one Jingle session: the focus initiates one per stream the occupant
+// receives (the SFU's offer as session-initiate, the client's
+// session-accept as the answer), and the client initiates one per stream it
+// publishes (its offer, answered with session-accept). Candidates trickle
+// both ways as transport-info; an ICE restart or a changed down-stream
+// comes as transport-replace, answered with transport-accept.
+import { randomBytes } from 'node:crypto';
+import type { StreamEvent } from '../../core/client.ts';
+import { isCoreError } from '../../core/errors.ts';
+import type { XmppContext } from './context.ts';
+import { discoInfo } from './disco.ts';
+import type { JingleDescription } from './jingle/model.ts';
+import { JingleSdpError, candidateLine, jingleToSdp, sdpToJingle, parseCandidateLine } from './jingle/sdp.ts';
+import { JNS, JingleXmlError, appendDescription, candidateElement, readDescription, readTransport } from './jingle/xml.ts';
+import type { Occupant } from './muc.ts';
+import type { XmppSession } from './session.ts';
+import { NS, StanzaError, conditionOf } from './stanza.ts';
+import { type Element, attr, el } from './xml.ts';
+
+export const FOCUS_NICK = 'focus';
+/** Atrium's own Jingle extension: the label of a stream and who publishes it. */
+export const ATRIUM_JINGLE_NS = 'urn:atrium:jingle:0';
+
+/** The focus's "real" address, as Jitsi clients learn it from the conference request. */
+export function focusUserJid(ctx: XmppContext): string {
+  return `focus@auth.${ctx.domain}`;
+}
+
+/** The presence of the focus in a room, for clients that asked for a conference. */
+export function focusPresence(o: Occupant): Element {
+  return el('presence', { from: `${o.room.jid}/${FOCUS_NICK}` }, el('x', { xmlns: NS.mucUser }, el('item', { affiliation: 'owner', role: 'moderator', jid: `${focusUserJid(o.session.ctx)}/focus` })));
+}
+
+/** Jitsi's conference request (`<conference xmlns='http://jitsi.org/protocol/focus'/>` to focus.<domain>), and disco of the focus. */
+export function handleFocusIq(session: XmppSession, iq: Element): void {
+  const child = iq.children.find((c): c is Element => typeof c !== 'string')!;
+  const type = attr(iq, 'type');
+  const ctx = session.ctx;
+  const from = ctx.focusDomain;
+  if (type === 'get' && child.getNS() === NS.discoInfo) {
+    session.send(el('iq', { type: 'result', id: attr(iq, 'id'), from }, discoInfo('focus', ctx)));
+    return;
+  }
+  if (type === 'set' && child.is('conference', NS.focus)) {
+    const room = attr(child, 'room') ?? '';
+    session.focusRequested = true;
+    session.send(
+      el(
+        'iq',
+        { type: 'result', id: attr(iq, 'id'), from },
+        el(
+          'conference',
+          { xmlns: NS.focus, room, ready: 'true', focusjid: focusUserJid(ctx) },
+          el('property', { name: 'authentication', value: 'false' }),
+          el('property', { name: 'sipGatewayEnabled', value: 'false' }),
+        ),
+      ),
+    );
+    // Already in the room: media starts now.
+    for (const o of session.occupants.values()) o.media.joined();
+    return;
+  }
+  throw new StanzaError('service-unavailable', `the focus takes <conference xmlns="${NS.focus}"/> requests only`);
+}
+
+interface JingleSession {
+  sid: string;
+  /** down: the focus sends the occupant a stream of the group; up: the occupant publishes. */
+  dir: 'down' | 'up';
+  /** The core's stream id: the publication id for down, the sid for up. */
+  stream: string;
+  /** The last description sent or received, for content names of candidates. */
+  contents: string[];
+  ended: boolean;
+}
+
+function jingleError(condition: StanzaError['condition'], jingleCondition: string | undefined, text: string): StanzaError {
+  return new StanzaError(condition, text, jingleCondition ? el(jingleCondition, { xmlns: JNS.errors }) : undefined);
+}
+
+/** The Jingle sessions of one occupant. */
+export class MediaSessions {
+  private readonly sessions = new Map<string, JingleSession>();
+  private readonly downs = new Map<string, JingleSession>();
+  private started = false;
+
+  constructor(private readonly occupant: Occupant) {}
+
+  private get focusJid(): string {
+    return `${this.occupant.room.jid}/${FOCUS_NICK}`;
+  }
+
+  /** The occupant is in the room: if its client asked for a conference, it receives the group's streams. */
+  joined(): void {
+    const member = this.occupant.member;
+    if (this.started || !member || !this.occupant.session.focusRequested) return;
+    const streams = member.group.streams;
+    if (!streams) return;
+    this.started = true;
+    streams.setRequest(member, { '': { audio: true, video: 'high' } });
+  }
+
+  /** The occupant leaves: its client is told that every session is over. */
+  close(): void {
+    for (const s of this.sessions.values()) if (!s.ended) this.terminate(s, 'gone', 'you left the room');
+    this.sessions.clear();
+    this.downs.clear();
+  }
+
+  // ---------------------------------------------------------------------
+  // From the core
+
+  streamEvent(e: StreamEvent): void {
+    switch (e.kind) {
+      case 'offer':
+        return this.offerDown(e.id, e.sdp, e.label, e.source, e.username);
+      case 'answer': {
+        const s = this.sessions.get(e.id);
+        if (s?.dir !== 'up' || s.ended) return;
+        this.sendJingle(s, 'session-accept', this.describe(e.sdp, 'responder'));
+        return;
+      }
+      case 'ice': {
+        const s = this.downs.get(e.id) ?? this.sessions.get(e.id);
+        if (!s || s.ended || !e.candidate.candidate) return;
+        let cand;
+        try {
+          cand = parseCandidateLine(e.candidate.candidate);
+        } catch {
+          return;
+        }
+        const name = e.candidate.sdpMid ?? s.contents[e.candidate.sdpMLineIndex ?? 0] ?? s.contents[0];
+        if (name === undefined) return;
+        const transport = el('transport', { xmlns: JNS.ice, ufrag: e.candidate.usernameFragment ?? undefined }, candidateElement(cand));
+        this.sendJingle(s, 'transport-info', undefined, [el('content', { creator: 'initiator', name }, transport)]);
+        return;
+      }
+      case 'close': {
+        const s = this.downs.get(e.id);
+        if (s && !s.ended) this.terminate(s, 'success', 'the stream ended');
+        return;
+      }
+      case 'abort': {
+        const s = this.sessions.get(e.id);
+        if (s && s.dir === 'up' && !s.ended) this.terminate(s, 'failed-application', 'the server stopped this stream; publish again if you still want to');
+        return;
+      }
+    }
+  }
+
+  private describe(sdp: string, author: 'initiator' | 'responder'): JingleDescription {
+    return sdpToJingle(sdp, { author, creator: 'initiator', names: 'mid' });
+  }
+
+  private offerDown(id: string, sdp: string, label: string, source: string, username: string | undefined): void {
+    const room = this.occupant.room;
+    const nick = room.nickOf(source, username);
+    const owner = `${room.jid}/${nick}`;
+    let desc: JingleDescription;
+    try {
+      desc = this.describe(sdp, 'initiator');
+    } catch (e) {
+      this.occupant.session.ctx.log.error({ err: e }, 'the SFU offer could not be put into Jingle');
+      return;
+    }
+    // Jitsi names each source after its owner and kind: <endpoint>-a0, <endpoint>-v0.
+    const counters = { audio: 0, video: 0 };
+    for (const c of desc.contents) {
+      if (!c.rtp) continue;
+      const kind = c.rtp.media;
+      const n = counters[kind]++;
+      for (const s of c.rtp.sources) {
+        s.owner = owner;
+        s.name ??= `${nick}-${kind[0]}${n}`;
+      }
+    }
+    const extra = el('stream', { xmlns: ATRIUM_JINGLE_NS, id, label, owner, username });
+    const existing = this.downs.get(id);
+    if (existing && !existing.ended) {
+      existing.contents = desc.contents.map((c) => c.name);
+      this.sendJingle(existing, 'transport-replace', desc, [extra]);
+      return;
+    }
+    const s: JingleSession = { sid: randomBytes(8).toString('hex'), dir: 'down', stream: id, contents: desc.contents.map((c) => c.name), ended: false };
+    this.sessions.set(s.sid, s);
+    this.downs.set(id, s);
+    this.sendJingle(s, 'session-initiate', desc, [extra]);
+  }
+
+  private sendJingle(s: JingleSession, action: string, desc: JingleDescription | undefined, extra: Element[] = []): void {
+    const session = this.occupant.session;
+    const jingle = el('jingle', {
+      xmlns: JNS.jingle,
+      action,
+      sid: s.sid,
+      initiator: s.dir === 'down' ? this.focusJid : this.occupant.occupantJid,
+      responder: action === 'session-accept' ? this.focusJid : undefined,
+    });
+    if (desc) appendDescription(jingle, desc);
+    for (const x of extra) jingle.cnode(x);
+    const iq = el('iq', { type: 'set', from: this.focusJid }, jingle);
+    void session.request(iq).then((reply) => {
+      if (attr(reply, 'type') !== 'error' || s.ended) return;
+      // The client refused what we sent: that stream is over for it.
+      if (action === 'session-initiate' || action === 'transport-replace') this.abandon(s);
+    });
+  }
+
+  private terminate(s: JingleSession, reason: string, text: string): void {
+    s.ended = true;
+    this.forget(s);
+    const session = this.occupant.session;
+    const jingle = el('jingle', { xmlns: JNS.jingle, action: 'session-terminate', sid: s.sid }, el('reason', {}, el(reason), el('text', {}, text)));
+    void session.request(el('iq', { type: 'set', from: this.focusJid }, jingle));
+  }
+
+  private forget(s: JingleSession): void {
+    if (this.sessions.get(s.sid) === s) this.sessions.delete(s.sid);
+    if (s.dir === 'down' && this.downs.get(s.stream) === s) this.downs.delete(s.stream);
+  }
+
+  /** The client will not take a down-stream: the core stops sending it. */
+  private abandon(s: JingleSession): void {
+    s.ended = true;
+    this.forget(s);
+    const member = this.occupant.member;
+    try {
+      if (member && s.dir === 'down') member.group.streams?.abort(member, s.stream);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // From the client
+
+  /** A Jingle IQ (or another request) from the occupant to the focus. */
+  async handleIq(iq: Element, child: Element): Promise<void> {
+    const session = this.occupant.session;
+    const ack = () => session.send(el('iq', { type: 'result', id: attr(iq, 'id'), from: this.focusJid }));
+    if (attr(iq, 'type') === 'get' && child.getNS() === NS.discoInfo) {
+      session.send(el('iq', { type: 'result', id: attr(iq, 'id'), from: this.focusJid }, discoInfo('focus', session.ctx)));
+      return;
+    }
+    if (attr(iq, 'type') !== 'set' || !child.is('jingle', JNS.jingle)) {
+      throw new StanzaError('service-unavailable', `the focus takes Jingle (${JNS.jingle}) requests only`);
+    }
+    const member = this.occupant.member!;
+    const streams = member.group.streams;
+    if (!streams) throw new StanzaError('service-unavailable', 'this server runs without a media engine: no Jingle sessions');
+    const action = attr(child, 'action');
+    const sid = attr(child, 'sid');
+    if (!sid || sid.length > 128 || !/^[\x21-\x7e]+$/.test(sid)) throw jingleError('bad-request', undefined, 'a Jingle request needs a sid of printable characters');
+    const s = this.sessions.get(sid);
+    try {
+      switch (action) {
+        case 'session-initiate': {
+          if (s) throw jingleError('bad-request', 'out-of-order', `session "${sid}" already exists`);
+          const desc = readDescription(child);
+          if (!desc.contents.some((c) => c.rtp)) throw jingleError('bad-request', undefined, 'a session-initiate to the focus publishes audio or video');
+          const sdp = jingleToSdp(desc, { author: 'initiator' });
+          const up: JingleSession = { sid, dir: 'up', stream: sid, contents: desc.contents.map((c) => c.name), ended: false };
+          this.sessions.set(sid, up);
+          ack();
+          await streams.offer(member, { id: sid, label: labelOf(child), sdp }).catch((e) => {
+            if (!up.ended) this.terminate(up, 'failed-application', isCoreError(e) ? e.message : 'the server could not use this offer');
+          });
+          return;
+        }
+        case 'session-accept':
+        case 'transport-accept': {
+          if (s?.dir !== 'down') throw jingleError('item-not-found', 'unknown-session', `there is no session "${sid}" offered to you`);
+          const desc = readDescription(child);
+          const sdp = jingleToSdp(desc, { author: 'responder' });
+          ack();
+          await streams.answer(member, s.stream, sdp).catch((e) => {
+            session.ctx.log.debug({ err: e }, 'a Jingle answer was refused');
+            this.abandon(s);
+            this.terminate(s, 'failed-application', isCoreError(e) ? e.message : 'the answer could not be used');
+          });
+          return;
+        }
+        case 'transport-info': {
+          if (!s) throw jingleError('item-not-found', 'unknown-session', `there is no session "${sid}"`);
+          const jobs: Promise<void>[] = [];
+          for (const content of child.getChildren('content')) {
+            const name = attr(content, 'name') ?? s.contents[0] ?? '0';
+            const t = readTransport(content.getChild('transport', JNS.ice), `content "${name}"`);
+            for (const c of t.candidates)
+              jobs.push(streams.candidate(member, s.stream, { candidate: candidateLine(c), sdpMid: name, sdpMLineIndex: Math.max(0, s.contents.indexOf(name)), usernameFragment: t.ufrag ?? null }));
+          }
+          ack();
+          await Promise.all(jobs).catch(() => undefined);
+          return;
+        }
+        case 'session-terminate': {
+          ack();
+          if (!s) return;
+          s.ended = true;
+          this.forget(s);
+          if (s.dir === 'up') streams.closeUp(member, s.stream);
+          else {
+            try {
+              streams.abort(member, s.stream);
+            } catch {
+              // Ended on both sides at once.
+            }
+          }
+          return;
+        }
+        case 'session-info':
+          if (!s) throw jingleError('item-not-found', 'unknown-session', `there is no session "${sid}"`);
+          return ack();
+        case 'source-add':
+        case 'source-remove':
+        case 'content-add':
+        case 'content-modify':
+        case 'content-remove':
+          throw jingleError(
+            'feature-not-implemented',
+            'unsupported-info',
+            `"${action}" is not supported here: each Atrium stream is its own Jingle session; start another session (session-initiate) for a new stream`,
+          );
+        default:
+          throw jingleError('feature-not-implemented', 'unsupported-info', `unknown Jingle action "${action ?? ''}"`);
+      }
+    } catch (e) {
+      if (e instanceof JingleXmlError || e instanceof JingleSdpError) throw jingleError('bad-request', undefined, e.message);
+      if (isCoreError(e)) throw new StanzaError(conditionOf(e.code), e.message);
+      throw e;
+    }
+  }
+}
+
+/** The label of a published stream: Atrium's <stream label/>, else screenshare for a desktop source, else camera. */
+function labelOf(jingle: Element): string {
+  const mine = jingle.getChild('stream', ATRIUM_JINGLE_NS);
+  const label = mine ? attr(mine, 'label') : undefined;
+  if (label) return label;
+  for (const c of jingle.getChildren('content')) {
+    for (const s of c.getChild('description', JNS.rtp)?.getChildren('source', JNS.ssma) ?? []) if (attr(s, 'videoType') === 'desktop') return 'screenshare';
+  }
+  return 'camera';
+}
+
+export { readTransport };

@@ -1,0 +1,108 @@
+// Jingle through the SFU, in Chromium inside a loopback-only network
+// namespace: a page with strophe.js, RTCPeerConnection and Atrium's
+// SDP<->Jingle converter joins a group as an XMPP occupant, decodes the
+// camera a Galène-protocol page publishes, and publishes its own camera,
+// which the Galène page decodes. Asserts on frames decoded and audio
+// samples received.
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { insideLoopbackNetns } from '../media/support/netns.ts';
+
+const GALENE_JS = join(dirname(fileURLToPath(import.meta.url)), '..', 'media', 'support', 'galene-browser-client.js');
+
+if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
+  const { launchChromium, until } = await import('../support/browser.ts');
+  const { startServer } = await import('../support/server-process.ts');
+  const { openPage } = await import('./support/pages.ts');
+  type Page = import('playwright-core').Page;
+  type Browser = import('playwright-core').Browser;
+  type JingleStat = Awaited<ReturnType<import('./support/jingle-harness.ts').JingleClient['stats']>>[number];
+  type DownStat = { id: string; label: string; source: string; username?: string; closed: boolean; framesDecoded?: number; frameWidth?: number; totalSamplesReceived?: number };
+
+  let browser: Browser;
+  let server: Awaited<ReturnType<typeof startServer>>;
+
+  before(async () => {
+    server = await startServer({
+      groups: { media: { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } } },
+      args: ['--media-address', '127.0.0.1', ...(process.env.XMPP_DEBUG ? ['--log-level', 'trace'] : [])],
+    });
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  async function galenePage(username: string): Promise<Page> {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${server.url}/group/media/`);
+    await page.addScriptTag({ path: GALENE_JS });
+    await page.evaluate(
+      async ([ws, u]) => {
+        const w = window as unknown as { tc: { connect(...a: string[]): Promise<unknown>; request(r: unknown): void }; TestGaleneClient: new () => unknown };
+        w.tc = new w.TestGaleneClient() as typeof w.tc;
+        await w.tc.connect(ws!, 'media', u!, 'x');
+        w.tc.request({ '': ['audio', 'video'] });
+      },
+      [server.wsUrl, username],
+    );
+    return page;
+  }
+
+  const gal = <T>(page: Page, fn: string, ...args: unknown[]): Promise<T> =>
+    page.evaluate(([f, a]) => (window as unknown as { tc: Record<string, (...x: unknown[]) => unknown> }).tc[f as string]!(...(a as unknown[])), [fn, args] as const) as Promise<T>;
+  const jingleStats = (page: Page) => page.evaluate(() => (window as unknown as { jc: { stats(): Promise<JingleStat[]> } }).jc.stats());
+
+  test('an XMPP occupant decodes a Galène camera over Jingle, and a Galène page decodes the XMPP camera', async () => {
+    const galene = await galenePage('gal');
+    await gal(galene, 'publish', { label: 'camera' });
+
+    const xmpp = await openPage(browser, server.url, 'jingle-harness.ts');
+    await xmpp.page.evaluate(
+      async (service) => {
+        const w = window as unknown as { jc: { start(...a: string[]): Promise<void> }; JingleClient: new () => { start(...a: string[]): Promise<void> } };
+        w.jc = new w.JingleClient();
+        await w.jc.start(service, 'media@conference.localhost', 'jingler');
+      },
+      `${server.url.replace(/^http/, 'ws')}/xmpp-websocket`,
+    );
+
+    const diagnose = async () => {
+      const state = await xmpp.page.evaluate(async () => {
+        const jc = (window as unknown as { jc: { log: string[]; errors: string[]; stats(): Promise<unknown> } }).jc;
+        return { log: jc.log, errors: jc.errors, stats: await jc.stats() };
+      });
+      return `xmpp page: ${JSON.stringify(state)}\nproblems: ${xmpp.problems.join('; ')}\nserver: ${server.output().slice(-3000)}`;
+    };
+    // The focus offered the Galène camera as a Jingle session; frames are decoded and keep coming.
+    const first = await until('frames of the Galène camera on the XMPP page', async () =>
+      (await jingleStats(xmpp.page)).find((s) => s.dir === 'down' && s.owner === 'media@conference.localhost/gal' && s.framesDecoded > 0 && s.samples > 0),
+    ).catch(async (e) => {
+      throw new Error(`${(e as Error).message}\n${await diagnose()}`);
+    });
+    assert.equal(first.label, 'camera');
+    assert.ok(first.frameWidth > 0);
+    await until('more frames', async () => (await jingleStats(xmpp.page)).find((s) => s.sid === first.sid && s.framesDecoded > first.framesDecoded + 10));
+
+    // The XMPP page publishes; the Galène page receives it as a down-stream from "jingler".
+    await xmpp.page.evaluate(() => (window as unknown as { jc: { publish(): Promise<string> } }).jc.publish());
+    const seen = await until('frames of the XMPP camera on the Galène page', async () =>
+      (await gal<DownStat[]>(galene, 'downStats')).find((d) => d.username === 'jingler' && !d.closed && (d.framesDecoded ?? 0) > 0 && (d.totalSamplesReceived ?? 0) > 0),
+    );
+    assert.equal(seen.label, 'camera');
+    await until('more frames from the XMPP camera', async () => (await gal<DownStat[]>(galene, 'downStats')).find((d) => d.id === seen.id && (d.framesDecoded ?? 0) > (seen.framesDecoded ?? 0) + 10));
+    // A second XMPP occupant would get the XMPP camera too; the publisher itself gets nothing of its own.
+    assert.equal((await jingleStats(xmpp.page)).filter((s) => s.dir === 'down' && s.owner === 'media@conference.localhost/jingler').length, 0);
+
+    // The Galène publisher leaves: the focus ends that session.
+    await galene.close();
+    await until('the session of the gone camera ended', async () => (await jingleStats(xmpp.page)).find((s) => s.sid === first.sid && s.ended));
+    const errors = await xmpp.page.evaluate(() => (window as unknown as { jc: { errors: string[] } }).jc.errors);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(xmpp.problems, []);
+  });
+}
