@@ -70,7 +70,7 @@ async function ensureNativePlane() {
   console.log('test: building the native packet plane (node-gyp)…');
   const r = ensureNative({ quiet: true });
   if (r.ok) console.log(`test: native packet plane built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  else console.log(`test: the native packet plane could not be built, so the media tests run on the JavaScript engine and the native-only tests are skipped: ${r.reason}`);
+  else console.log(`test: the native packet plane could not be built, so the media tests run on the JavaScript engine and the native-only tests are skipped: ${r.reason.split('\n')[0]}`);
 }
 
 function findTests(dir, out = []) {

@@ -48,8 +48,8 @@ export async function workersSuite(engine: WorkersEngine, testFile: string): Pro
     await serveChild(JSON.parse(process.env[CHILD]) as { dataDir: string; groupsDir: string; engine: WorkersEngine });
     return;
   }
-  if (!insideLoopbackNetns(testFile, { timeoutMs: 240_000 })) return;
   if (engine === 'native') {
+    // Checked before entering the namespace, so that the skip (and why) is what the runner reports.
     const { loadNativeAddon } = await import('../../../src/media/native/addon.ts');
     const load = loadNativeAddon();
     if (!load.ok) {
@@ -57,6 +57,7 @@ export async function workersSuite(engine: WorkersEngine, testFile: string): Pro
       return;
     }
   }
+  if (!insideLoopbackNetns(testFile, { timeoutMs: 240_000 })) return;
   const { launchChromium, until } = await import('../../support/browser.ts');
   type Page = import('playwright-core').Page;
   type Browser = import('playwright-core').Browser;
