@@ -107,9 +107,7 @@ export type StreamEvent =
   /** A down-stream to this member ended. */
   | { type: 'stream'; kind: 'close'; id: string }
   /** The member is asked to close one of its up-streams. */
-  | { type: 'stream'; kind: 'abort'; id: string }
-  /** The member is asked to negotiate one of its up-streams again (an ICE restart, then an offer): the server lost its side. */
-  | { type: 'stream'; kind: 'renegotiate'; id: string };
+  | { type: 'stream'; kind: 'abort'; id: string };
 
 export type CoreEvent = JoinedEvent | UserEvent | ChatEvent | MessageEvent | StreamEvent;
 

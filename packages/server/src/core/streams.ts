@@ -48,13 +48,6 @@ interface Subscription {
 }
 
 const CODECS: Record<string, CodecName> = { vp8: 'vp8', vp9: 'vp9', h264: 'h264', opus: 'opus' };
-/**
- * An up-stream the engine lost (a media worker died, ICE failed) is
- * negotiated again — the publisher is asked to renegotiate, and its new
- * offer makes a new up-stream — unless the same stream was lost this
- * recently: then it is aborted, so a stream that cannot work does not loop.
- */
-const REESTABLISH_INTERVAL_MS = 10_000;
 
 export interface StreamsEnv {
   engine: MediaEngine;
@@ -70,8 +63,6 @@ export interface StreamsEnv {
 export class GroupStreams {
   private readonly pubs = new Map<string, Publication>();
   private readonly requests = new Map<string, MediaRequest>();
-  /** Publication key -> when the engine last lost its up-stream (see REESTABLISH_INTERVAL_MS). */
-  private readonly lost = new Map<string, number>();
 
   constructor(private readonly env: StreamsEnv) {}
 
@@ -117,10 +108,8 @@ export class GroupStreams {
       up.on('track', () => this.offerToSubscribers(p));
       up.on('close', () => {
         // Closed by the engine itself (ICE failed, a media worker died): the
-        // publisher still holds its side. Ask it to negotiate again (its
-        // new offer makes a new up-stream, its subscribers get new offers),
-        // or, when this stream was lost a moment ago, to close it.
-        if (this.pubs.get(p.key) === p) member.client.deliver(streamEvent({ kind: this.reestablish(p.key) ? 'renegotiate' : 'abort', id: p.id }));
+        // publisher still holds its side, so ask it to close and re-publish.
+        if (this.pubs.get(p.key) === p) member.client.deliver(streamEvent({ kind: 'abort', id: p.id }));
         this.forget(p);
       });
     }
@@ -137,15 +126,6 @@ export class GroupStreams {
     member.client.deliver(streamEvent({ kind: 'answer', id: msg.id, sdp: answer }));
     flushCandidates(pub, member, msg.id);
     this.offerToSubscribers(pub);
-  }
-
-  /** Whether an up-stream the engine lost may be negotiated again now (and notes that it was lost). */
-  private reestablish(key: string): boolean {
-    const now = Date.now();
-    for (const [k, at] of this.lost) if (now - at > REESTABLISH_INTERVAL_MS) this.lost.delete(k);
-    if (this.lost.has(key)) return false;
-    this.lost.set(key, now);
-    return true;
   }
 
   /** The publisher closed one of its streams. */

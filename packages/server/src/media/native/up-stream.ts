@@ -96,6 +96,8 @@ export interface NativeTrackOwner {
   readonly engine: NativeEngine;
   readonly keyframeBy: 'pli' | 'fir';
   readonly rtcpSsrc: number;
+  /** The publisher's audio packets carry RFC 6464 levels (the extension was negotiated); a source stream's do not. */
+  readonly audioLevels?: boolean;
   /** RTCP to the publisher (keyframe requests, NACKs). */
   sendRtcp(packet: Buffer): void;
   /** From the plane: an SSRC was bound to a layer. */
@@ -323,8 +325,8 @@ export class NativeUpTrack implements UpTrack {
     if (this.kind === 'audio' && st) {
       // RFC 6464: -dBov, 0 loudest, 127 silence (the plane reports 127 when the level is stale)
       const level = st[UP.audioLevel]!;
-      if (level < 127 || this.#sawLevel) {
-        this.#sawLevel = true;
+      // As the JavaScript engine does: a level (silence while none came in the last second) once levels can come.
+      if (level < 127 || this.owner.audioLevels) {
         s.audioLevel = level >= 127 ? 0 : 10 ** (-level / 20);
       }
     }
@@ -338,7 +340,6 @@ export class NativeUpTrack implements UpTrack {
     }
     return s;
   }
-  #sawLevel = false;
 
   end(): void {
     if (this.#ended) return;
@@ -457,6 +458,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
   #rrLast = 0;
   keyframeBy: 'pli' | 'fir' = 'pli';
   rtcpSsrc = 1;
+  audioLevels = false;
 
   constructor(
     readonly engine: NativeEngine,
@@ -561,6 +563,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
     if (!s) return;
     const a = this.#answer;
     const twcc = extensionId(a, EXT.twcc);
+    this.audioLevels = extensionId(a, EXT.audioLevel) > 0;
     this.engine.plane.setExtensions(s.id, extensionId(a, EXT.mid), extensionId(a, EXT.rid), extensionId(a, EXT.rrid), twcc, extensionId(a, EXT.audioLevel));
     if (twcc && !this.#twcc) this.#twcc = new TwccFeedback(this.rtcpSsrc);
     for (const t of this.#tracks.values()) {

@@ -97,17 +97,6 @@
           }
           break;
         }
-        case 'renegotiate': {
-          // As Galène's client does: an ICE restart of the up-stream, then a new offer for it.
-          const s = this.up.get(m.id);
-          if (s) {
-            this.renegotiations = (this.renegotiations ?? 0) + 1;
-            s.pc.restartIce();
-            await s.pc.setLocalDescription(await s.pc.createOffer({ iceRestart: true }));
-            this.send({ type: 'offer', kind: 'renegotiate', id: m.id, label: s.label, source: this.id, username: 'ignored', sdp: s.pc.localDescription.sdp });
-          }
-          break;
-        }
         case 'abort': {
           const s = this.up.get(m.id);
           if (s) {
