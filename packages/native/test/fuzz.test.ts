@@ -26,6 +26,6 @@ test('the addon parsers survive a short fuzz run under ASan and UBSan (no crash,
     // Each target really ran: it executed inputs beyond its seeds.
     const m = new RegExp(`fuzz: ${target}\\s+ok\\s+(\\d+) inputs`).exec(output);
     assert.ok(m, `no result for the ${target} target:\n${output}`);
-    assert.ok(Number(m[1]) > 100, `the ${target} target ran only ${m[1]} inputs:\n${output}`);
+    assert.ok(Number(m[1]) > 20, `the ${target} target ran only ${m[1]} inputs:\n${output}`);
   }
 });
