@@ -87,6 +87,23 @@ function ensureDebianPackages() {
   }
 }
 
+/**
+ * The native packet plane (packages/native): built with node-gyp when it is
+ * missing or older than its sources (npm 11 may not have run its install
+ * script). A failed build does not stop the tests: the server then runs its
+ * JavaScript media engine (--media-engine auto), and the tests that need the
+ * addon say they are skipped and why.
+ */
+async function ensureNativePlane() {
+  const { ensureNative, isStale } = await import('../packages/native/build.mjs');
+  if (!isStale()) return;
+  const t0 = Date.now();
+  console.log('test: building the native packet plane (node-gyp)…');
+  const r = ensureNative({ quiet: true });
+  if (r.ok) console.log(`test: native packet plane built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  else console.log(`test: the native packet plane could not be built, so the media tests run on the JavaScript engine and the native-only tests are skipped: ${r.reason.split('\n')[0]}`);
+}
+
 function findTests(dir, out = []) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
@@ -123,6 +140,7 @@ async function checkCode() {
 ensureNpmPackages();
 ensureDebianPackages();
 ensureOptionalDebianPackages();
+await ensureNativePlane();
 const args = process.argv.slice(2);
 const skipChecks = args.includes('--skip-checks');
 const filters = args.filter((a) => a !== '--skip-checks');

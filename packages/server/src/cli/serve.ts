@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { loadServerConfig } from '../config/server-config.ts';
 import { type Logger, createLogger } from '../log.ts';
+import { ENGINE_CHOICES, type EngineChoice } from '../media/workers/index.ts';
 import { AtriumServer, type ClusterSettings } from '../server.ts';
 import { parse } from './args.ts';
 
@@ -26,9 +27,13 @@ const HELP = `Usage: atrium serve [options]
                        the machine's interfaces (repeatable; loopback is not
                        offered otherwise)
   --udp-range MIN-MAX  UDP ports for media (default: any)
-  --media-workers N    threads forwarding media, groups spread over them
-                       (default: the number of cores, here ${availableParallelism()};
-                       0: media in the main thread)
+  --media-engine E     auto (default), native or js: native forwards media in
+                       C++ (the packages/native addon) in worker processes;
+                       js is the JavaScript engine in worker threads; auto is
+                       native when the addon is built and loads, else js
+  --media-workers N    media workers (processes for native, threads for js),
+                       groups spread over them (default: the number of cores,
+                       here ${availableParallelism()}; 0: js media in the main thread)
   --no-media           signalling only: no media engine
   --recordings DIR     where recordings go, DIR/<group>/ (default ./recordings)
   --static DIR         serve another web client instead of Atrium's: the files
@@ -77,6 +82,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'no-media': { type: 'boolean', default: false },
     'media-workers': { type: 'string' },
     recordings: { type: 'string', default: './recordings' },
+    'media-engine': { type: 'string', default: 'auto' },
     static: { type: 'string' },
     'xmpp-domain': { type: 'string' },
     'join-timeout': { type: 'string' },
@@ -109,6 +115,8 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(values['media-workers'] as string) || workers > 1024)
       throw new Error(`serve: --media-workers must be a whole number from 0 to 1024 (0: media in the main thread), not "${values['media-workers']}"`);
   }
+  const engine = values['media-engine'] as string;
+  if (!ENGINE_CHOICES.includes(engine as EngineChoice)) throw new Error(`serve: --media-engine must be auto, native or js, not "${engine}"`);
   let joinTimeoutMs: number | undefined;
   if (values['join-timeout'] !== undefined) {
     const seconds = Number(values['join-timeout']);
@@ -117,7 +125,12 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   const media = values['no-media']
     ? (false as const)
-    : { additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [], ...(portRange ? { portRange } : {}), ...(workers !== undefined ? { workers } : {}) };
+    : {
+        additionalHostAddresses: (values['media-address'] as string[] | undefined) ?? [],
+        ...(portRange ? { portRange } : {}),
+        ...(workers !== undefined ? { workers } : {}),
+        engine: engine as EngineChoice,
+      };
 
   const log = createLogger({ level: values['log-level'] as string });
   const dataDir = resolve(values.data as string);

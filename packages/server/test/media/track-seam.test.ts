@@ -3,9 +3,10 @@
 // starts, sender reports); the packets are written into a source stream —
 // a pipe, as node-to-node links will be — and page B, subscribed to the
 // source stream, decodes the frames and plays the sound. Run for the
-// in-process werift engine and for the threaded engine with the publisher
-// and the source on two different workers (so the packets cross threads
-// twice, in batches). Inside a loopback-only network namespace.
+// in-process werift engine, the threaded engine with the publisher and the
+// source on two different workers (so the packets cross threads twice, in
+// batches), and the same two with the native engine (in this process, and
+// in two worker processes). Inside a loopback-only network namespace.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,7 +15,7 @@ import { insideLoopbackNetns } from './support/netns.ts';
 
 if (insideLoopbackNetns(import.meta.url, { timeoutMs: 180_000 })) {
   const { launchChromium, until } = await import('../support/browser.ts');
-  const { createWeriftEngine } = await import('../../src/media/index.ts');
+  const { createWeriftEngine, createNativeEngine, loadNativeAddon } = await import('../../src/media/index.ts');
   const { createThreadedEngine } = await import('../../src/media/workers/index.ts');
   type Browser = import('playwright-core').Browser;
   type Page = import('playwright-core').Page;
@@ -106,8 +107,27 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 180_000 })) {
     ],
   ];
 
+  const native = loadNativeAddon();
+  const nativeSkip = native.ok ? false : `the native packet plane is not available: ${(native as { reason: string }).reason}`;
+  engines.push(
+    [
+      'native engine (this process)',
+      () => {
+        const engine = createNativeEngine({ additionalHostAddresses: ['127.0.0.1'] });
+        return { engine, placements: ['a', 'a'], stop: async () => engine.close() };
+      },
+    ],
+    [
+      'native engine in worker processes (publisher and source on two workers)',
+      () => {
+        const engine = createThreadedEngine({ workers: 2, kind: 'native', engine: { additionalHostAddresses: ['127.0.0.1'] } });
+        return { engine, placements: ['group-a', 'group-b'], stop: () => engine.shutdown() };
+      },
+    ],
+  );
+
   for (const [name, make] of engines) {
-    describe(name, () => {
+    describe(name, { skip: name.startsWith('native') ? nativeSkip : false }, () => {
       test('taps read a publisher; a source stream fed from them plays at a subscriber; detach and close end them', async () => {
         const { engine, placements, stop } = make();
         try {
@@ -206,15 +226,19 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 180_000 })) {
     });
   }
 
-  test('a source stream refuses what it cannot carry', async () => {
-    const engine = createWeriftEngine();
-    const opus: CodecParameters = { name: 'opus', mimeType: 'audio/opus', clockRate: 48000, channels: 2 };
-    assert.throws(() => engine.createSourceStream({ id: 's', label: 'camera', tracks: [] }), /at least one track/);
-    const s = engine.createSourceStream({ id: 's', label: 'camera', tracks: [{ id: '0', kind: 'audio', codec: opus }] });
-    assert.throws(() => s.write('9', []), /no track "9"/);
-    assert.throws(() => s.write('0', [{ layer: 3, sequenceNumber: 1, timestamp: 1, marker: false, payload: Buffer.alloc(3) }]), /no layer 3/);
-    await assert.rejects(s.up.answer('v=0'), /fed by the server/);
-    engine.close();
-    assert.ok(s.closed);
-  });
+  for (const [name, make] of [
+    ['werift', () => createWeriftEngine()],
+    ['native', () => createNativeEngine()],
+  ] as const)
+    test(`a source stream refuses what it cannot carry (${name})`, { skip: name === 'native' ? nativeSkip : false }, async () => {
+      const engine = make();
+      const opus: CodecParameters = { name: 'opus', mimeType: 'audio/opus', clockRate: 48000, channels: 2 };
+      assert.throws(() => engine.createSourceStream({ id: 's', label: 'camera', tracks: [] }), /at least one track/);
+      const s = engine.createSourceStream({ id: 's', label: 'camera', tracks: [{ id: '0', kind: 'audio', codec: opus }] });
+      assert.throws(() => s.write('9', []), /no track "9"/);
+      assert.throws(() => s.write('0', [{ layer: 3, sequenceNumber: 1, timestamp: 1, marker: false, payload: Buffer.alloc(3) }]), /no layer 3/);
+      await assert.rejects(s.up.answer('v=0'), /fed by the server/);
+      engine.close();
+      assert.ok(s.closed);
+    });
 }

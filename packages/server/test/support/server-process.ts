@@ -64,6 +64,9 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   if (opts.iceServers !== undefined) await writeFile(join(dataDir, 'ice-servers.json'), JSON.stringify(opts.iceServers));
 
   const recordingsDir = opts.recordingsDir ?? join(root, 'recordings');
+  // ATRIUM_MEDIA_ENGINE (js, native) runs the media tests on one engine; ATRIUM_TEST_SERVER_LOG=1 shows the server's output.
+  const engine = process.env.ATRIUM_MEDIA_ENGINE && !(opts.args ?? []).includes('--media-engine') ? ['--media-engine', process.env.ATRIUM_MEDIA_ENGINE] : [];
+  const level = process.env.ATRIUM_TEST_SERVER_LOG ? 'info' : 'warn';
   const command = [
     process.execPath,
     BIN,
@@ -78,7 +81,8 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     '--recordings',
     recordingsDir,
     '--log-level',
-    'warn',
+    level,
+    ...engine,
     ...(opts.args ?? []),
   ];
   const [exe, ...args] = [...(opts.ns ? ['ip', 'netns', 'exec', opts.ns] : []), ...(opts.wrap ?? []), ...command];
@@ -87,8 +91,13 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     env: { ...process.env, ...opts.env },
   });
   let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
+  const echo = !!process.env.ATRIUM_TEST_SERVER_LOG;
+  const collect = (d: Buffer) => {
+    out += d;
+    if (echo) process.stderr.write(d);
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
   const url = await new Promise<string>((resolve, reject) => {
     const limit = opts.startTimeoutMs ?? 60_000;
     const timer = setTimeout(() => {

@@ -16,6 +16,7 @@ import type { ConnectionState, DownRequest, DownStream, DownStreamEvents, DownSt
 import { TypedEmitter } from '../emitter.ts';
 import { RateMeter, isKeyframeStart, seqAdd, seqDiff, tsAdd } from '../rtp.ts';
 import { downConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
+import { holdEarlyDtls } from './dtls.ts';
 import { DOWN_RECV_BUFFER, FastRtpSender, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
 import { DownlinkEstimator, ProbeController, type LinkSample } from '../quality/downlink.ts';
 import { LayerChooser, lowestActiveLayer, type BandwidthEstimate } from './layers.ts';
@@ -401,6 +402,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     }
     const offer = await this.pc.createOffer(options.iceRestart ? { iceRestart: true } : {});
     await this.pc.setLocalDescription(offer);
+    holdEarlyDtls(this.pc);
     return this.pc.localDescription!.sdp;
   }
 
@@ -433,6 +435,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   async setAnswer(answerSdp: string): Promise<void> {
     if (this.#closed) return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
+    holdEarlyDtls(this.pc);
     this.#hookTransport();
     this.#tick();
   }

@@ -215,6 +215,14 @@ export interface TwccEstimate {
   lastFeedback: number;
 }
 
+/** One feedback being taken (see TwccSendHistory.beginFeedback). */
+export interface FeedbackBatch {
+  slot: number;
+  minDelay: number;
+  lastDelay: number;
+  n: number;
+}
+
 const WINDOW_MS = 1000;
 const BUCKETS = 10;
 const BASELINE_MS = 10_000;
@@ -259,15 +267,11 @@ export class TwccSendHistory {
 
   /** Takes one transport-cc feedback (as werift parsed it). */
   onFeedback(fb: ParsedTwcc, nowMs: number): void {
-    const slot = this.#advance(nowMs);
-    this.lastFeedback = nowMs;
+    const batch = this.beginFeedback(nowMs);
     let seq = fb.baseSequenceNumber;
     let left = fb.packetStatusCount;
     let d = 0;
     let arrivalUs = fb.referenceTime * 64000;
-    let minDelay = Infinity;
-    let lastDelay = 0;
-    let nDelay = 0;
     const one = (status: number) => {
       if (left <= 0) return;
       left--;
@@ -275,16 +279,9 @@ export class TwccSendHistory {
       const known = this.#seq[i] === seq;
       if (status === 1 || status === 2) {
         arrivalUs += fb.recvDeltas[d++]?.delta ?? 0;
-        if (known) {
-          this.#bytes[slot]! += this.#size[i]!;
-          this.#recv[slot]!++;
-          const owd = arrivalUs / 1000 - this.#sentAt[i]!;
-          if (owd < minDelay) minDelay = owd;
-          lastDelay = owd;
-          nDelay++;
-        }
+        if (known) this.report(batch, this.#size[i]!, this.#sentAt[i]!, arrivalUs);
       } else if (status === 0 && known) {
-        this.#lost[slot]!++;
+        this.report(batch, this.#size[i]!, this.#sentAt[i]!, -1);
       }
       seq = (seq + 1) & 0xffff;
     };
@@ -292,15 +289,43 @@ export class TwccSendHistory {
       if (c.symbolList) for (const s of c.symbolList) one(s);
       else for (let r = 0; r < (c.runLength ?? 0) && left > 0; r++) one(c.packetStatus ?? 0);
     }
-    if (nDelay > 0) {
-      // the lowest one-way delay over the last ~10 s is the empty-queue baseline
-      const last = this.#baseline[this.#baseline.length - 1];
-      if (last && nowMs - last.at < 1000) last.min = Math.min(last.min, minDelay);
-      else this.#baseline.push({ at: nowMs, min: minDelay });
-      while (this.#baseline.length > 0 && nowMs - this.#baseline[0]!.at > BASELINE_MS) this.#baseline.shift();
-      // the newest packet's delay is the queue now; lightly smoothed across feedbacks
-      this.#recentDelay = this.#recentDelay < 0 ? lastDelay : 0.6 * lastDelay + 0.4 * this.#recentDelay;
+    this.endFeedback(batch, nowMs);
+  }
+
+  /**
+   * The per-packet facts of one feedback, when the send records are kept
+   * elsewhere (the native packet plane resolves feedback itself): call
+   * beginFeedback, report() once per packet the feedback covers, then endFeedback.
+   */
+  beginFeedback(nowMs: number): FeedbackBatch {
+    const slot = this.#advance(nowMs);
+    this.lastFeedback = nowMs;
+    return { slot, minDelay: Infinity, lastDelay: 0, n: 0 };
+  }
+
+  /** One packet of a feedback: its size and send time (ms), its arrival (µs on the subscriber's clock), or -1 when reported lost. */
+  report(batch: FeedbackBatch, size: number, sentMs: number, arrivalUs: number): void {
+    if (arrivalUs < 0) {
+      this.#lost[batch.slot]!++;
+      return;
     }
+    this.#bytes[batch.slot]! += size;
+    this.#recv[batch.slot]!++;
+    const owd = arrivalUs / 1000 - sentMs;
+    if (owd < batch.minDelay) batch.minDelay = owd;
+    batch.lastDelay = owd;
+    batch.n++;
+  }
+
+  endFeedback(batch: FeedbackBatch, nowMs: number): void {
+    if (batch.n === 0) return;
+    // the lowest one-way delay over the last ~10 s is the empty-queue baseline
+    const last = this.#baseline[this.#baseline.length - 1];
+    if (last && nowMs - last.at < 1000) last.min = Math.min(last.min, batch.minDelay);
+    else this.#baseline.push({ at: nowMs, min: batch.minDelay });
+    while (this.#baseline.length > 0 && nowMs - this.#baseline[0]!.at > BASELINE_MS) this.#baseline.shift();
+    // the newest packet's delay is the queue now; lightly smoothed across feedbacks
+    this.#recentDelay = this.#recentDelay < 0 ? batch.lastDelay : 0.6 * batch.lastDelay + 0.4 * this.#recentDelay;
   }
 
   estimate(nowMs: number): TwccEstimate {

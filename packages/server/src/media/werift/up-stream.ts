@@ -30,6 +30,7 @@ import { TypedEmitter } from '../emitter.ts';
 import { ReceiveStats, isKeyframeStart, keyframeWidth, ntpToMs, seqAdd, seqDiff } from '../rtp.ts';
 import { TapQueue } from '../tap-queue.ts';
 import { codecName, upConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
+import { holdEarlyDtls, preferDtlsServer } from './dtls.ts';
 import { UP_RECV_BUFFER, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
 import { TwccFeedback, readTwccSeq, twccExtensionId } from './twcc.ts';
 
@@ -479,6 +480,8 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements Weri
   async answer(offerSdp: string): Promise<string> {
     if (this.#closed) throw new Error(`up-stream ${this.id} is closed; the offer cannot be answered`);
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    preferDtlsServer(this.pc, offerSdp);
+    holdEarlyDtls(this.pc);
     const added: WeriftUpTrack[] = [];
     for (const transceiver of this.pc.getTransceivers()) {
       const t = this.#adopt(transceiver);
@@ -486,6 +489,7 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements Weri
     }
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
+    holdEarlyDtls(this.pc);
     this.#setupTwcc(this.pc.localDescription!.sdp);
     for (const t of added) this.emit('track', t);
     return this.pc.localDescription!.sdp;

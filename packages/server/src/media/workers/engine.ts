@@ -1,5 +1,8 @@
 // The threaded media engine: the same MediaEngine API in the main thread,
-// as a proxy for N worker threads that each run a werift engine.
+// as a proxy for N workers: threads that each run a werift engine, or (kind
+// 'native') processes that each run the native engine, so that a fault in
+// native code ends one worker process — logged, its streams closed (the
+// clients renegotiate), the worker replaced — never the server.
 //
 // werift is pure JavaScript, so one engine saturates one core (about 22–26k
 // forwarded packets/s here). Spreading groups over workers uses every core:
@@ -21,15 +24,20 @@
 import { availableParallelism } from 'node:os';
 import type { DownStream, DownStreamOptions, MediaEngine, SourceStream, SourceStreamOptions, UpStream, UpStreamOptions } from '../engine.ts';
 import type { WeriftEngineOptions } from '../werift/engine.ts';
-import { type EngineLog, WorkerPool } from './pool.ts';
+import { type EngineLog, WorkerPool, type WorkerKind } from './pool.ts';
 import type { WorkerProbe } from './protocol.ts';
 import { ProxyDownStream, ProxySourceStream, ProxyUpStream } from './proxies.ts';
 
-export type { EngineLog, WorkerProbe };
+export type { EngineLog, WorkerKind, WorkerProbe };
 
 export interface ThreadedEngineOptions {
-  /** Number of worker threads (default: os.availableParallelism()). At least 1. */
+  /** Number of workers (default: os.availableParallelism()). At least 1. */
   workers?: number;
+  /**
+   * werift (default): the JavaScript engine in worker threads. native: werift
+   * plus the native packet plane, in worker processes.
+   */
+  kind?: WorkerKind;
   /**
    * Start every worker now. By default a worker starts when a group is first
    * placed on it (a worker costs about 50 MB and half a second of CPU to
@@ -44,8 +52,11 @@ export interface ThreadedEngineOptions {
 /** One worker as `debug()` shows it. */
 export interface WorkerInfo {
   index: number;
-  /** Kernel thread id (/proc/<pid>/task/<tid>), once the worker is ready; -1 off Linux. */
+  /** Kernel thread id (/proc/<pid>/task/<tid>), once the worker is ready; -1 off Linux. For a process worker, its main thread. */
   tid: number | undefined;
+  /** The process the worker runs in (the server's own for a thread worker), once ready. */
+  pid: number | undefined;
+  kind: 'thread' | 'process';
   /** Node's worker threadId. */
   threadId: number;
   ready: boolean;
@@ -58,7 +69,8 @@ export interface WorkerInfo {
 }
 
 export class ThreadedEngine implements MediaEngine {
-  readonly name = 'werift-threads';
+  readonly name: string;
+  readonly kind: WorkerKind;
   readonly #pool: WorkerPool;
   #nextHandle = 0;
   #closed = false;
@@ -67,7 +79,9 @@ export class ThreadedEngine implements MediaEngine {
   constructor(options: ThreadedEngineOptions = {}) {
     const n = options.workers ?? availableParallelism();
     if (!Number.isInteger(n) || n < 1) throw new Error(`threaded media engine: workers must be a whole number of at least 1, not ${n} (0 means the in-process engine: use createWeriftEngine)`);
-    this.#pool = new WorkerPool(n, { engine: options.engine ?? {}, log: options.log, eager: options.eager });
+    this.kind = options.kind ?? 'werift';
+    this.name = this.kind === 'native' ? 'native-processes' : 'werift-threads';
+    this.#pool = new WorkerPool(n, { engine: options.engine ?? {}, kind: this.kind, log: options.log, eager: options.eager });
   }
 
   /** The number of workers the engine may run. */
@@ -146,7 +160,18 @@ export class ThreadedEngine implements MediaEngine {
       let ups = 0;
       let downs = 0;
       for (const s of slot.streams.values()) s.direction === 'up' ? ups++ : downs++;
-      return { index: slot.index, tid: slot.tid, threadId: slot.worker.threadId, ready: slot.ready, restarts: slot.restarts, ups, downs, placements: this.#pool.placementsOf(slot) };
+      return {
+        index: slot.index,
+        tid: slot.tid,
+        pid: slot.pid,
+        kind: slot.worker.kind,
+        threadId: slot.worker.threadId,
+        ready: slot.ready,
+        restarts: slot.restarts,
+        ups,
+        downs,
+        placements: this.#pool.placementsOf(slot),
+      };
     });
   }
 
@@ -172,9 +197,16 @@ export class ThreadedEngine implements MediaEngine {
     if (!slot) throw new Error(`crashWorker: worker ${index} is not running (${this.#pool.started().length} of ${this.#pool.size} workers started)`);
     this.#pool.post(slot, { op: 'crash', message });
   }
+
+  /** Test hook (native workers): a segmentation fault inside the addon, as a bug in native code would. */
+  faultWorker(index: number): void {
+    const slot = this.#pool.slot(index);
+    if (slot?.worker.kind !== 'process') throw new Error(`faultWorker: worker ${index} is not a running native worker process (--media-engine native)`);
+    this.#pool.post(slot, { op: 'fault' });
+  }
 }
 
-/** The threaded engine: `workers` werift engines on their own threads (default: one per core). */
+/** The threaded engine: `workers` werift engines on their own threads, or native engines in their own processes (default: one per core). */
 export function createThreadedEngine(options: ThreadedEngineOptions = {}): ThreadedEngine {
   return new ThreadedEngine(options);
 }

@@ -1,9 +1,13 @@
-// The media worker threads as the main thread runs them: starting a worker
-// when a group is first placed on it, placing up-streams (a group's streams
+// The media workers as the main thread runs them — threads for the werift
+// engine, processes for the native one (a fault in native code must end one
+// worker, not the server): starting a worker when a group is first placed
+// on it, placing up-streams (a group's streams
 // stay on one worker), the request/reply calls to a worker, and what
 // happens when one dies — its streams and taps are ended and it is
 // replaced, with a growing delay when it keeps dying before it is ready.
 // The proxies (proxies.ts) talk to their worker only through this.
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { WeriftEngineOptions } from '../werift/engine.ts';
 import { GONE, type CallMethod, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.ts';
@@ -35,10 +39,94 @@ export interface PooledTap {
   lost(): void;
 }
 
+/** A worker thread or a worker process, as the pool drives it. */
+export interface WorkerHandle {
+  readonly kind: 'thread' | 'process';
+  /** Node's threadId (-1 for a process). */
+  readonly threadId: number;
+  /** The worker process's pid (undefined for a thread). */
+  readonly pid: number | undefined;
+  /** For a process that ended: the last error it printed, if any. */
+  readonly lastError: string | undefined;
+  postMessage(m: ToWorker, transfer?: ArrayBuffer[]): void;
+  onMessage(f: (m: FromWorker) => void): void;
+  onError(f: (e: Error) => void): void;
+  onExit(f: (code: number, signal: NodeJS.Signals | null) => void): void;
+  terminate(): Promise<void>;
+}
+
+export type WorkerKind = 'werift' | 'native';
+
+function threadWorker(setup: WorkerSetup): WorkerHandle {
+  const worker = new Worker(ENTRY, { workerData: setup, name: `atrium-media-${setup.index}` } as ConstructorParameters<typeof Worker>[1]);
+  return {
+    kind: 'thread',
+    threadId: worker.threadId,
+    pid: undefined,
+    lastError: undefined,
+    postMessage: (m, transfer) => worker.postMessage(m, transfer),
+    onMessage: (f) => void worker.on('message', f),
+    onError: (f) => void worker.on('error', f),
+    onExit: (f) => void worker.on('exit', (code) => f(code, null)),
+    terminate: async () => void (await worker.terminate()),
+  };
+}
+
+/** What a dying process printed last (its uncaught error), for the log. */
+const STDERR_TAIL = 4000;
+/** A worker process that does not stop on SIGTERM gets SIGKILL after this. */
+const KILL_AFTER_MS = 2000;
+
+function processWorker(setup: WorkerSetup): WorkerHandle {
+  const child: ChildProcess = fork(fileURLToPath(ENTRY), [], {
+    serialization: 'advanced',
+    env: { ...process.env, ATRIUM_MEDIA_WORKER: JSON.stringify(setup) },
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+  });
+  let tail = '';
+  let lastError: string | undefined;
+  child.stderr!.on('data', (d: Buffer) => {
+    process.stderr.write(d);
+    tail = (tail + d.toString()).slice(-STDERR_TAIL);
+  });
+  let exited = false;
+  const exit = new Promise<void>((r) => child.once('exit', () => r()));
+  child.once('exit', () => (exited = true));
+  return {
+    kind: 'process',
+    threadId: -1,
+    get pid() {
+      return child.pid;
+    },
+    get lastError() {
+      return lastError;
+    },
+    postMessage: (m) => {
+      if (child.connected) child.send(m);
+    },
+    onMessage: (f) => void child.on('message', f as (m: unknown) => void),
+    onError: (f) => void child.on('error', f),
+    onExit: (f) =>
+      void child.on('exit', (code, signal) => {
+        lastError = /(?:^|\n)((?:\w*Error|Uncaught)[^\n]*)/.exec(tail)?.[1];
+        f(code ?? -1, signal);
+      }),
+    terminate: async () => {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+      await exit;
+      clearTimeout(t);
+    },
+  };
+}
+
 export interface Slot {
   index: number;
-  worker: Worker;
+  worker: WorkerHandle;
   tid: number | undefined;
+  /** The worker process (the server's own for a thread), once ready. */
+  pid: number | undefined;
   ready: boolean;
   /** The worker is dead and waiting to be restarted: nothing is placed on it. */
   down: boolean;
@@ -68,12 +156,14 @@ export class WorkerPool {
   readonly #pending = new Map<number, Pending>();
   readonly #placements = new Map<string, { slot: Slot; streams: number }>();
   readonly #engine: WeriftEngineOptions;
+  readonly kind: WorkerKind;
   readonly #log: EngineLog | undefined;
   #nextRid = 0;
   #closed = false;
 
-  constructor(workers: number, options: { engine: WeriftEngineOptions; log?: EngineLog | undefined; eager?: boolean | undefined }) {
+  constructor(workers: number, options: { engine: WeriftEngineOptions; kind?: WorkerKind | undefined; log?: EngineLog | undefined; eager?: boolean | undefined }) {
     this.#engine = options.engine;
+    this.kind = options.kind ?? 'werift';
     this.#log = options.log;
     this.#slots = Array.from({ length: workers }, (_, i) => (options.eager ? this.#spawn(i, 0, 0) : undefined));
   }
@@ -184,14 +274,19 @@ export class WorkerPool {
   }
 
   #spawn(index: number, restarts: number, failedStarts: number): Slot {
-    const setup: WorkerSetup = { index, engine: this.#engine };
-    const worker = new Worker(ENTRY, { workerData: setup, name: `atrium-media-${index}` } as ConstructorParameters<typeof Worker>[1]);
-    const slot: Slot = { index, worker, tid: undefined, ready: false, down: false, restarts, failedStarts, streams: new Map(), taps: new Map(), error: undefined };
-    worker.on('message', (m: FromWorker) => this.#onMessage(slot, m));
-    worker.on('error', (err) => {
+    const setup: WorkerSetup = { index, kind: this.kind, engine: this.#engine };
+    const worker = this.kind === 'native' ? processWorker(setup) : threadWorker(setup);
+    const slot: Slot = { index, worker, tid: undefined, pid: undefined, ready: false, down: false, restarts, failedStarts, streams: new Map(), taps: new Map(), error: undefined };
+    worker.onMessage((m) => this.#onMessage(slot, m));
+    worker.onError((err) => {
       slot.error = err;
     });
-    worker.on('exit', (code) => this.#onExit(slot, code));
+    worker.onExit((code, signal) => {
+      // a process has no 'error' event for what killed it: the signal, or the error it printed
+      if (!slot.error && signal) slot.error = new Error(`killed by ${signal}`);
+      else if (!slot.error && worker.lastError) slot.error = new Error(worker.lastError);
+      this.#onExit(slot, code);
+    });
     return slot;
   }
 
@@ -200,6 +295,7 @@ export class WorkerPool {
       case 'ready':
         slot.ready = true;
         slot.tid = m.tid;
+        slot.pid = m.pid;
         slot.failedStarts = 0;
         return;
       case 'reply':
@@ -236,8 +332,8 @@ export class WorkerPool {
     const streams = slot.streams.size;
     const err = slot.error;
     this.#log?.error(
-      { err, worker: slot.index, tid: slot.tid, exitCode: code, streams },
-      `media worker ${slot.index} stopped (${err ? err.message : `exit code ${code}`}); its ${streams} streams are closed and the worker is replaced`,
+      { err, worker: slot.index, tid: slot.tid, pid: slot.pid, exitCode: code, streams },
+      `media worker ${slot.index}${slot.worker.kind === 'process' ? ` (process ${slot.pid ?? '?'})` : ''} stopped (${err ? err.message : `exit code ${code}`}); its ${streams} streams are closed and the worker is replaced`,
     );
     this.#finishAll(slot);
     for (const [key, p] of this.#placements) if (p.slot === slot) this.#placements.delete(key);

@@ -8,6 +8,8 @@ import type { WeriftEngineOptions } from '../werift/engine.ts';
 /** What the worker is given at start (workerData). */
 export interface WorkerSetup {
   index: number;
+  /** werift: the JavaScript engine (threads); native: werift + the packet plane (processes). */
+  kind: 'werift' | 'native';
   engine: WeriftEngineOptions;
 }
 
@@ -52,11 +54,13 @@ export type ToWorker =
   /** Closes every stream (the engine shuts down); answered with a reply. */
   | { op: 'closeAll'; rid: number }
   /** Test hook: the worker throws from a timer, as a bug in werift would. */
-  | { op: 'crash'; message: string };
+  | { op: 'crash'; message: string }
+  /** Test hook (native workers): a segmentation fault inside the addon, as a bug in native code would. */
+  | { op: 'fault' };
 
 /** Worker → main thread. */
 export type FromWorker =
-  | { ev: 'ready'; tid: number }
+  | { ev: 'ready'; tid: number; pid: number }
   | { ev: 'candidate'; h: number; candidate: IceCandidate }
   | { ev: 'tracks'; h: number; tracks: TrackInfo[]; added: string[] }
   | { ev: 'state'; h: number; state: ConnectionState }

@@ -1,21 +1,48 @@
-// One media worker: a werift engine on its own thread. The main thread's
-// ThreadedEngine sends it method calls as messages and gets the streams'
-// events back (see protocol.ts). Up-streams of one group and every
-// down-stream fed by them live on the same worker, so RTP never crosses
-// threads: only signalling (SDP, candidates, state, stats) does.
+// One media worker: a media engine on its own thread (werift) or in its own
+// process (native: werift plus the packet plane, so that a fault in native
+// code ends this process only). The server's ThreadedEngine sends it method
+// calls as messages and gets the streams' events back (see protocol.ts).
+// Up-streams of one group and every down-stream fed by them live on the same
+// worker, so RTP never crosses workers: only signalling (SDP, candidates,
+// state, stats) and the packets of taps and source streams do.
 import { readlinkSync } from 'node:fs';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { DownStream, IceCandidate, PacketBatch, SourceStream, TrackTap, UpStream } from '../engine.ts';
+import type { DownStream, IceCandidate, MediaEngine, PacketBatch, SourceStream, TrackTap, UpStream } from '../engine.ts';
+import { loadNativeAddon } from '../native/addon.ts';
+import { NativeEngine } from '../native/engine.ts';
 import { WeriftEngine } from '../werift/engine.ts';
 import { packPackets, unpackPackets } from './packets.ts';
 import { GONE, type CallMethod, type FromWorker, type TapEnd, type ToWorker, type TrackInfo, type WorkerProbe, type WorkerSetup } from './protocol.ts';
 
-if (!parentPort) throw new Error('media/workers/worker.ts runs inside a worker thread started by createThreadedEngine(), not on its own');
-const port = parentPort;
-const setup = workerData as WorkerSetup;
-const engine = new WeriftEngine(setup.engine);
+/** The way to the server: the thread's port, or the process's IPC channel (which copies what a thread would transfer). */
+interface Port {
+  postMessage(m: FromWorker, transfer?: ArrayBuffer[]): void;
+  on(event: 'message', f: (m: ToWorker) => void): void;
+}
+let port: Port;
+let setup: WorkerSetup;
+if (parentPort) {
+  port = parentPort;
+  setup = workerData as WorkerSetup;
+} else if (process.send && process.env.ATRIUM_MEDIA_WORKER) {
+  setup = JSON.parse(process.env.ATRIUM_MEDIA_WORKER) as WorkerSetup;
+  const send = process.send.bind(process);
+  port = { postMessage: (m) => void send(m), on: (_e, f) => void process.on('message', f as (m: unknown) => void) };
+  // the server is gone: so is this worker (its sockets and peer connections with it)
+  process.on('disconnect', () => process.exit(0));
+} else {
+  throw new Error('media/workers/worker.ts runs inside a media worker started by createThreadedEngine(), not on its own');
+}
+
+function makeEngine(): MediaEngine {
+  if (setup.kind !== 'native') return new WeriftEngine(setup.engine);
+  const load = loadNativeAddon();
+  if (!load.ok) throw new Error(`media worker ${setup.index}: the native media engine is not available: ${load.reason}`);
+  return new NativeEngine(load.addon, { ...setup.engine, log: { warn: (_o, msg) => console.error(msg) } });
+}
+const engine = makeEngine();
 
 const ups = new Map<number, UpStream>();
 const downs = new Map<number, DownStream>();
@@ -325,7 +352,12 @@ port.on('message', (m: ToWorker) => {
         throw new Error(m.message);
       });
       return;
+    case 'fault': {
+      const load = loadNativeAddon();
+      if (load.ok) setTimeout(() => load.addon.faultForTest());
+      return;
+    }
   }
 });
 
-post({ ev: 'ready', tid: osThreadId() });
+post({ ev: 'ready', tid: osThreadId(), pid: process.pid });

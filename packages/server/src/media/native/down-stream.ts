@@ -1,0 +1,383 @@
+// Subscriber side of the native engine: werift makes the offer and runs
+// ICE/DTLS; the packet plane rewrites and sends every packet and answers the
+// subscriber's NACKs from its cache. This side decides which layer each
+// down-track gets (LayerChooser, from REMB and the transport-cc facts the
+// plane resolves), asks for keyframes, and feeds werift's sender reports
+// with the plane's counters.
+import { MediaStream, RTCPeerConnection, type RTCRtpSender } from 'werift';
+import type { ConnectionState, DownRequest, DownStream, DownStreamEvents, DownStreamOptions, IceCandidate, StreamStats, TrackStats } from '../engine.ts';
+import { TypedEmitter } from '../emitter.ts';
+import { RateMeter } from '../rtp.ts';
+import { type CodecDescription, downConfig } from '../werift/config.ts';
+import { ntpFromMs } from '../werift/down-stream.ts';
+import { holdEarlyDtls, preferDtlsServer } from '../werift/dtls.ts';
+import { type BandwidthEstimate, LayerChooser } from '../werift/layers.ts';
+import { TWCC_URI, TwccSendHistory } from '../werift/twcc.ts';
+import { fromCandidate, toCandidate } from '../werift/up-stream.ts';
+import { DOWN } from './addon.ts';
+import type { NativeEngine } from './engine.ts';
+import { NativeLink } from './link.ts';
+import type { NativeSource, NativeUpTrack } from './up-stream.ts';
+
+const TICK_MS = 250;
+const SR_SYNC_MS = 100;
+const TWCC_STALE_MS = 2000;
+
+/** The fields of werift's RTCRtpSender that its sender reports read. */
+interface SenderCounters {
+  ntpTimestamp: bigint;
+  rtpTimestamp: number;
+  packetCount: number;
+  octetCount: number;
+  runRtcp(): Promise<void>;
+}
+
+export class NativeDownTrack {
+  planeId = 0;
+  current = -1;
+  target = -1;
+  readonly chooser: LayerChooser;
+  readonly meter = new RateMeter();
+  keyframeRequests = 0;
+  nacks = 0;
+  #bytes = 0;
+  #lastMode: DownRequest['video'] | undefined;
+  #rtcpStarted = false;
+  stats: Float64Array | undefined;
+
+  constructor(
+    readonly up: NativeUpTrack,
+    readonly sender: RTCRtpSender,
+    readonly owner: NativeDownStream,
+    probeAfterMs?: number,
+  ) {
+    this.chooser = new LayerChooser(probeAfterMs);
+    up.downs.add(this);
+  }
+
+  /** The plane's counters; feeds the rate meter. */
+  sample(now: number): Float64Array | undefined {
+    if (!this.planeId) return undefined;
+    const s = this.owner.engine.plane.downStats(this.planeId) ?? undefined;
+    this.stats = s;
+    if (s) {
+      const bytes = s[DOWN.bytes]!;
+      if (bytes > this.#bytes) this.meter.add(bytes - this.#bytes, now);
+      this.#bytes = bytes;
+      this.current = s[DOWN.current]!;
+    }
+    return s;
+  }
+
+  keyframeRequest(): void {
+    this.keyframeRequests++;
+    this.up.requestKeyframe(this.current >= 0 ? this.current : this.target >= 0 ? this.target : undefined);
+  }
+
+  /** Picks the target layer and tells the plane; asks for a keyframe while the plane waits for one. */
+  tick(request: DownRequest, estimate: BandwidthEstimate, now: number): void {
+    const layers = Math.max(1, this.up.layerList.length);
+    let target: number;
+    if (this.up.kind === 'audio') target = request.audio ? 0 : -1;
+    else if (request.video === 'none') target = -1;
+    else if (request.video === 'low' || layers === 1) target = layers - 1;
+    else {
+      const fraction = this.stats ? this.stats[DOWN.rrFraction]! : 0;
+      target = this.chooser.choose(this.up.layerRates(now), { ...estimate, loss: Math.max(estimate.loss, fraction) }, now, this.#lastMode !== 'high');
+    }
+    this.#lastMode = request.video;
+    if (target !== this.target && this.planeId) this.owner.engine.plane.setTarget(this.planeId, target);
+    this.target = target;
+    if (target < 0) this.current = -1;
+    if (this.up.kind === 'video' && target >= 0 && this.planeId && this.current !== target) this.up.requestKeyframe(target);
+  }
+
+  /** Copies the plane's counters into werift's sender, whose loop sends the sender reports; starts that loop once. */
+  syncSenderReport(): void {
+    const s = this.stats;
+    if (!s?.[DOWN.started]) return;
+    const w = this.sender as unknown as SenderCounters;
+    w.ntpTimestamp = ntpFromMs(s[DOWN.lastSentMs]!);
+    w.rtpTimestamp = s[DOWN.lastRtpTs]! >>> 0;
+    w.packetCount = s[DOWN.packets]! >>> 0;
+    w.octetCount = s[DOWN.bytes]! >>> 0;
+    if (!this.#rtcpStarted) {
+      this.#rtcpStarted = true;
+      w.runRtcp().catch(() => {});
+    }
+  }
+
+  onUpTrackEnded(): void {
+    this.target = -1;
+    this.current = -1;
+    this.owner.upTrackEnded();
+  }
+
+  trackStats(): TrackStats {
+    const s = this.sample(Date.now());
+    const r: TrackStats = {
+      trackId: this.up.id,
+      kind: this.up.kind,
+      codec: this.up.codec,
+      bitrate: this.meter.rate(),
+      packets: s ? s[DOWN.packets]! : 0,
+      bytes: s ? s[DOWN.bytes]! : 0,
+      packetsLost: s ? s[DOWN.rrLost]! : 0,
+      fractionLost: s ? s[DOWN.rrFraction]! : 0,
+      jitter: s ? s[DOWN.rrJitter]! / this.up.clockRate : 0,
+      keyframeRequests: this.keyframeRequests,
+      nacks: this.nacks,
+    };
+    const rid = this.up.layerList[this.current]?.rid;
+    if (rid !== undefined) r.layer = rid;
+    return r;
+  }
+
+  detach(): void {
+    this.up.downs.delete(this);
+    if (this.planeId) {
+      this.owner.engine.plane.closeDown(this.planeId);
+      this.owner.engine.downTracks.delete(this.planeId);
+      this.planeId = 0;
+    }
+  }
+}
+
+export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements DownStream {
+  readonly id: string;
+  readonly source: NativeSource;
+  readonly pc: RTCPeerConnection;
+  readonly link: NativeLink;
+  readonly twcc = new TwccSendHistory();
+  #request: DownRequest;
+  #tracks = new Map<string, NativeDownTrack>();
+  #state: ConnectionState = 'new';
+  #closed = false;
+  #stream: MediaStream;
+  #probeAfterMs: number | undefined;
+  /** How this down-stream is negotiated: the server offers (Galène), or answers the subscriber's offer (WHEP). */
+  #role: 'offerer' | 'answerer' | undefined;
+  #tickAt = 0;
+  #srAt = 0;
+  remb = 0;
+
+  constructor(
+    readonly engine: NativeEngine,
+    options: DownStreamOptions & { source: NativeSource },
+    private readonly onClosed: (s: NativeDownStream) => void,
+  ) {
+    super();
+    this.id = options.id;
+    this.source = options.source;
+    this.#probeAfterMs = engine.options.probeAfterMs;
+    this.#request = { ...options.request };
+    if (this.source.closed) throw new Error(`down-stream ${this.id}: its source up-stream ${this.source.id} is closed`);
+    const describe = (kind: string) => {
+      const seen = new Map<string, CodecDescription>();
+      for (const t of this.source.tracks) if (t.kind === kind && t.codecDescription) seen.set(`${t.codecDescription.mimeType} ${t.codecDescription.parameters ?? ''}`, t.codecDescription);
+      return [...seen.values()];
+    };
+    this.pc = new RTCPeerConnection({ ...downConfig(engine.options, options.iceServers, describe('audio'), describe('video')), iceFilterStunResponse: engine.mux.marker });
+    this.link = new NativeLink(
+      engine.mux,
+      this.pc,
+      () => this.#handedOver(),
+      (why) => {
+        this.engine.log?.warn({ stream: this.id }, `native media engine: down-stream ${this.id}: ${why}; the stream is closed`);
+        this.close();
+      },
+    );
+    this.#stream = new MediaStream({ id: this.source.id });
+    this.pc.onIceCandidate.subscribe((c) => {
+      if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
+    });
+    this.pc.connectionStateChange.subscribe((state) => {
+      if (this.#closed) return;
+      this.#state = state;
+      this.emit('state', state);
+      if (state === 'connected') this.#tick(Date.now());
+      if (state === 'failed') this.close();
+    });
+    this.source.downs.add(this);
+  }
+
+  get request(): DownRequest {
+    return { ...this.#request };
+  }
+  get state(): ConnectionState {
+    return this.#state;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #wanted(t: NativeUpTrack): boolean {
+    return t.kind === 'audio' ? this.#request.audio : this.#request.video !== 'none';
+  }
+
+  async offer(options: { iceRestart?: boolean } = {}): Promise<string> {
+    if (this.#closed) throw new Error(`down-stream ${this.id} is closed; no offer can be made`);
+    if (this.#role === 'answerer') throw new Error(`down-stream ${this.id} answers its subscriber's offers; it cannot make one`);
+    this.#role = 'offerer';
+    for (const up of this.source.tracks) {
+      if (this.#tracks.has(up.id) || !this.#wanted(up) || !up.codecDescription) continue;
+      const transceiver = this.pc.addTransceiver(up.kind, { direction: 'sendonly', streams: [this.#stream] });
+      this.#tracks.set(up.id, new NativeDownTrack(up, transceiver.sender, this, this.#probeAfterMs));
+    }
+    const offer = await this.pc.createOffer(options.iceRestart ? { iceRestart: true } : {});
+    await this.pc.setLocalDescription(offer);
+    holdEarlyDtls(this.pc);
+    this.link.hook();
+    return this.pc.localDescription!.sdp;
+  }
+
+  async answer(offerSdp: string): Promise<string> {
+    if (this.#closed) throw new Error(`down-stream ${this.id} is closed; the offer cannot be answered`);
+    if (this.#role === 'offerer') throw new Error(`down-stream ${this.id} makes its own offers; it cannot answer one`);
+    this.#role = 'answerer';
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    preferDtlsServer(this.pc, offerSdp);
+    holdEarlyDtls(this.pc);
+    this.link.hook();
+    // Each m-line the subscriber offered gets the first wanted up-track of its kind not sent yet.
+    const bound = new Set([...this.#tracks.values()].map((t) => t.sender));
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (bound.has(transceiver.sender)) continue;
+      const up = this.source.tracks.find((t) => t.kind === transceiver.kind && this.#wanted(t) && t.codecDescription && !this.#tracks.has(t.id));
+      if (!up) {
+        transceiver.setDirection('inactive');
+        continue;
+      }
+      transceiver.setDirection('sendonly');
+      (transceiver.sender as unknown as { streamId?: string }).streamId = this.#stream.id;
+      this.#tracks.set(up.id, new NativeDownTrack(up, transceiver.sender, this, this.#probeAfterMs));
+    }
+    if (this.#tracks.size === 0) throw new Error(`down-stream ${this.id}: the offer has no audio or video m-line for what stream ${this.source.id} sends`);
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    holdEarlyDtls(this.pc);
+    this.link.hook();
+    this.#configure();
+    this.#tick(Date.now());
+    return this.pc.localDescription!.sdp;
+  }
+
+  async setAnswer(answerSdp: string): Promise<void> {
+    if (this.#closed) return;
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
+    holdEarlyDtls(this.pc);
+    this.link.hook();
+    this.#configure();
+    this.#tick(Date.now());
+  }
+
+  /** Makes the plane's down-tracks for the negotiated senders (once the transport is handed over). */
+  #configure(): void {
+    const s = this.link.session;
+    if (!s) return;
+    for (const t of this.#tracks.values()) {
+      if (t.planeId || !t.up.planeId) continue;
+      const codec = t.sender.codec;
+      if (!codec) continue;
+      const exts = (t.sender as unknown as { headerExtensions?: { uri: string; id: number }[] }).headerExtensions;
+      const twcc = exts?.find((e) => e.uri === TWCC_URI)?.id ?? 0;
+      t.planeId = this.engine.plane.createDown(s.id, t.up.planeId, t.sender.ssrc >>> 0, codec.payloadType, twcc <= 14 ? twcc : 0);
+      if (t.planeId) {
+        this.engine.downTracks.set(t.planeId, t);
+        t.target = -1;
+      }
+    }
+  }
+
+  #handedOver(): void {
+    this.engine.sessions.set(this.link.session!.id, this);
+    this.#configure();
+  }
+
+  /** The engine's 20 ms timer. */
+  onTimer(now: number): void {
+    if (this.#closed || !this.link.keyed) return;
+    this.link.tick();
+    if (now - this.#tickAt >= TICK_MS) this.#tick(now);
+    if (now - this.#srAt >= SR_SYNC_MS) {
+      this.#srAt = now;
+      for (const t of this.#tracks.values()) {
+        t.sample(now);
+        t.syncSenderReport();
+      }
+    }
+  }
+
+  /** The subscriber's bandwidth as its feedback shows it now. */
+  estimate(now = Date.now()): BandwidthEstimate & { available: number } {
+    const t = this.twcc.estimate(now);
+    const fresh = t.lastFeedback > 0 && now - t.lastFeedback < TWCC_STALE_MS;
+    const delivered = fresh ? t.delivered : 0;
+    return { remb: this.remb, delivered, loss: fresh ? t.loss : 0, queueDelay: fresh ? t.queueDelay : 0, available: this.remb || delivered };
+  }
+
+  #tick(now: number): void {
+    if (this.#closed) return;
+    this.#tickAt = now;
+    if (!this.link.keyed) return;
+    this.#configure();
+    const e = this.estimate(now);
+    let audio = 0;
+    for (const t of this.#tracks.values()) {
+      t.sample(now);
+      if (t.up.kind === 'audio' && t.target >= 0) audio += t.meter.rate(now);
+    }
+    const estimate: BandwidthEstimate = {
+      remb: e.remb > 0 ? Math.max(1, e.remb - audio) : 0,
+      delivered: e.delivered > 0 ? Math.max(1, e.delivered - audio) : 0,
+      loss: e.loss,
+      queueDelay: e.queueDelay,
+    };
+    for (const t of this.#tracks.values()) t.tick(this.#request, estimate, now);
+  }
+
+  /** Resolved transport-cc feedback from the plane: (seq u16, size u16, sent ms f64, arrival µs f64 | -1) records. */
+  onTwccReports(b: Buffer, at: number, count: number, now: number): void {
+    const batch = this.twcc.beginFeedback(now);
+    for (let k = 0, o = at; k < count; k++, o += 20) this.twcc.report(batch, b.readUInt16LE(o + 2), b.readDoubleLE(o + 4), b.readDoubleLE(o + 12));
+    this.twcc.endFeedback(batch, now);
+  }
+
+  async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
+    if (this.#closed || !candidate?.candidate) return;
+    await this.pc.addIceCandidate(fromCandidate(candidate));
+  }
+
+  setRequest(request: DownRequest): void {
+    this.#request = { ...request };
+    const missing = this.source.tracks.some((t) => this.#wanted(t) && !this.#tracks.has(t.id));
+    this.#tick(Date.now());
+    if (missing) this.emit('renegotiate');
+  }
+
+  upTrackEnded(): void {
+    if (this.source.closed) this.close();
+  }
+
+  async stats(): Promise<StreamStats> {
+    const s: StreamStats = { id: this.id, state: this.#state, tracks: [...this.#tracks.values()].map((t) => t.trackStats()) };
+    const available = this.estimate().available;
+    if (available > 0) s.availableBitrate = available;
+    return s;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#tracks.values()) t.detach();
+    this.source.downs.delete(this);
+    if (this.link.session) this.engine.sessions.delete(this.link.session.id);
+    this.link.close();
+    this.pc.close().catch(() => {});
+    this.#state = 'closed';
+    this.emit('state', 'closed');
+    this.emit('close');
+    this.removeAllListeners();
+    this.onClosed(this);
+  }
+}
