@@ -11,7 +11,7 @@ import { RateMeter } from '../rtp.ts';
 import { type CodecDescription, downConfig } from '../werift/config.ts';
 import { ntpFromMs } from '../werift/down-stream.ts';
 import { holdEarlyDtls, preferDtlsServer } from '../werift/dtls.ts';
-import { type BandwidthEstimate, LayerChooser } from '../werift/layers.ts';
+import { type BandwidthEstimate, LayerChooser, lowestActiveLayer } from '../werift/layers.ts';
 import { TWCC_URI, TwccSendHistory } from '../werift/twcc.ts';
 import { fromCandidate, toCandidate } from '../werift/up-stream.ts';
 import { DOWN } from './addon.ts';
@@ -80,7 +80,9 @@ export class NativeDownTrack {
     let target: number;
     if (this.up.kind === 'audio') target = request.audio ? 0 : -1;
     else if (request.video === 'none') target = -1;
-    else if (request.video === 'low' || layers === 1) target = layers - 1;
+    else if (layers === 1) target = 0;
+    // The lowest layer that carries media, not a declared one that never comes (as the JavaScript engine).
+    else if (request.video === 'low') target = lowestActiveLayer(this.up.layerRates(now));
     else {
       const fraction = this.stats ? this.stats[DOWN.rrFraction]! : 0;
       target = this.chooser.choose(this.up.layerRates(now), { ...estimate, loss: Math.max(estimate.loss, fraction) }, now, this.#lastMode !== 'high');
