@@ -190,6 +190,7 @@ test('every command has --help; mistakes get a sentence that says what is wrong'
     'delete-password',
     'delete-token',
     'delete-user',
+    'drain',
     'hash-password',
     'initial-setup',
     'list-groups',

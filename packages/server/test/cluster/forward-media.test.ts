@@ -46,6 +46,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
 
   test('an SDK client entering through another node is served by the owner: video both ways', async () => {
     const [n1, n2] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    // Both nodes start at once: node 2 places g only once it has seen node 1 alive (else it would take g itself).
+    await until('node 2 to see both nodes', async () => {
+      const view = (await (await fetch(`${n2.url}/galene-api/v0/.cluster`, { headers: ADMIN })).json()) as { nodes: { id: string }[] };
+      return view.nodes.length === 2;
+    });
     const status = (await (await fetch(`${n2.url}/group/g/.status`)).json()) as { endpoint: string };
     assert.equal(status.endpoint, 'ws://lb.example/node/n1/ws', 'g is placed on its region’s node');
     const direct = (await openHarness(browser, n1.url, 'g')).page;

@@ -90,7 +90,8 @@ if (process.env[MARK]) {
     groupsDir: opts.groupsDir,
     insecure: true,
     defaultGroup: false,
-    media: { workers: opts.workers, additionalHostAddresses: ['127.0.0.1'] },
+    // The JavaScript engine in threads: the native engine's process workers have their own crash test (media/workers-native).
+    media: { workers: opts.workers, engine: 'js', additionalHostAddresses: ['127.0.0.1'] },
     log: createLogger({ level: 'warn' }),
   });
   await server.start();
