@@ -166,6 +166,14 @@ const alone = files.filter((f) => ALONE.includes(f));
 const testArgs = ['--import', 'tsx', '--test', '--test-timeout=300000'];
 const totals = { pass: 0, fail: 0, cancelled: 0 };
 
+/** The test files a top-level result belongs to. */
+function filesOf(block) {
+  if (block.name.endsWith('.test.ts')) return [relative(root, block.name)];
+  const wrapped = /^(\S+\.test\.ts) inside a loopback-only network namespace$/.exec(block.name);
+  if (wrapped) return files.filter((f) => f.endsWith(`/${wrapped[1]}`));
+  return block.file ? [block.file] : [];
+}
+
 /**
  * Runs node's test runner, passing its output through and adding up its
  * closing counts. Resolves with the exit code and the files that failed (the
@@ -178,7 +186,8 @@ function runTests(args, { count = true } = {}) {
     let line = '';
     const failed = new Set();
     const durations = new Map();
-    let last;
+    /** The result being read: its YAML block (duration, location) follows its line. */
+    let block;
     child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
       const text = chunk.toString();
@@ -186,16 +195,24 @@ function runTests(args, { count = true } = {}) {
       const lines = (line + text).split('\n');
       line = lines.pop() ?? '';
       for (const l of lines) {
-        const m = /^(ok|not ok) \d+ - (.+\.test\.ts)$/.exec(l);
+        // A top-level result: a test of some file (the runner lists a file's top-level
+        // tests at the top), a file that failed as a whole, or a namespace wrapper.
+        const m = /^(ok|not ok) \d+ - (.+)$/.exec(l);
         if (m) {
-          last = relative(root, m[2]);
-          if (m[1] === 'not ok') failed.add(last);
+          block = { failed: m[1] === 'not ok', name: m[2], ms: 0, file: undefined };
           continue;
         }
+        if (!block) continue;
         const d = /^ {2}duration_ms: ([\d.]+)$/.exec(l);
-        if (d && last) {
-          durations.set(last, Number(d[1]));
-          last = undefined;
+        if (d) block.ms = Number(d[1]);
+        const loc = /^ {2}location: '(.+?\.test\.ts):/.exec(l);
+        if (loc) block.file = relative(root, loc[1]);
+        if (l === '  ...') {
+          for (const f of filesOf(block)) {
+            durations.set(f, (durations.get(f) ?? 0) + block.ms);
+            if (block.failed) failed.add(f);
+          }
+          block = undefined;
         }
       }
     });
@@ -240,7 +257,7 @@ if (status !== 0 && first.failed.length > 0 && first.failed.length <= 5) {
 }
 
 const slowest = [...first.durations].sort((a, b) => b[1] - a[1]).slice(0, 8);
-console.log(`test: the slowest files: ${slowest.map(([f, ms]) => `${f.replace(/^packages\/[^/]+\/test\//, '')} ${(ms / 1000).toFixed(0)} s`).join(', ')}`);
+console.log(`test: the slowest files (by the results the runner places in them): ${slowest.map(([f, ms]) => `${f.replace(/^packages\/[^/]+\/test\//, '')} ${(ms / 1000).toFixed(0)} s`).join(', ')}`);
 if (flaky.length) console.log(`test: LOAD-SENSITIVE (failed beside other files, passed alone): ${flaky.join(', ')}`);
 // One closing line for both runs.
 console.log(
