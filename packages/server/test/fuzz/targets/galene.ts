@@ -153,7 +153,11 @@ export const galeneTarget: Target<GaleneCase, GaleneEnv> = {
 
   async check(env) {
     // The witness may have been kicked or demoted by a fuzzed operator: it comes back.
-    if (env.witness.isClosed) env.witness = await member(env.url, `${WITNESS_ID}-${Date.now()}`, OP.username);
+    // Or silenced (shutup takes "message"), or demoted (unop): a fresh connection as the operator has both again.
+    const lastJoined = env.witness.received.filter((f) => f.type === 'joined').at(-1) as { permissions?: string[] } | undefined;
+    const silenced = lastJoined !== undefined && !(lastJoined.permissions?.includes('message') && lastJoined.permissions.includes('op'));
+    if (silenced) env.witness.close();
+    if (env.witness.isClosed || silenced) env.witness = await member(env.url, `${WITNESS_ID}-${Date.now()}`, OP.username);
     env.witness.send({ type: 'groupaction', kind: 'unlock', source: env.witness.id });
     // Both say something now and then, or the server drops them as silent after 75 s.
     env.bystander.send({ type: 'ping' });
