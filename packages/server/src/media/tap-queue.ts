@@ -4,7 +4,7 @@
 // layer until that layer's next keyframe, which it asks for. Engine-neutral
 // and without timers of its own choosing beyond one per tap, so every engine
 // (and the worker side of the threaded one) delivers taps the same way.
-import type { PacketBatch, SenderReport, TrackPacket, TrackSink, TrackTapOptions } from './engine.ts';
+import type { PacketBatch, SenderReport, TrackPacket, TrackSink, TrackTap, TrackTapOptions, UpTrack } from './engine.ts';
 
 export const DEFAULT_TAP_QUEUE_BYTES = 1 << 20;
 export const DEFAULT_TAP_DELAY_MS = 20;
@@ -176,5 +176,67 @@ export class TapQueue {
     this.#busy = false;
     this.end('failed');
     this.#onFailed(err);
+  }
+}
+
+/**
+ * A tap as every engine holds it: a TapQueue in front of the owner's sink,
+ * detached once (by its owner, by a failing sink, or when the track ends).
+ * Each engine adds how packets reach it and how it leaves its track.
+ */
+export abstract class QueuedTrackTap<Track extends UpTrack & { requestKeyframe(layer?: number): void }> implements TrackTap {
+  protected readonly queue: TapQueue;
+  #detached = false;
+
+  constructor(
+    readonly track: Track,
+    sink: TrackSink,
+    options: TrackTapOptions,
+  ) {
+    this.queue = new TapQueue(sink, {
+      ...options,
+      video: track.kind === 'video',
+      onKeyframeWanted: (layer) => track.requestKeyframe(layer),
+      onFailed: () => this.#unhook(),
+    });
+  }
+
+  /** Takes the tap off its track, so that no more packets reach it. */
+  protected abstract removeFromTrack(): void;
+
+  get delivered(): number {
+    return this.queue.delivered;
+  }
+  get dropped(): number {
+    return this.queue.dropped;
+  }
+
+  /** A sender report of one layer, for the sink's clock. */
+  report(layer: number, ntpTime: number, rtpTimestamp: number, now: number): void {
+    this.queue.report({ layer, ntpTime, rtpTimestamp, arrival: now });
+  }
+
+  onUpTrackEnded(): void {
+    this.#detached = true;
+    this.queue.end('ended');
+  }
+
+  requestKeyframe(layer?: number): void {
+    if (!this.#detached) this.track.requestKeyframe(layer);
+  }
+
+  setLayers(layers: readonly number[] | undefined): void {
+    this.queue.setLayers(layers);
+  }
+
+  detach(): void {
+    if (this.#detached) return;
+    this.#unhook();
+    this.queue.end('detached');
+  }
+
+  #unhook(): void {
+    this.#detached = true;
+    this.removeFromTrack();
   }
 }

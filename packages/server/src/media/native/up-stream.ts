@@ -25,7 +25,7 @@ import type {
 } from '../engine.ts';
 import { TypedEmitter } from '../emitter.ts';
 import { RateMeter, seqAdd, seqDiff } from '../rtp.ts';
-import { TapQueue } from '../tap-queue.ts';
+import { QueuedTrackTap } from '../tap-queue.ts';
 import { type CodecDescription, codecName, upConfig } from '../werift/config.ts';
 import { holdEarlyDtls, preferDtlsServer } from '../werift/dtls.ts';
 import { TwccFeedback } from '../werift/twcc.ts';
@@ -354,59 +354,12 @@ export class NativeUpTrack implements UpTrack {
 }
 
 /** A sink attached to a native up-track: the plane's copies go through a TapQueue to the owner's TrackSink. */
-export class NativeTrackTap implements TrackTap {
-  readonly #queue: TapQueue;
-  #detached = false;
-
-  constructor(
-    readonly track: NativeUpTrack,
-    sink: TrackSink,
-    options: TrackTapOptions,
-  ) {
-    this.#queue = new TapQueue(sink, {
-      ...options,
-      video: track.kind === 'video',
-      onKeyframeWanted: (layer) => track.requestKeyframe(layer),
-      onFailed: () => this.#unhook(),
-    });
-  }
-
-  get delivered(): number {
-    return this.#queue.delivered;
-  }
-  get dropped(): number {
-    return this.#queue.dropped;
-  }
-
+export class NativeTrackTap extends QueuedTrackTap<NativeUpTrack> {
   push(p: TrackPacket): void {
-    if (this.#queue.wants(p.layer)) this.#queue.push(p);
+    if (this.queue.wants(p.layer)) this.queue.push(p);
   }
 
-  report(layer: number, ntpTime: number, rtpTimestamp: number, now: number): void {
-    this.#queue.report({ layer, ntpTime, rtpTimestamp, arrival: now });
-  }
-
-  onUpTrackEnded(): void {
-    this.#detached = true;
-    this.#queue.end('ended');
-  }
-
-  requestKeyframe(layer?: number): void {
-    if (!this.#detached) this.track.requestKeyframe(layer);
-  }
-
-  setLayers(layers: readonly number[] | undefined): void {
-    this.#queue.setLayers(layers);
-  }
-
-  detach(): void {
-    if (this.#detached) return;
-    this.#unhook();
-    this.#queue.end('detached');
-  }
-
-  #unhook(): void {
-    this.#detached = true;
+  protected removeFromTrack(): void {
     this.track.removeTap(this);
   }
 }

@@ -28,7 +28,7 @@ import type {
 } from '../engine.ts';
 import { TypedEmitter } from '../emitter.ts';
 import { ReceiveStats, isKeyframeStart, keyframeWidth, ntpToMs, seqAdd, seqDiff } from '../rtp.ts';
-import { TapQueue } from '../tap-queue.ts';
+import { QueuedTrackTap } from '../tap-queue.ts';
 import { codecName, upConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
 import { holdEarlyDtls, preferDtlsServer } from './dtls.ts';
 import { UP_RECV_BUFFER, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
@@ -342,35 +342,12 @@ export interface WeriftSource extends UpStream {
 }
 
 /** A sink attached to a werift up-track: packets go through a TapQueue to the owner's TrackSink. */
-export class WeriftTrackTap implements TrackTap, PacketSink {
-  readonly #queue: TapQueue;
-  #detached = false;
-
-  constructor(
-    readonly track: WeriftUpTrack,
-    sink: TrackSink,
-    options: TrackTapOptions,
-  ) {
-    this.#queue = new TapQueue(sink, {
-      ...options,
-      video: track.kind === 'video',
-      onKeyframeWanted: (layer) => track.requestKeyframe(layer),
-      onFailed: () => this.#unhook(),
-    });
-  }
-
-  get delivered(): number {
-    return this.#queue.delivered;
-  }
-  get dropped(): number {
-    return this.#queue.dropped;
-  }
-
+export class WeriftTrackTap extends QueuedTrackTap<WeriftUpTrack> implements PacketSink {
   onPacket(layer: number, packet: RtpLike, now: number): void {
     const payload = packet.payload;
-    if (payload.length === 0 || !this.#queue.wants(layer)) return;
+    if (payload.length === 0 || !this.queue.wants(layer)) return;
     const h = packet.header;
-    this.#queue.push({
+    this.queue.push({
       layer,
       sequenceNumber: h.sequenceNumber,
       timestamp: h.timestamp,
@@ -384,30 +361,10 @@ export class WeriftTrackTap implements TrackTap, PacketSink {
   }
 
   onSenderReport(layer: number, ntpTime: number, rtpTimestamp: number, now: number): void {
-    this.#queue.report({ layer, ntpTime, rtpTimestamp, arrival: now });
+    this.report(layer, ntpTime, rtpTimestamp, now);
   }
 
-  onUpTrackEnded(): void {
-    this.#detached = true;
-    this.#queue.end('ended');
-  }
-
-  requestKeyframe(layer?: number): void {
-    if (!this.#detached) this.track.requestKeyframe(layer);
-  }
-
-  setLayers(layers: readonly number[] | undefined): void {
-    this.#queue.setLayers(layers);
-  }
-
-  detach(): void {
-    if (this.#detached) return;
-    this.#unhook();
-    this.#queue.end('detached');
-  }
-
-  #unhook(): void {
-    this.#detached = true;
+  protected removeFromTrack(): void {
     this.track.removeSink(this);
   }
 }
