@@ -268,6 +268,9 @@ export class Cluster {
       if (rec !== undefined) return rec;
     }
     if (!opts.place) return undefined;
+    // The snapshot is as old as the last heartbeat, which a busy process may run late: a node that started (or
+    // died) since would be missed, and the group placed outside its region. A placement reads the live set first.
+    await this.refreshSnapshot({ keepRecent: true });
     const candidate = this.choose(opts.region);
     const actual = await this.redis.atriumClaim(ownerKey(group), candidate.id, this.timings.leaseMs, `${PREFIX}node:`);
     if (actual === this.nodeId) {
@@ -370,7 +373,7 @@ export class Cluster {
     }
   }
 
-  private async refreshSnapshot(): Promise<void> {
+  private async refreshSnapshot(opts: { keepRecent?: boolean } = {}): Promise<void> {
     const ids = await this.redis.smembers(`${PREFIX}nodes`);
     const others = ids.filter((id) => id !== this.nodeId);
     const values = others.length > 0 ? await this.redis.mget(...others.map(nodeKey)) : [];
@@ -384,7 +387,8 @@ export class Cluster {
     // A node whose record expired is dead: no trace of it stays.
     if (gone.length > 0) await this.redis.srem(`${PREFIX}nodes`, ...gone);
     this.nodes = nodes;
-    this.recentlyPlaced.clear();
+    // The placements since the last heartbeat count until the owners' records show them.
+    if (!opts.keepRecent) this.recentlyPlaced.clear();
   }
 
   private measureCpu(): void {

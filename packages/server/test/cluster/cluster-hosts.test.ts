@@ -10,17 +10,15 @@
 // 10 s); a drained node emptying; Redis stopped and started and the
 // cluster recovering.
 //
-// Not yet passing, so skipped (see NOTE-cluster.md): the steps after a
-// group has moved (node 2 killed, a node drained). The clients rejoin (the
-// pages show both members again) but their video did not come back in this
-// lab within 60 s; the cause is not found (media through a handed-over
-// connection works: forward-media.test.ts).
+// On a quiet machine the whole file takes about a minute (the time from
+// the kill to video again is printed: 13-15 s so far, of which about 3 s
+// for the dead node's record to expire and the rest for the republished
+// streams to be answered and connected on the new node).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { HOSTS, type Host, chromiumOn, insideLab } from './support/lab.ts';
 
-// Not part of `npm test` yet: its media steps are not reliable on a loaded machine (NOTE-cluster.md). `npm run
-// test:cluster-hosts` runs it.
+// Not part of `npm test` yet (the lead decides: it adds about a minute): `npm run test:cluster-hosts` runs it.
 const enabled = process.env.ATRIUM_CLUSTER_HOSTS === '1';
 if (!enabled) test('the multi-host cluster test', { skip: 'run it with "npm run test:cluster-hosts" (as root)' }, () => {});
 const lab = enabled ? insideLab(import.meta.url, { timeoutMs: 540_000 }) : undefined;
@@ -178,6 +176,8 @@ if (lab) {
       lab.ns('lb'),
     );
     await until('HAProxy sees the nodes', async () => (await fetch(`${LB}/readyz`).catch(() => undefined))?.ok === true);
+    // Each node places groups by what it knows of the others: wait until every node knows all three.
+    for (const id of NODES) await until(`${id} sees the three nodes`, async () => (await clusterView(id).catch(() => ({ nodes: [] }))).nodes.length === 3, 60_000);
     web = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, ...FLAGS] });
     sdk = await chromium.launch({ executablePath: chromiumOn(lab, 'c2'), args: [...CHROMIUM_FLAGS, ...FLAGS] });
   });
@@ -246,9 +246,7 @@ if (lab) {
     await Promise.all([webDecodes(pages.bob!, 'ben', 30_000), sdkDecodes(pages.ann!, 'alice', 30_000)]);
   });
 
-  test('node 2 is killed: its group is placed on a survivor and its clients decode video again on their own', {
-    skip: 'after a group moves, video did not come back in this lab yet (NOTE-cluster.md)',
-  }, async () => {
+  test('node 2 is killed: its group is placed on a survivor and its clients decode video again on their own', async () => {
     const n2 = nodes.get('n2')!;
     const killedAt = Date.now();
     n2.process.kill('SIGKILL');
@@ -267,7 +265,7 @@ if (lab) {
     await until('alpha is still on n1 alone', async () => (await holders('n1', 'alpha')).join() === 'n1');
   });
 
-  test('a drained node empties: its group moves, its clients follow, and it exits', { skip: 'after a group moves, video did not come back in this lab yet (NOTE-cluster.md)' }, async () => {
+  test('a drained node empties: its group moves, its clients follow, and it exits', async () => {
     const owner = (await db.get('atrium:owner:beta'))!;
     const other = owner === 'n1' ? 'n3' : 'n1';
     const node = nodes.get(owner)!;
