@@ -10,10 +10,9 @@
 // 10 s); a drained node emptying; Redis stopped and started and the
 // cluster recovering.
 //
-// On a quiet machine the whole file takes about a minute (the time from
-// the kill to video again is printed: 13-15 s so far, of which about 3 s
-// for the dead node's record to expire and the rest for the republished
-// streams to be answered and connected on the new node).
+// On a quiet machine the whole file takes well under a minute (the time
+// from the kill to video again is printed: about 6 s, of which about 3 s
+// for the dead node's record to expire).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { HOSTS, type Host, chromiumOn, insideLab } from './support/lab.ts';

@@ -1,5 +1,6 @@
 // werift configuration shared by up- and down-streams.
 import {
+  Connection,
   RTCRtpCodecParameters,
   useAbsSendTime,
   useAudioLevelIndication,
@@ -36,6 +37,28 @@ export function codecName(mimeType: string): CodecName | undefined {
   const name = mimeType.split('/')[1]?.toLowerCase();
   return name === 'vp8' || name === 'vp9' || name === 'h264' || name === 'opus' ? name : undefined;
 }
+
+/**
+ * werift's ICE agent queries stun.l.google.com:19302 when no STUN server is
+ * configured. A server must not talk to a third party nobody named, and on a
+ * host whose packets to it are dropped (no way out, a firewall) every
+ * gathering, so every answer and offer, waits werift's 5 s STUN timeout: a
+ * cluster node taking over a group answered each republished stream 5 s
+ * late. Without a configured STUN server the agent gathers host (and TURN)
+ * candidates only, as the browser does with an empty iceServers list.
+ */
+function noUnconfiguredStun(): void {
+  const proto = Connection.prototype as unknown as { gatherCandidates(this: Connection): Promise<void>; atriumNoDefaultStun?: true };
+  if (proto.atriumNoDefaultStun) return;
+  proto.atriumNoDefaultStun = true;
+  const original = proto.gatherCandidates;
+  proto.gatherCandidates = function (this: Connection) {
+    const self = this as unknown as { options: { stunServer?: unknown }; stunServer?: unknown };
+    if (self.options.stunServer === undefined) self.stunServer = undefined;
+    return original.call(this);
+  };
+}
+noUnconfiguredStun();
 
 function base(engine: WeriftEngineOptions, iceServers: IceServer[]): RTCPeerConnectionConfig {
   return {
