@@ -2,7 +2,9 @@
 // a Galène protocol v2 subscriber, timed from the moment it opens its
 // WebSocket to the first video frame Chromium decodes, with the steps in
 // between (joined, first offer, ICE connected, DTLS connected = peer
-// connection "connected", first RTP packet seen in getStats). Plain
+// connection "connected"). (The first RTP packet is not a step: Chromium
+// caches getStats results for tens of milliseconds, so polling them cannot
+// time it.) Plain
 // JavaScript so the page can load it as is.
 (() => {
   const randomId = () => Math.random().toString(36).slice(2, 12);
@@ -42,12 +44,10 @@
       const ws = new WebSocket(wsUrl);
       const send = (m) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(m));
       let done = false;
-      let poll;
       const finish = (err) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        clearInterval(poll);
         for (const pc of pcs.values()) pc.close();
         ws.close();
         if (err) reject(new Error(`${err}; steps reached (ms): ${JSON.stringify(at)}`));
@@ -85,15 +85,6 @@
             pc.ontrack = (e) => {
               if (e.track.kind !== 'video') return;
               mark('track');
-              // The first RTP packet, as getStats sees it (every 5 ms until it shows).
-              const p = pc;
-              poll = setInterval(async () => {
-                const stats = await p.getStats().catch(() => undefined);
-                stats?.forEach((s) => {
-                  if (s.type === 'inbound-rtp' && s.kind === 'video' && s.packetsReceived > 0) mark('packet');
-                });
-                if (at.packet !== undefined) clearInterval(poll);
-              }, 5);
               firstDecodedFrame(e.track).then((t) => {
                 at.frame = t - t0;
                 finish();

@@ -66,7 +66,7 @@ if (!values['no-netns'] && !inLoopbackNetns()) {
 
 const CLIENT = readFileSync(fileURLToPath(new URL('../../packages/server/test/media/support/galene-browser-client.js', import.meta.url)), 'utf8');
 const PAGE = readFileSync(fileURLToPath(new URL('./page.js', import.meta.url)), 'utf8');
-const STEPS = ['open', 'joined', 'offer', 'ice', 'connected', 'track', 'packet', 'frame'] as const;
+const STEPS = ['open', 'joined', 'offer', 'ice', 'connected', 'track', 'frame'] as const;
 type Steps = Partial<Record<(typeof STEPS)[number], number>>;
 
 function percentile(xs: number[], p: number): number {
