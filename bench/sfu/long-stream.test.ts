@@ -43,8 +43,16 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     const skip = engine === 'native' && !native.ok ? `the native packet plane is not available: ${(native as { reason: string }).reason}` : false;
     test(`${engine} engine: a subscriber keeps receiving past 32,768 packets and across the publisher's sequence wrap`, { skip, timeout: 110_000 }, async () => {
       const server = await ServerProcess.start({ groups: ['long'], extraArgs: ['--media-engine', engine] });
-      const pub = new Publisher({ url: server.wsUrl, group: 'long', name: 'pub', rate: 4000, packetSize: 200, packetsPerFrame: 5, keyframeEveryMs: 3000, firstSeq: 65_535 - 4000 });
-      const sub = new Subscriber({ url: server.wsUrl, group: 'long', name: 'sub' });
+      const pub = new Publisher({
+        target: { kind: 'galene', url: server.wsUrl, group: 'long' },
+        name: 'pub',
+        rate: 4000,
+        packetSize: 200,
+        packetsPerFrame: 5,
+        keyframeEveryMs: 3000,
+        firstSeq: 65_535 - 4000,
+      });
+      const sub = new Subscriber({ target: { kind: 'galene', url: server.wsUrl, group: 'long' }, name: 'sub', publishers: 1 });
       let stopPacing: (() => void) | undefined;
       try {
         await pub.start();
