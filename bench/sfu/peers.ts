@@ -37,6 +37,8 @@ export interface PublisherOptions {
   /** Packets per video frame (marker bit on the last). */
   packetsPerFrame: number;
   keyframeEveryMs: number;
+  /** The first RTP sequence number (default: random); a value near 65535 makes the 16-bit wrap come early. */
+  firstSeq?: number | undefined;
 }
 
 export class Publisher {
@@ -51,7 +53,7 @@ export class Publisher {
   trackClosed = false;
   plis = 0;
   keyframes = 0;
-  #seq = Math.floor(Math.random() * 0x10000);
+  #seq: number;
   #ts = (Math.random() * 0xffffffff) >>> 0;
   #pictureId = Math.floor(Math.random() * 0x8000);
   #inFrame = 0;
@@ -61,6 +63,7 @@ export class Publisher {
   #open: Promise<void>;
 
   constructor(readonly o: PublisherOptions) {
+    this.#seq = (o.firstSeq ?? Math.floor(Math.random() * 0x10000)) & 0xffff;
     const payload = o.packetSize - RTP_HEADER;
     const make = (head: number[]) => {
       const b = Buffer.alloc(o.packetSize);
@@ -238,6 +241,8 @@ class DownState implements DownCounters {
   packets = 0;
   expected = 0;
   rtcp = 0;
+  /** The sequence number of the newest packet, as it arrived (-1 before the first). */
+  lastSeq = -1;
   #base = -1;
   #highest = 0; // extended
   constructor(readonly id: string) {
@@ -263,6 +268,7 @@ class DownState implements DownCounters {
       if (d > 0) this.#highest += d;
     }
     this.packets++;
+    this.lastSeq = seq;
     this.expected = this.#highest - this.#base + 1;
   }
 }

@@ -26,6 +26,8 @@ export interface ServerOptions {
   mediaWorkers?: number | undefined;
   /** Directory for `--cpu-prof` profiles of the server (main thread and workers). */
   cpuProfDir?: string | undefined;
+  /** More `atrium serve` arguments, e.g. ['--media-engine', 'js']. */
+  extraArgs?: string[] | undefined;
 }
 
 export interface ThreadCpu {
@@ -62,6 +64,7 @@ export class ServerProcess {
     for (const g of o.groups) await writeFile(join(groups, `${g}.json`), JSON.stringify(WILDCARD_GROUP));
     const args = [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--media-address', '127.0.0.1', '--data', data, '--groups', groups, '--log-level', 'warn'];
     if (o.mediaWorkers !== undefined) args.push('--media-workers', String(o.mediaWorkers));
+    if (o.extraArgs) args.push(...o.extraArgs);
     const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
     const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
