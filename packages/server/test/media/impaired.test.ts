@@ -159,6 +159,8 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           frozenA: a1.totalFreezesDuration - a0.totalFreezesDuration,
           frozenB: b1.totalFreezesDuration - b0.totalFreezesDuration,
           nacksA: a1.nackCount - a0.nackCount,
+          /** Packets the browser received on the RTX stream (its retransmittedPacketsReceived). */
+          rtxA: a1.retransmitted - a0.retransmitted,
           widthA: a1.frameWidth,
         };
       };
@@ -175,9 +177,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           const dropped = impair.dropped('loss_a');
           figures[`loss${loss}`] = { ...w, cleanFpsA: clean.fpsA, cleanFpsB: clean.fpsB, windowS: LOSS_WINDOW_MS / 1000, dropped };
           lines.push(
-            `${loss} % loss: A ${w.fpsA.toFixed(1)} fps (${((100 * w.fpsA) / Math.max(1, w.fpsB)).toFixed(0)} % of B), ${w.freezesA} freezes ${w.frozenA.toFixed(2)} s frozen in ${LOSS_WINDOW_MS / 1000} s, ${w.nacksA} NACKs, ${w.widthA} px; B ${w.fpsB.toFixed(1)} fps ${w.frozenB.toFixed(2)} s frozen; ${dropped} packets dropped`,
+            `${loss} % loss: A ${w.fpsA.toFixed(1)} fps (${((100 * w.fpsA) / Math.max(1, w.fpsB)).toFixed(0)} % of B), ${w.freezesA} freezes ${w.frozenA.toFixed(2)} s frozen in ${LOSS_WINDOW_MS / 1000} s, ${w.nacksA} NACKs, ${w.rtxA} RTX packets received, ${w.widthA} px; B ${w.fpsB.toFixed(1)} fps ${w.frozenB.toFixed(2)} s frozen; ${dropped} packets dropped`,
           );
           assert.ok(dropped > 0, 'the loss rules dropped packets');
+          // the NACKs were answered on the RTX stream (RFC 4588), which the browser counts apart
+          assert.ok(w.rtxA > 0, `${loss} % loss: the subscriber received retransmissions on its RTX stream (${w.nacksA} NACKs sent)`);
           // against the clean subscriber in the same window: the machine's load hits both alike
           assert.ok(w.fpsA >= 0.75 * w.fpsB, `${loss} % loss: A decodes ${w.fpsA.toFixed(1)} fps, B ${w.fpsB.toFixed(1)} fps`);
           // frozen time the loss added: beyond what the clean subscriber saw (a busy publisher freezes both)

@@ -107,6 +107,10 @@ export class DownTrack implements PacketSink {
   jitter = 0;
   /** Transport-cc extension id this track's packets carry (0: not negotiated). */
   twccId = 0;
+  /** Next sequence number on this track's RTX stream. */
+  #rtxSeq = random16();
+  /** Retransmissions sent on the RTX stream (RFC 4588), a part of `retransmitted`. */
+  rtxPackets = 0;
   // Sender-report state, kept here and copied into werift's sender every
   // SR_SYNC_MS: writing its fields per packet is slower (an object of 50+
   // fields), and its ntpTime() per packet formatted a string (with a wrong fraction).
@@ -225,7 +229,23 @@ export class DownTrack implements PacketSink {
   onNack(lost: readonly number[], now: number): void {
     this.nacks += lost.length;
     if (!this.cache || !this.connected) return;
-    this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => this.owner.send(this, seq, timestamp, marker, payload, now));
+    const rtxPt = this.rtxPayloadType;
+    this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => {
+      if (rtxPt === undefined) {
+        this.owner.send(this, seq, timestamp, marker, payload, now);
+        return;
+      }
+      // RFC 4588 §4: the original sequence number, then the original payload, on the RTX stream
+      const osn = Buffer.allocUnsafe(2);
+      osn.writeUInt16BE(seq, 0);
+      if (this.owner.send(this, this.#rtxSeq, timestamp, marker, Buffer.concat([osn, payload]), now, 'rtx')) this.rtxPackets++;
+      this.#rtxSeq = seqAdd(this.#rtxSeq, 1);
+    });
+  }
+
+  /** The payload type of the RTX stream the subscriber accepted, if it did (werift sets it from the answer's apt). */
+  get rtxPayloadType(): number | undefined {
+    return (this.sender as unknown as { rtxPayloadType?: number }).rtxPayloadType;
   }
 
   /**
@@ -238,7 +258,7 @@ export class DownTrack implements PacketSink {
     let sent = 0;
     for (let k = 0; k < PROBE_BURST && sent < bytes; k++) {
       const seq = seqAdd(this.#lastSeq, 1);
-      if (!this.owner.send(this, seq, this.#lastTs, false, PADDING, now, true)) break;
+      if (!this.owner.send(this, seq, this.#lastTs, false, PADDING, now, 'padding')) break;
       this.#lastSeq = seq;
       this.#seqOffset = seqAdd(this.#seqOffset, 1);
       sent += PADDING.length + PACKET_OVERHEAD;
@@ -305,6 +325,7 @@ export class DownTrack implements PacketSink {
       keyframeRequests: this.keyframeRequests,
       nacks: this.nacks,
       retransmitted: this.retransmitted,
+      retransmittedRtx: this.rtxPackets,
       probeBytes: this.probeBytes,
     };
     const rid = this.up.layerList[this.current]?.rid;
@@ -490,10 +511,13 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
    * number and its send record, then our fast path (header bytes, SRTP, the
    * nominated socket), or werift's transport send when that path cannot.
    */
-  send(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number, padding = false): boolean {
+  send(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number, kind: 'media' | 'padding' | 'rtx' = 'media'): boolean {
     const transport = this.#transport;
     const codec = track.sender.codec;
     if (!transport || !codec) return false;
+    const padding = kind === 'padding';
+    const rtx = kind === 'rtx' ? track.rtxPayloadType : undefined;
+    const payloadType = rtx ?? codec.payloadType;
     // padding-only packets go through our fast path alone (werift's header has no padding bit to set)
     if (padding && !(this.#fast && track.twccId <= 14)) return false;
     const twccId = track.twccId;
@@ -510,12 +534,12 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     }
     // the test bottleneck drops after numbering, as a congested link would
     if (this.#limiter && !this.#admit(payload.length + PACKET_OVERHEAD)) return true;
-    const ssrc = track.sender.ssrc;
+    const ssrc = rtx !== undefined ? track.sender.rtxSsrc : track.sender.ssrc;
     const fast = this.#fast;
     if (fast && twccId <= 14) {
       // a fresh header per datagram: the kernel may still hold a queued one
       const header = Buffer.allocUnsafe(rtpHeaderLength(twccId));
-      writeRtpHeader(header, codec.payloadType, marker, seq, timestamp, ssrc, twccId, twccSeq);
+      writeRtpHeader(header, payloadType, marker, seq, timestamp, ssrc, twccId, twccSeq);
       if (padding) header[0]! |= 0x20;
       if (fast.send(header, payload, ssrc, seq) >= 0) return true;
       if (padding) return false;
@@ -526,7 +550,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
       b.writeUInt16BE(twccSeq, 0);
       extensions.push({ id: twccId, payload: b });
     }
-    const header = new RtpHeader({ payloadType: codec.payloadType, sequenceNumber: seq, timestamp, ssrc, marker, extensions });
+    const header = new RtpHeader({ payloadType, sequenceNumber: seq, timestamp, ssrc, marker, extensions });
     transport.sendRtp(payload, header).catch(() => {});
     return true;
   }
