@@ -27,6 +27,14 @@ static const size_t TWCC_SLOTS = 8192;
 static const size_t PENDING_MAX = 128;
 /** A jump in sequence numbers larger than this is a restart, not loss. */
 static const int MAX_GAP = 200;
+/**
+ * How far behind the newest packet a down-track's switch point may lag. The
+ * switch point drops what a publisher sent before the last layer switch; on
+ * the 16-bit circle it must follow the newest packet, or 32,768 packets
+ * after a switch every packet compares as older than it and the subscriber
+ * gets nothing more (the soak's stall in its fourth minute).
+ */
+static const int SWITCH_LAG = 0x4000;
 static const size_t MAX_DATAGRAM = 1500;
 
 struct Plane::RecvSlot {
@@ -783,6 +791,7 @@ void Plane::forward(DownTrack* d, int layer, const SrcSlot* slot, bool padding, 
   if (slot->tl0 >= 0) tl0 = (slot->tl0 + d->tl0_offset) & 0xff;
   if (newest) {
     d->last_in = seq;
+    if (seq_diff(seq, d->switch_seq) > SWITCH_LAG) d->switch_seq = (uint16_t)(seq - SWITCH_LAG);
     d->last_seq = out_seq;
     d->last_ts = out_ts;
     d->last_time_ms = now_ms_;

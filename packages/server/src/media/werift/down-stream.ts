@@ -43,6 +43,13 @@ const PROBE_WINDOW_MS = 1000;
 const TWCC_STALE_MS = 2000;
 /** Rough per-packet overhead on the wire besides the payload (RTP header, extensions, SRTP tag). */
 const PACKET_OVERHEAD = 40;
+/**
+ * How far behind the newest packet the switch point may lag. It drops what
+ * the publisher sent before the last layer switch; left where the switch
+ * was, 32,768 packets later every packet compares as older than it on the
+ * 16-bit circle and the subscriber gets nothing more (the soak's stall).
+ */
+const SWITCH_LAG = 0x4000;
 
 type DtlsTransport = NonNullable<RTCRtpSender['dtlsTransport']>;
 
@@ -191,6 +198,9 @@ export class DownTrack implements PacketSink {
     const payload = packet.payload;
     if (seqDiff(seq, this.#lastSeq) > 0) {
       this.#lastIn = h.sequenceNumber;
+      // The switch point follows the newest packet at a distance: on the 16-bit
+      // circle, 32,768 packets after a switch everything would compare as older.
+      if (seqDiff(h.sequenceNumber, this.#switchSeq) > SWITCH_LAG) this.#switchSeq = seqAdd(h.sequenceNumber, -SWITCH_LAG);
       this.#lastSeq = seq;
       this.#lastTs = ts;
       this.#lastMarker = h.marker;
