@@ -106,6 +106,12 @@ export class Metrics {
       labelNames: ['group', 'kind'] as const,
       registers: [this.registry],
     }),
+    retransmittedRtx: new Gauge({
+      name: 'atrium_media_retransmitted_rtx_packets',
+      help: 'Of the packets resent to subscribers, those sent on an RTX stream (RFC 4588), on live streams, by group and kind',
+      labelNames: ['group', 'kind'] as const,
+      registers: [this.registry],
+    }),
     keyframeRequests: new Gauge({
       name: 'atrium_media_keyframe_requests',
       help: 'Keyframe requests on live streams (up: sent to publishers, down: received from subscribers), by group, direction and kind',

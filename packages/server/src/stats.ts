@@ -23,6 +23,8 @@ export interface TrackReport {
   keyframeRequests: number;
   /** Down: packets resent in answer to NACKs. */
   retransmitted?: number;
+  /** Down video: of those, sent on the RTX stream (RFC 4588). */
+  retransmittedRtx?: number;
   /** Down video: bytes of bandwidth-probe padding sent. */
   probeBytes?: number;
 }
@@ -61,6 +63,7 @@ function track(t: TrackStats): TrackReport {
     keyframeRequests: t.keyframeRequests,
   };
   if (t.retransmitted !== undefined) r.retransmitted = t.retransmitted;
+  if (t.retransmittedRtx !== undefined) r.retransmittedRtx = t.retransmittedRtx;
   if (t.probeBytes !== undefined) r.probeBytes = t.probeBytes;
   if (t.codec) r.codec = t.codec;
   if (t.layer) r.layer = t.layer;
@@ -106,6 +109,7 @@ export interface MediaGauges {
   audioLevel: Gauge<'group' | 'client' | 'stream'>;
   nacks: Gauge<'group' | 'direction' | 'kind'>;
   retransmitted: Gauge<'group' | 'kind'>;
+  retransmittedRtx: Gauge<'group' | 'kind'>;
   keyframeRequests: Gauge<'group' | 'direction' | 'kind'>;
   /** Down-link estimate per forwarded stream. */
   estimate: Gauge<'group' | 'client' | 'stream'>;
@@ -142,6 +146,7 @@ export function updateMediaGauges(g: MediaGauges, reports: GroupReport[]): void 
             g.keyframeRequests.inc(labels, t.keyframeRequests);
             if (direction === 'down') {
               if (t.retransmitted !== undefined) g.retransmitted.inc({ group: group.name, kind: t.kind }, t.retransmitted);
+              if (t.retransmittedRtx !== undefined) g.retransmittedRtx.inc({ group: group.name, kind: t.kind }, t.retransmittedRtx);
               if (t.kind === 'video') g.layers.inc({ group: group.name, layer: t.layer ?? '' });
             }
             const key = `${group.name}\u0000${direction}\u0000${t.kind}`;

@@ -73,6 +73,8 @@ export interface TrackStats {
   nacks: number;
   /** Down: packets resent in answer to NACKs (absent when the engine does not count them). */
   retransmitted?: number;
+  /** Down video: of those, sent on the RTX stream (RFC 4588) the subscriber accepted. */
+  retransmittedRtx?: number;
   /** Down video: bytes of bandwidth-probe traffic sent (see media/quality/downlink.ts). */
   probeBytes?: number;
 }

@@ -9,12 +9,18 @@
 //   what gets through, and grows only up to 1.5 times what the subscriber
 //   confirmed receiving: feedback cannot show more than is sent, so it never
 //   claims room for a layer that has not been tried.
-// - ProbeController: before an up-switch, extra traffic (duplicates of what
-//   was just sent, on the current layer) raises the send rate to what the
-//   higher layer needs for about a second; if the subscriber confirms it
-//   without loss or queueing, the estimate rises and the switch is made.
-//   A failed probe backs off (2 s, 4 s, 6 s) so a capped link is not
-//   flooded, yet a lifted cap is found within seconds.
+// - ProbeController: before an up-switch, extra traffic (padding on the
+//   current layer) raises the send rate to what the higher layer needs for
+//   1.5 s. The probe is judged on its own packets' fates, as the feedback
+//   reports them (ProbeMeasure: every packet sent while it ran is tagged):
+//   it succeeds when the subscriber received them, in its late half too, at
+//   the rate probed. The late half matters: a policer's token bucket (nft's
+//   holds a whole second of its rate) or a link buffer absorbs the start of
+//   a probe, so a probe judged on its first second, or on a 1-s window of
+//   delivered bytes, "confirms" twice the cap. A failed probe says what the
+//   link sustained (its late half's received rate), and the estimate falls
+//   to that. It backs off (2 s, 4 s, 6 s) so a capped link is not flooded,
+//   yet a lifted cap is found within seconds.
 //
 // Random loss is not congestion: up to LOSS_TOLERATED the estimate holds, so
 // a lossy Wi-Fi link keeps its layer (NACK/RTX repair the loss) while a
@@ -54,8 +60,13 @@ export class DownlinkEstimator {
     return this.#estimate;
   }
 
-  /** One tick's feedback; returns the new estimate. */
-  update(s: LinkSample, now: number): number {
+  /**
+   * One tick's feedback; returns the new estimate. While a probe runs
+   * (`probing`) the window holds its traffic, which a policer's bucket may
+   * pass for a while: the estimate does not grow on it (the probe's own
+   * verdict raises it), it only falls.
+   */
+  update(s: LinkSample, now: number, probing = false): number {
     const dt = this.#at > 0 ? Math.min(1, Math.max(0, (now - this.#at) / 1000)) : 0;
     this.#at = now;
     if (s.delivered <= 0) return this.#estimate;
@@ -69,8 +80,8 @@ export class DownlinkEstimator {
     } else if (s.loss > LOSS_TOLERATED) {
       // more loss than random loss explains: decrease gently while it lasts
       this.#estimate *= 1 - 0.5 * (s.loss - 0.1) * dt * 4;
-      this.#estimate = Math.max(this.#estimate, s.delivered * 0.9);
-    } else if (s.loss < LOSS_GROW && s.queueDelay < QUEUE_GROW_MS) {
+      if (!probing) this.#estimate = Math.max(this.#estimate, s.delivered * 0.9);
+    } else if (!probing && s.loss < LOSS_GROW && s.queueDelay < QUEUE_GROW_MS) {
       const cap = s.delivered * DELIVERED_CAP;
       if (this.#estimate < cap) this.#estimate = Math.min(cap, Math.max(s.delivered, this.#estimate * (1 + GROWTH_PER_S * dt)));
     }
@@ -81,22 +92,72 @@ export class DownlinkEstimator {
   probed(bitsPerSecond: number): void {
     if (bitsPerSecond > this.#estimate) this.#estimate = bitsPerSecond;
   }
+
+  /** A probe lost packets over what the link sustained, `bitsPerSecond`: the estimate is no higher than that. */
+  sustained(bitsPerSecond: number): void {
+    if (bitsPerSecond > 0 && bitsPerSecond < this.#estimate) this.#estimate = bitsPerSecond;
+  }
 }
 
 /** How long one probe raises the send rate (ms). */
 export const PROBE_MS = 1500;
-/** A probe succeeds when the subscriber confirms at least this share of its target rate… */
+/** After the probe, its packets' feedback is awaited at most this long (ms). */
+export const PROBE_SETTLE_MS = 750;
+/** A probe succeeds when the subscriber received, in each half, at least this share of its target rate… */
 export const PROBE_DELIVERED = 0.8;
-/** …with no more loss than this… */
+/** …losing no more than this share of its packets in either half… */
 export const PROBE_LOSS = 0.15;
-/** …and no more queueing (ms). */
+/** …with no more queueing (ms, from the 1-s window). */
 export const PROBE_QUEUE_MS = 150;
 /** Waits between probes after a failure (ms); the last one repeats. */
 export const PROBE_BACKOFF_MS = [2000, 4000, 6000] as const;
-/** A probe that loses this much half-way is abandoned at once. */
+/** A probe whose packets are lost this much (so far) is abandoned at once. */
 const PROBE_ABORT_LOSS = 0.3;
+/** Share of a probe's packets that must be reported before it is judged ahead of PROBE_SETTLE_MS. */
+const PROBE_REPORTED = 0.95;
 
-export type ProbeOutcome = { kind: 'started'; target: number } | { kind: 'succeeded'; delivered: number } | { kind: 'failed'; delivered: number; loss: number; queueDelay: number };
+/** What the feedback said of the packets sent during one half of a probe (media and padding alike). */
+export interface ProbeHalf {
+  /** Packets sent. */
+  packets: number;
+  /** Of those, reported by the feedback so far (received or lost). */
+  reported: number;
+  lost: number;
+  sentBytes: number;
+  receivedBytes: number;
+  /** How long the half lasted at the sender (ms). */
+  sendMs: number;
+  /** From the first to the last arrival the feedback reported (ms, the subscriber's clock). */
+  arrivalMs: number;
+}
+
+/** A probe's packets' fates, by half (send time), from the send records tagged with the probe. */
+export interface ProbeMeasure {
+  early: ProbeHalf;
+  late: ProbeHalf;
+}
+
+/** bit/s a half of a probe got through: received bytes over the longer of its send and arrival spans (a queue stretches the arrivals). */
+export function receivedRate(h: ProbeHalf): number {
+  const ms = Math.max(h.sendMs, h.arrivalMs);
+  return ms > 0 ? (h.receivedBytes * 8000) / ms : 0;
+}
+
+/** bit/s a probe showed the link sustains: its late half's (the early one may have drained a bucket), or the early half's when the late one has no feedback yet. */
+export function sustainedRate(m: ProbeMeasure): number {
+  return m.late.reported > m.late.lost ? receivedRate(m.late) : receivedRate(m.early);
+}
+
+/** 0..1, the reported packets of a half that were lost. */
+export function lossOf(h: ProbeHalf): number {
+  return h.reported > 0 ? h.lost / h.reported : 0;
+}
+
+export type ProbeOutcome =
+  | { kind: 'started'; target: number }
+  | { kind: 'succeeded'; delivered: number }
+  /** `delivered`: bit/s the link sustained (the late half's, when measured); `loss`: the worse half's. */
+  | { kind: 'failed'; delivered: number; loss: number; queueDelay: number; measured: boolean };
 
 export interface ProbeCounters {
   probes: number;
@@ -104,16 +165,32 @@ export interface ProbeCounters {
   failed: number;
 }
 
+/**
+ * Runs probes: `tag` names the current one (the engine tags what it sends
+ * meanwhile with it); `sending` says whether probe traffic goes out now (the
+ * first PROBE_MS), after which the verdict waits for the feedback on its
+ * packets.
+ */
 export class ProbeController {
-  /** bit/s the link is being probed at (0: no probe running). */
+  /** bit/s the link is being probed at (0: no probe running or awaiting its verdict). */
   target = 0;
-  #startedAt = 0;
+  /** The current (or last) probe's number; tags its packets. */
+  tag = 0;
+  /** When the current probe started (ms). */
+  startedAt = 0;
+  #sending = false;
   #notBefore = 0;
   #failures = 0;
   readonly counters: ProbeCounters = { probes: 0, succeeded: 0, failed: 0 };
 
+  /** A probe is running or awaiting its verdict. */
   get probing(): boolean {
     return this.target > 0;
+  }
+
+  /** Probe traffic is to be sent now. */
+  get sending(): boolean {
+    return this.#sending;
   }
 
   /** A layer switch happened (either way): the next probe waits the shortest backoff from now. */
@@ -124,38 +201,66 @@ export class ProbeController {
 
   /**
    * One tick. `wanted`: the bit/s the next higher layer needs in all (0: no
-   * up-switch wanted). Starts, continues or concludes a probe.
+   * up-switch wanted); `measure`: the fates of the current probe's packets
+   * so far (an engine without per-packet records passes none, and the 1-s
+   * window `link` judges). Starts, continues or concludes a probe.
    */
-  tick(wanted: number, link: LinkSample, now: number): ProbeOutcome | undefined {
-    if (this.target > 0) {
-      const elapsed = now - this.#startedAt;
-      const aborted = elapsed >= PROBE_MS / 3 && link.loss > PROBE_ABORT_LOSS;
-      if (elapsed < PROBE_MS && !aborted) return undefined;
-      const ok = !aborted && link.delivered >= this.target * PROBE_DELIVERED && link.loss <= PROBE_LOSS && link.queueDelay <= PROBE_QUEUE_MS;
-      this.target = 0;
-      if (ok) {
-        this.counters.succeeded++;
-        this.#failures = 0;
-        this.#notBefore = now + PROBE_BACKOFF_MS[0];
-        return { kind: 'succeeded', delivered: link.delivered };
-      }
-      this.counters.failed++;
-      this.#notBefore = now + PROBE_BACKOFF_MS[Math.min(this.#failures, PROBE_BACKOFF_MS.length - 1)]!;
-      this.#failures++;
-      return { kind: 'failed', delivered: link.delivered, loss: link.loss, queueDelay: link.queueDelay };
-    }
+  tick(wanted: number, link: LinkSample, now: number, measure?: ProbeMeasure): ProbeOutcome | undefined {
+    if (this.target > 0) return this.#running(link, now, measure);
     if (wanted <= 0 || now < this.#notBefore) return undefined;
     // only from a clear link: a probe cannot tell anything through congestion
     if (link.delivered <= 0 || link.loss > LOSS_TOLERATED || link.queueDelay > QUEUE_GROW_MS) return undefined;
     this.target = wanted;
-    this.#startedAt = now;
+    this.startedAt = now;
+    this.#sending = true;
+    this.tag++;
     this.counters.probes++;
     return { kind: 'started', target: wanted };
   }
 
+  #running(link: LinkSample, now: number, m: ProbeMeasure | undefined): ProbeOutcome | undefined {
+    const elapsed = now - this.startedAt;
+    const sofar = m ? lossOf({ ...m.early, reported: m.early.reported + m.late.reported, lost: m.early.lost + m.late.lost }) : link.loss;
+    const aborted = elapsed >= PROBE_MS / 3 && (sofar > PROBE_ABORT_LOSS || link.loss > PROBE_ABORT_LOSS);
+    if (aborted) return this.#fail(now, m ? sustainedRate(m) : link.delivered, Math.max(sofar, link.loss), link.queueDelay, m !== undefined);
+    if (elapsed < PROBE_MS) return undefined;
+    this.#sending = false;
+    if (!m) {
+      // no per-packet records: the window that ends with the probe judges it
+      const ok = link.delivered >= this.target * PROBE_DELIVERED && link.loss <= PROBE_LOSS && link.queueDelay <= PROBE_QUEUE_MS;
+      return ok ? this.#succeed(now, link.delivered) : this.#fail(now, link.delivered, link.loss, link.queueDelay, false);
+    }
+    const packets = m.early.packets + m.late.packets;
+    const reported = m.early.reported + m.late.reported;
+    if (reported < packets * PROBE_REPORTED && elapsed < PROBE_MS + PROBE_SETTLE_MS) return undefined;
+    const loss = Math.max(lossOf(m.early), lossOf(m.late));
+    const rate = Math.min(receivedRate(m.early), receivedRate(m.late));
+    const need = this.target * PROBE_DELIVERED;
+    if (m.early.packets > 0 && m.late.packets > 0 && rate >= need && loss <= PROBE_LOSS && link.queueDelay <= PROBE_QUEUE_MS) return this.#succeed(now, Math.max(rate, this.target));
+    return this.#fail(now, sustainedRate(m), loss, link.queueDelay, true);
+  }
+
+  #succeed(now: number, delivered: number): ProbeOutcome {
+    this.target = 0;
+    this.#sending = false;
+    this.counters.succeeded++;
+    this.#failures = 0;
+    this.#notBefore = now + PROBE_BACKOFF_MS[0];
+    return { kind: 'succeeded', delivered };
+  }
+
+  #fail(now: number, delivered: number, loss: number, queueDelay: number, measured: boolean): ProbeOutcome {
+    this.target = 0;
+    this.#sending = false;
+    this.counters.failed++;
+    this.#notBefore = now + PROBE_BACKOFF_MS[Math.min(this.#failures, PROBE_BACKOFF_MS.length - 1)]!;
+    this.#failures++;
+    return { kind: 'failed', delivered, loss, queueDelay, measured };
+  }
+
   /** Bytes of probe traffic to send now, `elapsedMs` after the last call, when `sendingBps` is being sent already. */
   budget(sendingBps: number, elapsedMs: number): number {
-    if (this.target <= 0) return 0;
+    if (!this.#sending) return 0;
     const extra = this.target - sendingBps;
     return extra > 0 ? (extra * elapsedMs) / 8000 : 0;
   }

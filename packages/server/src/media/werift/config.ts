@@ -100,7 +100,8 @@ export interface CodecDescription {
 
 /**
  * Subscriber side: the server offers exactly the publisher's codec, with
- * NACK, PLI, REMB and transport-cc. Chromium 156 sends no REMB even when
+ * NACK, PLI, REMB and transport-cc, and RTX for video (NACKs are answered on
+ * the RTX stream when the subscriber accepts it). Chromium 156 sends no REMB even when
  * transport-cc is not offered, so TWCC feedback (werift's delay-based
  * congestion detector) is what Chromium subscribers give us; REMB is used
  * when a subscriber sends it.
@@ -118,7 +119,8 @@ export function downConfig(engine: WeriftEngineOptions, iceServers: IceServer[],
   const twcc = useTransportWideCC();
   return {
     ...base(engine, iceServers),
-    codecs: { audio: audio.map((c) => make(c, 'audio')), video: video.map((c) => make(c, 'video')) },
+    // each video codec is followed by its RTX (RFC 4588): werift gives it apt=<the codec's payload type>
+    codecs: { audio: audio.map((c) => make(c, 'audio')), video: video.flatMap((c) => [make(c, 'video'), new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 })]) },
     // One object per extension for both kinds: werift numbers extensions by
     // position (audio then video), and a shared object keeps ONE id per URI
     // across the bundle. With two ids for transport-cc Chromium only reads

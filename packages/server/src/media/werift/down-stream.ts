@@ -18,7 +18,7 @@ import { RateMeter, isKeyframeStart, seqAdd, seqDiff, tsAdd } from '../rtp.ts';
 import { downConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
 import { holdEarlyDtls } from './dtls.ts';
 import { DOWN_RECV_BUFFER, FastRtpSender, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
-import { DownlinkEstimator, ProbeController, type LinkSample } from '../quality/downlink.ts';
+import { DownlinkEstimator, PROBE_LOSS, PROBE_MS, ProbeController, type LinkSample, type ProbeMeasure } from '../quality/downlink.ts';
 import { LayerChooser, lowestActiveLayer, type BandwidthEstimate } from './layers.ts';
 import { PacketCache } from './packet-cache.ts';
 import { rtpHeaderLength, writeRtpHeader } from './srtp.ts';
@@ -37,6 +37,8 @@ const PADDING = Buffer.alloc(255, 0);
 PADDING[254] = 255;
 /** At most this many padding packets in one probe slice. */
 const PROBE_BURST = 40;
+/** How long a probe's traffic stays in the delivered window after it stopped (twcc.ts's window), ms. */
+const PROBE_WINDOW_MS = 1000;
 /** Transport-cc feedback older than this no longer counts as an estimate. */
 const TWCC_STALE_MS = 2000;
 /** Rough per-packet overhead on the wire besides the payload (RTP header, extensions, SRTP tag). */
@@ -105,13 +107,17 @@ export class DownTrack implements PacketSink {
   keyframeRequests = 0;
   nacks = 0;
   retransmitted = 0;
-  /** Bytes of probe traffic (duplicates) sent. */
+  /** Bytes of probe traffic (padding) sent. */
   probeBytes = 0;
   packetsLost = 0;
   fractionLost = 0;
   jitter = 0;
   /** Transport-cc extension id this track's packets carry (0: not negotiated). */
   twccId = 0;
+  /** Next sequence number on this track's RTX stream. */
+  #rtxSeq = random16();
+  /** Retransmissions sent on the RTX stream (RFC 4588), a part of `retransmitted`. */
+  rtxPackets = 0;
   // Sender-report state, kept here and copied into werift's sender every
   // SR_SYNC_MS: writing its fields per packet is slower (an object of 50+
   // fields), and its ntpTime() per packet formatted a string (with a wrong fraction).
@@ -233,7 +239,23 @@ export class DownTrack implements PacketSink {
   onNack(lost: readonly number[], now: number): void {
     this.nacks += lost.length;
     if (!this.cache || !this.connected) return;
-    this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => this.owner.send(this, seq, timestamp, marker, payload, now));
+    const rtxPt = this.rtxPayloadType;
+    this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => {
+      if (rtxPt === undefined) {
+        this.owner.send(this, seq, timestamp, marker, payload, now);
+        return;
+      }
+      // RFC 4588 §4: the original sequence number, then the original payload, on the RTX stream
+      const osn = Buffer.allocUnsafe(2);
+      osn.writeUInt16BE(seq, 0);
+      if (this.owner.send(this, this.#rtxSeq, timestamp, marker, Buffer.concat([osn, payload]), now, 'rtx')) this.rtxPackets++;
+      this.#rtxSeq = seqAdd(this.#rtxSeq, 1);
+    });
+  }
+
+  /** The payload type of the RTX stream the subscriber accepted, if it did (werift sets it from the answer's apt). */
+  get rtxPayloadType(): number | undefined {
+    return (this.sender as unknown as { rtxPayloadType?: number }).rtxPayloadType;
   }
 
   /**
@@ -246,7 +268,7 @@ export class DownTrack implements PacketSink {
     let sent = 0;
     for (let k = 0; k < PROBE_BURST && sent < bytes; k++) {
       const seq = seqAdd(this.#lastSeq, 1);
-      if (!this.owner.send(this, seq, this.#lastTs, false, PADDING, now, true)) break;
+      if (!this.owner.send(this, seq, this.#lastTs, false, PADDING, now, 'padding')) break;
       this.#lastSeq = seq;
       this.#seqOffset = seqAdd(this.#seqOffset, 1);
       sent += PADDING.length + PACKET_OVERHEAD;
@@ -313,6 +335,7 @@ export class DownTrack implements PacketSink {
       keyframeRequests: this.keyframeRequests,
       nacks: this.nacks,
       retransmitted: this.retransmitted,
+      retransmittedRtx: this.rtxPackets,
       probeBytes: this.probeBytes,
     };
     const rid = this.up.layerList[this.current]?.rid;
@@ -349,6 +372,13 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   #wantProbe = 0;
   #probeTimer: NodeJS.Timeout | undefined;
   #probeAt = 0;
+  /** Probe bytes due but not sent yet (padding waits for a frame's end). */
+  #probeOwed = 0;
+  /** Transport-wide sequence numbers of the first and last packet sent under the current probe (-1: none yet). */
+  #probeFirstSeq = -1;
+  #probeLastSeq = -1;
+  /** When the current probe's traffic stopped (0: still sending). */
+  #probeEnd = 0;
   #limiter: { rate: number; tokens: number; at: number } | undefined;
 
   constructor(
@@ -491,26 +521,35 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
    * number and its send record, then our fast path (header bytes, SRTP, the
    * nominated socket), or werift's transport send when that path cannot.
    */
-  send(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number, padding = false): boolean {
+  send(track: DownTrack, seq: number, timestamp: number, marker: boolean, payload: Buffer, now: number, kind: 'media' | 'padding' | 'rtx' = 'media'): boolean {
     const transport = this.#transport;
     const codec = track.sender.codec;
     if (!transport || !codec) return false;
+    const padding = kind === 'padding';
+    const rtx = kind === 'rtx' ? track.rtxPayloadType : undefined;
+    const payloadType = rtx ?? codec.payloadType;
     // padding-only packets go through our fast path alone (werift's header has no padding bit to set)
     if (padding && !(this.#fast && track.twccId <= 14)) return false;
     const twccId = track.twccId;
     let twccSeq = 0;
     if (twccId > 0) {
       twccSeq = transport.transportSequenceNumber = (transport.transportSequenceNumber + 1) & 0xffff;
-      this.twcc.sent(twccSeq, payload.length + PACKET_OVERHEAD, now);
+      // everything sent while a probe runs is its traffic, judged by its own fates
+      const tag = this.prober.sending ? this.prober.tag : 0;
+      if (tag > 0) {
+        if (this.#probeFirstSeq < 0) this.#probeFirstSeq = twccSeq;
+        this.#probeLastSeq = twccSeq;
+      }
+      this.twcc.sent(twccSeq, payload.length + PACKET_OVERHEAD, now, tag);
     }
     // the test bottleneck drops after numbering, as a congested link would
     if (this.#limiter && !this.#admit(payload.length + PACKET_OVERHEAD)) return true;
-    const ssrc = track.sender.ssrc;
+    const ssrc = rtx !== undefined ? track.sender.rtxSsrc : track.sender.ssrc;
     const fast = this.#fast;
     if (fast && twccId <= 14) {
       // a fresh header per datagram: the kernel may still hold a queued one
       const header = Buffer.allocUnsafe(rtpHeaderLength(twccId));
-      writeRtpHeader(header, codec.payloadType, marker, seq, timestamp, ssrc, twccId, twccSeq);
+      writeRtpHeader(header, payloadType, marker, seq, timestamp, ssrc, twccId, twccSeq);
       if (padding) header[0]! |= 0x20;
       if (fast.send(header, payload, ssrc, seq) >= 0) return true;
       if (padding) return false;
@@ -521,7 +560,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
       b.writeUInt16BE(twccSeq, 0);
       extensions.push({ id: twccId, payload: b });
     }
-    const header = new RtpHeader({ payloadType: codec.payloadType, sequenceNumber: seq, timestamp, ssrc, marker, extensions });
+    const header = new RtpHeader({ payloadType, sequenceNumber: seq, timestamp, ssrc, marker, extensions });
     transport.sendRtp(payload, header).catch(() => {});
     return true;
   }
@@ -579,14 +618,24 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     const now = Date.now();
     const e = this.estimate(now);
     const sample: LinkSample = { delivered: e.delivered, loss: e.loss, queueDelay: e.queueDelay };
-    this.estimator.update(sample, now);
+    // the 1-s window holds a probe's traffic until a second after it stopped: no growth on it
+    this.estimator.update(sample, now, this.prober.probing || (this.#probeEnd > 0 && now - this.#probeEnd < PROBE_WINDOW_MS));
     // audio is subtracted from the estimate before choosing a video layer
     let audio = 0;
     for (const t of this.#tracks.values()) if (t.up.kind === 'audio' && t.target >= 0) audio += t.meter.rate(now);
-    const outcome = this.prober.tick(this.#wantProbe > 0 ? this.#wantProbe + audio : 0, sample, now);
+    const outcome = this.prober.tick(this.#wantProbe > 0 ? this.#wantProbe + audio : 0, sample, now, this.#probeMeasure(now));
     if (outcome?.kind === 'started') this.#startProbe(now);
-    else if (outcome) this.#stopProbe();
+    else if (outcome) {
+      this.#stopProbe();
+      this.#probeEnd ||= now;
+    }
+    if (this.prober.probing && !this.prober.sending && this.#probeEnd === 0) {
+      this.#probeEnd = now;
+      this.#stopProbe();
+    }
     if (outcome?.kind === 'succeeded') this.estimator.probed(outcome.delivered);
+    // the link dropped what the probe sent over what it sustains: that is the estimate now
+    if (outcome?.kind === 'failed' && outcome.measured && outcome.loss > PROBE_LOSS) this.estimator.sustained(outcome.delivered);
     const estimate: BandwidthEstimate = {
       remb: e.remb > 0 ? Math.max(1, e.remb - audio) : 0,
       delivered: e.delivered > 0 ? Math.max(1, e.delivered - audio) : 0,
@@ -611,8 +660,18 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     }
   }
 
+  /** The fates of the current probe's packets so far (undefined: no probe, or no transport-cc). */
+  #probeMeasure(now: number): ProbeMeasure | undefined {
+    if (!this.prober.probing || this.#probeFirstSeq < 0) return undefined;
+    const start = this.prober.startedAt;
+    return this.twcc.measureProbe(this.prober.tag, this.#probeFirstSeq, this.#probeLastSeq, start, start + PROBE_MS / 2, this.#probeEnd || now);
+  }
+
   #startProbe(now: number): void {
     this.#probeAt = now;
+    this.#probeOwed = 0;
+    this.#probeFirstSeq = this.#probeLastSeq = -1;
+    this.#probeEnd = 0;
     this.#probeTimer ??= setInterval(() => this.#sendProbe(), PROBE_SLICE_MS);
   }
 
@@ -623,7 +682,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   /** One slice of probe traffic, on the first video track being forwarded. */
   #sendProbe(): void {
-    if (this.#closed || !this.prober.probing) return this.#stopProbe();
+    if (this.#closed || !this.prober.sending) return this.#stopProbe();
     const now = Date.now();
     const elapsed = Math.min(100, now - this.#probeAt);
     this.#probeAt = now;
@@ -634,8 +693,10 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
       sending += t.meter.rate(now);
       if (t.up.kind === 'video' && t.current >= 0) video ??= t;
     }
-    const bytes = this.prober.budget(sending, elapsed);
-    if (video && bytes > 0) video.probe(bytes, now);
+    // what a slice could not send (mid-frame) is owed to the next, up to 100 ms of it
+    const max = this.prober.budget(sending, 100);
+    this.#probeOwed = Math.min(max, this.#probeOwed + this.prober.budget(sending, elapsed));
+    if (video && this.#probeOwed > 0) this.#probeOwed -= video.probe(this.#probeOwed, now);
   }
 
   /**

@@ -122,7 +122,8 @@ export class LayerChooser {
       this.#upTicks = 0;
       return cur;
     }
-    const need = rates[next]! * UP_MARGIN;
+    // a probe that just succeeded was sent at the margin already: the layer's own rate is enough now
+    const need = rates[next]! * (estimate.probed ? 1 : UP_MARGIN);
     if (link < need && !(estimate.remb > 0 && estimate.remb >= need)) {
       this.#upTicks = 0;
       this.wantProbe = need;

@@ -10,7 +10,10 @@
 //
 // Send side (subscribers): TwccSendHistory remembers what was sent under each
 // transport-wide sequence number and turns the subscriber's feedback into
-// a delivered rate, a loss fraction and a queueing delay.
+// a delivered rate, a loss fraction and a queueing delay; packets sent during
+// a probe carry its tag, and their own fates (arrival time or loss) judge it
+// (measureProbe), not the 1-s window.
+import type { ProbeHalf, ProbeMeasure } from '../quality/downlink.ts';
 import { seqDiff } from '../rtp.ts';
 
 export const TWCC_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
@@ -224,6 +227,8 @@ export interface FeedbackBatch {
 }
 
 const WINDOW_MS = 1000;
+/** A packet's fate when the feedback reported it lost. */
+const LOST = -1;
 const BUCKETS = 10;
 const BASELINE_MS = 10_000;
 
@@ -232,6 +237,10 @@ export class TwccSendHistory {
   #seq = new Int32Array(RING).fill(-1);
   #sentAt = new Float64Array(RING);
   #size = new Uint16Array(RING);
+  /** The probe each packet was sent under (0: none). */
+  #tag = new Int32Array(RING);
+  /** What the feedback said of each packet: arrival (µs, subscriber's clock), LOST, or NaN (not reported yet). */
+  #fate = new Float64Array(RING).fill(Number.NaN);
   // per-100 ms buckets of [received bytes, received packets, lost packets]
   #bytes = new Float64Array(BUCKETS);
   #recv = new Float64Array(BUCKETS);
@@ -241,12 +250,65 @@ export class TwccSendHistory {
   #recentDelay = -1;
   lastFeedback = 0;
 
-  /** A packet left with transport-wide sequence number `seq`, `size` bytes, at `nowMs`. */
-  sent(seq: number, size: number, nowMs: number): void {
+  /** A packet left with transport-wide sequence number `seq`, `size` bytes, at `nowMs`, under probe `tag` (0: none). */
+  sent(seq: number, size: number, nowMs: number, tag = 0): void {
     const i = seq & MASK;
     this.#seq[i] = seq;
     this.#sentAt[i] = nowMs;
     this.#size[i] = Math.min(size, 0xffff);
+    this.#tag[i] = tag;
+    this.#fate[i] = Number.NaN;
+  }
+
+  /**
+   * The fates of the packets sent under probe `tag` with transport-wide
+   * sequence numbers from `firstSeq` to `lastSeq`, in two halves by send time
+   * (before and from `midMs`; the probe sent from `startMs` to `endMs`).
+   */
+  measureProbe(tag: number, firstSeq: number, lastSeq: number, startMs: number, midMs: number, endMs: number): ProbeMeasure {
+    const half = (): ProbeHalf & { firstArrival: number; lastArrival: number } => ({
+      packets: 0,
+      reported: 0,
+      lost: 0,
+      sentBytes: 0,
+      receivedBytes: 0,
+      sendMs: 0,
+      arrivalMs: 0,
+      firstArrival: Infinity,
+      lastArrival: -Infinity,
+    });
+    const early = half();
+    const late = half();
+    const n = Math.min(RING, seqDiff(lastSeq & 0xffff, firstSeq & 0xffff) + 1);
+    for (let k = 0; k < n; k++) {
+      const seq = (firstSeq + k) & 0xffff;
+      const i = seq & MASK;
+      if (this.#seq[i] !== seq || this.#tag[i] !== tag) continue;
+      const h = this.#sentAt[i]! < midMs ? early : late;
+      const size = this.#size[i]!;
+      h.packets++;
+      h.sentBytes += size;
+      const fate = this.#fate[i]!;
+      if (Number.isNaN(fate)) continue;
+      h.reported++;
+      if (fate === LOST) {
+        h.lost++;
+        continue;
+      }
+      h.receivedBytes += size;
+      if (fate < h.firstArrival) h.firstArrival = fate;
+      if (fate > h.lastArrival) h.lastArrival = fate;
+    }
+    const done = (h: ReturnType<typeof half>, from: number, to: number): ProbeHalf => ({
+      packets: h.packets,
+      reported: h.reported,
+      lost: h.lost,
+      sentBytes: h.sentBytes,
+      receivedBytes: h.receivedBytes,
+      sendMs: Math.max(0, to - from),
+      arrivalMs: h.lastArrival > h.firstArrival ? (h.lastArrival - h.firstArrival) / 1000 : 0,
+    });
+    return { early: done(early, startMs, midMs), late: done(late, midMs, endMs) };
   }
 
   #advance(nowMs: number): number {
@@ -279,8 +341,13 @@ export class TwccSendHistory {
       const known = this.#seq[i] === seq;
       if (status === 1 || status === 2) {
         arrivalUs += fb.recvDeltas[d++]?.delta ?? 0;
-        if (known) this.report(batch, this.#size[i]!, this.#sentAt[i]!, arrivalUs);
+        if (known) {
+          this.#fate[i] = arrivalUs;
+          this.report(batch, this.#size[i]!, this.#sentAt[i]!, arrivalUs);
+        }
       } else if (status === 0 && known) {
+        // reported lost, unless an earlier feedback had it arriving
+        if (Number.isNaN(this.#fate[i]!)) this.#fate[i] = LOST;
         this.report(batch, this.#size[i]!, this.#sentAt[i]!, -1);
       }
       seq = (seq + 1) & 0xffff;
