@@ -1,11 +1,16 @@
-// One benchmark shape, end to end: a fresh server process, one publisher
-// process and one subscriber process per room (forked, so their CPU is not
-// the server's), a steady-state window measured from /proc and from the
-// subscribers' counters.
+// One benchmark shape, end to end: a fresh server process (Atrium, or Janus
+// for `--compare janus`), one publisher process and one subscriber process
+// per room (forked, so their CPU is not the server's), a steady-state window
+// measured from /proc and from the subscribers' counters.
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { GeneratorCommand, GeneratorEvent, PubSnapshot, SubSnapshot } from './generator.ts';
-import { ServerProcess, threadCpuNumber, threadDelta } from './server.ts';
+import { JanusProcess, createJanusRooms } from './janus.ts';
+import type { SfuTarget } from './peers.ts';
+import { type ProcessCpu, ServerProcess, threadCpuNumber, threadDelta } from './server.ts';
+
+/** The server under test. */
+export type Sfu = 'atrium' | 'janus';
 
 const GENERATOR = fileURLToPath(new URL('./generator.ts', import.meta.url));
 
@@ -23,6 +28,12 @@ export interface Shape {
 }
 
 export interface ShapeOptions {
+  /** Default: atrium. */
+  sfu?: Sfu | undefined;
+  /** Janus's event_loops (default 0, Janus's own default: a loop thread per handle). */
+  janusEventLoops?: number | undefined;
+  /** Atrium's `--media-engine`; undefined: the server's default (auto). */
+  mediaEngine?: string | undefined;
   seconds: number;
   warmupSeconds: number;
   packetSize: number;
@@ -55,6 +66,7 @@ export interface RoomResult {
 }
 
 export interface ShapeResult {
+  sfu: Sfu;
   shape: Shape;
   seconds: number;
   rooms: RoomResult[];
@@ -150,10 +162,29 @@ function sum<T>(xs: T[], f: (x: T) => number): number {
 }
 
 export async function runShape(shape: Shape, o: ShapeOptions): Promise<ShapeResult> {
-  const server = await ServerProcess.start({ groups: shape.rooms.map((r) => r.group), mediaWorkers: o.mediaWorkers, cpuProfDir: o.cpuProfDir });
+  const sfu = o.sfu ?? 'atrium';
+  let server: ProcessCpu;
+  let targetOf: (room: Room) => SfuTarget;
+  if (sfu === 'janus') {
+    const janus = await JanusProcess.start(o.janusEventLoops ?? 0);
+    server = janus;
+    const rooms = shape.rooms.map((r, i) => ({ room: 1000 + i, publishers: r.publishers }));
+    try {
+      await createJanusRooms(janus.wsUrl, rooms);
+    } catch (e) {
+      await janus.stop();
+      throw e;
+    }
+    targetOf = (room) => ({ kind: 'janus', url: janus.wsUrl, room: 1000 + shape.rooms.indexOf(room) });
+    o.log(`${shape.name}: Janus pid ${janus.pid} at ${janus.wsUrl}`);
+  } else {
+    const atrium = await ServerProcess.start({ groups: shape.rooms.map((r) => r.group), mediaWorkers: o.mediaWorkers, mediaEngine: o.mediaEngine, cpuProfDir: o.cpuProfDir });
+    server = atrium;
+    targetOf = (room) => ({ kind: 'galene', url: atrium.wsUrl, group: room.group });
+    o.log(`${shape.name}: server pid ${atrium.pid} at ${atrium.url}`);
+  }
   const procs: RoomProcs[] = [];
   try {
-    o.log(`${shape.name}: server pid ${server.pid} at ${server.url}`);
     for (const room of shape.rooms) {
       const label = `${shape.name}/${room.group}`;
       const p: RoomProcs = { room, pub: new Generator(`${label} publishers`), sub: new Generator(`${label} subscribers`) };
@@ -161,8 +192,7 @@ export async function runShape(shape: Shape, o: ShapeOptions): Promise<ShapeResu
       await p.pub.start({
         cmd: 'start',
         role: 'pub',
-        url: server.wsUrl,
-        group: room.group,
+        target: targetOf(room),
         names: Array.from({ length: room.publishers }, (_, i) => `pub${i}`),
         rate: room.rate,
         packetSize: o.packetSize,
@@ -172,7 +202,9 @@ export async function runShape(shape: Shape, o: ShapeOptions): Promise<ShapeResu
     }
     o.log(`${shape.name}: publishers connected and sending; subscribers requesting`);
     await sleep(300);
-    await Promise.all(procs.map((p) => p.sub.start({ cmd: 'start', role: 'sub', url: server.wsUrl, group: p.room.group, names: Array.from({ length: p.room.subscribers }, (_, i) => `sub${i}`) })));
+    await Promise.all(
+      procs.map((p) => p.sub.start({ cmd: 'start', role: 'sub', target: targetOf(p.room), publishers: p.room.publishers, names: Array.from({ length: p.room.subscribers }, (_, i) => `sub${i}`) })),
+    );
 
     // Every subscriber must have a flowing down-stream from every publisher.
     const deadline = Date.now() + 60_000;
@@ -207,7 +239,7 @@ export async function runShape(shape: Shape, o: ShapeOptions): Promise<ShapeResu
     const placement = new Map<number, Map<number, number>>();
     const sampler = setInterval(() => {
       for (const t of server.threads()) {
-        const cpu = threadCpuNumber(server.pid, t.tid);
+        const cpu = threadCpuNumber(t.tid);
         if (cpu === undefined) continue;
         const m = placement.get(t.tid) ?? new Map<number, number>();
         m.set(cpu, (m.get(cpu) ?? 0) + 1);
@@ -258,6 +290,7 @@ export async function runShape(shape: Shape, o: ShapeOptions): Promise<ShapeResu
     const genCpu = sum(s1, (s) => s.cpuUs) - sum(s0, (s) => s.cpuUs);
     const expectedTotal = sum(rooms, (r) => (r.loss < 1 ? (r.deliveredPps * seconds) / (1 - r.loss) : 0));
     return {
+      sfu,
       shape,
       seconds,
       rooms,

@@ -3,21 +3,20 @@
 // counters. Running the peers here keeps their CPU out of the server's and
 // out of the coordinator's.
 import { performance } from 'node:perf_hooks';
-import { Publisher, Subscriber, pace, stopPeers } from './peers.ts';
+import { Publisher, type SfuTarget, Subscriber, pace, stopPeers } from './peers.ts';
 
 export type GeneratorCommand =
   | {
       cmd: 'start';
       role: 'pub';
-      url: string;
-      group: string;
+      target: SfuTarget;
       names: string[];
       rate: number;
       packetSize: number;
       packetsPerFrame: number;
       keyframeEveryMs: number;
     }
-  | { cmd: 'start'; role: 'sub'; url: string; group: string; names: string[] }
+  | { cmd: 'start'; role: 'sub'; target: SfuTarget; names: string[]; publishers: number }
   | { cmd: 'snapshot'; seq: number }
   | { cmd: 'stop' };
 
@@ -52,13 +51,13 @@ process.on('SIGTERM', () => shutdown());
 async function handle(m: GeneratorCommand): Promise<void> {
   if (m.cmd === 'start' && m.role === 'pub') {
     for (const name of m.names) {
-      pubs.push(new Publisher({ url: m.url, group: m.group, name, rate: m.rate, packetSize: m.packetSize, packetsPerFrame: m.packetsPerFrame, keyframeEveryMs: m.keyframeEveryMs }));
+      pubs.push(new Publisher({ target: m.target, name, rate: m.rate, packetSize: m.packetSize, packetsPerFrame: m.packetsPerFrame, keyframeEveryMs: m.keyframeEveryMs }));
     }
     await Promise.all(pubs.map((p) => p.start()));
     stopPacing = pace(pubs);
     send({ ev: 'started' });
   } else if (m.cmd === 'start' && m.role === 'sub') {
-    for (const name of m.names) subs.push(new Subscriber({ url: m.url, group: m.group, name }));
+    for (const name of m.names) subs.push(new Subscriber({ target: m.target, name, publishers: m.publishers }));
     await Promise.all(subs.map((s) => s.start()));
     send({ ev: 'started' });
   } else if (m.cmd === 'snapshot') {
@@ -68,8 +67,8 @@ async function handle(m: GeneratorCommand): Promise<void> {
       seq: m.seq,
       at: performance.timeOrigin + performance.now(),
       cpuUs: cpu.user + cpu.system,
-      pubs: pubs.map((p) => ({ name: p.o.name, streamId: p.streamId, sent: p.sent, sendFailures: p.sendFailures, plis: p.plis, keyframes: p.keyframes, errors: p.galene.errors })),
-      subs: subs.map((s) => ({ name: s.o.name, requestAt: s.requestAt, downs: s.counters(), errors: s.galene.errors })),
+      pubs: pubs.map((p) => ({ name: p.o.name, streamId: p.streamId, sent: p.sent, sendFailures: p.sendFailures, plis: p.plis, keyframes: p.keyframes, errors: p.errors })),
+      subs: subs.map((s) => ({ name: s.o.name, requestAt: s.requestAt, downs: s.counters(), errors: s.errors })),
     });
   } else if (m.cmd === 'stop') shutdown();
 }

@@ -11,9 +11,20 @@
 // A subscriber sends Galène's `request` and answers each server offer; for
 // each down-stream it counts RTP packets, detects loss from gaps in the
 // (rewritten) sequence numbers and records when the first packet arrived.
+//
+// The same peers speak to Janus's VideoRoom instead (`--compare janus`): a
+// publisher joins as a VideoRoom publisher and sends its offer with
+// `publish`; a subscriber subscribes to every publisher of the room, one
+// handle and one peer connection per publisher (as a Galène subscriber gets
+// one down-stream per publisher), and answers with `start`.
 import { performance } from 'node:perf_hooks';
 import ndc from 'node-datachannel';
 import { GaleneSocket, candidateInit, type GaleneMessage } from './galene.ts';
+import { JanusClient } from './janus.ts';
+
+/** The SFU a peer talks to: Atrium through its Galène dialect, or Janus's VideoRoom. */
+export type SfuTarget = { kind: 'galene'; url: string; group: string } | { kind: 'janus'; url: string; room: number };
+type Candidate = { candidate: string; sdpMid: string; sdpMLineIndex: number };
 
 const BIND = '127.0.0.1';
 const VP8_PT = 96;
@@ -27,8 +38,7 @@ export function stopPeers(): void {
 }
 
 export interface PublisherOptions {
-  url: string;
-  group: string;
+  target: SfuTarget;
   name: string;
   /** RTP packets per second. */
   rate: number;
@@ -43,6 +53,7 @@ export interface PublisherOptions {
 
 export class Publisher {
   readonly galene = new GaleneSocket();
+  readonly janus = new JanusClient();
   readonly streamId = `up-${Math.random().toString(36).slice(2, 10)}`;
   readonly ssrc = (Math.random() * 0xffffffff) >>> 0;
   pc: InstanceType<typeof ndc.PeerConnection> | undefined;
@@ -86,10 +97,12 @@ export class Publisher {
   }
   #opened: () => void;
 
+  get errors(): string[] {
+    return this.o.target.kind === 'janus' ? this.janus.errors : this.galene.errors;
+  }
+
   /** Joins, publishes, and resolves once the track is open (ICE + DTLS done). */
   async start(): Promise<void> {
-    const g = this.galene;
-    await g.join(this.o.url, this.o.group, this.o.name);
     const pc = new ndc.PeerConnection(this.o.name, { iceServers: [], bindAddress: BIND });
     this.pc = pc;
     const video = new ndc.Video('0', 'SendOnly');
@@ -99,9 +112,20 @@ export class Publisher {
     this.track = track;
     track.onOpen(() => this.#opened());
     track.onMessage((msg) => this.#rtcp(msg));
+    if (this.o.target.kind === 'janus') await this.#signalJanus(pc, this.o.target);
+    else await this.#signalGalene(pc, this.o.target);
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`publisher ${this.o.name}: track not open within 20 s (ICE/DTLS with the server failed; errors: ${this.errors.join('; ') || 'none'})`)), 20_000).unref(),
+    );
+    await Promise.race([this.#open, timeout]);
+  }
+
+  async #signalGalene(pc: InstanceType<typeof ndc.PeerConnection>, t: SfuTarget & { kind: 'galene' }): Promise<void> {
+    const g = this.galene;
+    await g.join(t.url, t.group, this.o.name);
     // Our candidates wait for the server's answer: until it has handled the
     // offer, the stream id is unknown to it.
-    let held: { candidate: string; sdpMid: string; sdpMLineIndex: number }[] | undefined = [];
+    let held: Candidate[] | undefined = [];
     pc.onLocalCandidate((c, mid) => {
       if (held) held.push(candidateInit(c, mid));
       else g.send({ type: 'ice', id: this.streamId, candidate: candidateInit(c, mid) });
@@ -121,10 +145,31 @@ export class Publisher {
       if (type === 'offer') g.send({ type: 'offer', id: this.streamId, label: 'camera', source: g.id, username: this.o.name, sdp });
     });
     pc.setLocalDescription();
-    const timeout = new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error(`publisher ${this.o.name}: track not open within 20 s (ICE/DTLS with the server failed; errors: ${g.errors.join('; ') || 'none'})`)), 20_000).unref(),
-    );
-    await Promise.race([this.#open, timeout]);
+  }
+
+  async #signalJanus(pc: InstanceType<typeof ndc.PeerConnection>, t: SfuTarget & { kind: 'janus' }): Promise<void> {
+    const j = this.janus;
+    await j.connect(t.url, `publisher ${this.o.name}`);
+    const handle = await j.attach();
+    await j.message(handle, { request: 'join', ptype: 'publisher', room: t.room, display: this.o.name });
+    // Trickled candidates wait for Janus's answer, as with Galène.
+    let held: (Candidate | null)[] | undefined = [];
+    const send = (c: Candidate | null) => (held ? held.push(c) : j.trickle(handle, c));
+    pc.onLocalCandidate((c, mid) => send(candidateInit(c, mid)));
+    pc.onGatheringStateChange((state) => {
+      if (state === 'complete') send(null);
+    });
+    const offer = await new Promise<string>((resolve) => {
+      pc.onLocalDescription((sdp, type) => {
+        if (type === 'offer') resolve(sdp);
+      });
+      pc.setLocalDescription();
+    });
+    const reply = await j.message(handle, { request: 'publish' }, { type: 'offer', sdp: offer });
+    if (reply.jsep?.type !== 'answer') throw new Error(`publisher ${this.o.name}: Janus answered "publish" without an SDP answer: ${JSON.stringify(reply.data)}`);
+    pc.setRemoteDescription(reply.jsep.sdp, 'answer');
+    for (const c of held) j.trickle(handle, c);
+    held = undefined;
   }
 
   /** RTCP from the server: a PLI (PT 206, FMT 1) or FIR (FMT 4) asks for a keyframe. */
@@ -190,6 +235,7 @@ export class Publisher {
       /* already closed */
     }
     this.galene.close();
+    this.janus.close();
   }
 }
 
@@ -274,26 +320,38 @@ class DownState implements DownCounters {
 }
 
 export interface SubscriberOptions {
-  url: string;
-  group: string;
+  target: SfuTarget;
   name: string;
+  /** Publishers in the room: a Janus subscriber waits until the room lists them all. */
+  publishers: number;
 }
 
 export class Subscriber {
   readonly galene = new GaleneSocket();
+  readonly janus = new JanusClient();
   readonly downs = new Map<string, DownState>();
   readonly pcs = new Map<string, InstanceType<typeof ndc.PeerConnection>>();
   requestAt = -1;
 
   constructor(readonly o: SubscriberOptions) {}
 
+  get errors(): string[] {
+    return this.o.target.kind === 'janus' ? this.janus.errors : this.galene.errors;
+  }
+
   async start(): Promise<void> {
+    if (this.o.target.kind === 'janus') return this.#startJanus(this.o.target);
     const g = this.galene;
-    await g.join(this.o.url, this.o.group, this.o.name);
+    await g.join(this.o.target.url, this.o.target.group, this.o.name);
     g.on((m) => {
       if (stopping) return;
-      if (m.type === 'offer') this.#offer(String(m.id), String(m.sdp));
-      else if (m.type === 'ice') {
+      if (m.type === 'offer') {
+        const id = String(m.id);
+        this.#offer(id, String(m.sdp), {
+          answer: (sdp) => g.send({ type: 'answer', id, sdp }),
+          candidate: (c) => c && g.send({ type: 'ice', id, candidate: c }),
+        });
+      } else if (m.type === 'ice') {
         const pc = this.pcs.get(String(m.id));
         const c = m.candidate as { candidate?: string; sdpMid?: string } | undefined;
         if (pc && c?.candidate) pc.addRemoteCandidate(c.candidate, c.sdpMid ?? '0');
@@ -307,7 +365,39 @@ export class Subscriber {
     g.send({ type: 'request', request: { '': ['audio', 'video'] } });
   }
 
-  #offer(id: string, sdp: string): void {
+  /** Subscribes to every publisher of the room: one handle, `join` as subscriber, `start` with the answer. */
+  async #startJanus(t: SfuTarget & { kind: 'janus' }): Promise<void> {
+    const j = this.janus;
+    await j.connect(t.url, `subscriber ${this.o.name}`);
+    const lister = await j.attach();
+    this.requestAt = performance.now();
+    const deadline = Date.now() + 30_000;
+    let feeds: number[] = [];
+    for (;;) {
+      const r = await j.message(lister, { request: 'listparticipants', room: t.room });
+      const list = (r.data.participants as { id: number; publisher?: boolean }[] | undefined) ?? [];
+      feeds = list.filter((p) => p.publisher).map((p) => p.id);
+      if (feeds.length >= this.o.publishers) break;
+      if (Date.now() > deadline) throw new Error(`subscriber ${this.o.name}: Janus room ${t.room} lists ${feeds.length} of ${this.o.publishers} publishers after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await Promise.all(
+      feeds.map(async (feed) => {
+        const handle = await j.attach();
+        const r = await j.message(handle, { request: 'join', ptype: 'subscriber', room: t.room, streams: [{ feed }] });
+        if (r.jsep?.type !== 'offer') throw new Error(`subscriber ${this.o.name}: Janus's "attached" for feed ${feed} came without an SDP offer`);
+        const id = `feed-${feed}`;
+        this.#offer(id, r.jsep.sdp, {
+          answer: (sdp) => {
+            j.message(handle, { request: 'start' }, { type: 'answer', sdp }).catch((e: Error) => j.errors.push(e.message));
+          },
+          candidate: (c) => j.trickle(handle, c),
+        });
+      }),
+    );
+  }
+
+  #offer(id: string, sdp: string, signal: { answer: (sdp: string) => void; candidate: (c: Candidate | null) => void }): void {
     let pc = this.pcs.get(id);
     if (!pc) {
       const down = new DownState(id);
@@ -325,15 +415,16 @@ export class Subscriber {
       });
       // libdatachannel may report a candidate before the answer; the server
       // must see the answer first, so candidates wait for it.
-      let held: { candidate: string; sdpMid: string; sdpMLineIndex: number }[] | undefined = [];
-      pc.onLocalCandidate((c, mid) => {
-        if (held) held.push(candidateInit(c, mid));
-        else this.galene.send({ type: 'ice', id, candidate: candidateInit(c, mid) });
+      let held: (Candidate | null)[] | undefined = [];
+      const send = (c: Candidate | null) => (held ? held.push(c) : signal.candidate(c));
+      pc.onLocalCandidate((c, mid) => send(candidateInit(c, mid)));
+      pc.onGatheringStateChange((state) => {
+        if (state === 'complete') send(null);
       });
       pc.onLocalDescription((answer, type) => {
         if (type !== 'answer') return;
-        this.galene.send({ type: 'answer', id, sdp: answer });
-        for (const c of held ?? []) this.galene.send({ type: 'ice', id, candidate: c });
+        signal.answer(answer);
+        for (const c of held ?? []) signal.candidate(c);
         held = undefined;
       });
     }
@@ -353,5 +444,6 @@ export class Subscriber {
       }
     }
     this.galene.close();
+    this.janus.close();
   }
 }

@@ -1,6 +1,7 @@
 // The server under test as a separate process (`atrium serve`), with a
 // temporary data and groups directory holding wildcard groups, and its CPU
-// time read from /proc: the whole process and each of its threads.
+// time read from /proc: the whole process tree (the native engine's media
+// workers are child processes) and each of its threads.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,12 +23,12 @@ export function supportsMediaWorkers(): boolean {
 
 export interface ServerOptions {
   groups: string[];
+  /** `--media-engine` (auto, native or js); undefined: the server's default. */
+  mediaEngine?: string | undefined;
   /** undefined: the flag is not passed. */
   mediaWorkers?: number | undefined;
   /** Directory for `--cpu-prof` profiles of the server (main thread and workers). */
   cpuProfDir?: string | undefined;
-  /** More `atrium serve` arguments, e.g. ['--media-engine', 'js']. */
-  extraArgs?: string[] | undefined;
 }
 
 export interface ThreadCpu {
@@ -37,7 +38,19 @@ export interface ThreadCpu {
   us: number;
 }
 
-export class ServerProcess {
+/** What the bench reads of a server under test, whichever it is (Atrium or Janus). */
+export interface ProcessCpu {
+  readonly pid: number;
+  /** CPU time of the process and its descendants, microseconds. */
+  cpuUs(): number;
+  /** CPU time of each thread of the process and its descendants. */
+  threads(): ThreadCpu[];
+  /** The last lines the process printed. */
+  tail(): string;
+  stop(): Promise<void>;
+}
+
+export class ServerProcess implements ProcessCpu {
   private constructor(
     readonly child: ChildProcess,
     readonly url: string,
@@ -64,7 +77,7 @@ export class ServerProcess {
     for (const g of o.groups) await writeFile(join(groups, `${g}.json`), JSON.stringify(WILDCARD_GROUP));
     const args = [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--media-address', '127.0.0.1', '--data', data, '--groups', groups, '--log-level', 'warn'];
     if (o.mediaWorkers !== undefined) args.push('--media-workers', String(o.mediaWorkers));
-    if (o.extraArgs) args.push(...o.extraArgs);
+    if (o.mediaEngine !== undefined) args.push('--media-engine', o.mediaEngine);
     const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
     const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -95,29 +108,14 @@ export class ServerProcess {
     }
   }
 
-  /** CPU time of the whole process, microseconds. */
+  /** CPU time of the whole process and its media worker processes, microseconds. */
   cpuUs(): number {
-    return statCpuUs(`/proc/${this.pid}/stat`);
+    return treeCpuUs(this.pid);
   }
 
-  /** CPU time of each thread, microseconds. */
+  /** CPU time of each thread, worker processes included, microseconds. */
   threads(): ThreadCpu[] {
-    const out: ThreadCpu[] = [];
-    let tids: string[] = [];
-    try {
-      tids = readdirSync(`/proc/${this.pid}/task`);
-    } catch {
-      return out;
-    }
-    for (const t of tids) {
-      try {
-        const name = readFileSync(`/proc/${this.pid}/task/${t}/comm`, 'utf8').trim();
-        out.push({ tid: Number(t), name, us: statCpuUs(`/proc/${this.pid}/task/${t}/stat`) });
-      } catch {
-        /* the thread ended */
-      }
-    }
-    return out;
+    return processTreeThreads(this.pid);
   }
 
   /** SIGTERM (so that --cpu-prof profiles get written), SIGKILL after 15 s. */
@@ -131,6 +129,65 @@ export class ServerProcess {
     }
     await rm(this.root, { recursive: true, force: true });
   }
+}
+
+/** The process and every live descendant (from the parent field of /proc/<pid>/stat). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(e));
+      children.set(ppid, list);
+    } catch {
+      /* the process ended */
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    out.push(pid);
+    for (const c of children.get(pid) ?? []) walk(c);
+  };
+  walk(root);
+  return out;
+}
+
+/** CPU time of a process tree, microseconds (a descendant that ended in between is not counted). */
+export function treeCpuUs(root: number): number {
+  let us = 0;
+  for (const pid of processTree(root)) {
+    try {
+      us += statCpuUs(`/proc/${pid}/stat`);
+    } catch {
+      /* the process ended */
+    }
+  }
+  return us;
+}
+
+/** Every thread of a process tree with its CPU time. */
+export function processTreeThreads(root: number): ThreadCpu[] {
+  const out: ThreadCpu[] = [];
+  for (const pid of processTree(root)) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tids) {
+      try {
+        const name = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
+        out.push({ tid: Number(t), name, us: statCpuUs(`/proc/${pid}/task/${t}/stat`) });
+      } catch {
+        /* the thread ended */
+      }
+    }
+  }
+  return out;
 }
 
 /** utime + stime of a /proc stat file, microseconds. */
@@ -151,10 +208,10 @@ export function threadDelta(before: ThreadCpu[], after: ThreadCpu[], seconds: nu
     .sort((a, b) => b.percent - a.percent);
 }
 
-/** Which CPU each thread last ran on (field 39 of its stat). */
-export function threadCpuNumber(pid: number, tid: number): number | undefined {
+/** Which CPU a thread (of any process) last ran on (field 39 of its stat). */
+export function threadCpuNumber(tid: number): number | undefined {
   try {
-    const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const s = readFileSync(`/proc/${tid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     return Number(f[36]);
   } catch {

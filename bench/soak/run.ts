@@ -76,9 +76,9 @@ let churnErrors = 0;
 let stopped = false;
 
 for (const room of rooms) {
-  const p = new Publisher({ url: server.wsUrl, group: room, name: `${room}-pub`, rate, packetSize: 1100, packetsPerFrame: 5, keyframeEveryMs: 3000 });
+  const p = new Publisher({ target: { kind: 'galene', url: server.wsUrl, group: room }, name: `${room}-pub`, rate, packetSize: 1100, packetsPerFrame: 5, keyframeEveryMs: 3000 });
   pubs.push(p);
-  for (let i = 1; i <= 2; i++) steady.push(new Subscriber({ url: server.wsUrl, group: room, name: `${room}-sub${i}` }));
+  for (let i = 1; i <= 2; i++) steady.push(new Subscriber({ target: { kind: 'galene', url: server.wsUrl, group: room }, name: `${room}-sub${i}`, publishers: 1 }));
 }
 await Promise.all(pubs.map((p) => p.start()));
 const stopPacing = pace(pubs);
@@ -86,7 +86,7 @@ await Promise.all(steady.map((s) => s.start()));
 
 /** A subscriber that joins a room, watches for 5–20 s and leaves. */
 async function churnSubscriber(n: number): Promise<void> {
-  const s = new Subscriber({ url: server.wsUrl, group: rooms[n % rooms.length]!, name: `churn-${n}` });
+  const s = new Subscriber({ target: { kind: 'galene', url: server.wsUrl, group: rooms[n % rooms.length]! }, name: `churn-${n}`, publishers: 1 });
   churn.add(s);
   try {
     await s.start();

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = dirname(here);
 const out = join(root, 'build', 'fuzz');
-export const TARGETS = ['rtp', 'rtcp', 'stun', 'srtp'];
+export const TARGETS = ['rtp', 'rtcp', 'stun', 'srtp', 'plane'];
 /** Exit status when the tool chain is missing (the test reports a skip). */
 export const NO_TOOLCHAIN = 2;
 
@@ -55,7 +55,8 @@ function newest(files) {
 /** Builds a target when missing or older than its sources; returns the binary or throws with the compiler's output. */
 function build(clang, target) {
   const bin = join(out, target);
-  const sources = [join(here, `${target}.cc`), ...(target === 'srtp' ? [join(root, 'src', 'srtp.cc')] : [])];
+  const crypto = target === 'srtp' || target === 'plane';
+  const sources = [join(here, `${target}.cc`), ...(crypto ? [join(root, 'src', 'srtp.cc')] : []), ...(target === 'plane' ? [join(root, 'src', 'plane.cc')] : [])];
   const headers = readdirSync(join(root, 'src'))
     .filter((f) => f.endsWith('.h'))
     .map((f) => join(root, 'src', f));
@@ -73,7 +74,7 @@ function build(clang, target) {
     ...sources,
     '-o',
     bin,
-    ...(target === 'srtp' ? ssl.link : []),
+    ...(crypto ? ssl.link : []),
   ];
   const r = spawnSync(clang, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`fuzz: building the ${target} target failed:\n${clang} ${args.join(' ')}\n${r.stderr}`);
@@ -140,10 +141,20 @@ function stunBinding(username) {
   return Buffer.concat([Buffer.from([0x00, 0x01, 0, attr.length, 0x21, 0x12, 0xa4, 0x42]), Buffer.alloc(12, 7), attr]);
 }
 
+/** A plane input: datagrams of [flags u8][length u16][bytes] (see plane.cc). */
+function datagrams(...list) {
+  return Buffer.concat(list.map(([flags, b]) => Buffer.concat([Buffer.from([flags, b.length >> 8, b.length & 0xff]), Buffer.from(b)])));
+}
+
 const SEEDS = {
   rtp: [rtpPacket({ payload: VP8_KEY }), rtpPacket({ pt: 102, payload: H264_IDR }), rtpPacket({ pt: 98, payload: VP9_KEY }), rtpPacket({ pt: 111, marker: false, payload: [0xfc, 1, 2, 3] })],
   rtcp: [Buffer.from([...SR, ...NACK]), Buffer.from([...SR, ...REMB, ...PLI]), Buffer.from(FIR), Buffer.from(TWCC)],
   stun: [stunBinding('abcd:efgh'), stunBinding('ufrag-only')],
+  plane: [
+    // the publisher's keyframe, a delta on the other layer, a subscriber's NACK and PLI, the publisher's SR
+    datagrams([0, rtpPacket({ payload: VP8_KEY })], [0, rtpPacket({ seq: 1001, ssrc: 0x55667788, payload: VP8_KEY })], [1, [...NACK, ...PLI]], [0, SR]),
+    datagrams([8, rtpPacket({ payload: VP8_KEY })], [2, TWCC], [2, REMB], [3, rtpPacket({ payload: VP8_KEY })], [4, stunBinding('abcd:efgh')]),
+  ],
   srtp: [Buffer.from([0, ...rtpPacket({ payload: VP8_KEY })]), Buffer.from([1, ...rtpPacket({ payload: VP8_KEY })]), Buffer.from([0, ...SR, ...NACK]), Buffer.from([1, ...SR])],
 };
 

@@ -1,5 +1,5 @@
 // A short libFuzzer run of every parser of the native packet plane (RTP,
-// RTCP, STUN, SRTP/SRTCP) under AddressSanitizer, UndefinedBehaviorSanitizer
+// RTCP, STUN, SRTP/SRTCP) and of its receive dispatch (Plane::receive) under AddressSanitizer, UndefinedBehaviorSanitizer
 // and the leak checker: a few seconds in all (fuzz/run.mjs; the long run is
 // `npm run bench:fuzz`). Skipped, saying why, when clang++ is missing.
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const RUN = join(dirname(fileURLToPath(import.meta.url)), '..', 'fuzz', 'run.mjs');
 const NO_TOOLCHAIN = 2;
-const TARGETS = ['rtp', 'rtcp', 'stun', 'srtp'];
+const TARGETS = ['rtp', 'rtcp', 'stun', 'srtp', 'plane'];
 
 const clang = spawnSync('sh', ['-c', 'command -v clang++ || command -v clang++-14']).status === 0;
 

@@ -78,6 +78,8 @@ export interface ServerOptions {
   xmppDomain?: string | undefined;
   /** Seconds an XMPP session cut without a clean close waits for a resumption (XEP-0198; default 120). */
   xmppResumeSeconds?: number | undefined;
+  /** Seconds a BOSH session may go without a request before it ends (XEP-0124 `inactivity`; default 60). */
+  xmppBoshInactivitySeconds?: number | undefined;
   /** How failed logins are throttled (defaults: DEFAULT_THROTTLE_LIMITS). */
   loginThrottle?: Partial<ThrottleLimits> | undefined;
   /** Run as one node of a cluster coordinated through Redis (`--redis`); a single node without it. */
@@ -177,7 +179,13 @@ export class AtriumServer {
       galeneDialect(),
       camusDialect(),
       rtcpoolDialect(),
-      xmppDialect({ tokens: this.tokens, throttle: this.throttle, domain: () => this.xmppDomain, ...(options.xmppResumeSeconds === undefined ? {} : { resumeSeconds: options.xmppResumeSeconds }) }),
+      xmppDialect({
+        tokens: this.tokens,
+        throttle: this.throttle,
+        domain: () => this.xmppDomain,
+        ...(options.xmppResumeSeconds === undefined ? {} : { resumeSeconds: options.xmppResumeSeconds }),
+        ...(options.xmppBoshInactivitySeconds === undefined ? {} : { boshInactivitySeconds: options.xmppBoshInactivitySeconds }),
+      }),
     ];
     this.local.on('memberAdded', () => this.metrics.members.inc());
     this.local.on('memberRemoved', () => this.metrics.members.dec());

@@ -6,6 +6,9 @@ import { batch, signal } from '@preact/signals';
 import { type Credentials, ServerConnection, type Stream, type TransferredFile, type User } from '@atrium/client';
 import { describe, plainError } from './errors.ts';
 import * as media from './media.ts';
+import { readTileStats, type TileStats, type TileStatsMark } from './tile-stats.ts';
+
+export type { TileStats } from './tile-stats.ts';
 
 export interface GroupStatus {
   name: string;
@@ -59,17 +62,6 @@ export interface Ended {
   title: string;
   detail: string;
   canRejoin: boolean;
-}
-
-export interface TileStats {
-  framesDecoded?: number;
-  fps?: number;
-  width?: number;
-  height?: number;
-  kbps?: number;
-  codec?: string;
-  packetsLost?: number;
-  jitter?: number;
 }
 
 export const groupName = signal('');
@@ -286,6 +278,7 @@ function connect(username: string | undefined, creds: Credentials): void {
     };
     stream.onclose = () => {
       downStreams.value = downStreams.value.filter((s) => s !== stream);
+      prev.delete(stream.id);
       const { [stream.id]: _gone, ...rest } = tileStats.value;
       tileStats.value = rest;
       const { [stream.id]: _silent, ...others } = audioEnergy.value;
@@ -348,6 +341,7 @@ function clearCallState(): void {
     speaking.value = {};
     audioEnergy.value = {};
     tileStats.value = {};
+    prev.clear();
     permissions.value = [];
   });
 }
@@ -542,12 +536,8 @@ export function dismissTransfer(t: TransferView): void {
 // ---------------------------------------------------------------------------
 // Statistics: frames decoded, frame rate, bit rate of each stream, once a second.
 
-interface Prev {
-  bytes: number;
-  frames: number;
-  t: number;
-}
-const prev = new Map<string, Prev>();
+/** The previous stats reading of each stream, by stream id (rates are differences). */
+const prev = new Map<string, TileStatsMark>();
 
 function startStatsPolling(): void {
   stopStatsPolling();
@@ -563,38 +553,15 @@ async function pollStats(): Promise<void> {
   const c = sc;
   if (!c) return;
   const out: Record<string, TileStats> = {};
-  const streams = [...Object.values(c.down), ...Object.values(c.up)];
+  const streams = [...Object.values(c.down).map((s) => ({ s, direction: 'down' as const })), ...Object.values(c.up).map((s) => ({ s, direction: 'up' as const }))];
   await Promise.all(
-    streams.map(async (s) => {
+    streams.map(async ({ s, direction }) => {
       const report = await s.pc.getStats().catch(() => null);
       if (!report) return;
-      const st: TileStats = {};
-      let bytes = 0;
-      const codecs = new Map<string, string>();
-      report.forEach((r: Record<string, unknown>) => {
-        if (r.type === 'codec') codecs.set(r.id as string, String(r.mimeType ?? '').replace(/^video\//, ''));
-      });
-      report.forEach((r: Record<string, unknown>) => {
-        const kind = r.kind ?? r.mediaType;
-        if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp') bytes += Number(r[r.type === 'inbound-rtp' ? 'bytesReceived' : 'bytesSent'] ?? 0);
-        if (kind !== 'video') return;
-        if (r.type === 'inbound-rtp') {
-          st.framesDecoded = Number(r.framesDecoded ?? 0);
-          st.packetsLost = Number(r.packetsLost ?? 0);
-          st.jitter = Number(r.jitter ?? 0);
-        }
-        if (r.type === 'inbound-rtp' || (r.type === 'outbound-rtp' && (st.width ?? 0) < Number(r.frameWidth ?? 0))) {
-          if (r.frameWidth !== undefined) st.width = Number(r.frameWidth);
-          if (r.frameHeight !== undefined) st.height = Number(r.frameHeight);
-          if (r.framesPerSecond !== undefined) st.fps = Number(r.framesPerSecond);
-          if (typeof r.codecId === 'string' && codecs.has(r.codecId)) st.codec = codecs.get(r.codecId)!;
-        }
-      });
-      const now = performance.now();
-      const p = prev.get(s.id);
-      if (p && now > p.t) st.kbps = Math.round(((bytes - p.bytes) * 8) / (now - p.t));
-      prev.set(s.id, { bytes, frames: st.framesDecoded ?? 0, t: now });
-      out[s.id] = st;
+      const { stats, mark } = readTileStats(report, direction, prev.get(s.id), performance.now());
+      prev.set(s.id, mark);
+      // Our own streams are shown on the preview tiles, which are called 'local' and 'screen'.
+      out[direction === 'down' ? s.id : s.label === 'screenshare' ? 'screen' : 'local'] = stats;
     }),
   );
   if (sc === c) tileStats.value = out;

@@ -41,6 +41,9 @@ const HELP = `Usage: atrium serve [options]
                        Galène's -static; e.g. the static/ folder of Galène)
   --xmpp-domain NAME   the XMPP domain (rooms on conference.NAME; default: the
                        host of the configured proxyURL, else localhost)
+  --xmpp-bosh-inactivity SECONDS  end a BOSH session (/http-bind) after this
+                       long without a request (default 60); a session with
+                       stream management then waits for a resumption
   --join-timeout SECONDS  close a connection that has not joined a group
                        within this time (default 30; 0: never)
   --log-level LEVEL    trace, debug, info, warn, error (default info)
@@ -85,6 +88,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'media-engine': { type: 'string', default: 'auto' },
     static: { type: 'string' },
     'xmpp-domain': { type: 'string' },
+    'xmpp-bosh-inactivity': { type: 'string' },
     'join-timeout': { type: 'string' },
     redis: { type: 'string' },
     'node-id': { type: 'string' },
@@ -123,6 +127,13 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!(seconds >= 0) || seconds > 86400) throw new Error(`serve: --join-timeout must be a number of seconds from 0 to 86400 (0: never), not "${values['join-timeout']}"`);
     joinTimeoutMs = seconds * 1000;
   }
+  let xmppBoshInactivitySeconds: number | undefined;
+  if (values['xmpp-bosh-inactivity'] !== undefined) {
+    const seconds = Number(values['xmpp-bosh-inactivity']);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600)
+      throw new Error(`serve: --xmpp-bosh-inactivity must be a whole number of seconds from 1 to 3600, not "${values['xmpp-bosh-inactivity']}"`);
+    xmppBoshInactivitySeconds = seconds;
+  }
   const media = values['no-media']
     ? (false as const)
     : {
@@ -148,6 +159,7 @@ export async function runServe(argv: string[]): Promise<number> {
     staticDir: values.static === undefined ? undefined : resolve(values.static as string),
     media,
     xmppDomain: values['xmpp-domain'] as string | undefined,
+    xmppBoshInactivitySeconds,
     joinTimeoutMs,
     log,
     cluster,

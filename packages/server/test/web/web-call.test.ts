@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { insideLoopbackNetns } from '../media/support/netns.ts';
 
-if (insideLoopbackNetns(import.meta.url, { timeoutMs: 110_000 })) {
+if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
   const { WebAppHarness, chatTexts, choosePerson, openPanel, say, seesVideo, until } = await import('./support/app.ts');
   const h = new WebAppHarness();
 
@@ -42,6 +42,46 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 110_000 })) {
       await openPanel(h.pages[me]!, 'People');
       await until(`${me}'s user list`, async () => (await h.pages[me]!.$$eval('.people li', (els) => els.length)) === 3);
     }
+  });
+
+  test('the stats overlay shows what a tile receives and what our own tile sends', async () => {
+    const page = h.pages.olga!;
+    await page.locator('.toolbar .tool', { hasText: 'Stats' }).click();
+    const remote = 'figure.tile:not(.local)[data-user="bob"][data-label="camera"]';
+    const local = 'figure.tile.local[data-label="camera"]';
+    const rows = (tile: string) =>
+      page.$$eval(`${tile} .stats [data-stat]`, (els) => Object.fromEntries(els.map((e) => [(e as HTMLElement).dataset.stat ?? '', e.querySelector('dd')?.textContent ?? ''])));
+    const kbits = (v: string | undefined) => Number(/^(\d+) kbit\/s$/.exec(v ?? '')?.[1] ?? Number.NaN);
+
+    // What olga receives from bob: the picture, the link and the repairs.
+    const seen = await until(
+      "bob's tile's stats",
+      async () => {
+        const r = await rows(remote);
+        return ['size', 'fps', 'codec', 'frames', 'freezes', 'lost', 'nacks', 'keyframes'].every((k) => k in r) && kbits(r.rate) > 0 ? r : undefined;
+      },
+      30_000,
+      500,
+    );
+    assert.match(seen.size!, /^\d+×\d+$/);
+    assert.match(seen.freezes!, /^\d+ \(\d+\.\d s\)$/);
+    await until("bob's tile's frame count to rise", async () => Number((await rows(remote)).frames) > Number(seen.frames), 30_000, 500);
+
+    // What olga sends: the layers her browser chose, the rate, its bandwidth estimate, the server's requests.
+    const sent = await until(
+      "olga's own tile's stats",
+      async () => {
+        const r = await rows(local);
+        return r.layers && kbits(r.rate) > 0 && kbits(r.estimate) > 0 && 'keyframes' in r && 'nacks' in r ? r : undefined;
+      },
+      30_000,
+      500,
+    );
+    assert.ok(sent.layers!.split(', ').length >= 1, `layers: ${sent.layers}`);
+    console.log(`stats: bob's tile ${JSON.stringify(seen)}; olga's own ${JSON.stringify(sent)}`);
+    await page.screenshot({ path: join(h.shots, 'stats.png') });
+    await page.locator('.toolbar .tool', { hasText: 'Stats' }).click();
+    assert.equal(await page.locator(`${remote} .stats`).count(), 0, 'the overlay goes away when Stats is pressed again');
   });
 
   test('chat, /me and private messages reach the right people only', async () => {

@@ -221,3 +221,88 @@ export const GROUPS = {
   secret: { users: { alice: { password: 'alicepw', permissions: 'present' } } },
   'team/standup': { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } },
 };
+
+const BOSH_NS = 'http://jabber.org/protocol/httpbind';
+
+/**
+ * A BOSH client (XEP-0124/0206) that writes bodies by hand, one request at
+ * a time: `send` posts stanzas, `next` polls until a stanza that matches
+ * has arrived. `stop` stops polling, as a client whose network went away.
+ */
+export class RawBosh {
+  readonly stanzas = new Inbox<Element>((e) => e.toString().slice(0, 300));
+  /** The terminate body, once the server ended the session. */
+  terminated: Element | undefined;
+  private rid = 1000 + Math.floor(Math.random() * 1_000_000);
+
+  private constructor(
+    private readonly url: string,
+    readonly sid: string,
+    readonly created: Element,
+  ) {}
+
+  /** Opens a session (wait 1 s, so that each poll comes back quickly); `query` goes on the URL (`?token=…`). */
+  static async create(baseUrl: string, query = '', to = 'localhost'): Promise<RawBosh> {
+    const url = `${baseUrl}/http-bind${query}`;
+    const first = 1000 + Math.floor(Math.random() * 1_000_000);
+    const body = await RawBosh.postTo(url, `<body xmlns="${BOSH_NS}" xmlns:xmpp="urn:xmpp:xbosh" rid="${first}" to="${to}" wait="1" hold="1" ver="1.6" xmpp:version="1.0"/>`);
+    const sid = body.attrs.sid;
+    if (typeof sid !== 'string') throw new Error(`no BOSH session was created: ${body.toString()}`);
+    const b = new RawBosh(url, sid, body);
+    b.rid = first + 1;
+    b.take(body);
+    return b;
+  }
+
+  private static async postTo(url: string, text: string): Promise<Element> {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/xml; charset=utf-8' }, body: text });
+    return parse(await res.text()) as Element;
+  }
+
+  private take(body: Element): void {
+    if (body.attrs.type === 'terminate') this.terminated = body;
+    for (const c of body.children) if (typeof c !== 'string') this.stanzas.push(c);
+  }
+
+  /** Posts one body of this session with these stanzas (and body attributes, e.g. `xmpp:restart="true"`). */
+  async post(inner = '', attrs = ''): Promise<Element> {
+    const body = await RawBosh.postTo(this.url, `<body xmlns="${BOSH_NS}" xmlns:xmpp="urn:xmpp:xbosh" rid="${this.rid++}" sid="${this.sid}" ${attrs}>${inner}</body>`);
+    this.take(body);
+    return body;
+  }
+
+  /** Polls until a stanza that matches has come (or the session ended). */
+  async next(pred: (e: Element) => boolean, what: string, timeoutMs = 15_000): Promise<Element> {
+    const found = this.stanzas.next(pred, what, timeoutMs);
+    let done = false;
+    void found.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    while (!done && !this.terminated) await this.post();
+    if (!done && this.terminated) throw new Error(`the BOSH session ended while waiting for ${what}: ${this.terminated.toString()}`);
+    return found;
+  }
+
+  /** SASL (ANONYMOUS unless a PLAIN user is given), the stream restart, and resource binding; returns the JID. */
+  async login(opts: { username?: string; password?: string } = {}): Promise<string> {
+    await this.authenticate(opts);
+    await this.restart();
+    await this.post('<iq xmlns="jabber:client" type="set" id="bind1"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq>');
+    const bound = await this.next((e) => e.is('iq') && e.attrs.id === 'bind1', 'bind result');
+    return bound.getChild('bind')!.getChildText('jid')!;
+  }
+
+  /** SASL only: resolves with the <success/> or <failure/>. */
+  async authenticate(opts: { username?: string; password?: string } = {}): Promise<Element> {
+    const payload = opts.username !== undefined ? Buffer.from(`\u0000${opts.username}\u0000${opts.password ?? ''}`).toString('base64') : '';
+    await this.post(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="${opts.username !== undefined ? 'PLAIN' : 'ANONYMOUS'}">${payload}</auth>`);
+    return this.next((e) => e.is('success') || e.is('failure'), 'the SASL outcome');
+  }
+
+  /** The stream restart after SASL: resolves with the new features. */
+  async restart(to = 'localhost'): Promise<Element> {
+    await this.post('', `to="${to}" xmpp:restart="true"`);
+    return this.next((e) => e.name === 'stream:features' || e.is('features'), 'the features after the restart');
+  }
+}

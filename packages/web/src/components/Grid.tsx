@@ -11,11 +11,11 @@ export function Grid({ showStats }: { showStats: boolean }) {
   const tiles = [];
   const local = localStream.value;
   if (local) {
-    tiles.push(<Tile key="local" id="local" media={local} version={version} name={me} label="camera" local muted={!micOn.value} speaking={false} showStats={false} />);
+    tiles.push(<Tile key="local" id="local" media={local} version={version} name={me} label="camera" local muted={!micOn.value} speaking={false} stats={stats.local} showStats={showStats} />);
   }
   const screen = screenStream.value;
   if (screen) {
-    tiles.push(<Tile key="screen" id="screen" media={screen} version={version} name={me} label="screenshare" local muted speaking={false} showStats={false} />);
+    tiles.push(<Tile key="screen" id="screen" media={screen} version={version} name={me} label="screenshare" local muted speaking={false} stats={stats.screen} showStats={showStats} />);
   }
   for (const s of downStreams.value) {
     const u = s.source ? all[s.source] : undefined;

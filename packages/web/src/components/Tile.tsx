@@ -64,46 +64,37 @@ export function Tile(p: TileProps) {
       </figcaption>
       {p.showStats && s && (
         <dl class="stats">
-          {s.width !== undefined && (
-            <>
-              <dt>size</dt>
-              <dd>
-                {s.width}×{s.height}
-              </dd>
-            </>
-          )}
-          {s.fps !== undefined && (
-            <>
-              <dt>fps</dt>
-              <dd>{s.fps.toFixed(0)}</dd>
-            </>
-          )}
-          {s.kbps !== undefined && (
-            <>
-              <dt>rate</dt>
-              <dd>{s.kbps} kbit/s</dd>
-            </>
-          )}
-          {s.codec && (
-            <>
-              <dt>codec</dt>
-              <dd>{s.codec}</dd>
-            </>
-          )}
-          {s.framesDecoded !== undefined && (
-            <>
-              <dt>frames</dt>
-              <dd>{s.framesDecoded}</dd>
-            </>
-          )}
-          {s.packetsLost !== undefined && (
-            <>
-              <dt>lost</dt>
-              <dd>{s.packetsLost}</dd>
-            </>
-          )}
+          {statRows(s).map(([key, label, value]) => (
+            <div key={key} data-stat={key}>
+              <dt>{label}</dt>
+              <dd>{value}</dd>
+            </div>
+          ))}
         </dl>
       )}
     </figure>
   );
+}
+
+/** The overlay's rows, [key, label, value], in reading order; a figure the browser does not report is left out. */
+function statRows(s: TileStats): [string, string, string][] {
+  const rows: [string, string, string][] = [];
+  const row = (key: string, label: string, value: string | undefined) => {
+    if (value !== undefined) rows.push([key, label, value]);
+  };
+  row('size', 'size', s.width !== undefined && s.height !== undefined ? `${s.width}×${s.height}` : undefined);
+  row('layers', 'layers', s.layers?.join(', '));
+  row('fps', 'fps', s.fps?.toFixed(0));
+  row('rate', 'rate', s.kbps !== undefined ? `${s.kbps} kbit/s` : undefined);
+  row('estimate', 'bandwidth', s.estimateKbps !== undefined ? `${s.estimateKbps} kbit/s` : undefined);
+  row('limited', 'limited by', s.limitedBy);
+  row('codec', 'codec', s.codec);
+  row('frames', 'frames', s.framesDecoded?.toString());
+  row('freezes', 'freezes', s.freezes !== undefined ? `${s.freezes} (${(s.frozenSeconds ?? 0).toFixed(1)} s)` : undefined);
+  row('lost', 'lost', s.packetsLost?.toString());
+  row('jitter', 'jitter', s.jitter !== undefined ? `${Math.round(s.jitter * 1000)} ms` : undefined);
+  row('nacks', s.direction === 'up' ? 'NACKs in' : 'NACKs', s.nacks?.toString());
+  row('retransmitted', s.direction === 'up' ? 'resent' : 'repaired', s.retransmitted?.toString());
+  row('keyframes', 'keyframe req.', s.keyframeRequests?.toString());
+  return rows;
 }

@@ -19,7 +19,7 @@ import { type Element, XML_LIMITS, XmlError, attr, childElements, el, parseEleme
 export const BOSH_LIMITS = {
   /** Longest the server holds a request (seconds); a client may ask for less. */
   maxWait: 60,
-  /** Seconds without a request after which the session ends. */
+  /** Seconds without a request after which the session ends (the default; --xmpp-bosh-inactivity). */
   inactivity: 60,
   /** Requests the client may have open at once (hold + 1). */
   requests: 2,
@@ -51,6 +51,7 @@ export class BoshService {
   constructor(
     private readonly ctx: XmppContext,
     private readonly onConnection: (c: XmppConnection) => void,
+    private readonly inactivity: number,
   ) {}
 
   get size(): number {
@@ -85,7 +86,7 @@ export class BoshService {
     if (this.sessions.size >= BOSH_LIMITS.maxSessions) return { status: 200, body: terminate('remote-connection-failed', 'the server has too many BOSH sessions; try again later') };
     const wanted = Number(attr(body, 'wait') ?? BOSH_LIMITS.maxWait);
     const wait = Number.isFinite(wanted) && wanted >= 1 ? Math.min(wanted, BOSH_LIMITS.maxWait) : BOSH_LIMITS.maxWait;
-    const session = new BoshSession(randomBytes(16).toString('base64url'), rid - 1, wait, (s) => this.sessions.delete(s.sid));
+    const session = new BoshSession(randomBytes(16).toString('base64url'), rid - 1, wait, this.inactivity, (s) => this.sessions.delete(s.sid));
     this.sessions.set(session.sid, session);
     this.onConnection(new XmppConnection(session, place, urlToken, address, this.ctx));
     // The creation request opens the stream: the answer carries the features.
@@ -119,6 +120,7 @@ class BoshSession implements XmppTransport {
     readonly sid: string,
     lastRid: number,
     private readonly wait: number,
+    private readonly inactivitySeconds: number,
     private readonly onGone: (s: BoshSession) => void,
   ) {
     this.lastRid = lastRid;
@@ -210,7 +212,7 @@ class BoshSession implements XmppTransport {
         wait: this.wait,
         requests: BOSH_LIMITS.requests,
         hold: BOSH_LIMITS.hold,
-        inactivity: BOSH_LIMITS.inactivity,
+        inactivity: this.inactivitySeconds,
         polling: 2,
         ver: '1.11',
         'xmpp:restartlogic': 'true',
@@ -249,7 +251,7 @@ class BoshSession implements XmppTransport {
       if (this.held.length > 0) return;
       this.forget();
       this.sink?.transportClosed();
-    }, BOSH_LIMITS.inactivity * 1000);
+    }, this.inactivitySeconds * 1000);
     this.inactivity.unref();
   }
 

@@ -371,7 +371,7 @@ export class XmppConnection extends DialectConnection<Msg, XmppIn> {
       const previd = attr(e, 'previd') ?? '';
       const h = Number(attr(e, 'h'));
       const old = this.ctx.sessions.resumable(previd);
-      if (!old?.sameUser(this.login!, this.local) || !Number.isInteger(h) || h < 0) {
+      if (!old?.sameUser(this.login!) || !Number.isInteger(h) || h < 0) {
         this.write(
           el('failed', { xmlns: NS.sm }, el('item-not-found', { xmlns: NS.stanzas }), el('text', { xmlns: NS.stanzas }, 'there is no session to resume with this id (it may have timed out)')),
         );

@@ -80,6 +80,10 @@ interface JingleSession {
   stream: string;
   /** The last description sent or received, for content names of candidates. */
   contents: string[];
+  /** Down: the media of each offered content (audio, video, application), in the order of `contents`. */
+  media?: string[];
+  /** Down: names the client's answer gave contents that the offer named otherwise (Jitsi's "audio", "video"), to the offer's names. */
+  aliases?: Map<string, string>;
   ended: boolean;
   /** Down: the publisher's member id, and the names of the video sources it carries (what constraints name). */
   owner?: string;
@@ -273,11 +277,21 @@ export class MediaSessions {
     const existing = this.downs.get(id);
     if (existing && !existing.ended) {
       existing.contents = desc.contents.map((c) => c.name);
+      existing.media = desc.contents.map(mediaOf);
       existing.videoSources = videoSources;
       this.sendJingle(existing, 'transport-replace', desc, [extra]);
       return;
     }
-    const s: JingleSession = { sid: randomBytes(8).toString('hex'), dir: 'down', stream: id, contents: desc.contents.map((c) => c.name), ended: false, owner: source, videoSources };
+    const s: JingleSession = {
+      sid: randomBytes(8).toString('hex'),
+      dir: 'down',
+      stream: id,
+      contents: desc.contents.map((c) => c.name),
+      media: desc.contents.map(mediaOf),
+      ended: false,
+      owner: source,
+      videoSources,
+    };
     this.sessions.set(s.sid, s);
     this.downs.set(id, s);
     this.sendJingle(s, 'session-initiate', desc, [extra]);
@@ -369,6 +383,14 @@ export class MediaSessions {
         case 'transport-accept': {
           if (s?.dir !== 'down') throw jingleError('item-not-found', 'unknown-session', `there is no session "${sid}" offered to you`);
           const desc = readDescription(child);
+          // A down-stream flows from the focus to the client only, and an
+          // answer's senders cannot be read as XEP-0167 says: lib-jitsi-meet
+          // writes directions as if its SDP were the initiator's (its
+          // SDP.toJingle turns a=recvonly into senders="responder"), which
+          // read literally would make the SFU stop sending. So any content
+          // the client did not refuse (none, rejected) is one it receives.
+          for (const c of desc.contents) if (c.rtp && !c.rejected && c.senders !== 'none') c.senders = 'initiator';
+          alignNames(s, desc);
           const sdp = jingleToSdp(desc, { author: 'responder' });
           ack();
           await streams.answer(member, s.stream, sdp).catch((e) => {
@@ -382,7 +404,8 @@ export class MediaSessions {
           if (!s) throw jingleError('item-not-found', 'unknown-session', `there is no session "${sid}"`);
           const jobs: Promise<void>[] = [];
           for (const content of child.getChildren('content')) {
-            const name = attr(content, 'name') ?? s.contents[0] ?? '0';
+            const given = attr(content, 'name') ?? s.contents[0] ?? '0';
+            const name = s.aliases?.get(given) ?? given;
             const t = readTransport(content.getChild('transport', JNS.ice), `content "${name}"`);
             for (const c of t.candidates)
               jobs.push(streams.candidate(member, s.stream, { candidate: candidateLine(c), sdpMid: name, sdpMLineIndex: Math.max(0, s.contents.indexOf(name)), usernameFragment: t.ufrag ?? null }));
@@ -428,6 +451,42 @@ export class MediaSessions {
       throw e;
     }
   }
+}
+
+function mediaOf(c: JingleDescription['contents'][number]): string {
+  return c.rtp?.media ?? 'application';
+}
+
+/**
+ * Puts the content names of a client's answer back to the ones the focus
+ * offered, and its contents in the offer's order. lib-jitsi-meet names the
+ * contents of its session-accept by media type ("audio", "video", as
+ * Jicofo's offers do) whatever the offer called them; an answer whose names
+ * are not the offer's gets, for each such content, the first offered
+ * content of the same media not answered yet. The names are kept for the
+ * candidates (transport-info) that use them later.
+ */
+function alignNames(s: JingleSession, desc: JingleDescription): void {
+  const offered = s.contents;
+  const media = s.media ?? [];
+  const answered = new Set(desc.contents.map((c) => c.name).filter((n) => offered.includes(n)));
+  const aliases = s.aliases ?? new Map<string, string>();
+  for (const c of desc.contents) {
+    if (offered.includes(c.name)) continue;
+    const i = offered.findIndex((n, k) => !answered.has(n) && media[k] === mediaOf(c));
+    if (i < 0) continue;
+    answered.add(offered[i]!);
+    aliases.set(c.name, offered[i]!);
+    c.name = offered[i]!;
+  }
+  if (aliases.size === 0) return;
+  s.aliases = aliases;
+  if (desc.bundle) desc.bundle = desc.bundle.map((n) => aliases.get(n) ?? n);
+  const rank = (name: string) => {
+    const i = offered.indexOf(name);
+    return i < 0 ? offered.length : i;
+  };
+  desc.contents.sort((a, b) => rank(a.name) - rank(b.name));
 }
 
 /** The label of a published stream: Atrium's <stream label/>, else screenshare for a desktop source, else camera. */

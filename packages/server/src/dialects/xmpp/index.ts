@@ -28,6 +28,8 @@ export interface XmppOptions {
   domain: () => string;
   /** Seconds a dropped session may be resumed (XEP-0198); default 120. */
   resumeSeconds?: number;
+  /** Seconds a BOSH session may go without a request (XEP-0124 `inactivity`); default BOSH_LIMITS.inactivity. */
+  boshInactivitySeconds?: number;
 }
 
 type XmppRequest = FastifyRequest<{ Querystring: Record<string, string | string[] | undefined> }>;
@@ -57,7 +59,7 @@ export function xmppDialect(o: XmppOptions): Dialect {
         resumeSeconds: o.resumeSeconds ?? 120,
       };
       context = ctx;
-      const bosh = new BoshService(ctx, (c) => connections.add(c));
+      const bosh = new BoshService(ctx, (c) => connections.add(c), o.boshInactivitySeconds ?? BOSH_LIMITS.inactivity);
 
       host.app.get('/xmpp-websocket', { websocket: true }, (socket, req: XmppRequest) => {
         connections.add(new XmppConnection(new XmppWebSocketTransport(socket), placeFor(req.headers.host, host.place()), single(req.query.token), host.address(req), ctx));

@@ -75,12 +75,18 @@ export class XmppSession {
     return this.ended;
   }
 
-  /** Whether another stream proved to be the same user (resumption is for the owner only). */
-  sameUser(login: Login, local: string): boolean {
-    if (login.kind !== this.login.kind || local !== this.jid.local) return false;
+  /**
+   * Whether another stream proved to be the same user (resumption is for the
+   * owner only): the same user and password login, or the same token. An
+   * ANONYMOUS login proves nothing, so there the stream-management id (128
+   * random bits, only ever sent to this client) is the proof; a token login
+   * without a user name gets a new guest JID on each stream, so the JID is
+   * not compared.
+   */
+  sameUser(login: Login): boolean {
     if (login.kind === 'password' && this.login.kind === 'password') return login.username === this.login.username;
-    if (login.kind === 'token' && this.login.kind === 'token') return login.token === this.login.token;
-    return true;
+    if (login.kind === 'token' && this.login.kind === 'token') return login.token === this.login.token && login.username === this.login.username;
+    return login.kind === 'anonymous' && this.login.kind === 'anonymous';
   }
 
   attach(stream: XmppConnection): void {
