@@ -38,12 +38,19 @@ if (minutes !== undefined && !(minutes > 0)) {
   console.error(`fuzz: --minutes must be a positive number, not "${values.minutes}"`);
   process.exit(2);
 }
+const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
+if (!Number.isInteger(seed)) {
+  console.error(`fuzz: --seed must be a whole number, not "${values.seed}"`);
+  process.exit(2);
+}
 let failed = 0;
 for (const name of names) {
   const started = performance.now();
+  // The seed is printed so that a run can be repeated case for case (with the same --concurrency).
+  console.log(`fuzz ${name}: ${cases} cases, seed ${seed}, concurrency ${Number(values.concurrency) || 1}`);
   const r = await fuzz(TARGETS[name]!, {
     cases,
-    seed: values.seed === undefined ? undefined : Number(values.seed),
+    seed,
     concurrency: Number(values.concurrency) || 1,
     maxSeconds: minutes === undefined ? undefined : minutes * 60,
     progress: (done, total) => {
