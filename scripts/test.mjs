@@ -155,10 +155,16 @@ if (files.length === 0) {
   process.exit(1);
 }
 /**
- * Files that measure how media adapts to bandwidth: they run alone, after
- * the rest, so another file's CPU load does not pass for congestion.
+ * Files that run alone, after the rest: those that measure how media adapts
+ * to bandwidth (another file's CPU load must not pass for congestion), and
+ * the multi-host deployment.
  */
-const ALONE = ['packages/server/test/media/quality.test.ts', 'packages/server/test/media/impaired.test.ts'];
+const ALONE = [
+  'packages/server/test/media/quality.test.ts',
+  'packages/server/test/media/impaired.test.ts',
+  // Three nodes, Redis, HAProxy and two Chromiums: a whole deployment on two cores.
+  'packages/server/test/cluster/cluster-hosts.test.ts',
+];
 const shared = files.filter((f) => !ALONE.includes(f));
 const alone = files.filter((f) => ALONE.includes(f));
 // The runner applies the timeout to each file as a whole too: a table of 160
