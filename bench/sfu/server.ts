@@ -3,11 +3,12 @@
 // time read from /proc: the whole process tree (the native engine's media
 // workers are child processes) and each of its threads.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../support/child.ts';
 
 const BIN = fileURLToPath(new URL('../../packages/server/bin/atrium.mjs', import.meta.url));
 const READY = /Atrium is running at (https?:\/\/\S+?)\/?\s/;
@@ -120,13 +121,7 @@ export class ServerProcess implements ProcessCpu {
 
   /** SIGTERM (so that --cpu-prof profiles get written), SIGKILL after 15 s. */
   async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(this.child, { graceMs: 15_000 });
     await rm(this.root, { recursive: true, force: true });
   }
 }
