@@ -299,8 +299,14 @@ export const adminTarget: Target<AdminCase, AdminEnv> = {
   async check(env) {
     for (const rel of await groupFiles(env.groupsDir)) {
       const name = rel.slice(0, -'.json'.length);
+      // A case running meanwhile may have deleted the group (an administrator may): gone is not corrupt.
+      const text = await readFile(join(env.groupsDir, rel), 'utf8').catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return undefined;
+        throw e;
+      });
+      if (text === undefined) continue;
       try {
-        parseGroupDescription(name, rel, JSON.parse(await readFile(join(env.groupsDir, rel), 'utf8')));
+        parseGroupDescription(name, rel, JSON.parse(text));
       } catch (e) {
         throw new Error(`group file ${rel} no longer parses: ${e instanceof GroupFileError ? e.message : String(e)}`);
       }
