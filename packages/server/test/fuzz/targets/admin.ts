@@ -5,10 +5,10 @@
 // take, often mutated. Bearer JWTs are signed with group g2's key: one
 // right (exp, the group's full URL as audience, "admin"), the others each
 // wrong in one way (no exp, no aud, aud by path only or on another host,
-// expired, without "admin", another key). Properties: never a 5xx; nobody
-// but an administrator gets a 2xx (except a user POSTing their own
-// password, and the right JWT within g2); a user never sets a definition;
-// every group file on disk still parses; no file outside a group's
+// expired, without "admin", another key). Properties: an answer to every
+// request (within 30 s), never a 5xx; nobody but an administrator gets a
+// 2xx (except a user POSTing their own password, and the right JWT within
+// g2); a user never sets a definition; every group file on disk still parses; no file outside a group's
 // recordings folder is ever deleted; and a member of a group no case names
 // stays connected and keeps hearing another.
 import { randomBytes } from 'node:crypto';
@@ -193,6 +193,8 @@ function send(env: AdminEnv, c: AdminCase): Promise<{ status: number; body: stri
       },
     );
     req.on('error', reject);
+    // Every request is owed an answer: one that never comes fails the case rather than hanging the run.
+    req.setTimeout(30_000, () => req.destroy(new Error(`${c.method} ${c.path.slice(0, 200)} got no answer within 30 s`)));
     req.end(body);
   });
 }
