@@ -194,6 +194,11 @@ export class MediaSessions {
     const member = this.occupant.member;
     const streams = member?.group.streams;
     if (!member || !streams) return;
+    if (this.jicofo) {
+      // Jicofo mode forwards every video source at a fixed layer: constraints change nothing, and the client hears so.
+      this.bridge?.send({ colibriClass: 'ForwardedSources', forwardedSources: this.jicofo.videoSourceNames() });
+      return;
+    }
     const c = this.constraints;
     const downs = [...this.downs.values()].filter((s) => !s.ended);
     const lastN = c.lastN ?? -1;

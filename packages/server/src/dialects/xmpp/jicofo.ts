@@ -123,6 +123,13 @@ export class BundleFocus implements TrackConsumer {
     for (const c of this.heldCandidates.splice(0)) this.sendJingle('transport-info', [c]);
   }
 
+  /** The names of the video sources sent to this occupant (what ForwardedSources lists). */
+  videoSourceNames(): string[] {
+    const names: string[] = [];
+    for (const { tracks } of this.sent.values()) for (const s of tracks.values()) if (s.send.kind === 'video' && s.source.name) names.push(s.source.name);
+    return names;
+  }
+
   /** The occupant left: the session ends, its streams are unpublished. */
   close(): void {
     if (!this.ended) this.terminate('gone', 'you left the room');
