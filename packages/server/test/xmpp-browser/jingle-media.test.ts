@@ -80,12 +80,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     };
     // The focus offered the Galène camera as a Jingle session; frames are decoded and keep coming.
     const first = await until('frames of the Galène camera on the XMPP page', async () =>
-      (await jingleStats(xmpp.page)).find((s) => s.dir === 'down' && s.owner === 'media@conference.localhost/gal' && s.framesDecoded > 0 && s.samples > 0),
+      (await jingleStats(xmpp.page)).find((s) => s.dir === 'down' && s.owner === 'media@conference.localhost/gal' && s.framesDecoded > 0 && s.frameWidth > 0 && s.samples > 0),
     ).catch(async (e) => {
       throw new Error(`${(e as Error).message}\n${await diagnose()}`);
     });
     assert.equal(first.label, 'camera');
-    assert.ok(first.frameWidth > 0);
     await until('more frames', async () => (await jingleStats(xmpp.page)).find((s) => s.sid === first.sid && s.framesDecoded > first.framesDecoded + 10));
 
     // The XMPP page publishes; the Galène page receives it as a down-stream from "jingler".
