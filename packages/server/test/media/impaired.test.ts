@@ -31,6 +31,8 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
   /** bench/quality runs this file with longer windows and collects the figures (one JSON line at the end). */
   const BENCH = process.env.ATRIUM_QUALITY_BENCH === '1';
   const LOSS_WINDOW_MS = BENCH ? 20_000 : 10_000;
+  /** How long the capped subscriber is watched on the cap, and the subscribers behind a capped publisher. */
+  const CAP_WINDOW_MS = BENCH ? 20_000 : 6000;
   const figures: Record<string, unknown> = {};
 
   async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<T> {
@@ -96,6 +98,8 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
       return down;
     }
 
+    /** Payload bytes the server sent on a down-stream so far (every track, probe padding included). */
+    const sentBytes = async (down: DownStream) => (await down.stats()).tracks.reduce((a, t) => a + t.bytes, 0);
     const layerOf = async (down: DownStream) => (await down.stats()).tracks.find((t) => t.kind === 'video')?.layer;
     const inbound = (page: Page, id: string) => call<Inbound>(page, 'inbound', id);
     const portOf = (page: Page, id: string) =>
@@ -226,12 +230,21 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           (s) => s.frameWidth > 0 && s.frameWidth <= 160 && s.fps > 3,
           20_000,
         );
-        // a few seconds on the cap: probes upwards must fail and keep it low
-        const b0 = await inbound(r.subB, 'imp-b');
-        await sleep(6000);
-        const a1 = await inbound(r.subA, 'imp-a');
-        const b1 = await inbound(r.subB, 'imp-b');
+        // a few seconds on the cap (bench: 20 s): probes upwards must fail and keep it low
+        const [a0, b0, sent0] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await sentBytes(r.a)];
+        await sleep(CAP_WINDOW_MS);
+        const [a1, b1, sent1] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await sentBytes(r.a)];
         const aStats = await r.a.stats();
+        const onCap = {
+          windowS: CAP_WINDOW_MS / 1000,
+          fpsA: ((a1.framesDecoded - a0.framesDecoded) * 1000) / CAP_WINDOW_MS,
+          fpsB: ((b1.framesDecoded - b0.framesDecoded) * 1000) / CAP_WINDOW_MS,
+          freezesA: a1.freezeCount - a0.freezeCount,
+          frozenA: a1.totalFreezesDuration - a0.totalFreezesDuration,
+          /** What the server sent A (audio + video + probes, payload bytes) and what A's browser received (video payload), kbit/s. */
+          sentKbps: ((sent1 - sent0) * 8) / CAP_WINDOW_MS,
+          receivedKbps: ((a1.bytes - a0.bytes) * 8) / CAP_WINDOW_MS,
+        };
         assert.equal(await layerOf(r.a), 'l', 'the capped subscriber stayed on the low layer');
         assert.ok(a1.framesDecoded > low.framesDecoded, 'the capped subscriber keeps decoding');
         assert.equal(await layerOf(r.b), 'h', 'the other subscriber is on the high layer');
@@ -254,7 +267,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           30_000,
         );
         const probes = (await r.a.stats()).probes;
-        figures.cap = { downMs, upMs, estimateUnderCap: est, capBps: 300_000, probes, otherLeftHigh };
+        figures.cap = { downMs, upMs, estimateUnderCap: est, capBps: 300_000, probes, otherLeftHigh, onCap };
         console.error(
           `300 kbit/s cap: low layer after ${downMs} ms (estimate ${est} bit/s), back to high ${upMs} ms after the cap was lifted (${high.frameWidth}px); probes ${JSON.stringify(probes)}; the other subscriber left the high layer in ${otherLeftHigh} samples`,
         );
@@ -297,6 +310,23 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           20_000,
         );
         const layers = [await layerOf(r.a), await layerOf(r.b)];
+        if (BENCH) {
+          // what the subscribers see behind the capped publisher, over a whole window
+          const [a2, b2, up0] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await out()];
+          await sleep(CAP_WINDOW_MS);
+          const [a3, b3, up1] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await out()];
+          const sent = (o: Outbound) => Object.values(o.layers).reduce((x, l) => x + l.bytesSent, 0);
+          figures.uplinkWindow = {
+            windowS: CAP_WINDOW_MS / 1000,
+            fpsA: ((a3.framesDecoded - a2.framesDecoded) * 1000) / CAP_WINDOW_MS,
+            fpsB: ((b3.framesDecoded - b2.framesDecoded) * 1000) / CAP_WINDOW_MS,
+            freezes: a3.freezeCount - a2.freezeCount + b3.freezeCount - b2.freezeCount,
+            frozen: a3.totalFreezesDuration - a2.totalFreezesDuration + b3.totalFreezesDuration - b2.totalFreezesDuration,
+            widths: [a3.frameWidth, b3.frameWidth],
+            /** Video payload the publisher sent (both layers), kbit/s. */
+            sentKbps: ((sent(up1) - sent(up0)) * 8) / CAP_WINDOW_MS,
+          };
+        }
         figures.uplink = { beforeKbps: before, afterKbps: dropped, dropMs, publisherEstimate: pub.availableOutgoingBitrate, reason: pub.layers.h?.reason, layers, capBps: 400_000 };
         console.error(
           `400 kbit/s up-link cap: the high layer went from ${before.toFixed(0)} to ${dropped.toFixed(0)} kbit/s after ${dropMs} ms (publisher's estimate ${Math.round(pub.availableOutgoingBitrate / 1000)} kbit/s, ` +
