@@ -245,10 +245,11 @@ export class DownTrack implements PacketSink {
    * losing REDUNDANT_RTX_LOSS or more (its receiver reports), each answer is
    * sent twice, the copy REDUNDANT_RTX_DELAY_MS later: at 10 % random loss
    * both ways a NACK or its answer is lost one time in five, and Chromium's
-   * next NACK (a round-trip estimate later, 100 ms when it has none, as a
-   * receive-only peer) often comes after its jitter buffer gave the frame up:
-   * a frame lost, a freeze when it was a base-layer one. Twice costs the lost
-   * fraction once more and makes the answer's loss that fraction squared.
+   * next NACK (a round-trip estimate later; libwebrtc assumes 100 ms without
+   * one) often comes after its jitter buffer gave the frame up: a frame lost,
+   * a freeze when it was a base-layer one (bench/quality: 83 % of the clean
+   * frame rate, a 135-191 ms jitter buffer; 95 % and 28-44 ms sent twice).
+   * Twice costs the lost fraction once more and squares the answer's loss.
    */
   onNack(lost: readonly number[], now: number): void {
     this.nacks += lost.length;
