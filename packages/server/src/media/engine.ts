@@ -75,6 +75,8 @@ export interface TrackStats {
   retransmitted?: number;
   /** Down video: of those, sent on the RTX stream (RFC 4588) the subscriber accepted. */
   retransmittedRtx?: number;
+  /** Down video: second copies of retransmissions, sent when the subscriber's link loses a lot (not in `retransmitted`). */
+  retransmittedRedundant?: number;
   /** Down video: bytes of bandwidth-probe traffic sent (see media/quality/downlink.ts). */
   probeBytes?: number;
 }
