@@ -136,6 +136,7 @@ function createUp(m: Extract<ToWorker, { op: 'createUp' }>): void {
   up.on('close', () => {
     ups.delete(m.h);
     sentTracks.delete(m.h);
+    srtpReported.delete(m.h);
     post({ ev: 'close', h: m.h });
   });
   // Simulcast layers can appear after the answer (werift's onTrack per rid).
@@ -273,6 +274,7 @@ function createDown(m: Extract<ToWorker, { op: 'createDown' }>): void {
   down.on('renegotiate', () => post({ ev: 'renegotiate', h: m.h }));
   down.on('close', () => {
     downs.delete(m.h);
+    srtpReported.delete(m.h);
     post({ ev: 'close', h: m.h });
   });
 }
