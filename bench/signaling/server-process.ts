@@ -24,6 +24,10 @@ export interface ServerProcessOptions {
   startTimeoutMs: number;
   /** Extra node flags for the server (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
+  /** Extra `atrium serve` options (e.g. a cluster node's --redis, --node-id, --public-url). */
+  args?: string[];
+  /** More group files (name → definition) beside the benchmark's group. */
+  groups?: Record<string, object>;
 }
 
 export interface MemorySample {
@@ -60,8 +64,9 @@ export class ServerProcess {
     await mkdir(dataDir);
     await mkdir(groupsDir);
     await writeFile(join(groupsDir, `${opts.group}.json`), JSON.stringify(BENCH_GROUP_FILE, null, 2));
+    for (const [name, def] of Object.entries(opts.groups ?? {})) await writeFile(join(groupsDir, `${name}.json`), JSON.stringify(def, null, 2));
 
-    const args = [...(opts.nodeArgs ?? []), SERVER_BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn'];
+    const args = [...(opts.nodeArgs ?? []), SERVER_BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     // If this process exits abruptly (watchdog, Ctrl-C), the server goes with it.
     const killOnExit = () => {
