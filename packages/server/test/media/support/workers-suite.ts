@@ -271,7 +271,7 @@ export async function workersSuite(engine: WorkersEngine, testFile: string): Pro
         assert.deepEqual(pub.ups, redUps, 'the red publisher still has its one stream: it did not publish again');
         assert.equal(pub.aborts, 0, 'the red publisher was not told to close its stream');
         assert.ok(pub.renegotiations >= 1, 'the red publisher was asked to renegotiate');
-        assert.ok(seconds < 30, `the streams came back within seconds, not ${seconds.toFixed(1)} s`);
+        assert.ok(seconds < 60, `the streams came back within a minute (a few seconds on a quiet machine), not ${seconds.toFixed(1)} s`);
       } else {
         // werift keeps its own SRTP (no keys to carry over): the red publisher was told its stream was aborted (Galène's
         // client then closes it); it publishes again, as its user would, and its subscribers get the new stream.
