@@ -112,6 +112,9 @@ export class GroupStreams {
         else member.client.deliver(streamEvent({ kind: 'ice', id: msg.id, candidate }));
       });
       up.on('track', () => this.offerToSubscribers(p));
+      up.on('renegotiate', () => {
+        if (this.pubs.get(p.key) === p) member.client.deliver(streamEvent({ kind: 'renegotiate', id: p.id }));
+      });
       up.on('close', () => {
         // Closed by the engine itself (ICE failed, a media worker died): the
         // publisher still holds its side, so ask it to close and re-publish.

@@ -306,6 +306,12 @@ export interface UpStreamEvents {
   /** A new up-track appeared (after an answer). */
   track: [UpTrack];
   state: [ConnectionState];
+  /**
+   * The publisher must restart ICE and send a new offer (answer() it): the
+   * server continues the stream elsewhere (a media worker was replaced and
+   * kept the stream's DTLS and SRTP state).
+   */
+  renegotiate: [];
   close: [];
 }
 

@@ -101,14 +101,15 @@ export class ThreadedEngine implements MediaEngine {
     const h = ++this.#nextHandle;
     const up = new ProxyUpStream(this.#pool, slot, h, options);
     this.#pool.adopt(slot, up);
-    this.#pool.post(slot, {
+    up.create = {
       op: 'createUp',
       h,
       id: options.id,
       label: options.label,
       iceServers: options.iceServers.map((s) => ({ ...s })),
       ...(options.codecs ? { codecs: [...options.codecs] } : {}),
-    });
+    };
+    this.#pool.post(slot, up.create);
     return up;
   }
 
@@ -149,7 +150,8 @@ export class ThreadedEngine implements MediaEngine {
     const h = ++this.#nextHandle;
     const down = new ProxyDownStream(this.#pool, slot, h, options, source);
     this.#pool.adopt(slot, down);
-    this.#pool.post(slot, { op: 'createDown', h, source: source.h, id: options.id, request: { ...options.request }, iceServers: options.iceServers.map((s) => ({ ...s })) });
+    down.create = { op: 'createDown', h, source: source.h, id: options.id, request: { ...options.request }, iceServers: options.iceServers.map((s) => ({ ...s })) };
+    this.#pool.post(slot, down.create);
     return down;
   }
 
