@@ -27,6 +27,7 @@ interface Window {
   frozenA: number;
   frozenB: number;
   nacksA: number;
+  rtxA?: number;
   widthA: number;
   cleanFpsA: number;
   cleanFpsB: number;
@@ -36,8 +37,17 @@ interface Window {
 interface Figures {
   loss5?: Window;
   loss10?: Window;
-  cap?: { downMs: number; upMs: number; estimateUnderCap: number; capBps: number; probes?: { probes: number; succeeded: number; failed: number }; otherLeftHigh: number };
-  uplink?: { beforeKbps: number; afterKbps: number; dropMs: number; publisherEstimate: number; capBps: number };
+  cap?: {
+    downMs: number;
+    upMs: number;
+    estimateUnderCap: number;
+    capBps: number;
+    probes?: { probes: number; succeeded: number; failed: number };
+    otherLeftHigh: number;
+    onCap?: { windowS: number; fpsA: number; fpsB: number; freezesA: number; frozenA: number; sentKbps: number; receivedKbps: number };
+  };
+  uplink?: { beforeKbps: number; afterKbps: number; dropMs: number; publisherEstimate: number; capBps: number; layers?: string[] };
+  uplinkWindow?: { windowS: number; fpsA: number; fpsB: number; freezes: number; frozen: number; widths: number[]; sentKbps: number };
   loadavg: number[];
 }
 
@@ -84,7 +94,7 @@ for (let i = 1; i <= runs; i++) {
     if (!w) continue;
     console.log(
       `  ${key === 'loss5' ? ' 5' : '10'} % loss both ways, ${w.windowS} s: impaired ${f1(w.fpsA)} fps = ${((100 * w.fpsA) / Math.max(0.1, w.fpsB)).toFixed(0)} % of the clean subscriber (${f1(w.fpsB)} fps; ` +
-        `${f1(w.cleanFpsA)} fps before the loss), ${w.freezesA} freezes, ${w.frozenA.toFixed(2)} s frozen (clean one: ${w.frozenB.toFixed(2)} s), ${w.nacksA} NACKs sent, ${w.widthA} px`,
+        `${f1(w.cleanFpsA)} fps before the loss), ${w.freezesA} freezes, ${w.frozenA.toFixed(2)} s frozen (clean one: ${w.frozenB.toFixed(2)} s), ${w.nacksA} NACKs sent, ${w.rtxA ?? '-'} RTX packets received, ${w.widthA} px`,
     );
   }
   if (f.cap) {
@@ -95,10 +105,24 @@ for (let i = 1; i <= runs; i++) {
         `probes ${p?.probes ?? '-'} (${p?.failed ?? '-'} failed, ${p?.succeeded ?? '-'} succeeded); the other subscriber off the high layer in ${f.cap.otherLeftHigh} samples`,
     );
   }
+  const c = f.cap?.onCap;
+  if (c) {
+    console.log(
+      `      on the cap, ${c.windowS} s: capped subscriber ${f1(c.fpsA)} fps (other ${f1(c.fpsB)} fps), ${c.freezesA} freezes, ${c.frozenA.toFixed(2)} s frozen; ` +
+        `server sent it ${Math.round(c.sentKbps)} kbit/s (${((100 * c.sentKbps) / (f.cap!.capBps / 1000)).toFixed(0)} % of the cap, payload incl. audio and probes), its browser received ${Math.round(c.receivedKbps)} kbit/s of video payload`,
+    );
+  }
   if (f.uplink) {
     console.log(
       `  400 kbit/s up-link cap: the publisher's high layer ${Math.round(f.uplink.beforeKbps)} -> ${Math.round(f.uplink.afterKbps)} kbit/s after ${(f.uplink.dropMs / 1000).toFixed(1)} s, ` +
-        `its estimate ${Math.round(f.uplink.publisherEstimate / 1000)} kbit/s (${((100 * f.uplink.publisherEstimate) / f.uplink.capBps).toFixed(0)} % of the cap)`,
+        `its estimate ${Math.round(f.uplink.publisherEstimate / 1000)} kbit/s (${((100 * f.uplink.publisherEstimate) / f.uplink.capBps).toFixed(0)} % of the cap); subscribers on layers ${f.uplink.layers?.join(', ') ?? '-'}`,
+    );
+  }
+  const u = f.uplinkWindow;
+  if (u) {
+    console.log(
+      `      then ${u.windowS} s: subscribers ${f1(u.fpsA)} and ${f1(u.fpsB)} fps at ${u.widths.join(' and ')} px, ${u.freezes} freezes, ${u.frozen.toFixed(2)} s frozen (both together); ` +
+        `the publisher sent ${Math.round(u.sentKbps)} kbit/s of video payload (${((100 * u.sentKbps) / (f.uplink!.capBps / 1000)).toFixed(0)} % of the cap)`,
     );
   }
 }

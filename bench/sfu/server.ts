@@ -30,6 +30,8 @@ export interface ServerOptions {
   mediaWorkers?: number | undefined;
   /** Directory for `--cpu-prof` profiles of the server (main thread and workers). */
   cpuProfDir?: string | undefined;
+  /** More options for the server's node (before the script). */
+  nodeArgs?: string[] | undefined;
 }
 
 export interface ThreadCpu {
@@ -79,7 +81,7 @@ export class ServerProcess implements ProcessCpu {
     const args = [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--media-address', '127.0.0.1', '--data', data, '--groups', groups, '--log-level', 'warn'];
     if (o.mediaWorkers !== undefined) args.push('--media-workers', String(o.mediaWorkers));
     if (o.mediaEngine !== undefined) args.push('--media-engine', o.mediaEngine);
-    const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+    const nodeArgs = [...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []), ...(o.nodeArgs ?? [])];
     const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d) => (out = (out + d).slice(-20000)));

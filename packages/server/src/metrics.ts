@@ -112,6 +112,12 @@ export class Metrics {
       labelNames: ['group', 'kind'] as const,
       registers: [this.registry],
     }),
+    retransmittedRedundant: new Gauge({
+      name: 'atrium_media_retransmitted_redundant_packets',
+      help: 'Second copies of retransmissions sent to subscribers whose link loses 4 % or more, on live streams, by group and kind',
+      labelNames: ['group', 'kind'] as const,
+      registers: [this.registry],
+    }),
     keyframeRequests: new Gauge({
       name: 'atrium_media_keyframe_requests',
       help: 'Keyframe requests on live streams (up: sent to publishers, down: received from subscribers), by group, direction and kind',

@@ -25,6 +25,8 @@ export interface TrackReport {
   retransmitted?: number;
   /** Down video: of those, sent on the RTX stream (RFC 4588). */
   retransmittedRtx?: number;
+  /** Down video: second copies of retransmissions on a lossy link (not in `retransmitted`). */
+  retransmittedRedundant?: number;
   /** Down video: bytes of bandwidth-probe padding sent. */
   probeBytes?: number;
 }
@@ -64,6 +66,7 @@ function track(t: TrackStats): TrackReport {
   };
   if (t.retransmitted !== undefined) r.retransmitted = t.retransmitted;
   if (t.retransmittedRtx !== undefined) r.retransmittedRtx = t.retransmittedRtx;
+  if (t.retransmittedRedundant !== undefined) r.retransmittedRedundant = t.retransmittedRedundant;
   if (t.probeBytes !== undefined) r.probeBytes = t.probeBytes;
   if (t.codec) r.codec = t.codec;
   if (t.layer) r.layer = t.layer;
@@ -110,6 +113,7 @@ export interface MediaGauges {
   nacks: Gauge<'group' | 'direction' | 'kind'>;
   retransmitted: Gauge<'group' | 'kind'>;
   retransmittedRtx: Gauge<'group' | 'kind'>;
+  retransmittedRedundant: Gauge<'group' | 'kind'>;
   keyframeRequests: Gauge<'group' | 'direction' | 'kind'>;
   /** Down-link estimate per forwarded stream. */
   estimate: Gauge<'group' | 'client' | 'stream'>;
@@ -147,6 +151,7 @@ export function updateMediaGauges(g: MediaGauges, reports: GroupReport[]): void 
             if (direction === 'down') {
               if (t.retransmitted !== undefined) g.retransmitted.inc({ group: group.name, kind: t.kind }, t.retransmitted);
               if (t.retransmittedRtx !== undefined) g.retransmittedRtx.inc({ group: group.name, kind: t.kind }, t.retransmittedRtx);
+              if (t.retransmittedRedundant !== undefined) g.retransmittedRedundant.inc({ group: group.name, kind: t.kind }, t.retransmittedRedundant);
               if (t.kind === 'video') g.layers.inc({ group: group.name, layer: t.layer ?? '' });
             }
             const key = `${group.name}\u0000${direction}\u0000${t.kind}`;

@@ -31,6 +31,8 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
   /** bench/quality runs this file with longer windows and collects the figures (one JSON line at the end). */
   const BENCH = process.env.ATRIUM_QUALITY_BENCH === '1';
   const LOSS_WINDOW_MS = BENCH ? 20_000 : 10_000;
+  /** How long the capped subscriber is watched on the cap, and the subscribers behind a capped publisher. */
+  const CAP_WINDOW_MS = BENCH ? 20_000 : 6000;
   const figures: Record<string, unknown> = {};
 
   async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<T> {
@@ -96,6 +98,9 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
       return down;
     }
 
+    /** Payload bytes the server sent on a down-stream so far (every track, probe padding included). */
+    const sentBytes = async (down: DownStream) => (await down.stats()).tracks.reduce((a, t) => a + t.bytes, 0);
+    const videoStats = async (down: DownStream) => (await down.stats()).tracks.find((t) => t.kind === 'video');
     const layerOf = async (down: DownStream) => (await down.stats()).tracks.find((t) => t.kind === 'video')?.layer;
     const inbound = (page: Page, id: string) => call<Inbound>(page, 'inbound', id);
     const portOf = (page: Page, id: string) =>
@@ -149,9 +154,20 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
       const port = await portOf(r.subA, 'imp-a');
       /** Frame rate and freezes of both subscribers over `ms`. */
       const windowOf = async (ms: number) => {
-        const [a0, b0] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b')];
-        await sleep(ms);
-        const [a1, b1] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b')];
+        const [a0, b0, s0] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await videoStats(r.a)];
+        // the layer A is sent, sampled: a loss-driven down-switch costs a keyframe and a freeze
+        const layers = new Set<string>();
+        let switches = 0;
+        let last = await layerOf(r.a);
+        const end = Date.now() + ms;
+        while (Date.now() < end) {
+          await sleep(250);
+          const l = await layerOf(r.a);
+          if (l !== last) switches++;
+          last = l;
+          if (l) layers.add(l);
+        }
+        const [a1, b1, s1] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await videoStats(r.a)];
         return {
           fpsA: ((a1.framesDecoded - a0.framesDecoded) * 1000) / ms,
           fpsB: ((b1.framesDecoded - b0.framesDecoded) * 1000) / ms,
@@ -162,6 +178,19 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           /** Packets the browser received on the RTX stream (its retransmittedPacketsReceived). */
           rtxA: a1.retransmitted - a0.retransmitted,
           widthA: a1.frameWidth,
+          /** What the browser lost (its packetsLost, before retransmissions), and what it did about it. */
+          lostA: a1.packetsLost - a0.packetsLost,
+          droppedA: a1.framesDropped - a0.framesDropped,
+          plisA: a1.pliCount - a0.pliCount + a1.firCount - a0.firCount,
+          jitterMsA: (1000 * (a1.jitterBufferDelay - a0.jitterBufferDelay)) / Math.max(1, a1.jitterBufferEmittedCount - a0.jitterBufferEmittedCount),
+          /** The server's side: NACKed packets it heard of, resent, and keyframe requests it got. */
+          serverNacked: (s1?.nacks ?? 0) - (s0?.nacks ?? 0),
+          serverResent: (s1?.retransmitted ?? 0) - (s0?.retransmitted ?? 0),
+          serverKeyframeRequests: (s1?.keyframeRequests ?? 0) - (s0?.keyframeRequests ?? 0),
+          /** Second copies of those answers (the link loses ≥ 4 %: down-stream.ts onNack). */
+          serverRedundant: (s1?.retransmittedRedundant ?? 0) - (s0?.retransmittedRedundant ?? 0),
+          layers: [...layers],
+          switches,
         };
       };
       const clean = await windowOf(5000);
@@ -177,11 +206,13 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           const dropped = impair.dropped('loss_a');
           figures[`loss${loss}`] = { ...w, cleanFpsA: clean.fpsA, cleanFpsB: clean.fpsB, windowS: LOSS_WINDOW_MS / 1000, dropped };
           lines.push(
-            `${loss} % loss: A ${w.fpsA.toFixed(1)} fps (${((100 * w.fpsA) / Math.max(1, w.fpsB)).toFixed(0)} % of B), ${w.freezesA} freezes ${w.frozenA.toFixed(2)} s frozen in ${LOSS_WINDOW_MS / 1000} s, ${w.nacksA} NACKs, ${w.rtxA} RTX packets received, ${w.widthA} px; B ${w.fpsB.toFixed(1)} fps ${w.frozenB.toFixed(2)} s frozen; ${dropped} packets dropped`,
+            `${loss} % loss: A ${w.fpsA.toFixed(1)} fps (${((100 * w.fpsA) / Math.max(1, w.fpsB)).toFixed(0)} % of B), ${w.freezesA} freezes ${w.frozenA.toFixed(2)} s frozen in ${LOSS_WINDOW_MS / 1000} s, ${w.nacksA} NACKs, ${w.rtxA} RTX packets received, ${w.widthA} px; lost before retransmission ${w.lostA} packets, ${w.droppedA} frames dropped, ${w.plisA} PLI/FIR, jitter buffer ${w.jitterMsA.toFixed(0)} ms; server: ${w.serverNacked} NACKed, ${w.serverResent} resent (${w.serverRedundant} second copies), ${w.serverKeyframeRequests} keyframe requests, layers ${w.layers.join('/')} (${w.switches} switches); B ${w.fpsB.toFixed(1)} fps ${w.frozenB.toFixed(2)} s frozen; ${dropped} packets dropped`,
           );
           assert.ok(dropped > 0, 'the loss rules dropped packets');
           // the NACKs were answered on the RTX stream (RFC 4588), which the browser counts apart
           assert.ok(w.rtxA > 0, `${loss} % loss: the subscriber received retransmissions on its RTX stream (${w.nacksA} NACKs sent)`);
+          // at 10 % the receiver reports say the link is lossy: NACK answers go twice
+          if (loss === 10) assert.ok(w.serverRedundant > 0, `10 % loss: second copies of retransmissions were sent (${w.serverResent} resent)`);
           // against the clean subscriber in the same window: the machine's load hits both alike
           assert.ok(w.fpsA >= 0.75 * w.fpsB, `${loss} % loss: A decodes ${w.fpsA.toFixed(1)} fps, B ${w.fpsB.toFixed(1)} fps`);
           // frozen time the loss added: beyond what the clean subscriber saw (a busy publisher freezes both)
@@ -226,12 +257,21 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           (s) => s.frameWidth > 0 && s.frameWidth <= 160 && s.fps > 3,
           20_000,
         );
-        // a few seconds on the cap: probes upwards must fail and keep it low
-        const b0 = await inbound(r.subB, 'imp-b');
-        await sleep(6000);
-        const a1 = await inbound(r.subA, 'imp-a');
-        const b1 = await inbound(r.subB, 'imp-b');
+        // a few seconds on the cap (bench: 20 s): probes upwards must fail and keep it low
+        const [a0, b0, sent0] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await sentBytes(r.a)];
+        await sleep(CAP_WINDOW_MS);
+        const [a1, b1, sent1] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await sentBytes(r.a)];
         const aStats = await r.a.stats();
+        const onCap = {
+          windowS: CAP_WINDOW_MS / 1000,
+          fpsA: ((a1.framesDecoded - a0.framesDecoded) * 1000) / CAP_WINDOW_MS,
+          fpsB: ((b1.framesDecoded - b0.framesDecoded) * 1000) / CAP_WINDOW_MS,
+          freezesA: a1.freezeCount - a0.freezeCount,
+          frozenA: a1.totalFreezesDuration - a0.totalFreezesDuration,
+          /** What the server sent A (audio + video + probes, payload bytes) and what A's browser received (video payload), kbit/s. */
+          sentKbps: ((sent1 - sent0) * 8) / CAP_WINDOW_MS,
+          receivedKbps: ((a1.bytes - a0.bytes) * 8) / CAP_WINDOW_MS,
+        };
         assert.equal(await layerOf(r.a), 'l', 'the capped subscriber stayed on the low layer');
         assert.ok(a1.framesDecoded > low.framesDecoded, 'the capped subscriber keeps decoding');
         assert.equal(await layerOf(r.b), 'h', 'the other subscriber is on the high layer');
@@ -254,7 +294,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           30_000,
         );
         const probes = (await r.a.stats()).probes;
-        figures.cap = { downMs, upMs, estimateUnderCap: est, capBps: 300_000, probes, otherLeftHigh };
+        figures.cap = { downMs, upMs, estimateUnderCap: est, capBps: 300_000, probes, otherLeftHigh, onCap };
         console.error(
           `300 kbit/s cap: low layer after ${downMs} ms (estimate ${est} bit/s), back to high ${upMs} ms after the cap was lifted (${high.frameWidth}px); probes ${JSON.stringify(probes)}; the other subscriber left the high layer in ${otherLeftHigh} samples`,
         );
@@ -297,6 +337,23 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           20_000,
         );
         const layers = [await layerOf(r.a), await layerOf(r.b)];
+        if (BENCH) {
+          // what the subscribers see behind the capped publisher, over a whole window
+          const [a2, b2, up0] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await out()];
+          await sleep(CAP_WINDOW_MS);
+          const [a3, b3, up1] = [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b'), await out()];
+          const sent = (o: Outbound) => Object.values(o.layers).reduce((x, l) => x + l.bytesSent, 0);
+          figures.uplinkWindow = {
+            windowS: CAP_WINDOW_MS / 1000,
+            fpsA: ((a3.framesDecoded - a2.framesDecoded) * 1000) / CAP_WINDOW_MS,
+            fpsB: ((b3.framesDecoded - b2.framesDecoded) * 1000) / CAP_WINDOW_MS,
+            freezes: a3.freezeCount - a2.freezeCount + b3.freezeCount - b2.freezeCount,
+            frozen: a3.totalFreezesDuration - a2.totalFreezesDuration + b3.totalFreezesDuration - b2.totalFreezesDuration,
+            widths: [a3.frameWidth, b3.frameWidth],
+            /** Video payload the publisher sent (both layers), kbit/s. */
+            sentKbps: ((sent(up1) - sent(up0)) * 8) / CAP_WINDOW_MS,
+          };
+        }
         figures.uplink = { beforeKbps: before, afterKbps: dropped, dropMs, publisherEstimate: pub.availableOutgoingBitrate, reason: pub.layers.h?.reason, layers, capBps: 400_000 };
         console.error(
           `400 kbit/s up-link cap: the high layer went from ${before.toFixed(0)} to ${dropped.toFixed(0)} kbit/s after ${dropMs} ms (publisher's estimate ${Math.round(pub.availableOutgoingBitrate / 1000)} kbit/s, ` +

@@ -59,13 +59,15 @@ export const QUALITY_PAGE_SCRIPT = `
     return out;
   };
   window.inbound = async function (id) {
-    const out = { framesDecoded: 0, frameWidth: 0, fps: 0, bytes: 0, freezeCount: 0, totalFreezesDuration: 0, packetsLost: 0, nackCount: 0, retransmitted: 0 };
+    const out = { framesDecoded: 0, frameWidth: 0, fps: 0, bytes: 0, freezeCount: 0, totalFreezesDuration: 0, packetsLost: 0, nackCount: 0, retransmitted: 0, pliCount: 0, firCount: 0, framesDropped: 0, jitterBufferDelay: 0, jitterBufferEmittedCount: 0 };
     const stats = await pcs[id].getStats();
     stats.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         out.framesDecoded = s.framesDecoded || 0; out.frameWidth = s.frameWidth || 0; out.fps = s.framesPerSecond || 0;
         out.bytes = s.bytesReceived || 0; out.freezeCount = s.freezeCount || 0; out.totalFreezesDuration = s.totalFreezesDuration || 0;
         out.packetsLost = s.packetsLost || 0; out.nackCount = s.nackCount || 0; out.retransmitted = s.retransmittedPacketsReceived || 0;
+        out.pliCount = s.pliCount || 0; out.firCount = s.firCount || 0; out.framesDropped = s.framesDropped || 0;
+        out.jitterBufferDelay = s.jitterBufferDelay || 0; out.jitterBufferEmittedCount = s.jitterBufferEmittedCount || 0;
       }
     });
     return out;
@@ -88,6 +90,13 @@ export interface Inbound {
   packetsLost: number;
   nackCount: number;
   retransmitted: number;
+  /** Keyframe requests the browser sent. */
+  pliCount: number;
+  firCount: number;
+  framesDropped: number;
+  /** Seconds, summed over jitterBufferEmittedCount frames. */
+  jitterBufferDelay: number;
+  jitterBufferEmittedCount: number;
 }
 
 export const call = <T>(page: Page, fn: string, ...args: unknown[]): Promise<T> => page.evaluate(`${fn}(...${JSON.stringify(args)})`) as Promise<T>;
