@@ -77,9 +77,11 @@ export function upConfig(engine: WeriftEngineOptions, iceServers: IceServer[], c
   const video: RTCRtpCodecParameters[] = [];
   // what Galène honours: NACK, PLI, FIR, REMB; plus transport-cc (we write the feedback, see twcc.ts)
   const rtcpFeedback = [useNACK(), usePLI(), useFIR(), useREMB(), useTWCC()];
-  if (codecs.includes('vp8')) video.push(useVP8({ rtcpFeedback }));
-  if (codecs.includes('vp9')) video.push(useVP9({ rtcpFeedback }));
-  if (codecs.includes('h264')) video.push(useH264({ rtcpFeedback }));
+  // each followed by RTX (RFC 4588): a publisher that offers it resends what we NACK on its RTX stream (up-stream.ts unwraps it)
+  const rtx = () => new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 });
+  if (codecs.includes('vp8')) video.push(useVP8({ rtcpFeedback }), rtx());
+  if (codecs.includes('vp9')) video.push(useVP9({ rtcpFeedback }), rtx());
+  if (codecs.includes('h264')) video.push(useH264({ rtcpFeedback }), rtx());
   const audio = codecs.includes('opus') ? [useOPUS()] : [];
   return {
     ...base(engine, iceServers),
