@@ -4,8 +4,9 @@
 // measured from /proc and from the subscribers' counters.
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../support/child.ts';
 import type { GeneratorCommand, GeneratorEvent, PubSnapshot, SubSnapshot } from './generator.ts';
-import { JanusProcess, createJanusRooms } from './janus.ts';
+import { createJanusRooms, JanusProcess } from './janus.ts';
 import type { SfuTarget } from './peers.ts';
 import { type ProcessCpu, ServerProcess, threadCpuNumber, threadDelta } from './server.ts';
 
@@ -134,16 +135,8 @@ class Generator {
     return p;
   }
 
-  stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
-    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-    try {
-      this.child.send({ cmd: 'stop' });
-    } catch {
-      this.child.kill('SIGTERM');
-    }
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    return exited.then(() => clearTimeout(t));
+  async stop(): Promise<void> {
+    await stopChild(this.child, { ask: () => this.child.send({ cmd: 'stop' }), graceMs: 5000 });
   }
 }
 

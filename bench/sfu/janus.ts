@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { stopChild } from '../support/child.ts';
 import { type ProcessCpu, processTreeThreads, treeCpuUs } from './server.ts';
 
 const JANUS = '/usr/bin/janus';
@@ -150,13 +151,7 @@ export class JanusProcess implements ProcessCpu {
 
   /** SIGINT (Janus's clean stop), SIGKILL after 10 s. */
   async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-      this.child.kill('SIGINT');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(this.child, { ask: 'SIGINT', graceMs: 10_000 });
     await rm(this.root, { recursive: true, force: true });
   }
 }

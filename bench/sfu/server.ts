@@ -3,11 +3,12 @@
 // time read from /proc: the whole process tree (the native engine's media
 // workers are child processes) and each of its threads.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../support/child.ts';
 
 const BIN = fileURLToPath(new URL('../../packages/server/bin/atrium.mjs', import.meta.url));
 const READY = /Atrium is running at (https?:\/\/\S+?)\/?\s/;
@@ -29,6 +30,8 @@ export interface ServerOptions {
   mediaWorkers?: number | undefined;
   /** Directory for `--cpu-prof` profiles of the server (main thread and workers). */
   cpuProfDir?: string | undefined;
+  /** More options for the server's node (before the script). */
+  nodeArgs?: string[] | undefined;
 }
 
 export interface ThreadCpu {
@@ -78,7 +81,7 @@ export class ServerProcess implements ProcessCpu {
     const args = [BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--media-address', '127.0.0.1', '--data', data, '--groups', groups, '--log-level', 'warn'];
     if (o.mediaWorkers !== undefined) args.push('--media-workers', String(o.mediaWorkers));
     if (o.mediaEngine !== undefined) args.push('--media-engine', o.mediaEngine);
-    const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+    const nodeArgs = [...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []), ...(o.nodeArgs ?? [])];
     const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d) => (out = (out + d).slice(-20000)));
@@ -120,13 +123,7 @@ export class ServerProcess implements ProcessCpu {
 
   /** SIGTERM (so that --cpu-prof profiles get written), SIGKILL after 15 s. */
   async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(this.child, { graceMs: 15_000 });
     await rm(this.root, { recursive: true, force: true });
   }
 }

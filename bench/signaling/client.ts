@@ -46,6 +46,8 @@ export interface JoinParams {
   id: string;
   group: string;
   username: string;
+  /** Certificates to trust for a wss: URL (a load balancer's own certificate). */
+  ca?: string;
 }
 
 export class BenchClient {
@@ -68,7 +70,7 @@ export class BenchClient {
         settled = true;
         reject(new Error(`client ${this.index} (${p.username}): ${why}`));
       };
-      const ws = new WebSocket(p.url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 30_000 });
+      const ws = new WebSocket(p.url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 30_000, ...(p.ca ? { ca: p.ca } : {}) });
       this.ws = ws;
       ws.on('open', () => {
         const hello: ClientMessageOf<'handshake'> = { type: 'handshake', version: ['2'], id: p.id };

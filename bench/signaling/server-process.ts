@@ -3,10 +3,11 @@
 // observed through /proc (memory, CPU time) and /metrics (V8 heap), and
 // always stopped, even when the benchmark fails half-way.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../support/child.ts';
 
 const SERVER_BIN = fileURLToPath(new URL('../../packages/server/bin/atrium.mjs', import.meta.url));
 const READY = /Atrium is running at (https?:\/\/\S+?)\/?\s/;
@@ -23,6 +24,10 @@ export interface ServerProcessOptions {
   startTimeoutMs: number;
   /** Extra node flags for the server (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
+  /** Extra `atrium serve` options (e.g. a cluster node's --redis, --node-id, --public-url). */
+  args?: string[];
+  /** More group files (name → definition) beside the benchmark's group. */
+  groups?: Record<string, object>;
 }
 
 export interface MemorySample {
@@ -59,8 +64,9 @@ export class ServerProcess {
     await mkdir(dataDir);
     await mkdir(groupsDir);
     await writeFile(join(groupsDir, `${opts.group}.json`), JSON.stringify(BENCH_GROUP_FILE, null, 2));
+    for (const [name, def] of Object.entries(opts.groups ?? {})) await writeFile(join(groupsDir, `${name}.json`), JSON.stringify(def, null, 2));
 
-    const args = [...(opts.nodeArgs ?? []), SERVER_BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn'];
+    const args = [...(opts.nodeArgs ?? []), SERVER_BIN, 'serve', '--insecure', '--listen', '127.0.0.1:0', '--data', dataDir, '--groups', groupsDir, '--log-level', 'warn', ...(opts.args ?? [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     // If this process exits abruptly (watchdog, Ctrl-C), the server goes with it.
     const killOnExit = () => {
@@ -103,7 +109,7 @@ export class ServerProcess {
       const grace = (opts.nodeArgs ?? []).some((a) => a.startsWith('--cpu-prof') || a.startsWith('--heap-prof')) ? 60_000 : 10_000;
       return new ServerProcess(child, url, dir, tail, killOnExit, grace);
     } catch (e) {
-      await killChild(child);
+      await stopChild(child, { graceMs: 4000 });
       process.off('exit', killOnExit);
       await rm(dir, { recursive: true, force: true });
       const err = e instanceof Error ? e : new Error(String(e));
@@ -150,7 +156,7 @@ export class ServerProcess {
   /** Stops the server (SIGTERM, then SIGKILL) and removes its directories; says whether it had to be killed. */
   async stop(): Promise<{ ms: number; killed: boolean }> {
     const t0 = performance.now();
-    const killed = await killChild(this.child, this.stopGraceMs);
+    const killed = await stopChild(this.child, { graceMs: this.stopGraceMs });
     process.off('exit', this.killOnExit);
     await rm(this.dir, { recursive: true, force: true });
     return { ms: performance.now() - t0, killed };
@@ -164,21 +170,6 @@ function procKb(status: string, field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
   if (!m) throw new Error(`no ${field} in /proc/<pid>/status`);
   return Number(m[1]) * 1024;
-}
-
-/** SIGTERM, then SIGKILL after graceMs; true if it came to SIGKILL. */
-async function killChild(child: ChildProcess, graceMs = 4000): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return false;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
-  clearTimeout(timer);
-  if (timedOut) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-  return timedOut;
 }
 
 /** CPU time the whole machine has spent busy (all cores, kernel included), in ms; undefined off Linux. */

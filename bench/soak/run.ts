@@ -6,23 +6,34 @@
 // churn: every few seconds a subscriber joins a room and leaves again after
 // a while, and a chatty client joins, says something and leaves. At the end
 // it prints the figures per minute and the growth from the second minute to
-// the last, so a leak shows as a slope.
-//   npm run soak -- --minutes 10 [--rooms 3] [--rate 200]
+// the last, so a leak shows as a slope. With --heap-snapshots DIR it also
+// takes heap snapshots of the server after minute 2, at the middle and at
+// the end (each collects garbage first, so it measures the live heap, and
+// pauses the server for a moment), and prints the live heap of each and
+// what grew between the first and the last (heap.ts).
+//   npm run soak -- --minutes 10 [--rooms 3] [--rate 200] [--heap-snapshots DIR]
+
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GaleneSocket } from '../sfu/galene.ts';
 import { Publisher, Subscriber, pace, stopPeers } from '../sfu/peers.ts';
 import { ServerProcess } from '../sfu/server.ts';
+import { GROWTH_HEADER, type HeapSummary, growth, summarize } from './heap.ts';
 
 const { values } = parseArgs({
   options: {
     minutes: { type: 'string', default: '10' },
     rooms: { type: 'string', default: '3' },
     rate: { type: 'string', default: '200' },
+    'heap-snapshots': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log('Usage: npm run soak -- --minutes N [--rooms R (default 3)] [--rate RTP packets/s per publisher (default 200)]');
+  console.log(
+    'Usage: npm run soak -- --minutes N [--rooms R (default 3)] [--rate RTP packets/s per publisher (default 200)] [--heap-snapshots DIR (snapshots of the server after minute 2, at the middle, at the end)]',
+  );
   process.exit(0);
 }
 const minutes = Number(values.minutes);
@@ -65,7 +76,9 @@ function metric(text: string, name: string): number {
 }
 
 const rooms = Array.from({ length: roomCount }, (_, i) => `soak-${i + 1}`);
-const server = await ServerProcess.start({ groups: rooms });
+const snapshotDir = values['heap-snapshots'] === undefined ? undefined : resolve(values['heap-snapshots']);
+if (snapshotDir) await mkdir(snapshotDir, { recursive: true });
+const server = await ServerProcess.start({ groups: rooms, nodeArgs: snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [] });
 console.log(`soak: ${minutes} min, ${roomCount} rooms (1 publisher at ${rate} packets/s, 2 steady subscribers each, churn), server ${server.url} (pid ${server.pid})`);
 
 const pubs: Publisher[] = [];
@@ -142,6 +155,27 @@ const churnTimer = setInterval(() => {
   void churnChat(n);
 }, 3000);
 
+/** Asks the server for a heap snapshot and waits until the file is written whole. */
+async function heapSnapshot(dir: string): Promise<string> {
+  const before = new Set(await readdir(dir));
+  process.kill(server.pid, 'SIGUSR2');
+  const end = Date.now() + 120_000;
+  let file: string | undefined;
+  let size = -1;
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 1000));
+    file ??= (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (file === undefined) continue;
+    const now = (await stat(join(dir, file))).size;
+    // The server writes the snapshot in one go; a size that stays put for a second is the end.
+    if (now > 0 && now === size) return join(dir, file);
+    size = now;
+  }
+  throw new Error(`soak: no heap snapshot of the server (pid ${server.pid}) appeared in ${dir} within 120 s`);
+}
+const snapshotMinutes = new Set([Math.min(2, minutes), Math.ceil(minutes / 2), minutes]);
+const snapshots: { minute: number; file: string; heap: HeapSummary }[] = [];
+
 const packetsOf = () => steady.reduce((sum, s) => sum + s.counters().reduce((k, d) => k + d.packets, 0), 0);
 const samples: Sample[] = [];
 let lastPackets = packetsOf();
@@ -166,6 +200,12 @@ for (let minute = 1; minute <= minutes; minute++) {
   console.log(
     `minute ${String(minute).padStart(3)}: rss ${s.rssMB.toFixed(1)} MB, heap ${s.heapMB.toFixed(1)} MB, handles ${s.handles}, event-loop delay p99 ${s.lagP99ms.toFixed(1)} ms, clients ${s.clients}, packets to steady subscribers ${s.packets}, churned ${s.churned}, errors ${s.errors}, publisher restarts ${publisherRestarts}`,
   );
+  if (snapshotDir && snapshotMinutes.has(minute)) {
+    const file = await heapSnapshot(snapshotDir);
+    const heap = await summarize(file);
+    snapshots.push({ minute, file, heap });
+    console.log(`minute ${String(minute).padStart(3)}: heap snapshot ${file}: live heap ${(heap.total / 2 ** 20).toFixed(2)} MB, ${heap.nodes} nodes`);
+  }
 }
 
 stopped = true;
@@ -187,4 +227,12 @@ for (const s of samples)
 console.log(
   `\nsoak: from minute ${second.minute} to ${last.minute}: RSS ${((last.rssMB - second.rssMB) / span).toFixed(2)} MB/min, heap ${((last.heapMB - second.heapMB) / span).toFixed(2)} MB/min, handles ${last.handles - second.handles}; media to steady subscribers in the last minute: ${last.packets} packets (${((last.packets / 60 / (steady.length * rate)) * 100).toFixed(0)}% of what was sent); errors: ${last.errors}; publishers restarted after their connection failed: ${publisherRestarts}`,
 );
+if (snapshots.length >= 2) {
+  const [a, b] = [snapshots[0]!, snapshots.at(-1)!];
+  console.log(
+    `\nlive heap (heap snapshots): ${snapshots.map((x) => `minute ${x.minute} ${(x.heap.total / 2 ** 20).toFixed(2)} MB`).join(', ')}; from minute ${a.minute} to ${b.minute}: ${((b.heap.total - a.heap.total) / 2 ** 20 / Math.max(1, b.minute - a.minute)).toFixed(3)} MB/min`,
+  );
+  console.log(`what grew from minute ${a.minute} to ${b.minute}:`);
+  for (const line of [...GROWTH_HEADER, ...growth(a.heap, b.heap)]) console.log(line);
+}
 process.exit(last.errors > 0 || last.packets === 0 ? 1 : 0);

@@ -83,6 +83,8 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
                            InstanceMethod("setRemote", &PlaneWrap::SetRemote),
                            InstanceMethod("setKeys", &PlaneWrap::SetKeys),
                            InstanceMethod("setExtensions", &PlaneWrap::SetExtensions),
+                           InstanceMethod("srtpState", &PlaneWrap::SrtpState),
+                           InstanceMethod("resumeSrtp", &PlaneWrap::ResumeSrtp),
                            InstanceMethod("send", &PlaneWrap::Send),
                            InstanceMethod("sendRtcp", &PlaneWrap::SendRtcp),
                            InstanceMethod("createUp", &PlaneWrap::CreateUp),
@@ -194,6 +196,20 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
         lsn != rsn)
       return fail(info.Env(), "Plane.setKeys(session, profile, localKey, localSalt, remoteKey, remoteSalt): four Buffers, keys and salts of equal lengths");
     return Napi::Boolean::New(info.Env(), plane_.set_keys(u32(info, 0), i32(info, 1), lk, ls, rk, rs, lkn, lsn));
+  }
+  Napi::Value SrtpState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint32_t> v;
+    if (!plane_.srtp_state(u32(info, 0), &v)) return env.Null();
+    Napi::Uint32Array a = Napi::Uint32Array::New(env, v.size());
+    for (size_t i = 0; i < v.size(); i++) a[i] = v[i];
+    return a;
+  }
+  Napi::Value ResumeSrtp(const Napi::CallbackInfo& info) {
+    if (info.Length() < 3 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+      return fail(info.Env(), "Plane.resumeSrtp(session, state, rtcpMargin): state is the Uint32Array srtpState gave");
+    Napi::Uint32Array a = info[1].As<Napi::Uint32Array>();
+    return Napi::Boolean::New(info.Env(), plane_.resume_srtp(u32(info, 0), a.Data(), a.ElementLength(), u32(info, 2)));
   }
   Napi::Value SetExtensions(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), plane_.set_extensions(u32(info, 0), i32(info, 1), i32(info, 2), i32(info, 3), i32(info, 4), i32(info, 5)));

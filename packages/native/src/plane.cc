@@ -360,6 +360,35 @@ bool Plane::set_remote(uint32_t id, const sockaddr_in& a) {
   return true;
 }
 
+bool Plane::srtp_state(uint32_t id, std::vector<uint32_t>* out) {
+  Session* s = session(id);
+  if (!s || !s->keyed) return false;
+  out->clear();
+  out->push_back(s->rtcp_index);
+  for (auto& kv : s->in_rtp) {
+    if (!kv.second.started) continue;
+    out->push_back(kv.first);
+    out->push_back(kv.second.roc);
+    out->push_back(kv.second.s_l);
+  }
+  return true;
+}
+
+bool Plane::resume_srtp(uint32_t id, const uint32_t* state, size_t n, uint32_t rtcp_margin) {
+  Session* s = session(id);
+  if (!s || !s->keyed || n < 1 || (n - 1) % 3 != 0 || (n - 1) / 3 > 64) return false;
+  s->rtcp_index = state[0] + rtcp_margin;
+  for (size_t i = 1; i + 2 < n; i += 3) {
+    if (state[i + 2] > 0xffff) return false;
+    InboundState st;
+    st.started = true;  // the replay window starts with the first packet that authenticates
+    st.roc = state[i + 1];
+    st.s_l = (uint16_t)state[i + 2];
+    s->in_rtp[state[i]] = st;
+  }
+  return true;
+}
+
 bool Plane::set_keys(uint32_t id, int profile, const uint8_t* lk, const uint8_t* ls, const uint8_t* rk, const uint8_t* rs, size_t key_len, size_t salt_len) {
   Session* s = session(id);
   if (!s) return false;

@@ -227,6 +227,21 @@ class Plane {
   bool set_remote(uint32_t session, const sockaddr_in& addr);
   bool set_keys(uint32_t session, int profile, const uint8_t* lk, const uint8_t* ls, const uint8_t* rk, const uint8_t* rs, size_t key_len, size_t salt_len);
   bool set_extensions(uint32_t session, int mid, int rid, int rrid, int twcc, int level);
+  /**
+   * What a replacement worker needs to continue this session's SRTP with the
+   * same keys and no new DTLS handshake (see resume_srtp): the SRTCP index
+   * sent last, then (ssrc, rollover counter, highest sequence number) per
+   * SSRC received so far.
+   */
+  bool srtp_state(uint32_t session, std::vector<uint32_t>* out);
+  /**
+   * After set_keys: continues from an srtp_state of the session's previous
+   * worker — SRTCP numbering past the saved index plus `rtcp_margin` (what
+   * was sent after the state was saved), and each SSRC's rollover counter, so
+   * the peer's packets keep authenticating once its sequence numbers wrap.
+   * False for an unknown or unkeyed session or a malformed state.
+   */
+  bool resume_srtp(uint32_t session, const uint32_t* state, size_t n, uint32_t rtcp_margin);
   /** A STUN/DTLS datagram from JavaScript; binds the destination to `session` when it is not bound yet. Returns bytes sent or -errno. */
   int send_plain(uint32_t session, const uint8_t* data, size_t len, const sockaddr_in& to);
   /** A compound RTCP packet from JavaScript, SRTCP-protected and sent to the session's remote. Returns bytes sent or -errno. */

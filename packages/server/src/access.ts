@@ -90,7 +90,7 @@ export class GroupAccess implements Authenticator {
     try {
       return this.throttle?.begin(keys);
     } catch (e) {
-      if (e instanceof LoginThrottledError) throw new CoreError('rate-limited', e.message);
+      if (e instanceof LoginThrottledError) throw new CoreError('rate-limited', e.message, e.retryAfterMs);
       throw e;
     }
   }

@@ -12,6 +12,7 @@ import { Cluster, type ClusterTimings, redactUrl } from './cluster/cluster.ts';
 import { type AdminCluster, clusterAdmin } from './cluster/http.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { SharedGroups } from './cluster/shared-groups.ts';
+import { SharedDescriptions } from './cluster/shared-descriptions.ts';
 import { SharedTokens } from './cluster/shared-tokens.ts';
 import { GroupRegistry, type Registry } from './core/registry.ts';
 import { CoreError } from './core/errors.ts';
@@ -117,6 +118,7 @@ export class AtriumServer {
   readonly cluster: Cluster | undefined;
   private readonly sharedGroups: SharedGroups | undefined;
   private readonly sharedTokens: SharedTokens | undefined;
+  private readonly sharedDescriptions: SharedDescriptions | undefined;
   private internalUrl = '';
   private drainStarted: Promise<void> | undefined;
   /** Failed logins on every way in: each dialect's join and the admin API. */
@@ -205,10 +207,20 @@ export class AtriumServer {
       this.registry = new ClusterRegistry(this.local, this.cluster, this.log, this.metrics.placements);
       this.sharedGroups = new SharedGroups(this.groups, this.cluster.redis, this.cluster.redis.duplicate(), c.nodeId, this.log);
       this.sharedTokens = new SharedTokens(this.tokens, this.cluster.redis, this.cluster.redis.duplicate(), c.nodeId, this.log);
+      const cluster = this.cluster;
+      const descriptions = new SharedDescriptions(
+        cluster.redis,
+        () => cluster.redisState === 'up',
+        () => this.local.groups(),
+        this.log,
+      );
+      this.sharedDescriptions = descriptions;
+      this.local.on('memberAdded', (g, m) => void descriptions.restore(g, m));
     } else {
       this.cluster = undefined;
       this.registry = this.local;
       this.sharedTokens = undefined;
+      this.sharedDescriptions = undefined;
     }
   }
 
@@ -276,6 +288,7 @@ export class AtriumServer {
     await this.tokens.load();
     this.sharedGroups?.start();
     this.sharedTokens?.start();
+    this.sharedDescriptions?.start();
 
     const https = o.insecure ? null : await loadOrCreateCertificate(o.dataDir, { cert: o.cert, key: o.key }, this.log);
     const app = Fastify({
@@ -405,6 +418,7 @@ export class AtriumServer {
         const m = g?.member(id);
         if (g === undefined || m === undefined) return false;
         g.describeMember(m, description);
+        void this.sharedDescriptions?.remember(group, m, description);
         return true;
       },
     };
@@ -424,6 +438,7 @@ export class AtriumServer {
     this.local.close();
     this.sharedGroups?.close();
     this.sharedTokens?.close();
+    this.sharedDescriptions?.close();
     await this.cluster?.stop();
     if (this.engine) await closeMediaEngine(this.engine);
     this.groups.close();

@@ -108,7 +108,9 @@ export type StreamEvent =
   /** A down-stream to this member ended. */
   | { type: 'stream'; kind: 'close'; id: string }
   /** The member is asked to close one of its up-streams. */
-  | { type: 'stream'; kind: 'abort'; id: string };
+  | { type: 'stream'; kind: 'abort'; id: string }
+  /** The member is asked to restart ICE on one of its up-streams and offer again (the server moved its side; see UpStreamEvents.renegotiate). */
+  | { type: 'stream'; kind: 'renegotiate'; id: string };
 
 export type CoreEvent = JoinedEvent | UserEvent | ChatEvent | MessageEvent | StreamEvent;
 

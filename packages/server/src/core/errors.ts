@@ -10,10 +10,17 @@ export class CoreError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** For 'rate-limited': how long the client must wait (HTTP dialects send it as Retry-After). */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'CoreError';
   }
+}
+
+/** Retry-After for a refusal that says how long to wait, in whole seconds (at least 1). */
+export function retryAfterHeader(e: CoreError): Record<string, string> {
+  return e.retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))) };
 }
 
 export function isCoreError(e: unknown): e is CoreError {

@@ -3,7 +3,7 @@
 // media API (up-streams and down-streams). Rules live here: only members
 // with `present` publish; each member receives what its request asks for;
 // leaving, kicking or unpresenting tears everything of that member down.
-import type { CodecName, DownRequest, DownStream, IceCandidate, MediaEngine, StreamStats, UpStream } from '../media/engine.ts';
+import type { BundleSession, CodecName, DownRequest, DownStream, IceCandidate, MediaEngine, StreamStats, UpStream } from '../media/engine.ts';
 import type { IceServerInfo, PublishedStream, StreamEvent } from './client.ts';
 import { CoreError } from './errors.ts';
 import type { Member } from './group.ts';
@@ -112,6 +112,9 @@ export class GroupStreams {
         else member.client.deliver(streamEvent({ kind: 'ice', id: msg.id, candidate }));
       });
       up.on('track', () => this.offerToSubscribers(p));
+      up.on('renegotiate', () => {
+        if (this.pubs.get(p.key) === p) member.client.deliver(streamEvent({ kind: 'renegotiate', id: p.id }));
+      });
       up.on('close', () => {
         // Closed by the engine itself (ICE failed, a media worker died): the
         // publisher still holds its side, so ask it to close and re-publish.
@@ -142,6 +145,36 @@ export class GroupStreams {
     if (opts.tellOwner) member.client.deliver(streamEvent({ kind: 'abort', id }));
     this.forget(pub);
     pub.up.close();
+  }
+
+  /**
+   * A stream the dialect received itself, as an up-stream it made (the
+   * sources a Jitsi client announced on its bundle session): published like
+   * an offered one, with no SDP exchanged. Closing it (closeUp, the member
+   * leaving) closes that up-stream.
+   */
+  publishUp(member: Member, msg: { id: string; label: string; up: UpStream }): void {
+    const key = keyOf(member, msg.id);
+    if (this.pubs.has(key)) throw new CoreError('bad-message', `you already publish a stream "${msg.id}"`);
+    if (!member.has('present')) throw new CoreError('not-permitted', 'you need the "present" permission to publish a stream');
+    if (!isStreamLabel(msg.label)) throw new CoreError('bad-message', `unknown stream label "${msg.label}"`);
+    const pub: Publication = { key, id: msg.id, label: msg.label, owner: member, up: msg.up, downs: new Map(), held: undefined, replaces: undefined, view: undefined };
+    this.pubs.set(key, pub);
+    msg.up.on('track', () => this.offerToSubscribers(pub));
+    msg.up.on('close', () => this.forget(pub));
+    this.offerToSubscribers(pub);
+    this.announce(pub);
+  }
+
+  /**
+   * A bundle session (media/engine.ts) for a member whose client keeps one
+   * transport for everything it sends and receives; null when the engine
+   * cannot make one.
+   */
+  bundleSession(member: Member): BundleSession | null {
+    const engine = this.env.engine;
+    if (!engine.createBundleSession) return null;
+    return engine.createBundleSession({ id: `${member.id}/bundle`, iceServers: this.env.iceServers(), placement: this.env.placement });
   }
 
   // -------------------------------------------------------------------

@@ -5,7 +5,7 @@
 // with range requests, and Galène's delete form (POST q=delete&filename=).
 // The admin API deletes and lists them too (see admin.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CoreError } from '../core/errors.ts';
+import { CoreError, retryAfterHeader } from '../core/errors.ts';
 import type { GroupRegistry } from '../core/registry.ts';
 import type { Logger } from '../log.ts';
 import { PART } from '../recording/file.ts';
@@ -61,6 +61,11 @@ export async function registerRecordings(app: FastifyInstance, deps: RecordingsD
       const who = await registry.identify(group, { ...creds, address: deps.address(req), via: 'recordings' }, placeFor(req.headers.host, deps.place()).groupUrl(group));
       permissions = who.permissions;
     } catch (e) {
+      if (e instanceof CoreError && e.code === 'rate-limited') {
+        // As the admin API: 429 with Retry-After, and no challenge (the credentials were not looked at).
+        reply.code(429).headers(retryAfterHeader(e)).type('text/plain; charset=utf-8').send(`${e.message}\n`);
+        return false;
+      }
       if (e instanceof CoreError) return refuse(401, `not authorised: ${e.message}`);
       throw e;
     }

@@ -310,6 +310,12 @@ export interface UpStreamEvents {
   /** A new up-track appeared (after an answer). */
   track: [UpTrack];
   state: [ConnectionState];
+  /**
+   * The publisher must restart ICE and send a new offer (answer() it): the
+   * server continues the stream elsewhere (a media worker was replaced and
+   * kept the stream's DTLS and SRTP state).
+   */
+  renegotiate: [];
   close: [];
 }
 
@@ -368,12 +374,79 @@ export interface DownStream extends Emitter<DownStreamEvents> {
   close(): void;
 }
 
+// ---------------------------------------------------------------------------
+// Bundle sessions. Jitsi's clients (lib-jitsi-meet) keep ONE peer connection
+// with the focus for a whole conference: the server offers it once, and from
+// then on sources come and go by signalling alone (Jingle source-add and
+// source-remove), which the client applies to its copy of the remote SDP and
+// answers locally. So the server must start sending a new SSRC on a
+// transport it already has, and take the client's own sources from that
+// same transport, with no new answer. A bundle session is that transport. It
+// is built on the track-level seam: what it sends comes from taps of
+// up-tracks, what it receives is written into a source stream, so it works
+// with whatever engine carries the up-streams.
+
+export interface BundleSessionOptions {
+  id: string;
+  iceServers: IceServer[];
+  /** Where the source streams it feeds live (the group's name), as for up-streams. */
+  placement?: string;
+}
+
+/** An up-track being sent to the remote end. */
+export interface BundleSend {
+  /** The SSRC the remote end sees it under (what a source-add announces). */
+  readonly ssrc: number;
+  readonly kind: TrackKind;
+  readonly track: UpTrack;
+  /** Packets sent so far. */
+  readonly packets: number;
+  /** Stops sending it (the tap is detached). */
+  stop(): void;
+}
+
+/** One track of the remote end's sources, as its signalling declares it. */
+export interface BundleReceiveTrack {
+  /** Stable within the stream. */
+  id: string;
+  kind: TrackKind;
+  /** The SSRC of each layer, highest first (one SSRC without simulcast). */
+  ssrcs: readonly number[];
+}
+
+export interface BundleSessionEvents {
+  candidate: [IceCandidate];
+  state: [ConnectionState];
+  close: [];
+}
+
+export interface BundleSession extends Emitter<BundleSessionEvents> {
+  readonly id: string;
+  readonly state: ConnectionState;
+  readonly closed: boolean;
+  /** The server's offer: one audio and one video m-line, each sending and receiving, with no sources of its own. */
+  offer(): Promise<string>;
+  setAnswer(answerSdp: string): Promise<void>;
+  addIceCandidate(candidate: IceCandidate | null): Promise<void>;
+  /** Starts sending an up-track (its highest layer) under a new SSRC: no renegotiation, the caller announces the SSRC. */
+  send(track: UpTrack): BundleSend;
+  /**
+   * Takes what the remote end sends with these SSRCs as a stream of its own:
+   * the returned up-stream (a source stream's) is published like any other.
+   * Only after setAnswer (the codecs are the negotiated ones).
+   */
+  receive(options: { id: string; label: string; tracks: readonly BundleReceiveTrack[] }): SourceStream;
+  close(): void;
+}
+
 export interface MediaEngine {
   readonly name: string;
   createUpStream(options: UpStreamOptions): UpStream;
   createDownStream(options: DownStreamOptions): DownStream;
   /** An up-stream fed by the server with write(); its `up` works as a source of down-streams and taps like any other. */
   createSourceStream(options: SourceStreamOptions): SourceStream;
+  /** A bundle session (see above); absent on an engine that cannot make one, and a dialect that needs one says so. */
+  createBundleSession?(options: BundleSessionOptions): BundleSession;
   /** Closes every stream. */
   close(): void;
 }

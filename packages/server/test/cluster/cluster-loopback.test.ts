@@ -230,6 +230,33 @@ test('a token made on one node opens the group through every node; revoked on an
   assert.equal(JSON.parse((await db.hget('atrium:tokens', token))!).removed > 0, true, 'Redis keeps a tombstone, so a node that was away drops it too');
 });
 
+// The pool of the next three tests: on the node the kill test kills (its region is that node's).
+let stageOwner = '';
+
+test('an RTCPool description set through another node reaches the pool’s peers and is kept in Redis for the username', async () => {
+  stageOwner = (await db.get('atrium:owner:g'))!;
+  await defineGroup('n1', 'stage', { region: `r-${stageOwner}` });
+  const others = ['n1', 'n2', 'n3'].filter((id) => id !== stageOwner);
+  const ann = await PoolTestClient.connect(node(others[0]!).url, 'websocket', { username: 'ann' });
+  const ben = await PoolTestClient.connect(node(others[1]!).url, 'socket.io', { username: 'ben' });
+  clients.push(ann, ben);
+  assert.equal((await ann.join('stage')).type, 'rtc:joined');
+  assert.equal((await ben.join('stage')).type, 'rtc:joined');
+  assert.equal(await db.get('atrium:owner:stage'), stageOwner, 'the pool is on the node of its region');
+  await ann.next('rtc:peer', (d) => d.id === ben.id);
+  // Set through a node that does not hold the pool (it passes the request to the owner).
+  const put = await fetch(`${node(others[1]!).url}/galene-api/v0/.groups/stage/.clients/${ann.id}/.description`, {
+    method: 'PUT',
+    headers: { ...admin, 'content-type': 'application/json' },
+    body: JSON.stringify({ role: 'speaker', seat: 3 }),
+  });
+  assert.equal(put.status, 204, await put.text());
+  assert.deepEqual((await ben.next('rtc:describe', (d) => d.id === ann.id)).description, { role: 'speaker', seat: 3 });
+  assert.deepEqual(JSON.parse((await db.hget('atrium:descriptions:stage', 'ann')) ?? 'null'), { role: 'speaker', seat: 3 }, 'kept in Redis under the username');
+  assert.ok((await db.pttl('atrium:descriptions:stage')) > 0, 'with an expiry: Redis keeps nothing of a group nobody uses');
+  assert.deepEqual([...ann.violations, ...ben.violations], []);
+});
+
 test('the owner is killed: its group is placed on a survivor, clients get back in, Redis keeps no trace of it', async () => {
   const owner = (await db.get('atrium:owner:g'))!;
   const survivor = ['n1', 'n2', 'n3'].find((id) => id !== owner)!;
@@ -253,6 +280,34 @@ test('the owner is killed: its group is placed on a survivor, clients get back i
     },
     15_000,
   );
+});
+
+test('the pool’s node died: its peers come back through a survivor and the description set before is there again', async () => {
+  assert.ok(!nodes.has(stageOwner), 'the kill test killed the pool’s node');
+  const [s1, s2] = [...nodes.keys()];
+  const ann = await PoolTestClient.connect(node(s1!).url, 'socket.io', { username: 'ann' });
+  const ben = await PoolTestClient.connect(node(s2!).url, 'websocket', { username: 'ben' });
+  clients.push(ann, ben);
+  assert.equal((await ann.join('stage')).type, 'rtc:joined');
+  assert.equal((await ben.join('stage')).type, 'rtc:joined');
+  const owner = await db.get('atrium:owner:stage');
+  assert.ok(owner !== null && owner !== stageOwner && nodes.has(owner), `a survivor holds the pool (${owner})`);
+  // Ben hears of ann's description in rtc:joined (she was described before he came) or in an rtc:describe.
+  await until('ben sees the description ann had before her node died', async () => {
+    const atJoin = ben.all('rtc:joined').some((d) => JSON.stringify((d.descriptions as Record<string, unknown> | undefined)?.[ann.id]) === JSON.stringify({ role: 'speaker', seat: 3 }));
+    const later = ben.all('rtc:describe').some((d) => d.id === ann.id && JSON.stringify(d.description) === JSON.stringify({ role: 'speaker', seat: 3 }));
+    return atJoin || later;
+  });
+  // And the admin API of any node shows it on ann's new connection.
+  const got = await fetch(`${node(s2!).url}/galene-api/v0/.groups/stage/.clients/${ann.id}/.description`, { headers: admin });
+  assert.equal(got.status, 200);
+  assert.deepEqual(await got.json(), { role: 'speaker', seat: 3 });
+  // Removed through the admin API, it is gone from Redis too (and ben is told).
+  const del = await fetch(`${node(s1!).url}/galene-api/v0/.groups/stage/.clients/${ann.id}/.description`, { method: 'DELETE', headers: admin });
+  assert.equal(del.status, 204, await del.text());
+  await ben.next('rtc:describe', (d) => d.id === ann.id && d.description === null);
+  assert.equal(await db.hget('atrium:descriptions:stage', 'ann'), null);
+  assert.deepEqual([...ann.violations, ...ben.violations], []);
 });
 
 test('a drained node takes no new group, serves its group until it empties, then exits', async () => {

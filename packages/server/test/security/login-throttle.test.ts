@@ -2,13 +2,15 @@
 // guesses/s on one connection, 1,975/s over 20, 4,127/s over the admin
 // API's Basic auth), with no slowdown and no lock-out. Failed logins are
 // now throttled per user and per address with growing delays on every way
-// in, logged, and counted in /metrics.
+// in (Galène, RTCPool, the admin API, XMPP, the recordings page), logged,
+// and counted in /metrics.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 import { LoginThrottle, LoginThrottledError, addressKey } from '../../src/auth/throttle.ts';
 import { GaleneTestClient } from '../support/galene-client.ts';
+import { RawXmpp } from '../xmpp/support.ts';
 import { type RunningServer, startServer } from '../support/server-process.ts';
 
 const servers: RunningServer[] = [];
@@ -135,4 +137,40 @@ test('wrong administrator passwords over Basic auth: 401 a few times, then 429 w
   assert.ok(Number(retryAfter) >= 1);
   assert.ok((await metric(s, 'atrium_login_failures_total', 'admin')) >= 5);
   assert.ok((await metric(s, 'atrium_login_throttled_total', 'admin')) >= 4);
+});
+
+test('wrong passwords over XMPP SASL PLAIN and on the recordings page: refused a few times, then throttled, and counted', async () => {
+  const s = await serve();
+  // A stream ends after 3 failed attempts (as Prosody's does): each guess on a stream of its own.
+  const guess = async (password: string): Promise<{ condition: string; text: string }> => {
+    const x = await RawXmpp.connect(s.url);
+    await x.open();
+    x.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">${Buffer.from(`\u0000bob\u0000${password}`).toString('base64')}</auth>`);
+    const f = await x.next((e) => e.is('failure') || e.is('success'), `the answer to password "${password}"`);
+    x.close();
+    return { condition: f.is('success') ? 'success' : (f.children.find((c) => typeof c !== 'string' && c.name !== 'text')?.toString() ?? f.toString()), text: f.getChildText('text') ?? '' };
+  };
+  const conditions: string[] = [];
+  for (let i = 0; i < 10; i++) conditions.push((await guess(`guess ${i}`)).condition);
+  assert.deepEqual(conditions.slice(0, 5), Array(5).fill('<not-authorized/>'));
+  assert.deepEqual(conditions.slice(6), Array(4).fill('<temporary-auth-failure/>'));
+  const locked = await guess('bobpw');
+  assert.equal(locked.condition, '<temporary-auth-failure/>', 'even the right password waits');
+  assert.match(locked.text, /too many failed logins for user "bob": wait \d+ s/);
+  assert.ok((await metric(s, 'atrium_login_failures_total', 'xmpp')) >= 5);
+  assert.ok((await metric(s, 'atrium_login_throttled_total', 'xmpp')) >= 5);
+
+  const statuses: number[] = [];
+  let retryAfter: string | null = null;
+  for (let i = 0; i < 10; i++) {
+    const r = await fetch(`${s.url}/recordings/g/`, { headers: { authorization: `Basic ${Buffer.from(`carol:guess${i}`).toString('base64')}` } });
+    statuses.push(r.status);
+    if (r.status === 429) retryAfter = r.headers.get('retry-after');
+    await r.arrayBuffer();
+  }
+  assert.deepEqual(statuses.slice(0, 5), Array(5).fill(401));
+  assert.deepEqual(statuses.slice(6), Array(4).fill(429));
+  assert.ok(Number(retryAfter) >= 1);
+  assert.ok((await metric(s, 'atrium_login_failures_total', 'recordings')) >= 5);
+  assert.ok((await metric(s, 'atrium_login_throttled_total', 'recordings')) >= 4);
 });

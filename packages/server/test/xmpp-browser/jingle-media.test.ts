@@ -80,12 +80,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     };
     // The focus offered the Galène camera as a Jingle session; frames are decoded and keep coming.
     const first = await until('frames of the Galène camera on the XMPP page', async () =>
-      (await jingleStats(xmpp.page)).find((s) => s.dir === 'down' && s.owner === 'media@conference.localhost/gal' && s.framesDecoded > 0 && s.samples > 0),
+      (await jingleStats(xmpp.page)).find((s) => s.dir === 'down' && s.owner === 'media@conference.localhost/gal' && s.framesDecoded > 0 && s.frameWidth > 0 && s.samples > 0),
     ).catch(async (e) => {
       throw new Error(`${(e as Error).message}\n${await diagnose()}`);
     });
     assert.equal(first.label, 'camera');
-    assert.ok(first.frameWidth > 0);
     await until('more frames', async () => (await jingleStats(xmpp.page)).find((s) => s.sid === first.sid && s.framesDecoded > first.framesDecoded + 10));
 
     // The XMPP page publishes; the Galène page receives it as a down-stream from "jingler".
@@ -104,5 +103,89 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     const errors = await xmpp.page.evaluate(() => (window as unknown as { jc: { errors: string[] } }).jc.errors);
     assert.deepEqual(errors, []);
     assert.deepEqual(xmpp.problems, []);
+  });
+
+  // Jicofo's way, as Jitsi Meet's client expects it: one session for the
+  // conference; a second publisher arrives by source-add and leaves by
+  // source-remove, which the page applies to its copy of the remote SDP and
+  // answers locally; the page's own camera goes up by its own source-add.
+  type BundleStat = Awaited<ReturnType<import('./support/jingle-harness.ts').JingleClient['bundleStats']>>[number];
+  test('one Jicofo-style session: a second Galène camera by source-add, gone by source-remove; the XMPP camera up by source-add', async () => {
+    const one = await galenePage('one');
+    await gal(one, 'publish', { label: 'camera' });
+    const xmpp = await openPage(browser, server.url, 'jingle-harness.ts');
+    await xmpp.page.evaluate(
+      async (service) => {
+        const w = window as unknown as { jc: { start(...a: string[]): Promise<void> }; JingleClient: new () => { start(...a: string[]): Promise<void> } };
+        w.jc = new w.JingleClient();
+        await w.jc.start(service, 'media@conference.localhost', 'bundler', 'bundle');
+      },
+      `${server.url.replace(/^http/, 'ws')}/xmpp-websocket`,
+    );
+    const stats = () => xmpp.page.evaluate(() => (window as unknown as { jc: { bundleStats(): Promise<BundleStat[]> } }).jc.bundleStats());
+    const log = () => xmpp.page.evaluate(() => (window as unknown as { jc: { log: string[] } }).jc.log);
+    const diagnose = async () => {
+      const state = await xmpp.page.evaluate(async () => {
+        const jc = (window as unknown as { jc: { log: string[]; errors: string[]; bundleStats(): Promise<unknown> } }).jc;
+        return { log: jc.log, errors: jc.errors, stats: await jc.bundleStats() };
+      });
+      return `xmpp page: ${JSON.stringify(state)}\nproblems: ${xmpp.problems.join('; ')}\nserver: ${server.output().slice(-3000)}`;
+    };
+    const decoded = (owner: string) => async () => {
+      const all = await stats();
+      const v = all.find((s) => s.owner === `media@conference.localhost/${owner}` && s.kind === 'video' && !s.removed && s.framesDecoded > 0 && s.frameWidth > 0);
+      const a = all.find((s) => s.owner === `media@conference.localhost/${owner}` && s.kind === 'audio' && !s.removed && s.samples > 0);
+      return v && a ? v : undefined;
+    };
+    const first = await until('frames of the first camera, offered in the session-initiate', decoded('one')).catch(async (e) => {
+      throw new Error(`${(e as Error).message}\n${await diagnose()}`);
+    });
+    assert.deepEqual(
+      (await log()).filter((a) => a !== 'transport-info'),
+      ['session-initiate'],
+    );
+
+    // A second publisher: no new session, a source-add; its frames are decoded on the same connection.
+    const two = await galenePage('two');
+    const twoId = await gal<string>(two, 'publish', { label: 'camera' });
+    const second = await until('frames of the second camera, added by source-add', decoded('two')).catch(async (e) => {
+      throw new Error(`${(e as Error).message}\n${await diagnose()}`);
+    });
+    assert.notEqual(second.ssrc, first.ssrc);
+    assert.deepEqual(
+      (await log()).filter((a) => a === 'session-initiate'),
+      ['session-initiate'],
+    );
+    assert.ok((await log()).includes('source-add'));
+    await until('the first camera still decoded', async () => (await stats()).find((s) => s.ssrc === first.ssrc && s.framesDecoded > first.framesDecoded + 10));
+
+    // The XMPP page publishes by source-add: both Galène pages decode it.
+    await xmpp.page.evaluate(() => (window as unknown as { jc: { publishBundle(): Promise<number[]> } }).jc.publishBundle());
+    for (const page of [one, two]) {
+      await until('frames of the XMPP camera on a Galène page', async () =>
+        (await gal<DownStat[]>(page, 'downStats')).find((d) => d.username === 'bundler' && !d.closed && (d.framesDecoded ?? 0) > 0 && (d.totalSamplesReceived ?? 0) > 0),
+      ).catch(async (e) => {
+        throw new Error(`${(e as Error).message}\n${await diagnose()}`);
+      });
+    }
+
+    // The second camera stops: a source-remove, its m-lines go inactive; the first one goes on.
+    await gal(two, 'unpublish', twoId);
+    await until(
+      'the second camera removed by source-remove',
+      async () => (await stats()).filter((s) => s.owner === 'media@conference.localhost/two' && s.removed && s.direction === 'inactive').length === 2 || undefined,
+    );
+    assert.ok((await log()).includes('source-remove'));
+    const now = (await stats()).find((s) => s.ssrc === first.ssrc)!;
+    await until('the first camera still decoded after the removal', async () => (await stats()).find((s) => s.ssrc === first.ssrc && s.framesDecoded > now.framesDecoded + 10));
+    assert.deepEqual(
+      (await log()).filter((a) => a === 'session-initiate' || a === 'session-terminate'),
+      ['session-initiate'],
+    );
+    const errors = await xmpp.page.evaluate(() => (window as unknown as { jc: { errors: string[] } }).jc.errors);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(xmpp.problems, []);
+    await one.close();
+    await two.close();
   });
 }

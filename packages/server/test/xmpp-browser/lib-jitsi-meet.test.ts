@@ -5,10 +5,9 @@
 // namespace. It connects over /xmpp-websocket, asks the focus for a
 // conference, joins the MUC room of a group where a Galène-protocol page
 // publishes its camera, accepts the focus's Jingle session and decodes
-// that camera, attributed to the Galène user. The other way (its own
-// camera to the Galène page) is not shown: lib-jitsi-meet publishes by
-// adding its tracks to the one session and signalling them with
-// source-add, which Atrium's focus does not do yet (docs/xmpp.md).
+// that camera, attributed to the Galène user; then it publishes its own
+// camera and microphone (its tracks added to the one session, announced by
+// source-add, as Jitsi Meet does), which the Galène page decodes.
 //
 // The bundle is fetched with `npm pack` (the package's tarball alone,
 // checked against the registry's integrity), not installed as a
@@ -67,7 +66,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     await server?.stop();
   });
 
-  test('lib-jitsi-meet joins a group as a Jitsi conference and decodes the camera of a Galène-protocol member', async () => {
+  test('lib-jitsi-meet joins a group as a Jitsi conference, decodes the camera of a Galène-protocol member, and publishes its own, which the Galène page decodes', async () => {
     const galene = await (await browser.newContext()).newPage();
     await galene.goto(`${server.url}/group/media/`);
     await galene.addScriptTag({ path: GALENE_JS });
@@ -152,6 +151,27 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     await until('more frames', async () => (await frames()).frames > first.frames + 10);
     const remote = (await seen()).remote;
     assert.deepEqual([...new Set(remote.map((r) => `${r.owner} ${r.type}`))].sort(), ['gal audio', 'gal video']);
+
+    // lib-jitsi-meet publishes its camera and microphone as Jitsi Meet does:
+    // the tracks join its one session, announced by source-add. The Galène
+    // page decodes them.
+    await page.evaluate(async () => {
+      // biome-ignore lint/suspicious/noExplicitAny: lib-jitsi-meet's bundle has no types here
+      const w = window as any;
+      const tracks = await w.JitsiMeetJS.createLocalTracks({ devices: ['audio', 'video'] });
+      for (const t of tracks) await w.room.addTrack(t);
+    });
+    type DownStat = { id: string; username?: string; closed: boolean; framesDecoded?: number; frameWidth?: number; totalSamplesReceived?: number };
+    const downs = () => galene.evaluate(() => (window as unknown as { tc: { downStats(): Promise<DownStat[]> } }).tc.downStats());
+    const up = await until('frames of the lib-jitsi-meet camera on the Galène page', async () =>
+      (await downs()).find((d) => !d.closed && (d.framesDecoded ?? 0) > 0 && (d.frameWidth ?? 0) > 0 && (d.totalSamplesReceived ?? 0) > 0),
+    ).catch(async (e) => {
+      throw new Error(`${(e as Error).message}: ${JSON.stringify(await downs())}; page errors: ${problems.join('; ')}; server: ${server.output().slice(-3000)}`);
+    });
+    await until('more frames from lib-jitsi-meet', async () => (await downs()).find((d) => d.id === up.id && (d.framesDecoded ?? 0) > (up.framesDecoded ?? 0) + 10));
+    // And the Galène camera still plays in lib-jitsi-meet.
+    const after = await frames();
+    await until('more frames of the Galène camera after publishing', async () => (await frames()).frames > after.frames + 10);
     assert.deepEqual(problems, []);
     await page.evaluate(() => (window as unknown as { room: { leave(): Promise<unknown> } }).room.leave());
   });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { GaleneTestClient } from '../support/galene-client.ts';
 import { type RunningServer, startServer } from '../support/server-process.ts';
-import { GROUPS, RawXmpp } from './support.ts';
+import { GROUPS, RawBosh, RawXmpp } from './support.ts';
 
 let server: RunningServer;
 let watcher: GaleneTestClient;
@@ -333,4 +333,64 @@ test('BOSH refuses bad bodies, unknown sessions and requests outside the window'
   assert.match(far.text, /rid 150 is not the next request/);
   const dtd = await post('<!DOCTYPE x><body xmlns="http://jabber.org/protocol/httpbind" rid="1"/>');
   assert.match(dtd.text, /document type declarations are not allowed/);
+});
+
+test('Jitsi-style session: an answer matching nothing offered, and sources out of order, get errors naming why; the session goes on', async () => {
+  const r = await raw();
+  await r.login();
+  r.send('<iq xmlns="jabber:client" type="set" id="conf" to="focus.localhost"><conference xmlns="http://jitsi.org/protocol/focus" room="chat@conference.localhost"/></iq>');
+  await r.next((e) => e.attrs.id === 'conf' && e.attrs.type === 'result', 'the conference result');
+  r.send('<presence xmlns="jabber:client" to="chat@conference.localhost/jitsi"><x xmlns="http://jabber.org/protocol/muc"/></presence>');
+  const initiate = await r.next((e) => e.is('iq') && e.getChild('jingle')?.attrs.action === 'session-initiate', "the focus's session-initiate", 20_000);
+  const sid = initiate.getChild('jingle')!.attrs.sid as string;
+  const names = initiate
+    .getChild('jingle')!
+    .getChildren('content')
+    .map((c) => c.attrs.name);
+  assert.deepEqual(names, ['audio', 'video']);
+  const focus = 'chat@conference.localhost/focus';
+  const rows: [string, string, string, RegExp][] = [
+    [
+      'b1',
+      `<jingle xmlns="urn:xmpp:jingle:1" action="source-add" sid="${sid}"><content name="video"><description xmlns="urn:xmpp:jingle:apps:rtp:1" media="video"><source xmlns="urn:xmpp:jingle:apps:rtp:ssma:0" ssrc="1234"/></description></content></jingle>`,
+      'bad-request',
+      /source-add before the session-accept/,
+    ],
+    [
+      'b2',
+      `<jingle xmlns="urn:xmpp:jingle:1" action="session-accept" sid="${sid}"><content creator="initiator" name="data"><transport xmlns="urn:xmpp:jingle:transports:ice-udp:1"><sctpmap xmlns="urn:xmpp:jingle:transports:dtls-sctp:1" number="5000" protocol="webrtc-datachannel"/></transport></content></jingle>`,
+      'bad-request',
+      /answers neither the audio nor the video content offered/,
+    ],
+    ['b3', `<jingle xmlns="urn:xmpp:jingle:1" action="content-modify" sid="${sid}"/>`, 'feature-not-implemented', /"content-modify" is not supported in a Jitsi conference session/],
+  ];
+  for (const [id, jingle, condition, text] of rows) {
+    r.send(`<iq xmlns="jabber:client" type="set" id="${id}" to="${focus}">${jingle}</iq>`);
+    const reply = await r.next((e) => e.attrs.id === id && e.attrs.type === 'error', `the error for ${id}`);
+    const err = reply.getChild('error')!;
+    assert.ok(err.getChild(condition, 'urn:ietf:params:xml:ns:xmpp-stanzas'), `${id}: expected ${condition}, got ${reply.toString()}`);
+    assert.match(err.getChildText('text', 'urn:ietf:params:xml:ns:xmpp-stanzas') ?? '', text, id);
+  }
+  // The session is still there: a transport-info for it is taken.
+  r.send(`<iq xmlns="jabber:client" type="set" id="b4" to="${focus}"><jingle xmlns="urn:xmpp:jingle:1" action="session-info" sid="${sid}"/></iq>`);
+  const ok = await r.next((e) => e.attrs.id === 'b4', 'the session-info result');
+  assert.equal(ok.attrs.type, 'result', ok.toString());
+});
+
+test('BOSH: <resume/> before authentication, for an unknown session, or with a bad count fails with the reason; the session can still bind', async () => {
+  const b = await RawBosh.create(server.url);
+  await b.post('<resume xmlns="urn:xmpp:sm:3" previd="nosuchsession" h="0"/>');
+  const early = await b.next((e) => e.is('failed'), 'the failure before authentication');
+  assert.ok(early.getChild('unexpected-request'), early.toString());
+  assert.ok((await b.authenticate()).is('success'));
+  await b.restart();
+  for (const attrs of ['previd="nosuchsession" h="0"', 'previd="nosuchsession" h="-1"', 'h="x"']) {
+    await b.post(`<resume xmlns="urn:xmpp:sm:3" ${attrs}/>`);
+    const failed = await b.next((e) => e.is('failed'), `the failure for ${attrs}`);
+    assert.ok(failed.getChild('item-not-found'), failed.toString());
+    assert.match(failed.getChildText('text') ?? '', /no session to resume with this id/);
+  }
+  await b.post('<iq xmlns="jabber:client" type="set" id="bind1"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq>');
+  const bound = await b.next((e) => e.is('iq') && e.attrs.id === 'bind1', 'bind result');
+  assert.equal(bound.attrs.type, 'result', bound.toString());
 });

@@ -112,6 +112,8 @@ function toMessage(event: CoreEvent, place: Place): ServerMessage {
           return { type: 'close', id: event.id };
         case 'abort':
           return { type: 'abort', id: event.id };
+        case 'renegotiate':
+          return { type: 'renegotiate', id: event.id };
       }
       break;
     case 'message': {

@@ -16,6 +16,7 @@ import type { StreamEvent } from '../../core/client.ts';
 import { isCoreError } from '../../core/errors.ts';
 import type { LayerRequest } from '../../core/vocabulary.ts';
 import { BridgeEndpoint } from './colibri.ts';
+import { BundleFocus } from './jicofo.ts';
 import type { XmppContext } from './context.ts';
 import { discoInfo } from './disco.ts';
 import type { JingleDescription } from './jingle/model.ts';
@@ -53,6 +54,10 @@ export function handleFocusIq(session: XmppSession, iq: Element): void {
   if (type === 'set' && child.is('conference', NS.focus)) {
     const room = attr(child, 'room') ?? '';
     session.focusRequested = true;
+    // Jitsi's clients keep one session for the conference (Jicofo's way);
+    // a client that wants one session per stream says so.
+    const perStream = child.getChildren('property').some((p) => attr(p, 'name') === 'atrium-jingle' && attr(p, 'value') === 'per-stream');
+    session.focusMode = perStream ? 'per-stream' : 'bundle';
     session.send(
       el(
         'iq',
@@ -117,6 +122,8 @@ export class MediaSessions {
   /** The bridge channel's side of this occupant, once its client asked for a conference. */
   bridge: BridgeEndpoint | undefined;
   private constraints: Constraints = {};
+  /** In Jicofo mode (the default for a conference request), the occupant's one session. */
+  jicofo: BundleFocus | undefined;
 
   constructor(private readonly occupant: Occupant) {}
 
@@ -133,11 +140,29 @@ export class MediaSessions {
     this.started = true;
     this.bridge = new BridgeEndpoint(this.occupant);
     this.occupant.session.ctx.bridges.add(this.bridge);
+    if (this.occupant.session.focusMode === 'bundle') {
+      const bridge = this.bridge;
+      const jicofo = new BundleFocus(this.occupant, this.focusJid, () => bridge.url(this.occupant.session.place));
+      this.jicofo = jicofo;
+      jicofo.start().then(
+        () => {
+          // An engine without bundle sessions: one session per stream, which Jitsi clients take for one stream only.
+          if (!jicofo.running && this.jicofo === jicofo) {
+            this.jicofo = undefined;
+            streams.setRequest(member, { '': { audio: true, video: 'high' } });
+          }
+        },
+        (e) => this.occupant.session.ctx.log.error({ err: e }, 'the Jitsi conference session could not start'),
+      );
+      return;
+    }
     streams.setRequest(member, { '': { audio: true, video: 'high' } });
   }
 
   /** The occupant leaves: its client is told that every session is over. */
   close(): void {
+    this.jicofo?.close();
+    this.jicofo = undefined;
     for (const s of this.sessions.values()) if (!s.ended) this.terminate(s, 'gone', 'you left the room');
     this.sessions.clear();
     this.downs.clear();
@@ -169,6 +194,11 @@ export class MediaSessions {
     const member = this.occupant.member;
     const streams = member?.group.streams;
     if (!member || !streams) return;
+    if (this.jicofo) {
+      // Jicofo mode forwards every video source at a fixed layer: constraints change nothing, and the client hears so.
+      this.bridge?.send({ colibriClass: 'ForwardedSources', forwardedSources: this.jicofo.videoSourceNames() });
+      return;
+    }
     const c = this.constraints;
     const downs = [...this.downs.values()].filter((s) => !s.ended);
     const lastN = c.lastN ?? -1;
@@ -363,6 +393,7 @@ export class MediaSessions {
     const action = attr(child, 'action');
     const sid = attr(child, 'sid');
     if (!sid || sid.length > 128 || !/^[\x21-\x7e]+$/.test(sid)) throw jingleError('bad-request', undefined, 'a Jingle request needs a sid of printable characters');
+    if (this.jicofo && sid === this.jicofo.sid) return this.jicofo.handle(iq, child, action);
     const s = this.sessions.get(sid);
     try {
       switch (action) {

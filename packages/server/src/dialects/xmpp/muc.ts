@@ -5,7 +5,7 @@
 // join and do what; this file turns presence, messages and admin IQs into
 // core calls, and core events back into MUC stanzas.
 import { randomBytes } from 'node:crypto';
-import type { ChatEvent, Client, CoreEvent, JoinedEvent, MessageEvent, Permission, UserEvent } from '../../core/client.ts';
+import type { ChatEvent, Client, CoreEvent, JoinedEvent, MessageEvent, Permission, TrackConsumer, UserEvent } from '../../core/client.ts';
 import { CoreError, isCoreError } from '../../core/errors.ts';
 import type { Group, Member } from '../../core/group.ts';
 import type { Registry } from '../../core/registry.ts';
@@ -214,6 +214,11 @@ export class Occupant implements Client {
     private readonly options: JoinOptions,
   ) {
     this.media = new MediaSessions(this);
+  }
+
+  /** In Jicofo mode the occupant takes the group's streams at track level (its bundle session sends them). */
+  get tracks(): TrackConsumer | undefined {
+    return this.media.jicofo;
   }
 
   get occupantJid(): string {

@@ -54,6 +54,8 @@ export class XmppSession {
   private readonly trace: boolean;
   /** The client sent Jitsi's conference request: it wants media (Jingle sessions with the focus) in its rooms. */
   focusRequested = false;
+  /** How the focus gives it media: one Jingle session for everything (Jicofo's way, the default), or one per stream (Atrium's). */
+  focusMode: 'bundle' | 'per-stream' = 'bundle';
   /** IQs this server sent to the client, by id, waiting for the result. */
   private readonly pending = new Map<string, { resolve: (reply: Element) => void; timer: NodeJS.Timeout }>();
 

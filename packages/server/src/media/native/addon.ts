@@ -32,6 +32,10 @@ export interface Plane {
   setRemote(session: number, ip: string, port: number): boolean;
   setKeys(session: number, profile: number, localKey: Buffer, localSalt: Buffer, remoteKey: Buffer, remoteSalt: Buffer): boolean;
   setExtensions(session: number, mid: number, rid: number, rrid: number, twcc: number, audioLevel: number): boolean;
+  /** What a replacement worker needs to continue the session's SRTP (SRTCP index, per received SSRC its rollover counter and highest sequence number); null before the keys. */
+  srtpState(session: number): Uint32Array | null;
+  /** After setKeys: continue from a previous worker's srtpState (SRTCP numbering `rtcpMargin` past it). */
+  resumeSrtp(session: number, state: Uint32Array, rtcpMargin: number): boolean;
   send(session: number, data: Buffer, ip: string, port: number): number;
   sendRtcp(session: number, rtcp: Buffer): number;
   createUp(session: number, spec: UpTrackSpec): number;

@@ -16,7 +16,7 @@ import { TWCC_URI, TwccSendHistory } from '../werift/twcc.ts';
 import { fromCandidate, toCandidate } from '../werift/up-stream.ts';
 import { DOWN } from './addon.ts';
 import type { NativeEngine } from './engine.ts';
-import { NativeLink } from './link.ts';
+import { NativeLink, type SrtpResume, withoutGeneration } from './link.ts';
 import type { NativeSource, NativeUpTrack } from './up-stream.ts';
 
 const TICK_MS = 250;
@@ -165,7 +165,7 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   constructor(
     readonly engine: NativeEngine,
-    options: DownStreamOptions & { source: NativeSource },
+    options: DownStreamOptions & { source: NativeSource; resume?: SrtpResume | undefined },
     private readonly onClosed: (s: NativeDownStream) => void,
   ) {
     super();
@@ -189,12 +189,15 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
         this.close();
       },
     );
+    this.link.resume = options.resume;
     this.#stream = new MediaStream({ id: this.source.id });
     this.pc.onIceCandidate.subscribe((c) => {
       if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;
+      // A resumed transport never finishes werift's DTLS: it is connected once it has the keys (onTimer).
+      if (this.link.resume && state !== 'failed' && state !== 'closed') return;
       this.#state = state;
       this.emit('state', state);
       if (state === 'connected') this.#tick(Date.now());
@@ -266,6 +269,7 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   async setAnswer(answerSdp: string): Promise<void> {
     if (this.#closed) return;
+    if (this.link.resume) answerSdp = withoutGeneration(answerSdp);
     await this.pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
     holdEarlyDtls(this.pc);
     this.link.hook();
@@ -298,6 +302,11 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   /** The engine's 20 ms timer. */
   onTimer(now: number): void {
+    if (!this.#closed && this.link.resumePending()) {
+      this.#state = 'connected';
+      this.emit('state', 'connected');
+      this.#tick(now);
+    }
     if (this.#closed || !this.link.keyed) return;
     this.link.tick();
     if (now - this.#tickAt >= TICK_MS) this.#tick(now);
@@ -347,7 +356,7 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
 
   async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
     if (this.#closed || !candidate?.candidate) return;
-    await this.pc.addIceCandidate(fromCandidate(candidate));
+    await this.pc.addIceCandidate(fromCandidate(this.link.resume ? { ...candidate, candidate: withoutGeneration(candidate.candidate) } : candidate));
   }
 
   setRequest(request: DownRequest): void {

@@ -12,6 +12,7 @@ import { NTP_UNIX_OFFSET } from '../rtp.ts';
 import type { WeriftEngineOptions } from '../werift/config.ts';
 import { type NativeAddon, type Plane, EV, decodeEvents, loadNativeAddon } from './addon.ts';
 import { NativeDownStream, type NativeDownTrack } from './down-stream.ts';
+import type { SrtpResume } from './link.ts';
 import { Mux } from './mux.ts';
 import { NativeSourceStream, NativeSourceUp } from './source-stream.ts';
 import { NativeUpStream, type NativeUpTrack } from './up-stream.ts';
@@ -22,6 +23,22 @@ const TAP_HEADER = 25;
 /** Kernel buffers of the media socket: every stream of the worker shares it. */
 const RECV_BUFFER = 8 << 20;
 const SEND_BUFFER = 8 << 20;
+
+/** ATRIUM_NATIVE_DEBUG: a peer connection's ICE and DTLS states and nominated pair. */
+function iceDebug(pc: { iceConnectionState: string; connectionState: string }): string {
+  const t = (pc as unknown as { dtlsTransports?: { state: string; role: string; iceTransport: { state: string; connection: { nominated?: { remoteAddr: unknown } } } }[] }).dtlsTransports?.[0];
+  const c = t?.iceTransport.connection as unknown as
+    | {
+        remoteUsername?: string;
+        localUsername?: string;
+        remoteCandidates?: { host: string; port: number }[];
+        checkList?: { state: number; remoteAddr: unknown; nominated?: boolean }[];
+        atriumIn?: number;
+      }
+    | undefined;
+  const pairs = c?.checkList?.map((p) => `${JSON.stringify(p.remoteAddr)}:${p.state}${p.nominated ? 'N' : ''}`).join(' ');
+  return `pc=${pc.connectionState}/${pc.iceConnectionState} ice=${t?.iceTransport.state} dtls=${t?.state}/${t?.role} nominated=${JSON.stringify(t?.iceTransport.connection.nominated?.remoteAddr)} ufrags=${c?.localUsername}:${c?.remoteUsername} remote=${c?.remoteCandidates?.map((r) => `${r.host}:${r.port}`).join(',')} pairs=[${pairs}] in=${c?.atriumIn ?? 0}`;
+}
 
 export interface NativeEngineOptions extends WeriftEngineOptions {
   log?: { warn(obj: object, msg: string): void };
@@ -66,18 +83,19 @@ export class NativeEngine implements MediaEngine {
     for (const u of this.#ups) {
       const s = u.link.session ? this.plane.sessionStats(u.link.session.id) : null;
       lines.push(
-        `  up ${u.id} ${u.state} keyed=${u.link.keyed} session=${u.link.session?.id} remote=${u.link.remote} [${s ? [...s].join(',') : ''}] tracks ${u.tracks.map((t) => `${t.id}/${t.kind}/plane${t.planeId} ssrcs=${t.layerList.map((l) => l.ssrc).join('|')}`).join(' ')}`,
+        `  up ${u.id} ${u.state} ${iceDebug(u.pc)} keyed=${u.link.keyed} session=${u.link.session?.id} remote=${u.link.remote} [${s ? [...s].join(',') : ''}] tracks ${u.tracks.map((t) => `${t.id}/${t.kind}/plane${t.planeId} ssrcs=${t.layerList.map((l) => l.ssrc).join('|')}`).join(' ')}`,
       );
     }
     for (const d of this.#downs) {
       const s = d.link.session ? this.plane.sessionStats(d.link.session.id) : null;
       const tracks = [...this.downTracks.values()].filter((t) => t.owner === d).map((t) => `${t.up.kind}:plane${t.planeId} cur=${t.current} tgt=${t.target} pkts=${t.stats?.[0] ?? '-'}`);
-      lines.push(`  down ${d.id} ${d.state} keyed=${d.link.keyed} session=${d.link.session?.id} remote=${d.link.remote} [${s ? [...s].join(',') : ''}] ${tracks.join(' ')}`);
+      lines.push(`  down ${d.id} ${d.state} ${iceDebug(d.pc)} keyed=${d.link.keyed} session=${d.link.session?.id} remote=${d.link.remote} [${s ? [...s].join(',') : ''}] ${tracks.join(' ')}`);
     }
     console.error(lines.join('\n'));
   }
 
-  createUpStream(options: UpStreamOptions): UpStream {
+  /** `resume`: the stream continues a dead worker's transport (link.ts). */
+  createUpStream(options: UpStreamOptions & { resume?: SrtpResume | undefined }): UpStream {
     if (this.#closed) throw new Error(`up-stream ${options.id}: the native media engine is closed`);
     const up = new NativeUpStream(this, options, (s) => this.#ups.delete(s));
     this.#ups.add(up);
@@ -91,7 +109,7 @@ export class NativeEngine implements MediaEngine {
     return source;
   }
 
-  createDownStream(options: DownStreamOptions): DownStream {
+  createDownStream(options: DownStreamOptions & { resume?: SrtpResume | undefined }): DownStream {
     const source = options.source;
     const ours = (source instanceof NativeUpStream && this.#ups.has(source)) || (source instanceof NativeSourceUp && [...this.#sources].some((s) => s.up === source));
     if (!ours || source.closed) {

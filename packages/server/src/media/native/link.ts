@@ -3,6 +3,14 @@
 // exporter) and the nominated remote address; werift keeps ICE (checks,
 // consent) and DTLS, and every RTCP werift would send (sender reports,
 // keyframe requests) goes through the plane's SRTCP instead of werift's.
+//
+// A transport can also be *resumed* on a replacement worker (the previous one
+// died): every media worker process of a slot uses the same DTLS certificate
+// (pool.ts), so when the peer restarts ICE towards the new worker its DTLS
+// association — and its SRTP keys — stay as they were. The new link then
+// takes the keys the old worker reported (SrtpResume) as soon as ICE has a
+// nominated pair, without a DTLS handshake, and continues the SRTP state
+// (SRTCP numbering, the peer's rollover counters) from the last report.
 import type { RTCPeerConnection } from 'werift';
 import type { Plane } from './addon.ts';
 import { type Mux, type MuxSession, MuxTransport } from './mux.ts';
@@ -23,6 +31,31 @@ interface DtlsLike {
   sendRtp: (...args: unknown[]) => Promise<number>;
 }
 
+/** What a replacement worker needs to continue a transport: the DTLS-SRTP keys and the plane's last srtpState. */
+export interface SrtpResume {
+  profile: number;
+  localKey: Uint8Array;
+  localSalt: Uint8Array;
+  remoteKey: Uint8Array;
+  remoteSalt: Uint8Array;
+  state: number[];
+}
+
+/**
+ * The peer's ICE candidates for a resumed transport, without Chromium's
+ * `generation N` (its count of its own ICE restarts, 1 or more after the
+ * restart towards the replacement worker): werift compares that number with
+ * its own agent's generation (0 on a fresh peer connection) and never
+ * nominates a pair whose remote candidate differs, so ICE would stay in
+ * "checking". Applied to trickled candidates and to the SDP's a=candidate lines.
+ */
+export function withoutGeneration(text: string): string {
+  return text.replace(/ generation \d+/g, '');
+}
+
+/** SRTCP packets a stream may have sent between its last state report and its worker's death (reports come every second). */
+const RTCP_MARGIN = 4096;
+
 export const PROFILE_AES128_CM_HMAC_SHA1_80 = 1;
 export const PROFILE_AEAD_AES128_GCM = 7;
 
@@ -33,6 +66,12 @@ export class NativeLink {
   profile = 0;
   #dtls: DtlsLike | undefined;
   #remote = '';
+  /** The keys of this transport, once keyed (reported to the server so a replacement worker can resume it). */
+  keys: Omit<SrtpResume, 'state'> | undefined;
+  /** Set: this transport continues one of a dead worker's (see resumePending). */
+  resume: SrtpResume | undefined;
+  /** Called once keyed, with or without a DTLS handshake. */
+  onKeyed: (() => void) | undefined;
 
   constructor(
     readonly mux: Mux,
@@ -65,9 +104,24 @@ export class NativeLink {
     // every RTP packet of this peer connection leaves through the plane
     dtls.sendRtp = async () => 0;
     dtls.onStateChange.subscribe((state) => {
-      if (state === 'connected' && dtls === this.#dtls) this.#takeOver(dtls);
+      if (state === 'connected' && dtls === this.#dtls && !this.keyed) this.#takeOver(dtls);
     });
-    if (dtls.state === 'connected') this.#takeOver(dtls);
+    if (dtls.state === 'connected' && !this.keyed) this.#takeOver(dtls);
+  }
+
+  /** A resumed transport waits for ICE only: true once it has taken the saved keys (call from the engine's timer). */
+  resumePending(): boolean {
+    const dtls = this.#dtls;
+    if (!this.resume || this.keyed || !dtls?.iceTransport.connection.nominated) return false;
+    this.#takeOver(dtls);
+    return this.keyed;
+  }
+
+  /** The plane's SRTP state for a replacement worker (undefined before the keys). */
+  srtpState(): number[] | undefined {
+    if (!this.keyed || !this.session) return undefined;
+    const st = this.plane.srtpState(this.session.id);
+    return st ? [...st] : undefined;
   }
 
   #takeOver(dtls: DtlsLike): void {
@@ -82,21 +136,29 @@ export class NativeLink {
       );
       return;
     }
-    const profile = dtls.dtls?.srtp.srtpProfile;
+    const resume = this.resume;
+    const profile = resume ? resume.profile : dtls.dtls?.srtp.srtpProfile;
     if (profile !== PROFILE_AEAD_AES128_GCM && profile !== PROFILE_AES128_CM_HMAC_SHA1_80) {
       this.onUnusable(`DTLS chose SRTP profile ${profile}, which the native media engine does not implement`);
       return;
     }
-    const keys = dtls.dtls!.extractSessionKeys(16, profile === PROFILE_AEAD_AES128_GCM ? 12 : 14);
+    const keys = resume ?? dtls.dtls!.extractSessionKeys(16, profile === PROFILE_AEAD_AES128_GCM ? 12 : 14);
     this.session = session;
     this.#setRemote(pair);
     this.onSession();
-    if (!this.plane.setKeys(session.id, profile, keys.localKey, keys.localSalt, keys.remoteKey, keys.remoteSalt)) {
+    const b = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+    if (!this.plane.setKeys(session.id, profile, b(keys.localKey), b(keys.localSalt), b(keys.remoteKey), b(keys.remoteSalt))) {
       this.onUnusable('the packet plane refused the SRTP keys');
       return;
     }
+    if (resume && !this.plane.resumeSrtp(session.id, Uint32Array.from(resume.state), RTCP_MARGIN)) {
+      this.onUnusable('the packet plane refused the SRTP state of the previous worker');
+      return;
+    }
     this.profile = profile;
+    this.keys = { profile, localKey: Buffer.from(keys.localKey), localSalt: Buffer.from(keys.localSalt), remoteKey: Buffer.from(keys.remoteKey), remoteSalt: Buffer.from(keys.remoteSalt) };
     this.keyed = true;
+    this.onKeyed?.();
   }
 
   #setRemote(pair: PairLike): void {

@@ -157,6 +157,10 @@ export class Mux {
         }
         if (!this.plane.bindAddress(s.id, d.ip, d.port) && process.env.ATRIUM_NATIVE_DEBUG) console.error(`mux: ${d.ip}:${d.port} belongs to another session than ${s.id}`);
       }
+      if (process.env.ATRIUM_NATIVE_DEBUG) {
+        const c = s.connection as unknown as { atriumIn?: number };
+        c.atriumIn = (c.atriumIn ?? 0) + 1;
+      }
       s.transportFor(d.local)?.deliver(d);
     });
   }

@@ -32,7 +32,7 @@ import { TwccFeedback } from '../werift/twcc.ts';
 import { fromCandidate, KEYFRAME_REQUEST_INTERVAL_MS, toCandidate } from '../werift/up-stream.ts';
 import { UP } from './addon.ts';
 import type { NativeEngine } from './engine.ts';
-import { NativeLink } from './link.ts';
+import { NativeLink, type SrtpResume, withoutGeneration } from './link.ts';
 import { EXT, extensionId, mediaSections, type MediaSection } from './sdp.ts';
 
 const NACK_RETRY_MS = 60;
@@ -415,7 +415,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
 
   constructor(
     readonly engine: NativeEngine,
-    options: UpStreamOptions,
+    options: UpStreamOptions & { resume?: SrtpResume | undefined },
     private readonly onClosed: (s: NativeUpStream) => void,
   ) {
     super();
@@ -428,11 +428,14 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
       () => this.#handedOver(),
       (why) => this.#unusable(why),
     );
+    this.link.resume = options.resume;
     this.pc.onIceCandidate.subscribe((c) => {
       if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
     this.pc.connectionStateChange.subscribe((state) => {
       if (this.#closed) return;
+      // A resumed transport never finishes werift's DTLS: it is connected once it has the keys (onTimer).
+      if (this.link.resume && state !== 'failed' && state !== 'closed') return;
       this.#state = state;
       this.emit('state', state);
       if (state === 'failed') this.close();
@@ -451,6 +454,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
 
   async answer(offerSdp: string): Promise<string> {
     if (this.#closed) throw new Error(`up-stream ${this.id} is closed; the offer cannot be answered`);
+    if (this.link.resume) offerSdp = withoutGeneration(offerSdp);
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
     this.#offer = mediaSections(offerSdp);
     preferDtlsServer(this.pc, offerSdp);
@@ -563,6 +567,10 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
 
   /** The engine's 20 ms timer. */
   onTimer(now: number): void {
+    if (!this.#closed && this.link.resumePending()) {
+      this.#state = 'connected';
+      this.emit('state', 'connected');
+    }
     if (this.#closed || !this.link.keyed) return;
     this.link.tick();
     for (const t of this.#tracks.values()) if (t.kind === 'video') t.sendNacks(now);
@@ -589,7 +597,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
 
   async addIceCandidate(candidate: IceCandidate | null): Promise<void> {
     if (this.#closed || !candidate?.candidate) return;
-    await this.pc.addIceCandidate(fromCandidate(candidate));
+    await this.pc.addIceCandidate(fromCandidate(this.link.resume ? { ...candidate, candidate: withoutGeneration(candidate.candidate) } : candidate));
   }
 
   requestKeyframe(): void {

@@ -1,5 +1,6 @@
 // The werift implementation of the media engine.
-import type { DownStream, DownStreamOptions, MediaEngine, SourceStream, SourceStreamOptions, UpStream, UpStreamOptions } from '../engine.ts';
+import type { BundleSession, BundleSessionOptions, DownStream, DownStreamOptions, MediaEngine, SourceStream, SourceStreamOptions, UpStream, UpStreamOptions } from '../engine.ts';
+import { WeriftBundleSession } from './bundle.ts';
 import type { WeriftEngineOptions } from './config.ts';
 import { WeriftDownStream } from './down-stream.ts';
 import { WeriftSourceStream, WeriftSourceUp } from './source-stream.ts';
@@ -36,6 +37,10 @@ export class WeriftEngine implements MediaEngine {
     const down = new WeriftDownStream(this.options, { ...options, source: source as WeriftUpStream | WeriftSourceUp }, (s) => this.#downs.delete(s));
     this.#downs.add(down);
     return down;
+  }
+
+  createBundleSession(options: BundleSessionOptions): BundleSession {
+    return new WeriftBundleSession(this.options, options, this);
   }
 
   close(): void {

@@ -22,8 +22,9 @@
 // clients — ends its taps, is logged and is replaced; the other workers and
 // the server carry on.
 import { availableParallelism } from 'node:os';
-import type { DownStream, DownStreamOptions, MediaEngine, SourceStream, SourceStreamOptions, UpStream, UpStreamOptions } from '../engine.ts';
+import type { BundleSession, BundleSessionOptions, DownStream, DownStreamOptions, MediaEngine, SourceStream, SourceStreamOptions, UpStream, UpStreamOptions } from '../engine.ts';
 import type { WeriftEngineOptions } from '../werift/engine.ts';
+import { WeriftBundleSession } from '../werift/bundle.ts';
 import { type EngineLog, WorkerPool, type WorkerKind } from './pool.ts';
 import type { WorkerProbe } from './protocol.ts';
 import { ProxyDownStream, ProxySourceStream, ProxyUpStream } from './proxies.ts';
@@ -75,8 +76,10 @@ export class ThreadedEngine implements MediaEngine {
   #nextHandle = 0;
   #closed = false;
   #shutdown: Promise<void> | undefined;
+  readonly #werift: WeriftEngineOptions;
 
   constructor(options: ThreadedEngineOptions = {}) {
+    this.#werift = options.engine ?? {};
     const n = options.workers ?? availableParallelism();
     if (!Number.isInteger(n) || n < 1) throw new Error(`threaded media engine: workers must be a whole number of at least 1, not ${n} (0 means the in-process engine: use createWeriftEngine)`);
     this.kind = options.kind ?? 'werift';
@@ -98,15 +101,27 @@ export class ThreadedEngine implements MediaEngine {
     const h = ++this.#nextHandle;
     const up = new ProxyUpStream(this.#pool, slot, h, options);
     this.#pool.adopt(slot, up);
-    this.#pool.post(slot, {
+    up.create = {
       op: 'createUp',
       h,
       id: options.id,
       label: options.label,
       iceServers: options.iceServers.map((s) => ({ ...s })),
       ...(options.codecs ? { codecs: [...options.codecs] } : {}),
-    });
+    };
+    this.#pool.post(slot, up.create);
     return up;
+  }
+
+  /**
+   * A bundle session runs in this thread (its peer connection is werift's,
+   * whatever the workers run): what it sends comes from taps and what it
+   * receives goes into a source stream, both of which cross to the workers
+   * in batches.
+   */
+  createBundleSession(options: BundleSessionOptions): BundleSession {
+    if (this.#closed) throw new Error(`bundle session ${options.id}: the media engine is shut down`);
+    return new WeriftBundleSession(this.#werift, options, this);
   }
 
   createSourceStream(options: SourceStreamOptions): SourceStream {
@@ -135,7 +150,8 @@ export class ThreadedEngine implements MediaEngine {
     const h = ++this.#nextHandle;
     const down = new ProxyDownStream(this.#pool, slot, h, options, source);
     this.#pool.adopt(slot, down);
-    this.#pool.post(slot, { op: 'createDown', h, source: source.h, id: options.id, request: { ...options.request }, iceServers: options.iceServers.map((s) => ({ ...s })) });
+    down.create = { op: 'createDown', h, source: source.h, id: options.id, request: { ...options.request }, iceServers: options.iceServers.map((s) => ({ ...s })) };
+    this.#pool.post(slot, down.create);
     return down;
   }
 

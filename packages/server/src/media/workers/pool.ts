@@ -3,14 +3,21 @@
 // worker, not the server): starting a worker when a group is first placed
 // on it, placing up-streams (a group's streams
 // stay on one worker), the request/reply calls to a worker, and what
-// happens when one dies — its streams and taps are ended and it is
-// replaced, with a growing delay when it keeps dying before it is ready.
+// happens when one dies — it is replaced (with a growing delay when it keeps
+// dying before it is ready) and its taps end. Its streams end too, except on
+// native workers: there the replacement is started with the dead worker's
+// DTLS certificate, and each up-stream and down-stream whose SRTP keys and
+// state the worker reported ('srtp' events) is made again on it with them;
+// the publisher is asked to restart ICE (Galène's `renegotiate`) and the
+// subscribers get new offers, and since the fingerprint is the same the
+// browsers keep their DTLS associations and SRTP keys: media resumes after
+// one ICE round trip, nobody republishes (proxies.ts, native/link.ts).
 // The proxies (proxies.ts) talk to their worker only through this.
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { WeriftEngineOptions } from '../werift/engine.ts';
-import { GONE, type CallMethod, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.ts';
+import { GONE, type CallMethod, type DtlsKeys, type FromWorker, type SrtpResume, type ToWorker, type WorkerSetup } from './protocol.ts';
 
 /** The few logger methods the engine uses (pino's Logger fits). */
 export interface EngineLog {
@@ -30,6 +37,12 @@ export interface PooledStream {
   handle(m: FromWorker): void;
   /** The worker is gone or the engine shuts down: mark closed and tell listeners, without messaging the worker. */
   finish(tellWorker: boolean): void;
+  /** Native workers: what a replacement worker needs to continue this stream's transport (the dead worker's last report), if it can. */
+  readonly resume?: SrtpResume | undefined;
+  /** The stream moves to a replacement worker (a dead worker's stream being resumed). */
+  moveTo?(slot: Slot): void;
+  /** The replacement worker is ready: re-create the stream there and renegotiate. */
+  resumeOn?(slot: Slot): void;
 }
 
 /** A tap proxy as the pool sees it. */
@@ -135,6 +148,10 @@ export interface Slot {
   streams: Map<number, PooledStream>;
   taps: Map<number, PooledTap>;
   error: Error | undefined;
+  /** Native workers: the worker's DTLS certificate (its replacement uses it too). */
+  dtls: DtlsKeys | undefined;
+  /** Streams of the dead worker this one replaces, resumed once it is ready. */
+  resuming: PooledStream[];
 }
 
 interface Pending {
@@ -165,7 +182,7 @@ export class WorkerPool {
     this.#engine = options.engine;
     this.kind = options.kind ?? 'werift';
     this.#log = options.log;
-    this.#slots = Array.from({ length: workers }, (_, i) => (options.eager ? this.#spawn(i, 0, 0) : undefined));
+    this.#slots = Array.from({ length: workers }, (_, i) => (options.eager ? this.#spawn(i, 0, 0, undefined) : undefined));
   }
 
   get size(): number {
@@ -205,7 +222,7 @@ export class WorkerPool {
       if (!slot) unstarted ??= i;
       else if (!slot.down && (!best || slot.streams.size < best.streams.size)) best = slot;
     }
-    if ((!best || best.streams.size > 0) && unstarted !== undefined) return (this.#slots[unstarted] = this.#spawn(unstarted, 0, 0));
+    if ((!best || best.streams.size > 0) && unstarted !== undefined) return (this.#slots[unstarted] = this.#spawn(unstarted, 0, 0, undefined));
     if (!best) throw new Error('no media worker is running (the workers keep dying while starting; see the errors logged above)');
     return best;
   }
@@ -263,6 +280,19 @@ export class WorkerPool {
     );
   }
 
+  /**
+   * A dead native worker's streams that its replacement can continue: the
+   * up-streams whose keys it reported, and the down-streams (likewise keyed)
+   * of those. Threads (werift keeps its own SRTP) and a worker that was not
+   * ready resume nothing.
+   */
+  #resumable(slot: Slot): PooledStream[] {
+    if (this.kind !== 'native' || !slot.ready || !slot.dtls || this.#closed) return [];
+    const streams = [...slot.streams.values()].filter((s) => s.resume && s.moveTo && s.resumeOn);
+    const ups = new Set(streams.filter((s) => s.direction === 'up').map((s) => s.h));
+    return streams.filter((s) => s.direction === 'up' || ups.has((s as PooledStream & { sourceH?: number }).sourceH ?? -1));
+  }
+
   /** Down-streams first (their up-streams would close them anyway), then up-streams, then taps. */
   #finishAll(slot: Slot): void {
     const streams = [...slot.streams.values()];
@@ -273,10 +303,24 @@ export class WorkerPool {
     for (const t of taps) t.lost();
   }
 
-  #spawn(index: number, restarts: number, failedStarts: number): Slot {
-    const setup: WorkerSetup = { index, kind: this.kind, engine: this.#engine };
+  #spawn(index: number, restarts: number, failedStarts: number, dtls: DtlsKeys | undefined): Slot {
+    const setup: WorkerSetup = { index, kind: this.kind, engine: this.#engine, ...(dtls ? { dtls } : {}) };
     const worker = this.kind === 'native' ? processWorker(setup) : threadWorker(setup);
-    const slot: Slot = { index, worker, tid: undefined, pid: undefined, ready: false, down: false, restarts, failedStarts, streams: new Map(), taps: new Map(), error: undefined };
+    const slot: Slot = {
+      index,
+      worker,
+      tid: undefined,
+      pid: undefined,
+      ready: false,
+      down: false,
+      restarts,
+      failedStarts,
+      streams: new Map(),
+      taps: new Map(),
+      error: undefined,
+      dtls,
+      resuming: [],
+    };
     worker.onMessage((m) => this.#onMessage(slot, m));
     worker.onError((err) => {
       slot.error = err;
@@ -292,12 +336,18 @@ export class WorkerPool {
 
   #onMessage(slot: Slot, m: FromWorker): void {
     switch (m.ev) {
-      case 'ready':
+      case 'ready': {
         slot.ready = true;
         slot.tid = m.tid;
         slot.pid = m.pid;
         slot.failedStarts = 0;
+        if (m.dtls) slot.dtls = m.dtls;
+        const resuming = slot.resuming;
+        slot.resuming = [];
+        // up-streams first: a down-stream is made on the worker once its source is answered there
+        for (const s of resuming) if (s.direction === 'up' && slot.streams.get(s.h) === s) s.resumeOn?.(slot);
         return;
+      }
       case 'reply':
       case 'probe': {
         const p = this.#pending.get(m.rid);
@@ -335,12 +385,26 @@ export class WorkerPool {
       { err, worker: slot.index, tid: slot.tid, pid: slot.pid, exitCode: code, streams },
       `media worker ${slot.index}${slot.worker.kind === 'process' ? ` (process ${slot.pid ?? '?'})` : ''} stopped (${err ? err.message : `exit code ${code}`}); its ${streams} streams are closed and the worker is replaced`,
     );
+    // Native workers: the streams whose transports a replacement can continue (pool.ts's header) move to it; the rest end.
+    const kept = this.#resumable(slot);
+    for (const s of kept) slot.streams.delete(s.h);
     this.#finishAll(slot);
     for (const [key, p] of this.#placements) if (p.slot === slot) this.#placements.delete(key);
     const failedStarts = slot.ready ? 0 : slot.failedStarts + 1;
     const restart = () => {
       if (this.#closed) return;
-      this.#slots[slot.index] = this.#spawn(slot.index, slot.restarts + 1, failedStarts);
+      const next = this.#spawn(slot.index, slot.restarts + 1, failedStarts, slot.dtls);
+      this.#slots[slot.index] = next;
+      for (const s of kept) {
+        s.moveTo!(next);
+        this.adopt(next, s);
+        next.resuming.push(s);
+      }
+      if (kept.length > 0)
+        this.#log?.info(
+          { worker: slot.index, streams: kept.length },
+          `media worker ${slot.index}: ${kept.length} of its streams are resumed on the new worker (the clients restart ICE; DTLS and SRTP continue)`,
+        );
     };
     if (failedStarts === 0) restart();
     else setTimeout(restart, Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_MS * 2 ** (failedStarts - 1))).unref();

@@ -3,6 +3,7 @@
 // streams with the same id can never be confused. Everything here is
 // structured-clone data: no class crosses the thread boundary.
 import type { CodecName, CodecParameters, ConnectionState, DownRequest, IceCandidate, IceServer, SenderReport, SourceTrackOptions, StreamStats, TrackKind } from '../engine.ts';
+import type { SrtpResume } from '../native/link.ts';
 import type { WeriftEngineOptions } from '../werift/engine.ts';
 
 /** What the worker is given at start (workerData). */
@@ -11,6 +12,15 @@ export interface WorkerSetup {
   /** werift: the JavaScript engine (threads); native: werift + the packet plane (processes). */
   kind: 'werift' | 'native';
   engine: WeriftEngineOptions;
+  /** Native workers: the DTLS certificate to use — a replacement worker gets its predecessor's, so its peers keep their DTLS associations (see native/link.ts). */
+  dtls?: DtlsKeys;
+}
+
+/** A DTLS certificate and its private key (PEM), as werift takes them. */
+export interface DtlsKeys {
+  certPem: string;
+  keyPem: string;
+  signatureHash: { hash: number; signature: number };
 }
 
 /** An up-track as the main thread mirrors it. */
@@ -33,8 +43,9 @@ export type TapEnd = 'ended' | 'detached' | 'failed';
 
 /** Main thread → worker. */
 export type ToWorker =
-  | { op: 'createUp'; h: number; id: string; label: string; iceServers: IceServer[]; codecs?: CodecName[] }
-  | { op: 'createDown'; h: number; source: number; id: string; request: DownRequest; iceServers: IceServer[] }
+  /** `resume` (native workers): the stream continues a dead worker's transport with these keys (native/link.ts). */
+  | { op: 'createUp'; h: number; id: string; label: string; iceServers: IceServer[]; codecs?: CodecName[]; resume?: SrtpResume }
+  | { op: 'createDown'; h: number; source: number; id: string; request: DownRequest; iceServers: IceServer[]; resume?: SrtpResume }
   | { op: 'call'; h: number; rid: number; method: CallMethod; args: unknown[] }
   | { op: 'setRequest'; h: number; request: DownRequest }
   | { op: 'requestKeyframe'; h: number }
@@ -60,7 +71,13 @@ export type ToWorker =
 
 /** Worker → main thread. */
 export type FromWorker =
-  | { ev: 'ready'; tid: number; pid: number }
+  | { ev: 'ready'; tid: number; pid: number; dtls?: DtlsKeys }
+  /**
+   * Native workers: what a replacement worker would need to continue a
+   * stream's transport — its keys (the first report) and the plane's SRTP
+   * state (then every second while it changes).
+   */
+  | { ev: 'srtp'; h: number; keys?: Omit<SrtpResume, 'state'>; state: number[] }
   | { ev: 'candidate'; h: number; candidate: IceCandidate }
   | { ev: 'tracks'; h: number; tracks: TrackInfo[]; added: string[] }
   | { ev: 'state'; h: number; state: ConnectionState }
@@ -92,4 +109,4 @@ export interface WorkerProbe {
   alive: { streams: number; peerConnections: number };
 }
 
-export type { StreamStats };
+export type { SrtpResume, StreamStats };

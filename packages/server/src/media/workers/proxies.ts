@@ -33,7 +33,7 @@ import { TypedEmitter } from '../emitter.ts';
 import { DEFAULT_TAP_QUEUE_BYTES } from '../tap-queue.ts';
 import { packPackets, payloadBytes, unpackPackets } from './packets.ts';
 import type { PooledStream, PooledTap, Slot, WorkerPool } from './pool.ts';
-import { GONE, type FromWorker, type TapEnd, type TrackInfo } from './protocol.ts';
+import { GONE, type FromWorker, type SrtpResume, type TapEnd, type ToWorker, type TrackInfo } from './protocol.ts';
 
 let nextTap = 0;
 
@@ -158,19 +158,44 @@ export class ProxyTap implements TrackTap, PooledTap {
   }
 }
 
+/**
+ * A publisher that does not answer a resumed stream's `renegotiate` with an
+ * offer within this long has its stream closed (and is told to close it, as
+ * for any stream the server lost).
+ */
+const RESUME_TIMEOUT_MS = 10_000;
+
+/** What a proxy keeps of its worker's 'srtp' reports (the keys come once, the state every second). */
+class SrtpReports {
+  keys: Omit<SrtpResume, 'state'> | undefined;
+  state: number[] = [];
+  take(m: Extract<FromWorker, { ev: 'srtp' }>): void {
+    if (m.keys) this.keys = m.keys;
+    this.state = m.state;
+  }
+  get resume(): SrtpResume | undefined {
+    return this.keys ? { ...this.keys, state: [...this.state] } : undefined;
+  }
+}
+
 export class ProxyUpStream extends TypedEmitter<UpStreamEvents> implements UpStream, PooledStream {
   readonly id: string;
   readonly label: string;
   readonly key: string | undefined;
   readonly direction = 'up';
   readonly downs = new Set<ProxyDownStream>();
+  /** The message that made it on its worker (sent again, with `resume`, to a replacement worker). */
+  create: Extract<ToWorker, { op: 'createUp' }> | undefined;
+  readonly #srtp = new SrtpReports();
+  /** Moved to a replacement worker and waiting for the publisher's new offer. */
+  #resuming: NodeJS.Timeout | undefined;
   #tracks = new Map<string, ProxyUpTrack>();
   #state: ConnectionState = 'new';
   #closed = false;
 
   constructor(
     readonly pool: WorkerPool,
-    readonly slot: Slot,
+    public slot: Slot,
     readonly h: number,
     options: Pick<UpStreamOptions, 'id' | 'label' | 'placement'>,
     /** A source stream's tracks, known from the start (announced, state connected). */
@@ -197,8 +222,33 @@ export class ProxyUpStream extends TypedEmitter<UpStreamEvents> implements UpStr
     return this.#closed;
   }
 
+  get resume(): SrtpResume | undefined {
+    return this.create ? this.#srtp.resume : undefined;
+  }
+
+  moveTo(slot: Slot): void {
+    this.slot = slot;
+    for (const d of this.downs) if (d.resume) d.moveTo(slot);
+  }
+
+  /** On the replacement worker: the stream again, with the dead worker's keys; the publisher is asked for an ICE restart. */
+  resumeOn(slot: Slot): void {
+    const resume = this.#srtp.resume;
+    if (this.#closed || !this.create || !resume) return;
+    this.pool.post(slot, { ...this.create, resume });
+    this.#resuming = setTimeout(() => {
+      this.#resuming = undefined;
+      this.close();
+    }, RESUME_TIMEOUT_MS);
+    this.#resuming.unref?.();
+    this.emit('renegotiate');
+  }
+
   handle(m: FromWorker): void {
     switch (m.ev) {
+      case 'srtp':
+        this.#srtp.take(m);
+        return;
       case 'candidate':
         this.emit('candidate', m.candidate);
         return;
@@ -248,6 +298,12 @@ export class ProxyUpStream extends TypedEmitter<UpStreamEvents> implements UpStr
     if (!this.#closed) {
       this.#updateTracks(r.tracks);
       this.#announce(r.tracks.map((t) => t.id));
+      if (this.#resuming) {
+        // the up-stream has its tracks on the new worker: its down-streams follow
+        clearTimeout(this.#resuming);
+        this.#resuming = undefined;
+        for (const d of this.downs) d.resumeOn(this.slot);
+      }
     }
     return r.sdp;
   }
@@ -281,6 +337,7 @@ export class ProxyUpStream extends TypedEmitter<UpStreamEvents> implements UpStr
   finish(tellWorker: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#resuming);
     for (const d of [...this.downs]) d.finish(tellWorker);
     this.pool.release(this.slot, this);
     this.#state = 'closed';
@@ -294,13 +351,16 @@ export class ProxyDownStream extends TypedEmitter<DownStreamEvents> implements D
   readonly id: string;
   readonly key: string | undefined;
   readonly direction = 'down';
+  /** The message that made it on its worker (sent again, with `resume`, to a replacement worker). */
+  create: Extract<ToWorker, { op: 'createDown' }> | undefined;
+  readonly #srtp = new SrtpReports();
   #request: DownRequest;
   #state: ConnectionState = 'new';
   #closed = false;
 
   constructor(
     readonly pool: WorkerPool,
-    readonly slot: Slot,
+    public slot: Slot,
     readonly h: number,
     options: DownStreamOptions,
     readonly source: ProxyUpStream,
@@ -322,8 +382,32 @@ export class ProxyDownStream extends TypedEmitter<DownStreamEvents> implements D
     return this.#closed;
   }
 
+  get resume(): SrtpResume | undefined {
+    return this.create ? this.#srtp.resume : undefined;
+  }
+
+  /** The handle of its source up-stream (a down-stream is resumed only with its source). */
+  get sourceH(): number {
+    return this.source.h;
+  }
+
+  moveTo(slot: Slot): void {
+    this.slot = slot;
+  }
+
+  /** On the replacement worker, once its source has its tracks there: the stream again, and a new offer (an ICE restart) to the subscriber. */
+  resumeOn(slot: Slot): void {
+    const resume = this.#srtp.resume;
+    if (this.#closed || !this.create || !resume || this.slot !== slot) return;
+    this.pool.post(slot, { ...this.create, request: { ...this.#request }, resume });
+    this.emit('renegotiate');
+  }
+
   handle(m: FromWorker): void {
     switch (m.ev) {
+      case 'srtp':
+        this.#srtp.take(m);
+        return;
       case 'candidate':
         this.emit('candidate', m.candidate);
         return;

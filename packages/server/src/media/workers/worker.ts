@@ -12,9 +12,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { DownStream, IceCandidate, MediaEngine, PacketBatch, SourceStream, TrackTap, UpStream } from '../engine.ts';
 import { loadNativeAddon } from '../native/addon.ts';
 import { NativeEngine } from '../native/engine.ts';
+import type { NativeLink } from '../native/link.ts';
 import { WeriftEngine } from '../werift/engine.ts';
 import { packPackets, unpackPackets } from './packets.ts';
-import { GONE, type CallMethod, type FromWorker, type TapEnd, type ToWorker, type TrackInfo, type WorkerProbe, type WorkerSetup } from './protocol.ts';
+import { RTCCertificate, RTCDtlsTransport } from 'werift';
+import { GONE, type DtlsKeys, type CallMethod, type FromWorker, type TapEnd, type ToWorker, type TrackInfo, type WorkerProbe, type WorkerSetup } from './protocol.ts';
 
 /** The way to the server: the thread's port, or the process's IPC channel (which copies what a thread would transfer). */
 interface Port {
@@ -34,6 +36,19 @@ if (parentPort) {
   process.on('disconnect', () => process.exit(0));
 } else {
   throw new Error('media/workers/worker.ts runs inside a media worker started by createThreadedEngine(), not on its own');
+}
+
+/**
+ * A native worker's DTLS certificate: its predecessor's when it replaces a
+ * dead worker (its peers' DTLS associations then survive an ICE restart
+ * towards it), else werift's own for this process; reported to the server
+ * with 'ready'.
+ */
+async function certificate(): Promise<DtlsKeys> {
+  const cls = RTCDtlsTransport as unknown as { localCertificate?: RTCCertificate; SetupCertificate(): Promise<RTCCertificate> };
+  if (setup.dtls) cls.localCertificate = new RTCCertificate(setup.dtls.keyPem, setup.dtls.certPem, setup.dtls.signatureHash as never);
+  const cert = await cls.SetupCertificate();
+  return { certPem: cert.certPem, keyPem: cert.privateKey, signatureHash: { ...(cert.signatureHash as { hash: number; signature: number }) } };
 }
 
 function makeEngine(): MediaEngine {
@@ -102,13 +117,16 @@ function syncTracks(h: number, up: UpStream, added: string[] = []): TrackInfo[] 
 function createUp(m: Extract<ToWorker, { op: 'createUp' }>): void {
   let up: UpStream;
   try {
-    up = engine.createUpStream({ id: m.id, label: m.label, iceServers: m.iceServers, ...(m.codecs ? { codecs: m.codecs } : {}) });
+    up = engine.createUpStream({ id: m.id, label: m.label, iceServers: m.iceServers, ...(m.codecs ? { codecs: m.codecs } : {}), ...(m.resume ? { resume: m.resume } : {}) } as Parameters<
+      MediaEngine['createUpStream']
+    >[0]);
   } catch (e) {
     post({ ev: 'close', h: m.h, error: (e as Error).message });
     return;
   }
   ups.set(m.h, up);
   remember(up);
+  reportSrtp(m.h, up);
   up.on('candidate', (candidate) => post({ ev: 'candidate', h: m.h, candidate }));
   up.on('track', (t) => syncTracks(m.h, up, [t.id]));
   up.on('state', (state) => {
@@ -118,6 +136,7 @@ function createUp(m: Extract<ToWorker, { op: 'createUp' }>): void {
   up.on('close', () => {
     ups.delete(m.h);
     sentTracks.delete(m.h);
+    srtpReported.delete(m.h);
     post({ ev: 'close', h: m.h });
   });
   // Simulcast layers can appear after the answer (werift's onTrack per rid).
@@ -127,6 +146,37 @@ function createUp(m: Extract<ToWorker, { op: 'createUp' }>): void {
       if (ups.get(m.h) === up) syncTracks(m.h, up);
     });
   });
+}
+
+/** Native streams: the keys once keyed, then the plane's SRTP state while it changes (see 'srtp' in protocol.ts). */
+const srtpReported = new Map<number, { link: NativeLink; stream: object; last: string }>();
+function reportSrtp(h: number, stream: UpStream | DownStream): void {
+  const link = (stream as { link?: NativeLink }).link;
+  if (!link || setup.kind !== 'native') return;
+  const entry = { link, stream, last: '' };
+  link.onKeyed = () => {
+    const state = link.srtpState() ?? [];
+    entry.last = state.join(',');
+    if (srtpReported.get(h) === entry && link.keys) post({ ev: 'srtp', h, keys: link.keys, state });
+  };
+  srtpReported.set(h, entry);
+}
+const SRTP_REPORT_MS = 1000;
+if (setup.kind === 'native') {
+  setInterval(() => {
+    for (const [h, e] of srtpReported) {
+      if (ups.get(h) !== e.stream && downs.get(h) !== e.stream) {
+        srtpReported.delete(h);
+        continue;
+      }
+      const state = e.link.srtpState();
+      if (!state) continue;
+      const key = state.join(',');
+      if (key === e.last) continue;
+      e.last = key;
+      post({ ev: 'srtp', h, state });
+    }
+  }, SRTP_REPORT_MS).unref();
 }
 
 function createSource(m: Extract<ToWorker, { op: 'createSource' }>): void {
@@ -211,18 +261,20 @@ function createDown(m: Extract<ToWorker, { op: 'createDown' }>): void {
   }
   let down: DownStream;
   try {
-    down = engine.createDownStream({ id: m.id, source, request: m.request, iceServers: m.iceServers });
+    down = engine.createDownStream({ id: m.id, source, request: m.request, iceServers: m.iceServers, ...(m.resume ? { resume: m.resume } : {}) } as Parameters<MediaEngine['createDownStream']>[0]);
   } catch (e) {
     post({ ev: 'close', h: m.h, error: (e as Error).message });
     return;
   }
   downs.set(m.h, down);
   remember(down);
+  reportSrtp(m.h, down);
   down.on('candidate', (candidate) => post({ ev: 'candidate', h: m.h, candidate }));
   down.on('state', (state) => post({ ev: 'state', h: m.h, state }));
   down.on('renegotiate', () => post({ ev: 'renegotiate', h: m.h }));
   down.on('close', () => {
     downs.delete(m.h);
+    srtpReported.delete(m.h);
     post({ ev: 'close', h: m.h });
   });
 }
@@ -360,4 +412,7 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
-post({ ev: 'ready', tid: osThreadId(), pid: process.pid });
+if (setup.kind === 'native') {
+  const dtls = await certificate();
+  post({ ev: 'ready', tid: osThreadId(), pid: process.pid, dtls });
+} else post({ ev: 'ready', tid: osThreadId(), pid: process.pid });

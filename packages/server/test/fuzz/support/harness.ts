@@ -3,13 +3,16 @@
 // properties every target shares: nothing crashes, no error-level log line
 // comes from client input, the other members notice nothing (the target's
 // `check`), and memory is back to where it started once the fuzzing
-// connections are gone. A failing case is written to regressions/<target>.json,
+// connections are gone (the server's, or this process's for a target without
+// a server). A failing case is written to regressions/<target>.json,
 // which the short pass in `npm test` replays first.
 import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc, { type Arbitrary } from 'fast-check';
 import type { HostMemory, HostOptions } from './host.ts';
 
@@ -29,6 +32,7 @@ export class Host {
     private readonly child: ChildProcess,
     readonly url: string,
     readonly groupsDir: string,
+    readonly recordingsDir: string,
     out: () => string,
   ) {
     child.on('message', (m: Record<string, unknown>) => {
@@ -53,19 +57,19 @@ export class Host {
     let out = '';
     child.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
     child.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
-    const ready = await new Promise<{ ready: string; groupsDir: string }>((resolve, reject) => {
+    const ready = await new Promise<{ ready: string; groupsDir: string; recordingsDir: string }>((resolve, reject) => {
       // Generous: on a loaded machine tsx compiles the server slowly.
       const timer = setTimeout(() => {
         child.kill();
         reject(new Error(`the fuzz server did not start within ${START_SECONDS} s (check \`uptime\`: a loaded machine is slow to compile it):\n${out}`));
       }, START_SECONDS * 1000);
-      child.once('message', (m: { ready: string; groupsDir: string }) => {
+      child.once('message', (m: { ready: string; groupsDir: string; recordingsDir: string }) => {
         clearTimeout(timer);
         resolve(m);
       });
       child.once('exit', (code) => reject(new Error(`the fuzz server exited with code ${code}:\n${out}`)));
     });
-    return new Host(child, ready.ready, ready.groupsDir, () => out);
+    return new Host(child, ready.ready, ready.groupsDir, ready.recordingsDir, () => out);
   }
 
   private ask(op: string): Promise<Record<string, unknown>> {
@@ -116,6 +120,22 @@ export interface FuzzReport {
   seconds: number;
   memory?: { start: HostMemory; end: HostMemory };
   failure?: string;
+}
+
+/** This process's memory after full collections (node:test runs without --expose-gc: it is switched on here). */
+function localMemory(): HostMemory {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  for (let i = 0; i < 3; i++) gc();
+  const m = process.memoryUsage();
+  return {
+    heapUsed: m.heapUsed,
+    rss: m.rss,
+    external: m.external,
+    handles: (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length,
+    groups: 0,
+    members: 0,
+  };
 }
 
 /** Whether the end state is the start state, up to noise. */
@@ -231,29 +251,28 @@ export async function fuzz<Case, Env>(
       }
       return failure;
     };
-    let start: HostMemory | undefined;
-    if (host) {
-      report.failure = await checked(warmup, seed + 1);
-      if (report.failure) return report;
-      start = await host.memory();
-    }
+    // A target without a server (a parser, the JWT verifier) runs here: its memory is this process's.
+    const memory = host ? () => host!.memory() : async () => localMemory();
+    report.failure = await checked(warmup, seed + 1);
+    if (report.failure) return report;
+    const start = await memory();
     done = 0;
     report.failure = (opts.concurrency ?? 1) > 1 ? await concurrently(opts.cases, seed, opts.concurrency!) : await checked(opts.cases, seed);
     report.cases = done;
     if (report.failure) return report;
     await target.check?.(theEnv);
-    if (host && start) {
-      await target.teardown?.(theEnv);
-      env = undefined;
-      // Connections close asynchronously: give the server a moment to forget them.
-      let end = await host.memory();
-      for (let i = 0; i < 50 && memoryProblems(start, end, target.baselineMembers ?? 0).length > 0; i++) {
-        await new Promise((r) => setTimeout(r, 200));
-        end = await host.memory();
-      }
-      report.memory = { start, end };
-      const problems = memoryProblems(start, end, target.baselineMembers ?? 0);
-      if (problems.length > 0) report.failure = `memory is not back where it started: ${problems.join('; ')} (start: ${describeMemory(start)}; end: ${describeMemory(end)})`;
+    await target.teardown?.(theEnv);
+    env = undefined;
+    // Connections close asynchronously: give the server a moment to forget them.
+    let end = await memory();
+    for (let i = 0; i < 50 && memoryProblems(start, end, target.baselineMembers ?? 0).length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      end = await memory();
+    }
+    report.memory = { start, end };
+    const problems = memoryProblems(start, end, target.baselineMembers ?? 0);
+    if (problems.length > 0) report.failure = `memory is not back where it started: ${problems.join('; ')} (start: ${describeMemory(start)}; end: ${describeMemory(end)})`;
+    if (host) {
       const late = await host.errors();
       if (late.length > 0) report.failure = `an error-level log line after the run:\n${late[0]}`;
     }

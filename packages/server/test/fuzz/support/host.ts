@@ -17,6 +17,8 @@ export interface HostOptions {
   media?: boolean;
   /** Seconds a cut XMPP session waits for a resumption (short, so memory is back soon after the last case). */
   xmppResumeSeconds?: number;
+  /** Files in the recordings folder at the start, as paths relative to it (`<group>/<file>`; the folder is in the temporary folder). */
+  recordings?: string[];
 }
 
 export type HostRequest = { id: number; op: 'errors' } | { id: number; op: 'memory' } | { id: number; op: 'stop' };
@@ -34,8 +36,16 @@ const opts = JSON.parse(process.argv[2] ?? '{}') as HostOptions;
 const root = await mkdtemp(join(tmpdir(), 'atrium-fuzz-'));
 const dataDir = join(root, 'data');
 const groupsDir = join(root, 'groups');
+// Never the default ./recordings: the admin API's fuzzed DELETEs must not reach the working tree.
+const recordingsDir = join(root, 'recordings');
 await mkdir(dataDir, { recursive: true });
 await mkdir(groupsDir, { recursive: true });
+await mkdir(recordingsDir, { recursive: true });
+for (const rel of opts.recordings ?? []) {
+  const file = join(recordingsDir, rel);
+  await mkdir(join(file, '..'), { recursive: true });
+  await writeFile(file, 'not really a recording');
+}
 for (const [name, desc] of Object.entries(opts.groups)) {
   const file = join(groupsDir, `${name}.json`);
   await mkdir(join(file, '..'), { recursive: true });
@@ -70,6 +80,7 @@ const server = new AtriumServer({
   listen: '127.0.0.1:0',
   dataDir,
   groupsDir,
+  recordingsDir,
   insecure: true,
   defaultGroup: false,
   media: opts.media ? { workers: 0, additionalHostAddresses: ['127.0.0.1'] } : false,
@@ -109,4 +120,4 @@ process.on('message', async (req: HostRequest) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
-process.send!({ ready: server.url, groupsDir });
+process.send!({ ready: server.url, groupsDir, recordingsDir });

@@ -14,7 +14,9 @@ export function shortPass(names: string[]): void {
   for (const name of names) {
     const target = TARGETS[name]!;
     const cases = Number(process.env.FUZZ_CASES) || (target.host ? SHORT_CASES.network : SHORT_CASES.inProcess);
-    const what = target.host ? 'no crash, every owed reply, no error log, others undisturbed, memory back' : 'no crash, only the errors it should throw, nothing accepted that must be refused';
+    const what = target.host
+      ? 'no crash, every owed reply, no error log, others undisturbed, memory back'
+      : 'no crash, only the errors it should throw, nothing accepted that must be refused, memory back';
     test(`fuzz ${name}: ${cases} cases, ${what}`, { timeout: 600_000 }, async () => {
       // A failure found here is for a long run to save; the short pass reports it.
       const r = await fuzz(target, { cases, save: false, concurrency: target.host ? 2 : 1 });

@@ -8,15 +8,19 @@
 // expired, without "admin", another key). Properties: never a 5xx; nobody
 // but an administrator gets a 2xx (except a user POSTing their own
 // password, and the right JWT within g2); a user never sets a definition;
-// every group file on disk still parses.
+// every group file on disk still parses; no file outside a group's
+// recordings folder is ever deleted; and a member of a group no case names
+// stays connected and keeps hearing another.
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import * as jose from 'jose';
 import { z } from 'zod';
 import { GroupFileError, parseGroupDescription, passwordDefinitionSchema } from '../../../src/groups/description.ts';
+import { GaleneTestClient } from '../../support/galene-client.ts';
 import { type Host, type Target, loopbackAddress } from '../support/harness.ts';
 import { mutated } from '../support/mutate.ts';
 import { arbitraryOf, hostileString } from '../support/zod-arbitrary.ts';
@@ -29,6 +33,17 @@ const HOME_FILE = {
   users: { [ALICE.username]: { password: ALICE.password, permissions: 'present' }, bob: { password: 'bob-pw', permissions: 'present' } },
   'wildcard-user': { password: { type: 'wildcard' }, permissions: 'message' },
 };
+
+// Group quiet is named by no case: its members must notice nothing.
+const QUIET = 'quiet';
+const QUIET_FILE = { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } };
+
+async function member(wsUrl: string, username: string): Promise<GaleneTestClient> {
+  const c = await GaleneTestClient.connect(wsUrl);
+  const j = await c.join(QUIET, username, 'x');
+  if (j.kind !== 'join') throw new Error(`${username} could not join group ${QUIET}: ${JSON.stringify(j)}`);
+  return c;
+}
 
 // Group g2 takes bearer JWTs signed with this key (a fresh one per run).
 const G2 = 'g2';
@@ -52,12 +67,21 @@ const names = fc.oneof({ arbitrary: fc.constantFrom('fuzz', 'g2', 'a/b', 'new', 
 const users = fc.oneof({ arbitrary: fc.constantFrom(ALICE.username, 'bob', '', 'x'), weight: 4 }, { arbitrary: hostileString, weight: 1 });
 const enc = (s: string) => encodeURIComponent(s.replace(/\p{Surrogate}/gu, '\uFFFD'));
 
+/** Recordings on disk: the ones in group fuzz may go (and come back); the others must stay. */
+const RECORDINGS = ['fuzz/a.webm', 'fuzz/b.webm.part', 'fuzz/.hidden.webm', 'g2/c.webm'];
+const OUTSIDE = ['outside.webm', 'fuzz.webm', 'a/secret.webm'];
+const recordingFiles = fc.oneof(
+  { arbitrary: fc.constantFrom('a.webm', 'b.webm.part', 'c.webm', '.hidden.webm', 'nope.webm', '..', '.', '../outside.webm', '..%2foutside.webm', '..\\outside.webm', 'a.webm%00'), weight: 4 },
+  { arbitrary: hostileString, weight: 1 },
+);
+
 const path = fc.oneof(
-  { arbitrary: fc.constantFrom('.stats', '.groups/', '', 'v1/.groups/'), weight: 1 },
+  { arbitrary: fc.constantFrom('.stats', '.groups/', '', 'v1/.groups/', '.cluster', '.drain', '.drain/x'), weight: 1 },
+  { arbitrary: fc.tuple(names, fc.option(recordingFiles, { nil: undefined })).map(([g, f]) => `.groups/${enc(g)}/.recordings${f === undefined ? '/' : `/${enc(f)}`}`), weight: 2 },
   { arbitrary: names.map((g) => `.groups/${enc(g)}`), weight: 2 },
   {
     arbitrary: fc
-      .tuple(names, fc.constantFrom('.users/', '.keys', '.tokens/', '.clients/', '.wildcard-user', '.empty-user', '.wildcard-user/.password', '.empty-user/.password', '.nope'))
+      .tuple(names, fc.constantFrom('.users/', '.keys', '.tokens/', '.clients/', '.recordings', '.wildcard-user', '.empty-user', '.wildcard-user/.password', '.empty-user/.password', '.nope'))
       .map(([g, s]) => `.groups/${enc(g)}/${s}`),
     weight: 3,
   },
@@ -117,6 +141,10 @@ export interface AdminCase {
 export interface AdminEnv {
   url: URL;
   groupsDir: string;
+  recordingsDir: string;
+  /** Members of group quiet, which no case names: the bystander hears the witness. */
+  bystander: GaleneTestClient;
+  witness: GaleneTestClient;
   requests: number;
   jwts: Record<JwtKind, string>;
   /** Cases in flight that may change group home, and a count of their starts and ends. */
@@ -190,8 +218,10 @@ export const adminTarget: Target<AdminCase, AdminEnv> = {
   name: 'admin',
   host: {
     config: { writableGroups: true, users: { [ADMIN.username]: { password: ADMIN.password, permissions: 'admin' }, ops: { password: 'ops-pw', permissions: 'admin' } } },
-    groups: { [HOME]: HOME_FILE, fuzz: { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } }, [G2]: G2_FILE },
+    groups: { [HOME]: HOME_FILE, fuzz: { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } }, [G2]: G2_FILE, [QUIET]: QUIET_FILE },
+    recordings: [...RECORDINGS, ...OUTSIDE],
   },
+  baselineMembers: 0,
   arbitrary: fc.record({
     method: fc.constantFrom('GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'),
     path,
@@ -215,7 +245,10 @@ export const adminTarget: Target<AdminCase, AdminEnv> = {
   async setup(host: Host | undefined) {
     const url = new URL(host!.url);
     const jwts = Object.fromEntries(await Promise.all(JWT_KINDS.map(async (k) => [k, await signJwt(k, url.origin)] as const))) as Record<JwtKind, string>;
-    return { url, groupsDir: host!.groupsDir, requests: 0, jwts, homeBusy: 0, homeEpoch: 0 };
+    const wsUrl = `${host!.url.replace(/^http/, 'ws')}/ws`;
+    const bystander = await member(wsUrl, 'bystander');
+    const witness = await member(wsUrl, 'witness');
+    return { url, groupsDir: host!.groupsDir, recordingsDir: host!.recordingsDir, bystander, witness, requests: 0, jwts, homeBusy: 0, homeEpoch: 0 };
   },
 
   async run(env, c) {
@@ -246,6 +279,15 @@ export const adminTarget: Target<AdminCase, AdminEnv> = {
         await restore(env.groupsDir, G2, G2_FILE);
         await new Promise((res) => setTimeout(res, 250));
       }
+      // A recording deleted (by an administrator, or g2's token): put the files back.
+      if (r.status < 300 && c.method === 'DELETE' && c.path.includes('/.recordings/')) {
+        for (const rel of RECORDINGS) {
+          const file = join(env.recordingsDir, rel);
+          if (existsSync(file)) continue;
+          await mkdir(join(file, '..'), { recursive: true });
+          await writeFile(file, 'not really a recording');
+        }
+      }
     } finally {
       if (touchesHome) {
         env.homeBusy--;
@@ -263,5 +305,24 @@ export const adminTarget: Target<AdminCase, AdminEnv> = {
         throw new Error(`group file ${rel} no longer parses: ${e instanceof GroupFileError ? e.message : String(e)}`);
       }
     }
+    // Outside any group's folder, or hidden in one: no route may delete them.
+    for (const rel of [...OUTSIDE, 'fuzz/.hidden.webm']) if (!existsSync(join(env.recordingsDir, rel))) throw new Error(`recordings/${rel} was deleted through the admin API`);
+    // Both say something now and then, or the server drops them as silent after 75 s.
+    env.bystander.send({ type: 'ping' });
+    const mark = `witness ${Date.now()} ${Math.random()}`;
+    env.witness.chat(mark);
+    if (env.bystander.isClosed) throw new Error(`the bystander in group ${QUIET} was disconnected: ${JSON.stringify(await env.bystander.closed)}`);
+    await env.bystander.next((f) => f.type === 'chat' && f.value === mark, 10_000, 'the witness chat');
+    if (env.bystander.violations.length > 0) throw new Error(`the bystander got frames that break the protocol: ${env.bystander.violations.slice(0, 3).join('; ')}`);
+    for (const p of [env.bystander, env.witness]) {
+      p.received.splice(0, p.received.length);
+      (p as unknown as { cursor: number }).cursor = 0;
+    }
+  },
+
+  async teardown(env) {
+    env.bystander.close();
+    env.witness.close();
+    await Promise.all([env.bystander.closed, env.witness.closed]);
   },
 };

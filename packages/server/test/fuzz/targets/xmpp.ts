@@ -4,13 +4,16 @@
 // one to six frames built from the stanzas real clients send (MUC presence,
 // group and private chat, disco, pings, MUC admin, Jingle to the focus,
 // stream management, SASL) and mutated at the XML text level, then a ping.
-// The ping is owed an answer, or the server must end the stream with a
-// stream error or <close/> first (RFC 6120 §4.9); every frame it sends is
-// XML. The bystander, a Galène member of the same group, keeps its
+// Every IQ get or set that arrives whole in a frame (the server's own parser
+// reads it as one iq in jabber:client with an id) and the final ping are
+// owed a result or an error with their id (RFC 6120 §8.2.3), or the server
+// must end the stream with a stream error or <close/> first (§4.9); every
+// frame it sends is XML. The bystander, a Galène member of the same group, keeps its
 // connection, hears the witness and never sees a frame posing as itself.
 import fc, { type Arbitrary } from 'fast-check';
 import { type Element, parse } from 'ltx';
 import WebSocket from 'ws';
+import { parseElement } from '../../../src/dialects/xmpp/xml.ts';
 import { GaleneTestClient } from '../../support/galene-client.ts';
 import { type Host, type Target, loopbackAddress, until } from '../support/harness.ts';
 import { hostileString } from '../support/zod-arbitrary.ts';
@@ -187,6 +190,20 @@ function notUtf8(f: XFrame): boolean {
   }
 }
 
+/** The id of an IQ get or set that the frame holds whole, as the server reads it; undefined for any other frame. */
+function owedIq(f: XFrame): string | undefined {
+  if (!('text' in f)) return undefined;
+  let e: Element;
+  try {
+    e = parseElement(f.text);
+  } catch {
+    return undefined; // not well-formed: the stream must end (checked below)
+  }
+  if (e.name !== 'iq' || e.attrs.xmlns !== 'jabber:client' || (e.attrs.type !== 'get' && e.attrs.type !== 'set')) return undefined;
+  const id = e.attrs.id;
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
 interface Received {
   text: string;
   el: Element | undefined;
@@ -276,14 +293,20 @@ export const xmppTarget: Target<XmppCase, XmppEnv> = {
         if (refused) throw new Error(`the case's own join was refused: ${refused.text.slice(0, 300)}`);
       }
       const mark = got.length;
+      /** IQ ids owed an answer, with how many times each was sent. */
+      const owed = new Map<string, number>([[PING_ID, 1]]);
       for (const f of c.frames) {
         if (closed) break;
         if ('text' in f) ws.send(f.text);
         else ws.send(Buffer.from(f.bytes, 'base64'), { binary: !f.asText });
+        const iq = owedIq(f);
+        if (iq !== undefined) owed.set(iq, (owed.get(iq) ?? 0) + 1);
       }
       if (!closed) ws.send(PING);
       const after = () => got.slice(mark);
-      const answered = () => after().some((f) => f.el?.is('iq') === true && f.el.attrs.id === PING_ID && (f.el.attrs.type === 'result' || f.el.attrs.type === 'error'));
+      const answers = (id: string) => after().filter((f) => f.el?.is('iq') === true && f.el.attrs.id === id && (f.el.attrs.type === 'result' || f.el.attrs.type === 'error')).length;
+      const unanswered = () => [...owed].filter(([id, n]) => answers(id) < n).map(([id]) => id);
+      const answered = () => unanswered().length === 0;
       // Generous: under a heavily loaded machine a reply can take seconds.
       await until(() => answered() || closed !== undefined, 15_000);
       const notXml = got.find((f) => f.el === undefined);
@@ -311,7 +334,7 @@ export const xmppTarget: Target<XmppCase, XmppEnv> = {
         throw new Error('a stream error or <close/> was sent but the connection stayed open');
       }
       throw new Error(
-        `the ping was not answered and the stream was not ended: ${got
+        `${unanswered().includes(PING_ID) ? 'the ping was' : `IQ ${JSON.stringify(unanswered())} ${unanswered().length > 1 ? 'were' : 'was'}`} not answered and the stream was not ended: ${got
           .slice(-4)
           .map((f) => f.text.slice(0, 200))
           .join(' | ')}`,

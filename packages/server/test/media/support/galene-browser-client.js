@@ -97,6 +97,17 @@
           }
           break;
         }
+        case 'renegotiate': {
+          // As Galène's client does (gotRenegotiate → restartIce): an ICE restart of the up-stream, then a new offer for it.
+          const s = this.up.get(m.id);
+          if (s) {
+            this.renegotiations = (this.renegotiations ?? 0) + 1;
+            s.pc.restartIce();
+            await s.pc.setLocalDescription(await s.pc.createOffer());
+            this.send({ type: 'offer', kind: 'renegotiate', id: m.id, label: s.label, source: this.id, username: 'ignored', sdp: s.pc.localDescription.sdp });
+          }
+          break;
+        }
         case 'abort': {
           const s = this.up.get(m.id);
           if (s) {

@@ -6,10 +6,14 @@
 // (per thread of the server, or per worker process) and printed (a
 // diagnostic, not an assertion). Then one worker dies during the call — an
 // uncaught error in a thread, a segmentation fault in the addon of a
-// process: the server logs it, its group's streams close (the publisher is
-// told with Galène's abort), the other group carries on, the worker is
-// replaced, and when the publisher publishes again its subscribers get the
-// stream from the new worker.
+// process: the server logs it, the other group carries on, and the worker is
+// replaced. Native: the replacement continues the group's streams — the
+// publisher gets Galène's `renegotiate` (an ICE restart, as Galène's client
+// does), the subscribers new offers for the same streams, DTLS and SRTP carry
+// on (same certificate), and the subscribers decode new frames again without
+// anyone publishing again (the time is printed). JavaScript engine: the
+// streams close (the publisher is told with Galène's abort) and when the
+// publisher publishes again its subscribers get the stream from the new worker.
 //
 // The server is a child process running AtriumServer with two media workers;
 // the test asks it where the streams are over the IPC channel (the engine's
@@ -200,7 +204,7 @@ export async function workersSuite(engine: WorkersEngine, testFile: string): Pro
     for (const [room, r] of rooms) await flowing(r.subs[0]!, r.pubId, `${room} after the measurement`);
   });
 
-  test(`a worker that dies during the call (${engine === 'native' ? 'a segmentation fault in the addon' : 'an uncaught error'}) is logged and replaced; the other group carries on; its group's streams come back when the publisher publishes again`, async () => {
+  test(`a worker that dies during the call (${engine === 'native' ? 'a segmentation fault in the addon' : 'an uncaught error'}) is logged and replaced; the other group carries on; its group's streams come back ${engine === 'native' ? 'by themselves (ICE restarts, DTLS and SRTP continue)' : 'when the publisher publishes again'}`, async () => {
     const before = await server.debug();
     const red = workerOfRoom(before, 'red')!;
     const blue = workerOfRoom(before, 'blue')!;
@@ -208,8 +212,12 @@ export async function workersSuite(engine: WorkersEngine, testFile: string): Pro
     const blueRoom = rooms.get('blue')!;
     const blueBefore = (await downs(blueRoom.subs[0]!)).find((d) => d.source === blueRoom.pubId && !d.closed)!;
 
+    const upIds = () => redRoom.pub.evaluate(() => [...(window as unknown as { tc: { up: Map<string, unknown> } }).tc.up.keys()]);
+    const redUps = await upIds();
+    const redBefore = await Promise.all(redRoom.subs.map(async (s) => (await downs(s)).find((d) => d.source === redRoom.pubId && !d.closed)!));
+    const crashedAt = Date.now();
     await server.crash(red.index);
-    for (const s of redRoom.subs) await until('the red stream to close at the subscriber', async () => (await downs(s)).find((d) => d.source === redRoom.pubId && d.closed));
+    if (engine === 'js') for (const s of redRoom.subs) await until('the red stream to close at the subscriber', async () => (await downs(s)).find((d) => d.source === redRoom.pubId && d.closed));
     const log = await until('the crash in the server log', async () => /media worker \d+.* stopped/.test(server.output()) && server.output());
     if (engine === 'native') assert.match(log, new RegExp(`media worker ${red.index} \\(process ${red.pid}\\) stopped \\(killed by SIGSEGV\\)`));
     else assert.match(log, /test: a media worker crashes on purpose/);
@@ -229,15 +237,59 @@ export async function workersSuite(engine: WorkersEngine, testFile: string): Pro
     );
     assert.equal(blueLater.closed, false);
 
-    // The red publisher was told its stream was aborted (Galène's client then closes it); it publishes
-    // again, as its user would, and its subscribers get the new stream.
-    await until('the red publisher to be told', async () => redRoom.pub.evaluate(() => (window as unknown as { tc: { log: { type: string }[] } }).tc.log.some((m) => m.type === 'abort')));
-    await call(redRoom.pub, 'publish', { label: 'camera' });
     try {
-      await Promise.all(redRoom.subs.map((s, i) => flowing(s, redRoom.pubId, `red subscriber ${i + 1} after the crash`)));
+      if (engine === 'native') {
+        // The native worker's replacement continues the red streams: the publisher is asked to renegotiate (an ICE restart,
+        // as Galène's client does on `renegotiate`), the subscribers get new offers for the same streams, and — with the same
+        // DTLS certificate on the new worker — DTLS and SRTP carry on. Nobody publishes again.
+        await Promise.all(
+          redRoom.subs.map(async (s, i) => {
+            const was = redBefore[i]!;
+            // the frame counter is per SSRC (the new worker's down-tracks have new ones): new frames show as a changed, then a growing, counter
+            const moved = await until(
+              `red subscriber ${i + 1}: frames again after the crash`,
+              async () => {
+                const d = (await downs(s)).find((x) => x.id === was.id);
+                assert.ok(d && !d.closed, `red subscriber ${i + 1}'s down-stream stays open through the crash`);
+                return d.framesDecoded !== undefined && d.framesDecoded !== was.framesDecoded && d.framesDecoded > 0 ? d : undefined;
+              },
+              45_000,
+            );
+            await until(
+              `red subscriber ${i + 1}: more frames after the crash`,
+              async () => (await downs(s)).find((x) => x.id === was.id && !x.closed && (x.framesDecoded ?? 0) > (moved.framesDecoded ?? 0) + 5),
+              30_000,
+            );
+          }),
+        );
+        const seconds = (Date.now() - crashedAt) / 1000;
+        const pub = await redRoom.pub.evaluate(() => {
+          const tc = (window as unknown as { tc: { log: { type: string }[]; renegotiations?: number; up: Map<string, unknown> } }).tc;
+          return { renegotiations: tc.renegotiations ?? 0, aborts: tc.log.filter((m) => m.type === 'abort').length, ups: [...tc.up.keys()] };
+        });
+        console.error(`worker crash → the red subscribers decode new frames again after ${seconds.toFixed(1)} s (publisher renegotiated ${pub.renegotiations}×, no republish)`);
+        assert.deepEqual(pub.ups, redUps, 'the red publisher still has its one stream: it did not publish again');
+        assert.equal(pub.aborts, 0, 'the red publisher was not told to close its stream');
+        assert.ok(pub.renegotiations >= 1, 'the red publisher was asked to renegotiate');
+        assert.ok(seconds < 60, `the streams came back within a minute (a few seconds on a quiet machine), not ${seconds.toFixed(1)} s`);
+      } else {
+        // werift keeps its own SRTP (no keys to carry over): the red publisher was told its stream was aborted (Galène's
+        // client then closes it); it publishes again, as its user would, and its subscribers get the new stream.
+        await until('the red publisher to be told', async () => redRoom.pub.evaluate(() => (window as unknown as { tc: { log: { type: string }[] } }).tc.log.some((m) => m.type === 'abort')));
+        await call(redRoom.pub, 'publish', { label: 'camera' });
+        await Promise.all(redRoom.subs.map((s, i) => flowing(s, redRoom.pubId, `red subscriber ${i + 1} after the crash`)));
+      }
     } catch (e) {
       const info = await server.debug().catch(() => 'no answer');
-      throw new Error(`${(e as Error).message}\nworkers: ${JSON.stringify(info)}\nserver output: ${server.output().slice(-3000)}`);
+      const pubState = await redRoom.pub.evaluate(() => {
+        const tc = (window as unknown as { tc: { log: unknown[]; errors: string[]; up: Map<string, { pc: RTCPeerConnection }> } }).tc;
+        return { log: tc.log.slice(-8), errors: tc.errors, ups: [...tc.up.values()].map((s) => `${s.pc.connectionState}/${s.pc.iceConnectionState}`) };
+      });
+      const subStates = await Promise.all(redRoom.subs.map(async (s) => (await downs(s)).map((d) => `${d.id} ${(d as { state?: string }).state} closed=${d.closed} frames=${d.framesDecoded}`)));
+      if (process.env.ATRIUM_TEST_DUMP) await writeFile(process.env.ATRIUM_TEST_DUMP, server.output());
+      throw new Error(
+        `${(e as Error).message}\nworkers: ${JSON.stringify(info)}\nthe red publisher: ${JSON.stringify(pubState)}\nthe red subscribers: ${JSON.stringify(subStates)}\nserver output: ${server.output().slice(-3000)}`,
+      );
     }
     const info = await server.debug();
     assert.notEqual(workerOfRoom(info, 'red')?.index, workerOfRoom(info, 'blue')?.index, `still on different workers: ${JSON.stringify(info)}`);

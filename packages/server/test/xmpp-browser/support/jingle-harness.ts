@@ -7,7 +7,7 @@
 // Like Jitsi's client, it opens the bridge channel whose URL the focus's
 // offer carries (<web-socket xmlns="http://jitsi.org/protocol/colibri"/>).
 import { $iq, Strophe } from 'strophe.js';
-import type { JingleDescription } from '../../../src/dialects/xmpp/jingle/model.ts';
+import type { JingleDescription, JingleSource } from '../../../src/dialects/xmpp/jingle/model.ts';
 import { candidateLine, jingleToSdp, parseCandidateLine, sdpToJingle } from '../../../src/dialects/xmpp/jingle/sdp.ts';
 import { JNS, appendDescription, candidateElement, readDescription, readTransport } from '../../../src/dialects/xmpp/jingle/xml.ts';
 import { el, parseElement } from '../../../src/dialects/xmpp/xml.ts';
@@ -42,8 +42,22 @@ export class JingleClient {
     return `${this.room}/focus`;
   }
 
-  async start(service: string, room: string, nick: string): Promise<void> {
+  /**
+   * 'per-stream': Atrium's mode, one session per stream (asked for with a
+   * property of the conference request). 'bundle': Jicofo's, as Jitsi Meet
+   * does it: one session, sources added and removed by source-add and
+   * source-remove, applied to the page's copy of the remote SDP and answered
+   * locally.
+   */
+  mode: 'per-stream' | 'bundle' = 'per-stream';
+  /** Bundle mode: the session, the focus's offer as it stands (the remote sources apart), and those sources. */
+  bundle: { sid: string; pc: RTCPeerConnection; offer: JingleDescription; remote: { kind: 'audio' | 'video'; source: JingleSource; removed: boolean }[] } | undefined;
+  /** Bundle mode: SSRCs this page announced with source-add. */
+  readonly ownSsrcs: number[] = [];
+
+  async start(service: string, room: string, nick: string, mode: 'per-stream' | 'bundle' = 'per-stream'): Promise<void> {
     this.room = room;
+    this.mode = mode;
     const conn = new Strophe.Connection(service);
     this.conn = conn;
     conn.addHandler(
@@ -62,7 +76,9 @@ export class JingleClient {
       }),
     );
     // Jitsi's conference request: this client wants media in the room.
-    await this.iq($iq({ type: 'set', to: 'focus.localhost' }).c('conference', { xmlns: 'http://jitsi.org/protocol/focus', room }).tree());
+    const conference = $iq({ type: 'set', to: 'focus.localhost' }).c('conference', { xmlns: 'http://jitsi.org/protocol/focus', room });
+    if (mode === 'per-stream') conference.c('property', { name: 'atrium-jingle', value: 'per-stream' }).up();
+    await this.iq(conference.tree());
     await new Promise<void>((resolve) => {
       conn.addHandler(
         (p: Element) => {
@@ -98,6 +114,7 @@ export class JingleClient {
     const action = j.attrs.action as string;
     const sid = j.attrs.sid as string;
     this.log.push(action);
+    if (this.mode === 'bundle') return this.onBundleJingle(j, action, sid);
     const s = this.sessions.get(sid);
     if (action === 'session-initiate' || (action === 'transport-replace' && s)) {
       const desc = readDescription(j);
@@ -131,6 +148,130 @@ export class JingleClient {
       s.pc.close();
       s.video?.remove();
     }
+  }
+
+  /**
+   * The remote SDP as a unified-plan browser needs it: the offer's audio
+   * and video m-lines carry what this page sends, and each remote source
+   * gets an m-line of its own (sendonly from the focus; inactive once
+   * removed), all on the one bundled transport. What lib-jitsi-meet does
+   * with Jicofo's offers, written for this page.
+   */
+  private remoteSdp(): string {
+    const b = this.bundle!;
+    const contents: JingleDescription['contents'] = b.offer.contents.map((c) => ({ ...c, rtp: c.rtp && { ...c.rtp, sources: [], ssrcGroups: [] } }));
+    for (const r of b.remote) {
+      const base = b.offer.contents.find((c) => c.rtp?.media === r.kind)!;
+      contents.push({ ...base, name: `${r.kind}-${r.source.ssrc}`, senders: r.removed ? 'none' : 'initiator', rtp: { ...base.rtp!, sources: [r.source], ssrcGroups: [] } });
+    }
+    return jingleToSdp({ contents, bundle: contents.map((c) => c.name) }, { author: 'initiator' });
+  }
+
+  /** Applies the remote SDP again and answers it locally; returns the answer. */
+  private async reanswer(): Promise<RTCSessionDescriptionInit> {
+    const pc = this.bundle!.pc;
+    await pc.setRemoteDescription({ type: 'offer', sdp: this.remoteSdp() });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    return answer;
+  }
+
+  private async onBundleJingle(j: ReturnType<typeof parseElement>, action: string, sid: string): Promise<void> {
+    const b = this.bundle;
+    if (action === 'session-initiate') {
+      const offer = readDescription(j);
+      const ws = offer.contents.find((c) => c.transport.webSocket)?.transport.webSocket;
+      if (ws && !this.bridge) this.openBridge(ws);
+      const pc = this.newPc(sid);
+      const remote = offer.contents.flatMap((c) => (c.rtp ? c.rtp.sources.map((source) => ({ kind: c.rtp!.media, source, removed: false })) : []));
+      this.bundle = { sid, pc, offer, remote };
+      this.sessions.set(sid, { sid, pc, dir: 'down', names: offer.contents.map((c) => c.name), ended: false });
+      const answer = await this.reanswer();
+      // The focus hears of its own two contents only (the per-source m-lines are this page's business).
+      const desc = sdpToJingle(answer.sdp!, { author: 'responder', creator: 'initiator', names: 'mid' });
+      desc.contents = desc.contents.filter((c) => offer.contents.some((o) => o.name === c.name));
+      desc.bundle = desc.contents.map((c) => c.name);
+      await this.sendJingle('session-accept', sid, desc);
+      return;
+    }
+    if (!b || sid !== b.sid) return;
+    if (action === 'source-add' || action === 'source-remove') {
+      const desc = readDescription(j, { sourcesOnly: true });
+      for (const c of desc.contents) {
+        for (const source of c.rtp?.sources ?? []) {
+          if (action === 'source-add') b.remote.push({ kind: c.rtp!.media, source, removed: false });
+          else for (const r of b.remote) if (r.source.ssrc === source.ssrc) r.removed = true;
+        }
+      }
+      await this.reanswer();
+      if (action === 'source-remove') for (const v of Array.from(document.querySelectorAll('video'))) if (b.remote.some((r) => r.removed && `${r.kind}-${r.source.ssrc}` === v.dataset.mid)) v.remove();
+      return;
+    }
+    if (action === 'transport-info') {
+      for (const content of j.getChildren('content')) {
+        const t = readTransport(content.getChild('transport', JNS.ice), content.attrs.name as string);
+        for (const c of t.candidates) await b.pc.addIceCandidate({ candidate: candidateLine(c), sdpMid: content.attrs.name as string, usernameFragment: t.ufrag ?? null });
+      }
+      return;
+    }
+    if (action === 'session-terminate') {
+      this.sessions.get(sid)!.ended = true;
+      b.pc.close();
+    }
+  }
+
+  /** Bundle mode: publishes the fake camera on the session's own m-lines and announces its sources with source-add. */
+  async publishBundle(): Promise<number[]> {
+    const b = this.bundle!;
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    for (const track of stream.getTracks()) {
+      const name = b.offer.contents.find((c) => c.rtp?.media === track.kind)!.name;
+      const t = b.pc.getTransceivers().find((x) => x.mid === name)!;
+      await t.sender.replaceTrack(track);
+      t.sender.setStreams(stream);
+      t.direction = 'sendrecv';
+    }
+    const answer = await this.reanswer();
+    const desc = sdpToJingle(answer.sdp!, { author: 'responder', creator: 'initiator', names: 'mid' });
+    const add = el('jingle', { xmlns: JNS.jingle, action: 'source-add', sid: b.sid, initiator: this.focus });
+    for (const c of desc.contents) {
+      if (!c.rtp || !b.offer.contents.some((o) => o.name === c.name) || c.rtp.sources.length === 0) continue;
+      const media = c.rtp.media;
+      const d = el('description', { xmlns: JNS.rtp, media });
+      for (const s of c.rtp.sources) {
+        this.ownSsrcs.push(s.ssrc);
+        d.cnode(el('source', { xmlns: JNS.ssma, ssrc: s.ssrc }, el('parameter', { name: 'msid', value: s.msid ?? '' })));
+      }
+      for (const g of c.rtp.ssrcGroups) d.cnode(el('ssrc-group', { xmlns: JNS.ssma, semantics: g.semantics }, ...g.ssrcs.map((x) => el('source', { ssrc: x }))));
+      add.cnode(el('content', { name: media, creator: 'initiator' }, d));
+    }
+    await this.iq($iq({ type: 'set', to: this.focus }).cnode(Strophe.xmlHtmlNode(add.toString()).documentElement).tree());
+    return this.ownSsrcs;
+  }
+
+  /** Bundle mode: per remote source, what the user sees of it (frames decoded, audio received), and whether it was removed. */
+  async bundleStats(): Promise<{ ssrc: number; kind: string; owner?: string; name?: string; removed: boolean; framesDecoded: number; frameWidth: number; samples: number; direction?: string }[]> {
+    const b = this.bundle;
+    if (!b) return [];
+    const stats = new Map<number, Record<string, number>>();
+    (await b.pc.getStats()).forEach((v) => {
+      if (v.type === 'inbound-rtp') stats.set(v.ssrc, v);
+    });
+    return b.remote.map((r) => {
+      const s = stats.get(r.source.ssrc);
+      const t = b.pc.getTransceivers().find((x) => x.mid === `${r.kind}-${r.source.ssrc}`);
+      return {
+        ssrc: r.source.ssrc,
+        kind: r.kind,
+        owner: r.source.owner,
+        name: r.source.name,
+        removed: r.removed,
+        framesDecoded: s?.framesDecoded ?? 0,
+        frameWidth: s?.frameWidth ?? 0,
+        samples: s?.totalSamplesReceived ?? 0,
+        direction: t?.currentDirection ?? undefined,
+      };
+    });
   }
 
   /** Opens the bridge channel and keeps what it says. */
@@ -172,6 +313,7 @@ export class JingleClient {
       v.muted = true;
       v.playsInline = true;
       v.srcObject = e.streams[0] ?? new MediaStream([e.track]);
+      v.dataset.mid = e.transceiver.mid ?? '';
       document.body.appendChild(v);
       s.video = v;
     };

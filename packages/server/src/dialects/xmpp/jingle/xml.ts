@@ -79,7 +79,7 @@ export function transportElement(t: JingleContent['transport'], withCandidates =
   return e;
 }
 
-function sourceElement(s: JingleSource): Element {
+export function sourceElement(s: JingleSource): Element {
   return node(
     'source',
     { xmlns: JNS.ssma, ssrc: s.ssrc, name: s.name, videoType: s.videoType },
@@ -222,7 +222,7 @@ function safeToken(v: string, what: string): string {
   return v;
 }
 
-function readContent(c: Element): JingleContent {
+function readContent(c: Element, sourcesOnly: boolean): JingleContent {
   const name = safeToken(str(c, 'name', 'content', { required: true, max: 64 })!, 'a content name');
   const what = `content "${name}"`;
   const creator = str(c, 'creator', 'content', { max: 16 }) ?? 'initiator';
@@ -254,7 +254,7 @@ function readContent(c: Element): JingleContent {
     })),
     feedback: readFeedback(p),
   }));
-  if (payloads.length === 0 && !content.rejected) throw new JingleXmlError(`${what} lists no payload types`);
+  if (payloads.length === 0 && !content.rejected && !sourcesOnly) throw new JingleXmlError(`${what} lists no payload types`);
   const sources: JingleSource[] = [];
   const rids: string[] = [];
   let ridsSentBy: 'initiator' | 'responder' | undefined;
@@ -314,9 +314,13 @@ function safeParam(v: string): string {
   return v;
 }
 
-/** Reads the contents and BUNDLE group of a <jingle/> element (or of a source-add/-remove). */
-export function readDescription(jingle: Element): JingleDescription {
-  const contents = bounded(kids(jingle, 'content'), JINGLE_LIMITS.contents, 'contents').map(readContent);
+/**
+ * Reads the contents and BUNDLE group of a <jingle/> element; with
+ * `sourcesOnly`, those of a source-add or source-remove (Jitsi's), whose
+ * descriptions carry sources and no payload types.
+ */
+export function readDescription(jingle: Element, opts: { sourcesOnly?: boolean } = {}): JingleDescription {
+  const contents = bounded(kids(jingle, 'content'), JINGLE_LIMITS.contents, 'contents').map((c) => readContent(c, opts.sourcesOnly ?? false));
   const names = new Set<string>();
   for (const c of contents) {
     if (names.has(c.name)) throw new JingleXmlError(`two contents are named "${c.name}"`);
