@@ -50,7 +50,7 @@ const HELP = `Usage: atrium serve [options]
 
 Running several nodes (a cluster coordinated through Redis, behind HAProxy;
 see docs/cluster.md and deploy/). Also the "cluster" section of
-DATA/config.json: {"redis", "nodeId", "publicUrl", "internalUrl", "region",
+DATA/config.json: {"redis", "nodeId", "publicUrl", "internalUrl", "region", "labels",
 "drainTimeout"}; options given here win.
   --redis URL          Redis to coordinate through, e.g. redis://10.0.0.5:6379
                        (also ATRIUM_REDIS_URL); without it, a single node
@@ -61,6 +61,8 @@ DATA/config.json: {"redis", "nodeId", "publicUrl", "internalUrl", "region",
   --internal-url URL   where the other nodes reach this node (default: the
                        --listen address, which must then be a specific one)
   --region NAME        place groups whose file says "region": NAME here
+  --label NAME         a label of this node (repeatable): a group whose file
+                       says "labels": [...] is placed on a node with all of them
   --drain-timeout SECONDS  on SIGTERM or \`atrium ctl drain\`, how long to wait
                        for this node's groups to empty before moving them
                        (default 30)
@@ -95,6 +97,7 @@ export async function runServe(argv: string[]): Promise<number> {
     'public-url': { type: 'string' },
     'internal-url': { type: 'string' },
     region: { type: 'string' },
+    label: { type: 'string', multiple: true },
     'drain-timeout': { type: 'string' },
   });
   if (values.help) {
@@ -199,7 +202,7 @@ async function clusterSettings(values: Record<string, unknown>, dataDir: string,
   const str = (k: string) => values[k] as string | undefined;
   const redisUrl = str('redis') ?? process.env.ATRIUM_REDIS_URL ?? file.redis;
   if (redisUrl === undefined) {
-    for (const k of ['node-id', 'public-url', 'internal-url', 'region', 'drain-timeout']) {
+    for (const k of ['node-id', 'public-url', 'internal-url', 'region', 'label', 'drain-timeout']) {
       if (values[k] !== undefined) throw new Error(`serve: --${k} is for a node of a cluster; give --redis URL too`);
     }
     return undefined;
@@ -218,6 +221,8 @@ async function clusterSettings(values: Record<string, unknown>, dataDir: string,
   ] as const) {
     if (v !== undefined && !/^https?:\/\/[^/]/.test(v)) throw new Error(`serve: --${k} must be an http(s) URL, not "${v}"`);
   }
+  const labels = (values.label as string[] | undefined) ?? file.labels;
+  for (const l of labels ?? []) if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(l)) throw new Error(`serve: --label must be letters, digits, "_", ".", ":" or "-" (at most 64), not "${l}"`);
   const drain = str('drain-timeout');
   const drainSeconds = drain === undefined ? file.drainTimeout : Number(drain);
   if (drainSeconds !== undefined && !(drainSeconds >= 0 && drainSeconds <= 86400)) throw new Error(`serve: --drain-timeout must be a number of seconds from 0 to 86400, not "${drain}"`);
@@ -227,6 +232,7 @@ async function clusterSettings(values: Record<string, unknown>, dataDir: string,
     publicUrl,
     internalUrl: str('internal-url') ?? file.internalUrl,
     region: str('region') ?? file.region,
+    ...(labels !== undefined && labels.length > 0 ? { labels: [...new Set(labels)] } : {}),
     ...(drainSeconds !== undefined ? { drainTimeoutMs: drainSeconds * 1000 } : {}),
   };
 }

@@ -261,7 +261,7 @@ export class Cluster {
    * live). Undefined when nobody holds it and `place` is not set. Throws
    * when Redis cannot be asked.
    */
-  async locate(group: string, opts: { place: boolean; region?: string | undefined }): Promise<NodeRecord | undefined> {
+  async locate(group: string, opts: { place: boolean; region?: string | undefined; labels?: string[] | undefined }): Promise<NodeRecord | undefined> {
     const owner = await this.redis.get(ownerKey(group));
     if (owner !== null) {
       const rec = owner === this.nodeId ? this.record() : (this.nodes.get(owner) ?? (await this.fetchNode(owner)));
@@ -271,7 +271,7 @@ export class Cluster {
     // The snapshot is as old as the last heartbeat, which a busy process may run late: a node that started (or
     // died) since would be missed, and the group placed outside its region. A placement reads the live set first.
     await this.refreshSnapshot({ keepRecent: true });
-    const candidate = this.choose(opts.region);
+    const candidate = this.choose(group, opts.region, opts.labels ?? []);
     const actual = await this.redis.atriumClaim(ownerKey(group), candidate.id, this.timings.leaseMs, `${PREFIX}node:`);
     if (actual === this.nodeId) {
       this.hold(group);
@@ -281,11 +281,19 @@ export class Cluster {
     return this.nodes.get(actual) ?? (await this.fetchNode(actual)) ?? candidate;
   }
 
-  /** The least loaded live node that takes new groups, preferring `region`. */
-  private choose(region: string | undefined): NodeRecord {
+  /**
+   * The least loaded live node that takes new groups: of those that have
+   * every one of `labels`, preferring `region` among them. A group whose
+   * labels no live node has is placed as if it had none (and the log says
+   * so): a missing node must not make a group unreachable.
+   */
+  private choose(group: string, region: string | undefined, labels: string[]): NodeRecord {
     const open = this.liveNodes().filter((n) => !n.draining);
-    const inRegion = region === undefined ? open : open.filter((n) => n.region === region);
-    const pool = inRegion.length > 0 ? inRegion : open.length > 0 ? open : [this.record()];
+    const labelled = labels.length === 0 ? open : open.filter((n) => labels.every((l) => n.labels.includes(l)));
+    if (labelled.length === 0 && open.length > 0) this.log.warn({ group, labels }, 'no live node has every label the group asks for: placing it on another node');
+    const base = labelled.length > 0 ? labelled : open;
+    const inRegion = region === undefined ? base : base.filter((n) => n.region === region);
+    const pool = inRegion.length > 0 ? inRegion : base.length > 0 ? base : [this.record()];
     let best: NodeRecord | undefined;
     let bestScore = Infinity;
     for (const n of pool) {

@@ -86,6 +86,7 @@ export function clusterAdmin(cluster: Cluster, registry: Registry, hooks: { drai
           publicUrl: n.publicUrl,
           internalUrl: n.internalUrl,
           region: n.region,
+          labels: n.labels,
           draining: n.draining,
           clients: n.clients,
           streams: n.streams,

@@ -1,7 +1,7 @@
 // The registry of a node in a cluster: the node's own GroupRegistry for the
 // groups it serves, and the cluster (Redis) to decide which node serves a
 // group. The rule every dialect follows: a group lives on exactly one node;
-// the first join places it (least loaded node, or one of its `region`); a
+// the first join places it (least loaded node, of its `labels` and `region`); a
 // join that reaches another node is answered `elsewhere`, and the dialect
 // kit hands the connection to the owner (kit/forward.ts). With Redis away,
 // a node serves what it holds and places new groups on itself.
@@ -64,7 +64,7 @@ export class ClusterRegistry implements Registry {
     if (this.cluster.redisState !== 'up') return this.alone(name);
     let owner: NodeRecord | undefined;
     try {
-      owner = await this.cluster.locate(name, { place: true, region: desc?.region });
+      owner = await this.cluster.locate(name, { place: true, region: desc?.region, labels: desc?.labels });
     } catch (e) {
       this.log.warn({ group: name, err: (e as Error).message }, 'Redis did not answer while placing a group');
       return this.alone(name);
@@ -93,7 +93,8 @@ export class ClusterRegistry implements Registry {
     if (this.local.get(name) && this.cluster.holds(name)) return { kind: 'here' };
     if (this.cluster.redisState !== 'up') return this.locateCached(name);
     try {
-      const owner = await this.cluster.locate(name, { place: opts.place ?? false, region: this.local.describe(name)?.region });
+      const desc = this.local.describe(name);
+      const owner = await this.cluster.locate(name, { place: opts.place ?? false, region: desc?.region, labels: desc?.labels });
       return owner === undefined || owner.id === this.cluster.nodeId ? { kind: 'here' } : elsewhere(name, owner);
     } catch {
       return this.locateCached(name);

@@ -33,13 +33,14 @@ export interface ServerConfig {
   raw: Record<string, unknown>;
 }
 
-/** The `cluster` section of data/config.json: the same as serve's --redis, --node-id, --public-url, --internal-url, --region, --drain-timeout. */
+/** The `cluster` section of data/config.json: the same as serve's --redis, --node-id, --public-url, --internal-url, --region, --label, --drain-timeout. */
 export interface ClusterFileSettings {
   redis?: string;
   nodeId?: string;
   publicUrl?: string;
   internalUrl?: string;
   region?: string;
+  labels?: string[];
   /** Seconds. */
   drainTimeout?: number;
 }
@@ -79,6 +80,10 @@ export const serverConfigSchema = z.strictObject({
       publicUrl: z.url().optional(),
       internalUrl: z.url().optional(),
       region: z.string().min(1).optional(),
+      labels: z
+        .array(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'a label is letters, digits, "_", ".", ":" or "-" (at most 64)'))
+        .max(16)
+        .optional(),
       drainTimeout: z.number().min(0).max(86400).optional(),
     })
     .optional(),

@@ -36,6 +36,8 @@ export interface GroupDescription {
   tokenAudience: 'url' | 'path';
   /** In a cluster: place the group on a node of this region (`--region`) when one is live (Atrium's `region`). */
   region?: string;
+  /** In a cluster: place the group on a node that has every one of these labels (`--label`) when one is live (Atrium's `labels`). */
+  labels?: string[];
   authServer?: string;
   authPortal?: string;
   maxClients?: number;
@@ -252,6 +254,11 @@ export const groupFileSchema = z.strictObject({
   'token-audience': z.enum(['url', 'path']).optional(),
   // Atrium's: in a cluster, the region of the nodes the group is placed on.
   region: z.string().min(1).max(100).optional(),
+  // Atrium's: in a cluster, the labels a node must have to get the group (each one `--label` of the node).
+  labels: z
+    .array(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'a label is letters, digits, "_", ".", ":" or "-" (at most 64)'))
+    .max(16)
+    .optional(),
   authServer: z.string().optional(),
   authPortal: z.string().optional(),
   public: z.boolean().optional(),
@@ -433,6 +440,7 @@ export function parseGroupDescription(name: string, file: string, json: unknown)
     authKeys: (f.authKeys ?? []).map((k) => ({ ...k }) as JsonWebKey),
     tokenAudience: f['token-audience'] ?? 'url',
     ...(f.region !== undefined ? { region: f.region } : {}),
+    ...(f.labels !== undefined && f.labels.length > 0 ? { labels: [...f.labels] } : {}),
     maxHistoryAge: maxHistoryAge === undefined || maxHistoryAge === 0 ? DEFAULT_MAX_HISTORY_AGE : maxHistoryAge,
     allowRecording: flags.allowRecording,
     allowAnonymous: f['allow-anonymous'] ?? false,

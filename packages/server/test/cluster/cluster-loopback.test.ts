@@ -37,7 +37,20 @@ async function startNode(id: string): Promise<RunningServer> {
     startTimeoutMs: 240_000,
     groups: { g: OPEN, other: OPEN },
     config: { users: { [ADMIN.user]: { password: ADMIN.password, permissions: 'admin' } }, writableGroups: true },
-    args: ['--redis', `redis://127.0.0.1:${redisPort}`, '--node-id', id, '--public-url', `https://lb.example/node/${id}`, '--region', `r-${id}`, '--no-media', '--drain-timeout', '300'],
+    args: [
+      '--redis',
+      `redis://127.0.0.1:${redisPort}`,
+      '--node-id',
+      id,
+      '--public-url',
+      `https://lb.example/node/${id}`,
+      '--region',
+      `r-${id}`,
+      ...(id === 'n2' ? ['--label', 'gpu', '--label', 'eu'] : []),
+      '--no-media',
+      '--drain-timeout',
+      '300',
+    ],
   });
   nodes.set(id, s);
   return s;
@@ -45,7 +58,7 @@ async function startNode(id: string): Promise<RunningServer> {
 
 const node = (id: string) => nodes.get(id)!;
 
-async function clusterView(id: string): Promise<{ redis: string; nodes: { id: string; draining: boolean; groups: Record<string, { clients: number }> }[] }> {
+async function clusterView(id: string): Promise<{ redis: string; nodes: { id: string; draining: boolean; labels?: string[]; groups: Record<string, { clients: number }> }[] }> {
   const r = await fetch(`${node(id).url}/galene-api/v0/.cluster`, { headers: admin });
   assert.equal(r.status, 200, await r.clone().text());
   return (await r.json()) as Awaited<ReturnType<typeof clusterView>>;
@@ -173,6 +186,20 @@ test('Camus rooms and RTCPool pools (WebSocket and socket.io) follow the same ru
   });
   assert.equal(put.status, 204, await put.text());
   assert.deepEqual((await p.next('rtc:describe', (d) => d.id === q.id)).description, { role: 'speaker' });
+});
+
+test('a group whose file names labels is placed on the node that has them, whichever node the join goes through', async () => {
+  assert.deepEqual((await clusterView('n1')).nodes.find((n) => n.id === 'n2')?.labels, ['gpu', 'eu'], '.cluster shows each node’s labels');
+  // Labels come before the region: r-n3 is n3's region, but only n2 has both labels.
+  await defineGroup('n1', 'render', { labels: ['gpu', 'eu'], region: 'r-n3' });
+  await galene('n3', 'render', 'ivy');
+  assert.equal(await db.get('atrium:owner:render'), 'n2');
+  await galene('n1', 'render', 'jack');
+  await until('n3 sees render on n2', async () => (await ownerSeenBy('n3', 'render')) === 'n2', 5000);
+  // A label no live node has does not make the group unreachable: it is placed as if it had none (in its region here).
+  await defineGroup('n2', 'nowhere', { labels: ['quantum'], region: 'r-n1' });
+  await galene('n2', 'nowhere', 'kim');
+  assert.equal(await db.get('atrium:owner:nowhere'), 'n1');
 });
 
 test('a group defined through one node’s admin API is joinable through another at once', async () => {

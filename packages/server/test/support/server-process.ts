@@ -45,6 +45,37 @@ export interface StartOptions {
   wrap?: string[];
 }
 
+/**
+ * The servers this process started and has not stopped. When the test
+ * runner ends a file that overran its bound it sends SIGTERM, whose default
+ * action runs no `finally` nor `after`: the servers would live on, orphaned,
+ * holding ports and cores. So on SIGTERM, SIGINT and exit every server left
+ * is killed (its media worker processes exit when it is gone). They stay in
+ * this process's group, so a wrapper that kills the group (the loopback
+ * namespace runs, support/netns.ts) ends them too.
+ */
+const live = new Set<ChildProcess>();
+let reaperInstalled = false;
+
+function killServer(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+function installReaper(): void {
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.on('exit', () => {
+    for (const c of live) killServer(c);
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      for (const c of live) killServer(c);
+      // This listener is gone now: the signal, raised again, does what it would have done without it.
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
 export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
   const root = await mkdtemp(join(opts.root ?? tmpdir(), 'atrium-test-'));
   const dataDir = join(root, 'data');
@@ -86,10 +117,13 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     ...(opts.args ?? []),
   ];
   const [exe, ...args] = [...(opts.ns ? ['ip', 'netns', 'exec', opts.ns] : []), ...(opts.wrap ?? []), ...command];
+  installReaper();
   const child = spawn(exe!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
   let out = '';
   const echo = !!process.env.ATRIUM_TEST_SERVER_LOG;
   const collect = (d: Buffer) => {
@@ -102,7 +136,7 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     const limit = opts.startTimeoutMs ?? 60_000;
     const timer = setTimeout(() => {
       // Given up on: it must not start later and run on with nobody to stop it.
-      child.kill('SIGKILL');
+      killServer(child);
       reject(new Error(`server did not start within ${limit / 1000} s:\n${out}`));
     }, limit);
     const onData = () => {
