@@ -47,6 +47,7 @@ interface Figures {
     onCap?: { windowS: number; fpsA: number; fpsB: number; freezesA: number; frozenA: number; sentKbps: number; receivedKbps: number };
   };
   uplink?: { beforeKbps: number; afterKbps: number; dropMs: number; publisherEstimate: number; capBps: number; layers?: string[] };
+  uplinkLoss?: { windowS?: number; resentByBrowser: number; nackedByServer: number; rtxRecovered: number; rtxUnneeded: number; dropped: number };
   uplinkWindow?: { windowS: number; fpsA: number; fpsB: number; freezes: number; frozen: number; widths: number[]; sentKbps: number };
   loadavg: number[];
 }
@@ -110,6 +111,13 @@ for (let i = 1; i <= runs; i++) {
     console.log(
       `      on the cap, ${c.windowS} s: capped subscriber ${f1(c.fpsA)} fps (other ${f1(c.fpsB)} fps), ${c.freezesA} freezes, ${c.frozenA.toFixed(2)} s frozen; ` +
         `server sent it ${Math.round(c.sentKbps)} kbit/s (${((100 * c.sentKbps) / (f.cap!.capBps / 1000)).toFixed(0)} % of the cap, payload incl. audio and probes), its browser received ${Math.round(c.receivedKbps)} kbit/s of video payload`,
+    );
+  }
+  const l = f.uplinkLoss;
+  if (l) {
+    console.log(
+      `  10 % loss on the publisher's up-link${l.windowS ? `, ${l.windowS} s` : ''}: the server NACKed ${l.nackedByServer} packets, the publisher resent ${l.resentByBrowser} (its retransmittedPacketsSent), ` +
+        `the server recovered ${l.rtxRecovered} from its RTX stream (${l.rtxUnneeded} RTX packets repaired nothing); ${l.dropped} packets dropped`,
     );
   }
   if (f.uplink) {

@@ -118,6 +118,12 @@ export class Metrics {
       labelNames: ['group', 'kind'] as const,
       registers: [this.registry],
     }),
+    rtxRecovered: new Gauge({
+      name: 'atrium_media_rtx_recovered_packets',
+      help: "Packets publishers resent on their RTX stream (RFC 4588) in answer to the server's NACKs, on live streams, by group",
+      labelNames: ['group'] as const,
+      registers: [this.registry],
+    }),
     keyframeRequests: new Gauge({
       name: 'atrium_media_keyframe_requests',
       help: 'Keyframe requests on live streams (up: sent to publishers, down: received from subscribers), by group, direction and kind',

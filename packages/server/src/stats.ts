@@ -27,6 +27,10 @@ export interface TrackReport {
   retransmittedRtx?: number;
   /** Down video: second copies of retransmissions on a lossy link (not in `retransmitted`). */
   retransmittedRedundant?: number;
+  /** Up video: packets recovered from the publisher's RTX stream (RFC 4588). */
+  rtxRecovered?: number;
+  /** Up video: RTX packets that repaired nothing (probes, late copies). */
+  rtxUnneeded?: number;
   /** Down video: bytes of bandwidth-probe padding sent. */
   probeBytes?: number;
 }
@@ -67,6 +71,8 @@ function track(t: TrackStats): TrackReport {
   if (t.retransmitted !== undefined) r.retransmitted = t.retransmitted;
   if (t.retransmittedRtx !== undefined) r.retransmittedRtx = t.retransmittedRtx;
   if (t.retransmittedRedundant !== undefined) r.retransmittedRedundant = t.retransmittedRedundant;
+  if (t.rtxRecovered !== undefined) r.rtxRecovered = t.rtxRecovered;
+  if (t.rtxUnneeded !== undefined) r.rtxUnneeded = t.rtxUnneeded;
   if (t.probeBytes !== undefined) r.probeBytes = t.probeBytes;
   if (t.codec) r.codec = t.codec;
   if (t.layer) r.layer = t.layer;
@@ -114,6 +120,7 @@ export interface MediaGauges {
   retransmitted: Gauge<'group' | 'kind'>;
   retransmittedRtx: Gauge<'group' | 'kind'>;
   retransmittedRedundant: Gauge<'group' | 'kind'>;
+  rtxRecovered: Gauge<'group'>;
   keyframeRequests: Gauge<'group' | 'direction' | 'kind'>;
   /** Down-link estimate per forwarded stream. */
   estimate: Gauge<'group' | 'client' | 'stream'>;
@@ -148,6 +155,7 @@ export function updateMediaGauges(g: MediaGauges, reports: GroupReport[]): void 
             g.lost.inc(labels, Math.round(t.loss * t.packets));
             g.nacks.inc(labels, t.nacks);
             g.keyframeRequests.inc(labels, t.keyframeRequests);
+            if (direction === 'up' && t.rtxRecovered !== undefined) g.rtxRecovered.inc({ group: group.name }, t.rtxRecovered);
             if (direction === 'down') {
               if (t.retransmitted !== undefined) g.retransmitted.inc({ group: group.name, kind: t.kind }, t.retransmitted);
               if (t.retransmittedRtx !== undefined) g.retransmittedRtx.inc({ group: group.name, kind: t.kind }, t.retransmittedRtx);

@@ -77,6 +77,10 @@ export interface TrackStats {
   retransmittedRtx?: number;
   /** Down video: second copies of retransmissions, sent when the subscriber's link loses a lot (not in `retransmitted`). */
   retransmittedRedundant?: number;
+  /** Up video: packets recovered from the publisher's RTX stream (RFC 4588), forwarded as the packets they repair. */
+  rtxRecovered?: number;
+  /** Up video: RTX packets that repaired nothing we asked for (the publisher's bandwidth probes, late copies), dropped. */
+  rtxUnneeded?: number;
   /** Down video: bytes of bandwidth-probe traffic sent (see media/quality/downlink.ts). */
   probeBytes?: number;
 }

@@ -304,6 +304,48 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
       }
     });
 
+    test("10 % loss on the publisher's up-link: the server NACKs, Chromium resends on its RTX stream, subscribers keep decoding", async () => {
+      const port = await portOf(r.pub, 'imp-up');
+      const out = () => call<Outbound>(r.pub, 'outbound', 'imp-up');
+      const resent = (o: Outbound) => Object.values(o.layers).reduce((a, l) => a + l.retransmittedPacketsSent, 0);
+      const upVideo = async () => (await r.up.stats()).tracks.find((t) => t.kind === 'video');
+      const [o0, u0, a0, b0] = [await out(), await upVideo(), await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b')];
+      impair.set('upl_loss', [{ port, direction: 'from', lossPercent: 10 }]);
+      const lossFrom = Date.now();
+      try {
+        // what the publisher's browser reports: packets retransmitted (on RTX, as negotiated)
+        let o1 = await until('the publisher retransmitting', out, (o) => resent(o) > resent(o0) + 10, 20_000);
+        let u1 = await until('the server recovering packets from the RTX stream', upVideo, (t) => (t?.rtxRecovered ?? 0) > (u0?.rtxRecovered ?? 0) + 10, 20_000);
+        const [a1, b1] = await until(
+          'frames decoded by both subscribers',
+          async () => [await inbound(r.subA, 'imp-a'), await inbound(r.subB, 'imp-b')],
+          ([a, b]) => a.framesDecoded > a0.framesDecoded + 30 && b.framesDecoded > b0.framesDecoded + 30,
+          20_000,
+        );
+        if (BENCH) {
+          // the bench: counts over a whole window from the loss's start
+          await sleep(Math.max(0, CAP_WINDOW_MS - (Date.now() - lossFrom)));
+          [o1, u1] = [await out(), await upVideo()];
+        }
+        const dropped = impair.dropped('upl_loss');
+        figures.uplinkLoss = {
+          windowS: BENCH ? CAP_WINDOW_MS / 1000 : undefined,
+          resentByBrowser: resent(o1) - resent(o0),
+          nackedByServer: (u1?.nacks ?? 0) - (u0?.nacks ?? 0),
+          rtxRecovered: (u1?.rtxRecovered ?? 0) - (u0?.rtxRecovered ?? 0),
+          rtxUnneeded: (u1?.rtxUnneeded ?? 0) - (u0?.rtxUnneeded ?? 0),
+          dropped,
+        };
+        console.error(
+          `10 % up-link loss: the publisher resent ${resent(o1) - resent(o0)} packets, the server NACKed ${(u1?.nacks ?? 0) - (u0?.nacks ?? 0)} and recovered ${(u1?.rtxRecovered ?? 0) - (u0?.rtxRecovered ?? 0)} from RTX ` +
+            `(${(u1?.rtxUnneeded ?? 0) - (u0?.rtxUnneeded ?? 0)} RTX packets repaired nothing); ${dropped} packets dropped; subscribers ${a1.frameWidth} and ${b1.frameWidth} px`,
+        );
+        assert.ok(dropped > 0, 'the loss rule dropped packets');
+      } finally {
+        impair.clear('upl_loss');
+      }
+    });
+
     test("a 400 kbit/s cap on the publisher's up-link: the browser drops its high layer (our feedback reaches it), subscribers keep decoding", async () => {
       const port = await portOf(r.pub, 'imp-up');
       const out = () => call<Outbound>(r.pub, 'outbound', 'imp-up');

@@ -421,7 +421,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
     super();
     this.id = options.id;
     this.label = options.label;
-    this.pc = new RTCPeerConnection({ ...upConfig(engine.options, options.iceServers, options.codecs), iceFilterStunResponse: engine.mux.marker });
+    this.pc = new RTCPeerConnection({ ...upConfig(engine.options, options.iceServers, options.codecs, false), iceFilterStunResponse: engine.mux.marker });
     this.link = new NativeLink(
       engine.mux,
       this.pc,

@@ -72,14 +72,19 @@ function base(engine: WeriftEngineOptions, iceServers: IceServer[]): RTCPeerConn
   };
 }
 
-/** Publisher side: werift answers; codecs are matched by MIME type, the publisher's fmtp and feedback are kept. */
-export function upConfig(engine: WeriftEngineOptions, iceServers: IceServer[], codecs: CodecName[] = [...ALL_CODECS]): RTCPeerConnectionConfig {
+/**
+ * Publisher side: werift answers; codecs are matched by MIME type, the publisher's fmtp and feedback are kept.
+ * `rtx`: offer RTX (the werift up-stream unwraps it); the native packet plane does not, so it passes false.
+ */
+export function upConfig(engine: WeriftEngineOptions, iceServers: IceServer[], codecs: CodecName[] = [...ALL_CODECS], rtx = true): RTCPeerConnectionConfig {
   const video: RTCRtpCodecParameters[] = [];
   // what Galène honours: NACK, PLI, FIR, REMB; plus transport-cc (we write the feedback, see twcc.ts)
   const rtcpFeedback = [useNACK(), usePLI(), useFIR(), useREMB(), useTWCC()];
-  if (codecs.includes('vp8')) video.push(useVP8({ rtcpFeedback }));
-  if (codecs.includes('vp9')) video.push(useVP9({ rtcpFeedback }));
-  if (codecs.includes('h264')) video.push(useH264({ rtcpFeedback }));
+  // each followed by RTX (RFC 4588): a publisher that offers it resends what we NACK on its RTX stream (up-stream.ts unwraps it)
+  const repair = () => (rtx ? [new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 })] : []);
+  if (codecs.includes('vp8')) video.push(useVP8({ rtcpFeedback }), ...repair());
+  if (codecs.includes('vp9')) video.push(useVP9({ rtcpFeedback }), ...repair());
+  if (codecs.includes('h264')) video.push(useH264({ rtcpFeedback }), ...repair());
   const audio = codecs.includes('opus') ? [useOPUS()] : [];
   return {
     ...base(engine, iceServers),

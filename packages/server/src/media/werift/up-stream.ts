@@ -81,6 +81,9 @@ class Layer {
   #highest = -1;
   #missing = new Map<number, { tries: number; next: number; since: number }>();
   nacks = 0;
+  /** Packets recovered from the publisher's RTX stream (RFC 4588), and RTX packets that repaired nothing (its probes, late copies). */
+  rtxRecovered = 0;
+  rtxUnneeded = 0;
   constructor(
     readonly rid: string | undefined,
     clockRate: number,
@@ -101,6 +104,10 @@ class Layer {
     } else {
       this.#missing.delete(seq);
     }
+  }
+  /** Whether `seq` is one we are NACKing (a repair for it is wanted). */
+  isMissing(seq: number): boolean {
+    return this.#missing.has(seq);
   }
   /** Sequence numbers to NACK now. */
   dueNacks(now: number): number[] {
@@ -226,6 +233,23 @@ export class WeriftUpTrack implements UpTrack {
     for (let i = 0; i < sinks.length; i++) sinks[i]!.onPacket(layerIndex, packet, now);
   }
 
+  /**
+   * A packet unwrapped from the publisher's RTX stream: forwarded when it
+   * repairs one we NACKed; anything else on RTX (Chromium probes bandwidth
+   * by resending old packets there) is counted and dropped, or every
+   * subscriber would get each probe packet as a duplicate.
+   */
+  onRepair(layerIndex: number, packet: RtpLike): void {
+    const layer = this.layerList[layerIndex];
+    if (!layer) return;
+    if (!layer.isMissing(packet.header.sequenceNumber)) {
+      layer.rtxUnneeded++;
+      return;
+    }
+    layer.rtxRecovered++;
+    this.onPacket(layerIndex, packet, undefined);
+  }
+
   /** PLI to the publisher for one layer (or all), at most once per KEYFRAME_REQUEST_INTERVAL_MS per layer. */
   requestKeyframe(layerIndex?: number): void {
     if (this.kind !== 'video' || this.#ended) return;
@@ -314,6 +338,10 @@ export class WeriftUpTrack implements UpTrack {
       keyframeRequests: this.layerList.reduce((a, l) => a + l.keyframeRequests, 0),
       nacks: this.layerList.reduce((a, l) => a + l.nacks, 0),
     };
+    if (this.kind === 'video' && this.receiver) {
+      s.rtxRecovered = this.layerList.reduce((a, l) => a + l.rtxRecovered, 0);
+      s.rtxUnneeded = this.layerList.reduce((a, l) => a + l.rtxUnneeded, 0);
+    }
     if (this.kind === 'audio' && this.#audioLevel) {
       // RFC 6464: level is -dBov (0 loudest, 127 silence); stale readings count as silence.
       s.audioLevel = now - this.#audioLevel.at > 1000 ? 0 : 10 ** (-this.#audioLevel.level / 20);
@@ -375,6 +403,10 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements Weri
   readonly pc: RTCPeerConnection;
   readonly downs = new Set<{ close(): void }>();
   #tracks = new Map<string, WeriftUpTrack>();
+  /** RTX payload type -> the payload type it repairs (apt), from our answer; empty when the publisher offered no RTX. */
+  #rtxApt = new Map<number, number>();
+  /** RTX SSRC -> the layer it repairs, learnt from its repaired-rtp-stream-id (or the SDP's FID group). */
+  #rtxLayer = new Map<number, { track: WeriftUpTrack; layer: number }>();
   #state: ConnectionState = 'new';
   #closed = false;
   #timer: NodeJS.Timeout;
@@ -394,6 +426,7 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements Weri
     this.id = options.id;
     this.label = options.label;
     this.pc = new RTCPeerConnection(upConfig(engine, options.iceServers, options.codecs));
+    this.#interceptRtx();
     this.pc.onIceCandidate.subscribe((c) => {
       if (c?.candidate) this.emit('candidate', toCandidate(c.toJSON()));
     });
@@ -448,6 +481,13 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements Weri
     await this.pc.setLocalDescription(answer);
     holdEarlyDtls(this.pc);
     this.#setupTwcc(this.pc.localDescription!.sdp);
+    this.#rtxApt.clear();
+    for (const t of this.pc.getTransceivers()) {
+      for (const c of t.codecs) {
+        const apt = /(?:^|;)\s*apt=(\d+)/.exec(c.parameters ?? '');
+        if (c.mimeType.toLowerCase() === 'video/rtx' && apt) this.#rtxApt.set(c.payloadType, Number(apt[1]));
+      }
+    }
     for (const t of added) this.emit('track', t);
     return this.pc.localDescription!.sdp;
   }
@@ -497,6 +537,61 @@ export class WeriftUpStream extends TypedEmitter<UpStreamEvents> implements Weri
       }
     }
     return fresh ? track : undefined;
+  }
+
+  /**
+   * RTX (RFC 4588) from the publisher. werift unwraps RTX only for SSRCs
+   * signalled in the SDP and routes simulcast by rid, so a simulcast
+   * layer's RTX stream (which carries a repaired-rtp-stream-id, not a rid)
+   * is dropped as unknown: we take RTX packets before its router, find the
+   * layer they repair and hand the unwrapped packet to that layer.
+   */
+  #interceptRtx(): void {
+    const router = (this.pc as unknown as { router: unknown }).router as { routeRtp: (p: RtpPacket) => void; extIdUriMap: Record<number, string> };
+    const route = router.routeRtp;
+    router.routeRtp = (packet: RtpPacket) => {
+      const apt = this.#rtxApt.get(packet.header.payloadType);
+      if (apt === undefined) return route(packet);
+      const target = this.#rtxTarget(packet, router.extIdUriMap);
+      // padding-only RTX (a bandwidth probe) or a stream we cannot place: nothing to repair
+      if (!target || packet.payload.length < 2) return;
+      const layer = target.track.layerList[target.layer];
+      if (layer?.ssrc === undefined) return;
+      const h = packet.header;
+      target.track.onRepair(target.layer, {
+        header: { sequenceNumber: packet.payload.readUInt16BE(0), timestamp: h.timestamp, marker: h.marker, ssrc: layer.ssrc, payloadType: apt },
+        payload: packet.payload.subarray(2),
+      });
+    };
+  }
+
+  #rtxTarget(packet: RtpPacket, extIdUriMap: Record<number, string>): { track: WeriftUpTrack; layer: number } | undefined {
+    const ssrc = packet.header.ssrc;
+    const known = this.#rtxLayer.get(ssrc);
+    if (known) return known;
+    let mid: string | undefined;
+    let rrid: string | undefined;
+    for (const e of packet.header.extensions) {
+      const uri = extIdUriMap[e.id];
+      if (uri === RTP_EXTENSION_URI.sdesMid) mid = e.payload.toString();
+      else if (uri === RTP_EXTENSION_URI.repairedRtpStreamId) rrid = e.payload.toString();
+    }
+    let found: { track: WeriftUpTrack; layer: number } | undefined;
+    for (const track of this.#tracks.values()) {
+      if (track.kind !== 'video' || (mid !== undefined && track.id !== mid)) continue;
+      if (rrid !== undefined) {
+        const i = track.layerList.findIndex((l) => l.rid === rrid);
+        if (i >= 0) found = { track, layer: i };
+      } else {
+        // an SSRC-signalled stream: the SDP's FID group pairs it with its media SSRC (werift parsed it)
+        const media = (track.receiver as unknown as { ssrcByRtx?: Record<number, number> } | undefined)?.ssrcByRtx?.[ssrc];
+        const i = media === undefined ? -1 : track.layerList.findIndex((l) => l.ssrc === media);
+        if (i >= 0) found = { track, layer: i };
+      }
+      if (found) break;
+    }
+    if (found) this.#rtxLayer.set(ssrc, found);
+    return found;
   }
 
   /** Records the transport-wide sequence number of every packet on the (bundled) transport, once transport-cc is in our answer. */

@@ -52,7 +52,7 @@ export const QUALITY_PAGE_SCRIPT = `
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
         out.layers[s.rid || ''] = { fps: s.framesPerSecond || 0, width: s.frameWidth || 0, framesEncoded: s.framesEncoded || 0,
           reason: s.qualityLimitationReason, targetBitrate: s.targetBitrate || 0, bytesSent: s.bytesSent || 0,
-          retransmittedBytesSent: s.retransmittedBytesSent || 0, nackCount: s.nackCount || 0 };
+          retransmittedBytesSent: s.retransmittedBytesSent || 0, retransmittedPacketsSent: s.retransmittedPacketsSent || 0, nackCount: s.nackCount || 0 };
       }
       if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) out.availableOutgoingBitrate = s.availableOutgoingBitrate;
     });
@@ -75,7 +75,10 @@ export const QUALITY_PAGE_SCRIPT = `
 `;
 
 export interface Outbound {
-  layers: Record<string, { fps: number; width: number; framesEncoded: number; reason: string; targetBitrate: number; bytesSent: number; retransmittedBytesSent: number; nackCount: number }>;
+  layers: Record<
+    string,
+    { fps: number; width: number; framesEncoded: number; reason: string; targetBitrate: number; bytesSent: number; retransmittedBytesSent: number; retransmittedPacketsSent: number; nackCount: number }
+  >;
   availableOutgoingBitrate: number;
 }
 
