@@ -9,15 +9,16 @@
 // sustain (one message in flight per group, the next as soon as every member
 // had the last); with the CPU time every process spent on each.
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Service, certificateFor, randomPort, startHaproxy, startRedis } from '../../packages/server/test/cluster/support/services.ts';
-import { BenchClient, type Tracker, chatValue } from '../signaling/client.ts';
-import { BENCH_GROUP_FILE, ServerProcess, machineBusyMs } from '../signaling/server-process.ts';
+import { certificateFor, randomPort, type Service, startHaproxy, startRedis } from '../../packages/server/test/cluster/support/services.ts';
+import { BenchClient, chatValue, type Tracker } from '../signaling/client.ts';
+import { BENCH_GROUP_FILE, machineBusyMs, ServerProcess } from '../signaling/server-process.ts';
+import { BenchError } from '../support/main.ts';
 
-export class BenchError extends Error {}
+export { BenchError };
 
 export type Entry = 'status' | 'lb';
 

@@ -5,7 +5,8 @@
 // 2 on bad arguments.
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { BenchError, LAYOUTS, runClusterBench } from './bench.ts';
+import { runBenchMain } from '../support/main.ts';
+import { LAYOUTS, runClusterBench } from './bench.ts';
 import { formatReport } from './report.ts';
 
 const WATCHDOG_MS = 600_000;
@@ -73,18 +74,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-setTimeout(() => {
-  process.stderr.write(`bench:cluster: still running after ${WATCHDOG_MS / 1000} s; giving up\n`);
-  process.exit(1);
-}, WATCHDOG_MS).unref();
-process.once('SIGINT', () => process.exit(130));
-process.once('SIGTERM', () => process.exit(143));
-
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    const msg = e instanceof BenchError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
-    process.stderr.write(`bench:cluster: error: ${msg}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain('bench:cluster', WATCHDOG_MS, main);

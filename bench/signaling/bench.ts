@@ -4,8 +4,9 @@
 // server in memory. `run.ts` prints the figures; the test runs the same
 // code small to keep it working.
 import { randomBytes } from 'node:crypto';
-import { BenchClient, type Tracker, chatValue } from './client.ts';
-import { type MemorySample, ServerProcess, machineBusyMs, openFileLimit } from './server-process.ts';
+import { BenchError } from '../support/main.ts';
+import { BenchClient, chatValue, type Tracker } from './client.ts';
+import { type MemorySample, machineBusyMs, openFileLimit, ServerProcess } from './server-process.ts';
 
 export interface SignalingBenchOptions {
   /** Clients joining the group (default 2000). */
@@ -95,9 +96,7 @@ export interface SignalingBenchResult {
   warnings: string[];
 }
 
-export class BenchError extends Error {
-  override name = 'BenchError';
-}
+export { BenchError };
 
 const DEFAULTS = {
   clients: 2000,

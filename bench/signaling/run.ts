@@ -6,7 +6,8 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BenchError, runSignalingBench } from './bench.ts';
+import { runBenchMain } from '../support/main.ts';
+import { runSignalingBench } from './bench.ts';
 import { formatReport } from './report.ts';
 
 const MAX_CLIENTS = 2000;
@@ -74,18 +75,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-setTimeout(() => {
-  process.stderr.write(`bench:signaling: still running after ${WATCHDOG_MS / 1000} s; giving up\n`);
-  process.exit(1);
-}, WATCHDOG_MS).unref();
-process.once('SIGINT', () => process.exit(130));
-process.once('SIGTERM', () => process.exit(143));
-
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    const msg = e instanceof BenchError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
-    process.stderr.write(`bench:signaling: error: ${msg}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain('bench:signaling', WATCHDOG_MS, main);
