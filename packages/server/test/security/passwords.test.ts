@@ -92,6 +92,13 @@ test('a user changes their own password as text: the server hashes it with its o
   assert.equal(again.status, 401);
 });
 
+test('an empty new password is refused with 400 naming the reason, and the current one still works', async () => {
+  const r = await api('.groups/g/.users/bob/.password', { method: 'POST', auth: basic('bob', 'bobpw'), type: 'text/plain', body: '' });
+  assert.equal(r.status, 400);
+  assert.match(await r.text(), /the new password is empty/);
+  assert.equal(await login('bob', 'bobpw'), 'join present,message');
+});
+
 test('a wildcard user has no password of its own to change', async () => {
   const r = await api('.groups/g/.users/open/.password', { method: 'POST', auth: basic('open', 'whatever'), type: 'text/plain', body: 'mine now' });
   assert.equal(r.status, 401);

@@ -3,13 +3,22 @@
 // user themself may only POST a new password.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { passwordDefinitionSchema } from '../../groups/description.ts';
-import { setOwnPassword } from '../../groups/password-change.ts';
+import { PasswordChangeError, setOwnPassword } from '../../groups/password-change.ts';
 import { hashPassword } from '../../groups/passwords.ts';
 import { GroupNotFoundError } from '../../groups/store.ts';
 import type { AdminContext, Principal } from './context.ts';
 import { HttpError, methodNotAllowed, readJson, readText, sendEmpty, validate } from './http.ts';
 import { type UserRef, describeUser } from './paths.ts';
 import { rawUser, withUser } from './users.ts';
+
+/** How each refusal of a user's own password change reads over HTTP. */
+const PASSWORD_CHANGE_STATUS: Record<PasswordChangeError['code'], number> = {
+  'read-only': 403,
+  'no-such-user': 404,
+  'not-authorised': 403,
+  throttled: 429,
+  'bad-password': 400,
+};
 
 export async function password(ctx: AdminContext, req: FastifyRequest, reply: FastifyReply, name: string, u: UserRef, who: Principal): Promise<FastifyReply> {
   const what = `the password of ${describeUser(u, name)}`;
@@ -22,7 +31,9 @@ export async function password(ctx: AdminContext, req: FastifyRequest, reply: Fa
       );
     }
     ctx.requireWritable();
-    const r = await setOwnPassword({ groups: ctx.groups, config: ctx.deps.config(), group: name, username: who.name, newPassword: readText(req) });
+    const r = await setOwnPassword({ groups: ctx.groups, config: ctx.deps.config(), group: name, username: who.name, newPassword: readText(req) }).catch((e: unknown) => {
+      throw e instanceof PasswordChangeError ? new HttpError(PASSWORD_CHANGE_STATUS[e.code], e.message) : e;
+    });
     ctx.log.info({ group: name, user: who.name, by: who.name }, 'admin API: own password changed');
     return sendEmpty(reply, 204, r.etag);
   }
