@@ -20,6 +20,10 @@ export interface UpTrackSpec {
   rids: string[];
   ssrcs: number[];
   payloadTypes: number[];
+  /** RTX (RFC 4588) the publisher may send: [rtx payload type, the payload type it repairs, ...]. */
+  rtx?: number[];
+  /** Per layer, its RTX SSRC when the SDP signals it (0: learnt from the packets). */
+  rtxSsrcs?: number[];
 }
 
 /** The addon's Plane (one per media worker process). Ids are positive; 0 means "refused". */
@@ -41,7 +45,8 @@ export interface Plane {
   createUp(session: number, spec: UpTrackSpec): number;
   closeUp(up: number): void;
   setTap(up: number, on: boolean): boolean;
-  createDown(session: number, up: number, ssrc: number, payloadType: number, twccId: number): number;
+  /** `rtxSsrc`/`rtxPayloadType`: the subscriber's RTX stream, where NACKs are answered (omitted or 0: on the media SSRC). */
+  createDown(session: number, up: number, ssrc: number, payloadType: number, twccId: number, rtxSsrc?: number, rtxPayloadType?: number): number;
   closeDown(down: number): void;
   setTarget(down: number, layer: number): boolean;
   /** Packets for a session-less up-track (a source stream's): records of layer u8, marker u8, seq u16, ts u32, length u16, payload (LE). Returns the number taken, -1 for an unknown track. */
@@ -161,7 +166,13 @@ export const UP = {
   srAtMs: 11,
   highest: 12,
   audioLevel: 13,
-  FIELDS: 14,
+  /** RTX packets that repaired a missing packet (unwrapped and forwarded). */
+  rtxRecovered: 14,
+  /** RTX packets for packets already here (dropped). */
+  rtxUnneeded: 15,
+  /** Padding-only RTX packets (the publisher's probes). */
+  rtxPadding: 16,
+  FIELDS: 17,
 } as const;
 
 /** Fields of downStats() (DOWN_FIELDS). */
@@ -184,6 +195,8 @@ export const DOWN = {
   ssrc: 15,
   started: 16,
   attached: 17,
+  /** Retransmissions sent on the subscriber's RTX stream (a part of `resent`). */
+  rtxSent: 18,
 } as const;
 
 /** Fields of sessionStats(). */

@@ -130,6 +130,10 @@ export class NativeDownTrack {
       keyframeRequests: this.keyframeRequests,
       nacks: this.nacks,
     };
+    if (s && this.up.kind === 'video') {
+      r.retransmitted = s[DOWN.resent]!;
+      r.retransmittedRtx = s[DOWN.rtxSent]!;
+    }
     const rid = this.up.layerList[this.current]?.rid;
     if (rid !== undefined) r.layer = rid;
     return r;
@@ -287,7 +291,10 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
       if (!codec) continue;
       const exts = (t.sender as unknown as { headerExtensions?: { uri: string; id: number }[] }).headerExtensions;
       const twcc = exts?.find((e) => e.uri === TWCC_URI)?.id ?? 0;
-      t.planeId = this.engine.plane.createDown(s.id, t.up.planeId, t.sender.ssrc >>> 0, codec.payloadType, twcc <= 14 ? twcc : 0);
+      // NACKs answered on the RTX stream (RFC 4588) when the subscriber accepted it (werift sets rtxPayloadType from the answer's apt)
+      const rtxPt = t.up.kind === 'video' ? (t.sender as unknown as { rtxPayloadType?: number }).rtxPayloadType : undefined;
+      const rtx: [number, number] | [] = rtxPt !== undefined && t.sender.rtxSsrc ? [t.sender.rtxSsrc >>> 0, rtxPt] : [];
+      t.planeId = this.engine.plane.createDown(s.id, t.up.planeId, t.sender.ssrc >>> 0, codec.payloadType, twcc <= 14 ? twcc : 0, ...rtx);
       if (t.planeId) {
         this.engine.downTracks.set(t.planeId, t);
         t.target = -1;
