@@ -6,7 +6,8 @@
 //
 // Every input is a sequence of datagrams, each [flags u8][length u16 BE]
 // [bytes]. flags bits 0–1: who sends it (0 the publisher, 1 and 2 the two
-// subscribers, 3 an unknown address); bit 2: sent as it is (else protected
+// subscribers, 3 an unknown address); bit 4: bandwidth probes after it
+// (bits 5–7 the count); bit 2: sent as it is (else protected
 // first with the sender's SRTP keys, when it parses as RTP or RTCP, so that
 // the fuzzer's bytes reach the dispatch behind the authentication); bit 3 of
 // the first datagram's flags: AEAD_AES_128_GCM instead of
@@ -103,6 +104,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     plane.receive(buf.data(), n, peers[from], &local);
     plane.flush();
+    // bit 4: a bandwidth probe on each down-track after it (bits 5-7: how many packets; only the RTX one sends)
+    if (flags & 0x10)
+      for (uint32_t d : downs) plane.probe(d, flags >> 5, 1 + (int)(len % 255));
     plane.take_events(&events);
     events.clear();
     plane.datagrams().clear();

@@ -92,6 +92,7 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
                            InstanceMethod("closeUp", &PlaneWrap::CloseUp),
                            InstanceMethod("setTap", &PlaneWrap::SetTap),
                            InstanceMethod("createDown", &PlaneWrap::CreateDown),
+                           InstanceMethod("probe", &PlaneWrap::Probe),
                            InstanceMethod("closeDown", &PlaneWrap::CloseDown),
                            InstanceMethod("setTarget", &PlaneWrap::SetTarget),
                            InstanceMethod("write", &PlaneWrap::Write),
@@ -288,6 +289,7 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
     plane_.close_down(u32(info, 0));
     return info.Env().Undefined();
   }
+  Napi::Value Probe(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), plane_.probe(u32(info, 0), i32(info, 1), i32(info, 2))); }
   Napi::Value SetTarget(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), plane_.set_target(u32(info, 0), i32(info, 1, -1))); }
   Napi::Value Write(const Napi::CallbackInfo& info) {
     const uint8_t* d;

@@ -1008,6 +1008,67 @@ void Plane::emit(DownTrack* d, uint16_t seq, uint32_t ts, bool marker, const Src
   if (rtx) d->rtx_sent++;
 }
 
+int Plane::probe(uint32_t id, int count, int size) {
+  auto it = downs_.find(id);
+  if (it == downs_.end()) return -1;
+  DownTrack* d = it->second.get();
+  Session* s = d->session;
+  if (!d->video || !d->rtx_pt || !d->up || !d->started || d->current < 0 || !s->keyed || !s->has_remote) return 0;
+  if (count > 64) count = 64;
+  if (size < 1 || size > 255) return 0;
+  clock();
+  auto it_from = addresses_.find(address_key(s->remote));
+  bool has_from = it_from != addresses_.end() && it_from->second.has_local;
+  int sent = 0;
+  for (int k = 0; k < count; k++) {
+    OutPacket* o = queue_slot();
+    uint8_t* b = o->data;
+    uint16_t seq = d->rtx_seq++;
+    b[0] = (uint8_t)(0xa0 | (d->twcc_id > 0 ? 0x10 : 0));  // V=2, padding
+    b[1] = d->rtx_pt & 0x7f;
+    wr16(b + 2, seq);
+    wr32(b + 4, d->last_ts);
+    wr32(b + 8, d->rtx_ssrc);
+    size_t len = 12;
+    if (d->twcc_id > 0) {
+      uint16_t tseq = ++s->twcc_seq;
+      b[12] = 0xbe;
+      b[13] = 0xde;
+      b[14] = 0;
+      b[15] = 1;
+      b[16] = (uint8_t)((d->twcc_id << 4) | 1);
+      wr16(b + 17, tseq);
+      b[19] = 0;
+      len = 20;
+      if (s->twcc_hist.empty()) s->twcc_hist.resize(TWCC_SLOTS);
+      TwccSent& e = s->twcc_hist[tseq & (TWCC_SLOTS - 1)];
+      e.seq = tseq;
+      e.valid = true;
+      e.sent_ms = now_ms_;
+      e.size = (uint16_t)(len + size + s->out.rtp_overhead());
+    }
+    // RFC 3550 §5.1: padding, its last byte counts it (no payload, so no OSN: RFC 4588 §4 padding)
+    memset(b + len, 0, (size_t)size);
+    b[len + size - 1] = (uint8_t)size;
+    size_t n = s->out.protect_rtp(b, len + size, len, d->rtx_ssrc, seq, d->rtx_out.roc_for(seq));
+    if (!n) {
+      out_count_--;
+      break;
+    }
+    o->len = n;
+    o->to = s->remote;
+    o->has_from = has_from;
+    if (has_from) o->from = it_from->second.local;
+    s->packets_out++;
+    s->bytes_out += n;
+    d->probe_packets++;
+    d->probe_bytes += (uint64_t)size;
+    sent++;
+  }
+  flush();
+  return sent;
+}
+
 void Plane::answer_nack(DownTrack* d, uint16_t seq) {
   if (d->cache.empty() || !d->up) return;
   CacheEntry& c = d->cache[seq & (CACHE_SLOTS - 1)];
@@ -1366,7 +1427,7 @@ bool Plane::down_stats(uint32_t id, std::vector<double>* out) {
       (double)d->packets,   (double)d->bytes,      (double)d->header_bytes, (double)d->nacks,     (double)d->resent,    (double)d->plis,
       (double)d->firs,      (double)d->rr_lost,    d->rr_fraction,          (double)d->rr_jitter, (double)d->current,   (double)d->target,
       (double)d->last_rtp_ts, d->last_sent_ms,     (double)d->switches,     (double)d->ssrc,      d->started ? 1.0 : 0, (double)(d->up ? 1 : 0),
-      (double)d->rtx_sent,
+      (double)d->rtx_sent,    (double)d->probe_packets, (double)d->probe_bytes,
   };
   out->assign(fields, fields + DOWN_FIELDS);
   return true;
@@ -1378,6 +1439,7 @@ bool Plane::session_stats(uint32_t id, std::vector<double>* out) {
   double fields[SESSION_FIELDS] = {
       (double)s->packets_in,    (double)s->bytes_in, (double)s->packets_out, (double)s->bytes_out,
       (double)s->auth_failures, (double)s->replays,  (double)s->unroutable,  s->remb,
+      (double)s->twcc_seq,
   };
   out->assign(fields, fields + SESSION_FIELDS);
   return true;

@@ -60,8 +60,8 @@ enum EventType : uint8_t {
 
 /** Stats vector layouts (Float64Array) — keep in step with packages/server/src/media/native/addon.ts. */
 enum { UP_LAYER_FIELDS = 17 };
-enum { DOWN_FIELDS = 19 };
-enum { SESSION_FIELDS = 8 };
+enum { DOWN_FIELDS = 21 };
+enum { SESSION_FIELDS = 9 };
 
 struct SrcSlot {
   uint64_t no = 0;  // 0: empty
@@ -167,6 +167,7 @@ struct DownTrack {
   uint16_t rtx_seq = 0;
   OutboundState rtx_out;
   uint64_t rtx_sent = 0;
+  uint64_t probe_packets = 0, probe_bytes = 0;
   std::vector<CacheEntry> cache;
   uint64_t packets = 0, bytes = 0, header_bytes = 0, nacks = 0, resent = 0, plis = 0, firs = 0;
   int last_fir = -1;
@@ -281,6 +282,16 @@ class Plane {
   uint32_t create_down(uint32_t session, uint32_t up, uint32_t ssrc, uint8_t pt, int twcc_id, uint32_t rtx_ssrc = 0, uint8_t rtx_pt = 0);
   void close_down(uint32_t id);
   bool set_target(uint32_t down, int layer);
+  /**
+   * Bandwidth probe traffic on a down-track: up to `count` padding-only
+   * packets of `size` bytes of padding (1..255) on the subscriber's RTX
+   * stream, each with a transport-cc number like media, sent at once. Only
+   * on RTX: padding on the media stream would shift its sequence numbers
+   * under packets still to be repaired. Returns the packets sent (0 without
+   * RTX, before the first media packet, or while nothing is forwarded), -1
+   * for an unknown track.
+   */
+  int probe(uint32_t down, int count, int size);
   /**
    * Packets from a server-made source (not received from a peer), forwarded
    * like a publisher's: records of (layer u8, marker u8, seq u16, ts u32,

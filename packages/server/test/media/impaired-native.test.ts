@@ -3,7 +3,10 @@
 // random loss in the test's loopback-only namespace, support/impair.ts): a
 // simulcast publisher and two subscribers. The plane unwraps the
 // publisher's RTX (RFC 4588) into the packets it repairs and answers a
-// subscriber's NACKs on the subscriber's RTX stream. What is asserted is
+// subscriber's NACKs on the subscriber's RTX stream; a capped subscriber's
+// layer follows the down-link estimate (media/quality/downlink.ts), and the
+// way back up is found by probes the plane sends (padding on the
+// subscriber's RTX stream, Plane.probe). What is asserted is
 // what each side counts and what a person sees (frames decoded, the high
 // layer's width), as a direction of change with generous bounds: the
 // machine is shared and busy. impaired.test.ts runs the quality scenarios
@@ -192,6 +195,63 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
         assert.equal((await video(b))?.layer, 'h');
       } finally {
         impair.clear('nat_sub');
+      }
+    });
+
+    test('a 300 kbit/s cap on one subscriber moves it to the low layer, the other stays high; lifted, probes take it back to high', async () => {
+      await until(
+        'both subscribers on the high layer',
+        async () => [(await video(a))?.layer, (await video(b))?.layer],
+        (l) => l[0] === 'h' && l[1] === 'h',
+        30_000,
+      );
+      const port = await portOf(subA, 'a');
+      const capped = Date.now();
+      impair.set('nat_cap', [{ port, direction: 'to', rateKbit: 300 }]);
+      try {
+        await until(
+          'the capped subscriber on the low layer',
+          async () => (await video(a))?.layer,
+          (l) => l === 'l',
+          30_000,
+        );
+        const downMs = Date.now() - capped;
+        const low = await until(
+          'low-layer frames at the capped subscriber',
+          () => inbound(subA, 'a'),
+          (s) => s.frameWidth > 0 && s.frameWidth <= 160 && s.fps > 3,
+          20_000,
+        );
+        const onCap = await a.stats();
+        const est = onCap.availableBitrate ?? 0;
+        assert.ok(est > 0 && est < 600_000, `the capped subscriber's estimate is near the cap: ${est} bit/s`);
+        assert.equal((await video(b))?.layer, 'h', 'the other subscriber stays on the high layer');
+        impair.clear('nat_cap');
+        const lifted = Date.now();
+        await until(
+          'the subscriber back on the high layer',
+          async () => (await video(a))?.layer,
+          (l) => l === 'h',
+          40_000,
+        );
+        const upMs = Date.now() - lifted;
+        const high = await until(
+          'high-layer frames again',
+          () => inbound(subA, 'a'),
+          (s) => s.frameWidth >= 640 && s.framesDecoded > low.framesDecoded,
+          30_000,
+        );
+        const after = await a.stats();
+        const v = after.tracks.find((t) => t.kind === 'video');
+        console.error(
+          `native, 300 kbit/s cap: low layer after ${downMs} ms (estimate ${est} bit/s), back to high ${upMs} ms after the cap was lifted (${high.frameWidth} px); ` +
+            `probes ${JSON.stringify(after.probes)}, ${v?.probeBytes} bytes of probe padding`,
+        );
+        // the way up was found by probing: probe padding went out and a probe succeeded
+        assert.ok((after.probes?.succeeded ?? 0) >= 1, `a probe succeeded once the cap was lifted: ${JSON.stringify(after.probes)}`);
+        assert.ok((v?.probeBytes ?? 0) > 0, 'the plane sent probe padding');
+      } finally {
+        impair.clear('nat_cap');
       }
     });
   });

@@ -49,6 +49,8 @@ export interface Plane {
   createDown(session: number, up: number, ssrc: number, payloadType: number, twccId: number, rtxSsrc?: number, rtxPayloadType?: number): number;
   closeDown(down: number): void;
   setTarget(down: number, layer: number): boolean;
+  /** Bandwidth probe: up to `count` (≤ 64) padding-only packets of `size` (1..255) padding bytes on the down-track's RTX stream, now. Returns the packets sent (0 without RTX or before media), -1 for an unknown track. */
+  probe(down: number, count: number, size: number): number;
   /** Packets for a session-less up-track (a source stream's): records of layer u8, marker u8, seq u16, ts u32, length u16, payload (LE). Returns the number taken, -1 for an unknown track. */
   write(up: number, records: Buffer): number;
   drain(): Buffer | null;
@@ -197,7 +199,10 @@ export const DOWN = {
   attached: 17,
   /** Retransmissions sent on the subscriber's RTX stream (a part of `resent`). */
   rtxSent: 18,
+  /** Bandwidth-probe padding packets sent (probe()), and their padding bytes. */
+  probePackets: 19,
+  probeBytes: 20,
 } as const;
 
 /** Fields of sessionStats(). */
-export const SESSION = { packetsIn: 0, bytesIn: 1, packetsOut: 2, bytesOut: 3, authFailures: 4, replays: 5, unroutable: 6, remb: 7 } as const;
+export const SESSION = { packetsIn: 0, bytesIn: 1, packetsOut: 2, bytesOut: 3, authFailures: 4, replays: 5, unroutable: 6, remb: 7, twccSeq: 8 } as const;
