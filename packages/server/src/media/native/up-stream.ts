@@ -39,6 +39,8 @@ const NACK_RETRY_MS = 60;
 const NACK_MAX_TRIES = 5;
 const NACK_MAX_AGE_MS = 1000;
 const TWCC_INTERVAL_MS = 50;
+/** The engine's timer may fire a little before an interval is due by Date.now(): intervals are taken this much early (ms). */
+const TIMER_SLACK_MS = 5;
 const RR_INTERVAL_MS = 1000;
 const RATE_SAMPLE_MS = 100;
 
@@ -183,11 +185,20 @@ export class NativeUpTrack implements UpTrack {
     for (const tap of this.#taps) tap.report(layer, ntpTime, rtpTimestamp, now);
   }
 
-  /** The plane's counters, refreshed at most every RATE_SAMPLE_MS. */
+  /**
+   * The plane's counters: those of the engine's last Plane.allStats (every
+   * STATS_MS, see onStats) unless older than RATE_SAMPLE_MS or `fresh` is
+   * asked (the admin's stats).
+   */
   planeStats(now: number, fresh = false): Float64Array | undefined {
     if (!this.planeId) return undefined;
     if (!fresh && this.#lastStats && now - this.#sampledAt < RATE_SAMPLE_MS) return this.#lastStats;
-    const s = this.owner.engine.plane.upStats(this.planeId) ?? undefined;
+    this.onStats(this.owner.engine.plane.upStats(this.planeId) ?? undefined, now);
+    return this.#lastStats;
+  }
+
+  /** The plane's counters for this track (a view into the engine's allStats buffer, or upStats' own array); feeds the rate meters. */
+  onStats(s: Float64Array | undefined, now: number): void {
     this.#lastStats = s;
     this.#sampledAt = now;
     if (s) {
@@ -199,7 +210,6 @@ export class NativeUpTrack implements UpTrack {
         if (s[o + UP.width]) l.width = s[o + UP.width];
       }
     }
-    return s;
   }
   #sampledAt = 0;
 
@@ -263,9 +273,9 @@ export class NativeUpTrack implements UpTrack {
     }
   }
 
-  /** RFC 3550 report blocks for this track's layers. */
+  /** RFC 3550 report blocks for this track's layers (from counters at most RATE_SAMPLE_MS old). */
   reportBlocks(now: number): Buffer[] {
-    const s = this.planeStats(now, true);
+    const s = this.planeStats(now);
     if (!s) return [];
     const out: Buffer[] = [];
     for (let i = 0; i < this.layerList.length; i++) {
@@ -584,16 +594,22 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
     for (let k = 0, o = at; k < count; k++, o += 10) twcc.record(b.readUInt16LE(o), b.readDoubleLE(o + 2));
   }
 
-  /** The engine's 20 ms timer. */
-  onTimer(now: number): void {
+  /** The engine's timer (every 20 ms while something is pending, else 50 ms); true while NACKs are outstanding or the transport is not keyed yet. */
+  onTimer(now: number): boolean {
     if (!this.#closed && this.link.resumePending()) {
       this.#state = 'connected';
       this.emit('state', 'connected');
     }
-    if (this.#closed || !this.link.keyed) return;
+    if (this.#closed) return false;
+    if (!this.link.keyed) return true;
     this.link.tick();
-    for (const t of this.#tracks.values()) if (t.kind === 'video') t.sendNacks(now);
-    if (this.#twcc?.pending && now - this.#twccLast >= TWCC_INTERVAL_MS) {
+    let pending = false;
+    for (const t of this.#tracks.values()) {
+      if (t.kind !== 'video') continue;
+      t.sendNacks(now);
+      pending ||= t.layerList.some((l) => l.missing.size > 0);
+    }
+    if (this.#twcc?.pending && now - this.#twccLast >= TWCC_INTERVAL_MS - TIMER_SLACK_MS) {
       this.#twccLast = now;
       for (const b of this.#twcc.build(this.#twccMediaSsrc)) this.link.sendRtcp(b);
     }
@@ -601,6 +617,7 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
       this.#rrLast = now;
       this.#sendReceiverReport(now);
     }
+    return pending;
   }
 
   #sendReceiverReport(now: number): void {
