@@ -99,7 +99,6 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
                            InstanceMethod("drain", &PlaneWrap::Drain),
                            InstanceMethod("upStats", &PlaneWrap::UpStats),
                            InstanceMethod("downStats", &PlaneWrap::DownStats),
-                           InstanceMethod("allStats", &PlaneWrap::AllStats),
                            InstanceMethod("sessionStats", &PlaneWrap::SessionStats),
                            InstanceMethod("info", &PlaneWrap::Info),
                        });
@@ -134,11 +133,10 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
     }
   }
 
-  /** Hands the STUN/DTLS datagrams (and the events when urgent or many) to JavaScript. */
+  /** Hands the STUN/DTLS datagrams (and a large event backlog) to JavaScript. */
   void deliver() {
     auto& d = plane_.datagrams();
-    // a large backlog, or a gap to NACK: the events now rather than at the next timer
-    bool eager = plane_.take_urgent() || plane_.events_size() > EVENTS_EAGER;
+    bool eager = plane_.events_size() > EVENTS_EAGER;
     if (d.empty() && !eager) return;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
@@ -309,13 +307,6 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
     std::vector<double> v;
     if (!plane_.up_stats(u32(info, 0), &v)) return info.Env().Null();
     return stats_array(info.Env(), v);
-  }
-  /** allStats(into: Float64Array): fills it with every track's counters (Plane::all_stats) when they fit; returns the doubles needed. */
-  Napi::Value AllStats(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-      return fail(info.Env(), "Plane.allStats(into): a Float64Array to fill");
-    auto a = info[0].As<Napi::Float64Array>();
-    return Napi::Number::New(info.Env(), (double)plane_.all_stats(a.Data(), a.ElementLength()));
   }
   Napi::Value DownStats(const Napi::CallbackInfo& info) {
     std::vector<double> v;

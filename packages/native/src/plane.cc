@@ -730,7 +730,6 @@ void Plane::on_up_packet(Session* s, UpTrack* t, int li, uint8_t* p, size_t n, c
     int d = seq_diff(h.seq, L.max_seq);
     if (d > 0) {
       if (d > 1 && d <= MAX_GAP && t->video) {
-        if (from_peer) urgent_ = true;
         ev_begin(EV_GAP);
         put32(t->id);
         put8((uint8_t)li);
@@ -1388,8 +1387,13 @@ int Plane::write(uint32_t id, const uint8_t* data, size_t len) {
 // ---------------------------------------------------------------------------
 // statistics
 
-void Plane::up_fields(const UpTrack* t, double* out) const {
-  for (const UpLayer& L : t->layers) {
+bool Plane::up_stats(uint32_t id, std::vector<double>* out) {
+  auto it = ups_.find(id);
+  if (it == ups_.end()) return false;
+  UpTrack* t = it->second.get();
+  out->clear();
+  clock();
+  for (UpLayer& L : t->layers) {
     double expected = L.seq_started ? (double)(L.ext_max() - L.base_seq + 1) : 0;
     double fields[UP_LAYER_FIELDS] = {
         (double)L.ssrc,
@@ -1410,58 +1414,23 @@ void Plane::up_fields(const UpTrack* t, double* out) const {
         (double)L.rtx_unneeded,
         (double)L.rtx_padding,
     };
-    memcpy(out, fields, sizeof fields);
-    out += UP_LAYER_FIELDS;
+    out->insert(out->end(), fields, fields + UP_LAYER_FIELDS);
   }
-}
-
-void Plane::down_fields(const DownTrack* d, double* out) const {
-  double fields[DOWN_FIELDS] = {
-      (double)d->packets,     (double)d->bytes,         (double)d->header_bytes, (double)d->nacks,     (double)d->resent,    (double)d->plis,
-      (double)d->firs,        (double)d->rr_lost,       d->rr_fraction,          (double)d->rr_jitter, (double)d->current,   (double)d->target,
-      (double)d->last_rtp_ts, d->last_sent_ms,          (double)d->switches,     (double)d->ssrc,      d->started ? 1.0 : 0, (double)(d->up ? 1 : 0),
-      (double)d->rtx_sent,    (double)d->probe_packets, (double)d->probe_bytes,
-  };
-  memcpy(out, fields, sizeof fields);
-}
-
-bool Plane::up_stats(uint32_t id, std::vector<double>* out) {
-  auto it = ups_.find(id);
-  if (it == ups_.end()) return false;
-  clock();
-  out->resize(it->second->layers.size() * UP_LAYER_FIELDS);
-  up_fields(it->second.get(), out->data());
   return true;
 }
 
 bool Plane::down_stats(uint32_t id, std::vector<double>* out) {
   auto it = downs_.find(id);
   if (it == downs_.end()) return false;
-  out->resize(DOWN_FIELDS);
-  down_fields(it->second.get(), out->data());
+  DownTrack* d = it->second.get();
+  double fields[DOWN_FIELDS] = {
+      (double)d->packets,   (double)d->bytes,      (double)d->header_bytes, (double)d->nacks,     (double)d->resent,    (double)d->plis,
+      (double)d->firs,      (double)d->rr_lost,    d->rr_fraction,          (double)d->rr_jitter, (double)d->current,   (double)d->target,
+      (double)d->last_rtp_ts, d->last_sent_ms,     (double)d->switches,     (double)d->ssrc,      d->started ? 1.0 : 0, (double)(d->up ? 1 : 0),
+      (double)d->rtx_sent,    (double)d->probe_packets, (double)d->probe_bytes,
+  };
+  out->assign(fields, fields + DOWN_FIELDS);
   return true;
-}
-
-size_t Plane::all_stats(double* out, size_t cap) {
-  size_t need = 2 + downs_.size() * (1 + DOWN_FIELDS);
-  for (auto& kv : ups_) need += 2 + kv.second->layers.size() * UP_LAYER_FIELDS;
-  if (need > cap) return need;
-  clock();
-  double* o = out;
-  *o++ = (double)downs_.size();
-  *o++ = (double)ups_.size();
-  for (auto& kv : downs_) {
-    *o++ = (double)kv.first;
-    down_fields(kv.second.get(), o);
-    o += DOWN_FIELDS;
-  }
-  for (auto& kv : ups_) {
-    *o++ = (double)kv.first;
-    *o++ = (double)kv.second->layers.size();
-    up_fields(kv.second.get(), o);
-    o += kv.second->layers.size() * UP_LAYER_FIELDS;
-  }
-  return need;
 }
 
 bool Plane::session_stats(uint32_t id, std::vector<double>* out) {

@@ -305,23 +305,9 @@ class Plane {
   /** Moves the pending events out (the caller owns them). */
   void take_events(std::vector<uint8_t>* out);
   size_t events_size() const { return events_.size(); }
-  /** A sequence gap was seen since the last call (JavaScript NACKs it at once, not at its next timer). */
-  bool take_urgent() {
-    bool u = urgent_;
-    urgent_ = false;
-    return u;
-  }
   bool up_stats(uint32_t up, std::vector<double>* out);
   bool down_stats(uint32_t down, std::vector<double>* out);
   bool session_stats(uint32_t session, std::vector<double>* out);
-  /**
-   * Every down-track's and up-track's counters in one buffer (one call per
-   * stats tick instead of one per track): [downs, ups], then per down-track
-   * [id, DOWN_FIELDS], then per up-track [id, layers, layers x
-   * UP_LAYER_FIELDS]. Writes only when it all fits in `cap` doubles; returns
-   * the doubles it needs.
-   */
-  size_t all_stats(double* out, size_t cap);
 
   uint64_t send_drops() const { return send_drops_; }
   /** Media datagrams from addresses no session has (dropped). */
@@ -347,8 +333,6 @@ class Plane {
   void flush_twcc_in(Session* s);
   void detach_down(DownTrack* d);
   void clock();
-  void down_fields(const DownTrack* d, double* out) const;
-  void up_fields(const UpTrack* t, double* out) const;
 
   // event writing
   void ev_begin(uint8_t type);
@@ -377,7 +361,6 @@ class Plane {
   std::vector<uint8_t> datagrams_;
   double now_ms_ = 0;
   int64_t now_us_ = 0;
-  bool urgent_ = false;
   uint64_t send_drops_ = 0;
   uint64_t unknown_media_ = 0;
   uint32_t rng_ = 0x9e3779b9;

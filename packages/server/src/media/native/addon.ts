@@ -54,8 +54,6 @@ export interface Plane {
   /** Packets for a session-less up-track (a source stream's): records of layer u8, marker u8, seq u16, ts u32, length u16, payload (LE). Returns the number taken, -1 for an unknown track. */
   write(up: number, records: Buffer): number;
   drain(): Buffer | null;
-  /** Every track's counters in one call: fills `into` when they fit ([downs, ups], per down-track [id, DOWN fields], per up-track [id, layers, layers x UP fields]); returns the doubles needed. */
-  allStats(into: Float64Array): number;
   upStats(up: number): Float64Array | null;
   downStats(down: number): Float64Array | null;
   sessionStats(session: number): Float64Array | null;
@@ -204,7 +202,6 @@ export const DOWN = {
   /** Bandwidth-probe padding packets sent (probe()), and their padding bytes. */
   probePackets: 19,
   probeBytes: 20,
-  FIELDS: 21,
 } as const;
 
 /** Fields of sessionStats(). */

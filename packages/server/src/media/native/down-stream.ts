@@ -25,8 +25,6 @@ import type { NativeSource, NativeUpTrack } from './up-stream.ts';
 
 const TICK_MS = 250;
 const SR_SYNC_MS = 100;
-/** The engine's timer may fire a little before an interval is due by Date.now(): intervals are taken this much early (ms). */
-const TIMER_SLACK_MS = 5;
 const TWCC_STALE_MS = 2000;
 /** Probe padding per packet (the most RFC 3550 padding can count), and what the feedback counts per packet besides it. */
 const PROBE_PADDING = 255;
@@ -137,15 +135,10 @@ export class NativeDownTrack {
     up.downs.add(this);
   }
 
-  /** The plane's counters now (one downStats call: the admin's stats); feeds the rate meter. */
+  /** The plane's counters; feeds the rate meter. */
   sample(now: number): Float64Array | undefined {
     if (!this.planeId) return undefined;
-    this.onStats(this.owner.engine.plane.downStats(this.planeId) ?? undefined, now);
-    return this.stats;
-  }
-
-  /** The plane's counters (a view into the engine's allStats buffer, every STATS_MS, or sample()'s own array); feeds the rate meter. */
-  onStats(s: Float64Array | undefined, now: number): void {
+    const s = this.owner.engine.plane.downStats(this.planeId) ?? undefined;
     this.stats = s;
     if (s) {
       const bytes = s[DOWN.bytes]!;
@@ -153,6 +146,7 @@ export class NativeDownTrack {
       this.#bytes = bytes;
       this.current = s[DOWN.current]!;
     }
+    return s;
   }
 
   keyframeRequest(): void {
@@ -404,27 +398,24 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
     this.#configure();
   }
 
-  /**
-   * The engine's timer (every 20 ms while something is pending, else 50 ms),
-   * after it refreshed every track's counters; true while a probe sends or
-   * the transport is not keyed yet.
-   */
-  onTimer(now: number): boolean {
+  /** The engine's 20 ms timer. */
+  onTimer(now: number): void {
     if (!this.#closed && this.link.resumePending()) {
       this.#state = 'connected';
       this.emit('state', 'connected');
       this.#tick(now);
     }
-    if (this.#closed) return false;
-    if (!this.link.keyed) return true;
+    if (this.#closed || !this.link.keyed) return;
     this.link.tick();
-    if (now - this.#tickAt >= TICK_MS - TIMER_SLACK_MS) this.#tick(now);
+    if (now - this.#tickAt >= TICK_MS) this.#tick(now);
     if (this.prober.sending) this.#sendProbe(now);
-    if (now - this.#srAt >= SR_SYNC_MS - TIMER_SLACK_MS) {
+    if (now - this.#srAt >= SR_SYNC_MS) {
       this.#srAt = now;
-      for (const t of this.#tracks.values()) t.syncSenderReport();
+      for (const t of this.#tracks.values()) {
+        t.sample(now);
+        t.syncSenderReport();
+      }
     }
-    return this.prober.sending;
   }
 
   /** The subscriber's bandwidth as its feedback shows it now. */
@@ -459,7 +450,10 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
     // the 1-s window holds a probe's traffic until a second after it stopped: no growth on it
     this.estimator.update(sample, now, this.prober.probing || (this.#probeEnd > 0 && now - this.#probeEnd < PROBE_WINDOW_MS));
     let audio = 0;
-    for (const t of this.#tracks.values()) if (t.up.kind === 'audio' && t.target >= 0) audio += t.meter.rate(now);
+    for (const t of this.#tracks.values()) {
+      t.sample(now);
+      if (t.up.kind === 'audio' && t.target >= 0) audio += t.meter.rate(now);
+    }
     const probes = this.#canProbe();
     const outcome = probes || this.prober.probing ? this.prober.tick(probes && this.#wantProbe > 0 ? this.#wantProbe + audio : 0, sample, now, this.#probeMeasure(now)) : undefined;
     if (outcome?.kind === 'started') this.#startProbe(now);

@@ -4,17 +4,13 @@
 // whole process (mux.ts), and a fault in native code must cost one worker,
 // not the server.
 //
-// One timer drains the plane's facts, reads every track's counters in one
-// call (Plane.allStats, every STATS_MS) and gives each stream its turn
-// (NACKs, transport-cc feedback, receiver reports, layer choice, probes,
-// sender report counters): every 20 ms while a stream has something pending
-// (NACKs outstanding, a probe sending, a transport not keyed yet), else every
-// 50 ms. STUN and DTLS come in as they arrive, and so do sequence gaps (the
-// plane calls at once: the NACK goes out without waiting for the timer).
+// One 20 ms timer drains the plane's facts and gives each stream its turn
+// (NACKs, transport-cc feedback, receiver reports, layer choice, sender
+// report counters); STUN and DTLS come in as they arrive.
 import type { DownStream, DownStreamOptions, MediaEngine, SourceStream, SourceStreamOptions, UpStream, UpStreamOptions } from '../engine.ts';
 import { NTP_UNIX_OFFSET } from '../rtp.ts';
 import type { WeriftEngineOptions } from '../werift/config.ts';
-import { DOWN, EV, type NativeAddon, type Plane, UP, decodeEvents, loadNativeAddon } from './addon.ts';
+import { type NativeAddon, type Plane, EV, decodeEvents, loadNativeAddon } from './addon.ts';
 import { NativeDownStream, type NativeDownTrack } from './down-stream.ts';
 import type { SrtpResume } from './link.ts';
 import { Mux } from './mux.ts';
@@ -22,11 +18,6 @@ import { NativeSourceStream, NativeSourceUp } from './source-stream.ts';
 import { NativeUpStream, type NativeUpTrack } from './up-stream.ts';
 
 const TIMER_MS = 20;
-/** The timer's period while nothing is pending (transport-cc feedback to publishers is due every 50 ms). */
-const IDLE_TIMER_MS = 50;
-/** Every track's plane counters are read this often (one Plane.allStats call; ms, less the timer's slack). */
-const STATS_MS = 100;
-const TIMER_SLACK_MS = 5;
 /** Bytes of an EV_TAP record before the payload. */
 const TAP_HEADER = 25;
 /** Kernel buffers of the media socket: every stream of the worker shares it. */
@@ -66,12 +57,8 @@ export class NativeEngine implements MediaEngine {
   #ups = new Set<NativeUpStream>();
   #sources = new Set<NativeSourceStream>();
   #downs = new Set<NativeDownStream>();
-  #timer: NodeJS.Timeout | undefined;
-  #timerMs = 0;
+  #timer: NodeJS.Timeout;
   #closed = false;
-  /** Plane.allStats' buffer, grown when the tracks need more. */
-  #stats = new Float64Array(4096);
-  #statsAt = 0;
 
   constructor(
     addon: NativeAddon,
@@ -85,7 +72,7 @@ export class NativeEngine implements MediaEngine {
     const range = options.portRange;
     this.port = this.plane.open({ ...(range ? { min: range[0], max: range[1] } : {}), recvBuffer: RECV_BUFFER, sendBuffer: SEND_BUFFER });
     this.mux = new Mux(this.plane, this.port);
-    this.#schedule(TIMER_MS);
+    this.#timer = setInterval(() => this.#onTimer(), TIMER_MS);
     if (process.env.ATRIUM_NATIVE_DEBUG) this.#debugTimer = setInterval(() => this.#dump(), 2000);
   }
   #debugTimer: NodeJS.Timeout | undefined;
@@ -133,47 +120,16 @@ export class NativeEngine implements MediaEngine {
     return down;
   }
 
-  #schedule(ms: number): void {
-    if (this.#closed) return;
-    clearTimeout(this.#timer);
-    this.#timerMs = ms;
-    this.#timer = setTimeout(() => this.#onTimer(), ms);
-  }
-
   #onTimer(): void {
     const now = Date.now();
     this.#drain(now);
-    if (now - this.#statsAt >= STATS_MS - TIMER_SLACK_MS) this.#refreshStats(now);
-    let pending = false;
-    for (const u of this.#ups) pending = u.onTimer(now) || pending;
-    for (const d of this.#downs) pending = d.onTimer(now) || pending;
-    this.#schedule(pending ? TIMER_MS : IDLE_TIMER_MS);
-  }
-
-  /** Every track's counters in one Plane.allStats call; each track gets a view of its part. */
-  #refreshStats(now: number): void {
-    this.#statsAt = now;
-    let need = this.plane.allStats(this.#stats);
-    if (need > this.#stats.length) {
-      this.#stats = new Float64Array(Math.max(need, 2 * this.#stats.length));
-      need = this.plane.allStats(this.#stats);
-    }
-    const b = this.#stats;
-    const downs = b[0]!;
-    const ups = b[1]!;
-    let o = 2;
-    for (let k = 0; k < downs; k++, o += 1 + DOWN.FIELDS) this.downTracks.get(b[o]!)?.onStats(b.subarray(o + 1, o + 1 + DOWN.FIELDS), now);
-    for (let k = 0; k < ups; k++) {
-      const end = o + 2 + b[o + 1]! * UP.FIELDS;
-      this.upTracks.get(b[o]!)?.onStats(b.subarray(o + 2, end), now);
-      o = end;
-    }
+    for (const u of this.#ups) u.onTimer(now);
+    for (const d of this.#downs) d.onTimer(now);
   }
 
   #drain(now: number): void {
     const buf = this.plane.drain();
     if (!buf) return;
-    let gaps: Set<NativeUpTrack> | undefined;
     decodeEvents(buf, (type, b, o, length) => {
       switch (type) {
         case EV.ssrc: {
@@ -181,13 +137,9 @@ export class NativeEngine implements MediaEngine {
           t?.owner.onSsrc(t, b[o + 4]!, b.readUInt32LE(o + 5));
           return;
         }
-        case EV.gap: {
-          const t = this.upTracks.get(b.readUInt32LE(o));
-          if (!t) return;
-          t.onGap(b[o + 4]!, b.readUInt16LE(o + 5), b.readUInt16LE(o + 7), now);
-          (gaps ??= new Set()).add(t);
+        case EV.gap:
+          this.upTracks.get(b.readUInt32LE(o))?.onGap(b[o + 4]!, b.readUInt16LE(o + 5), b.readUInt16LE(o + 7), now);
           return;
-        }
         case EV.recovered:
           this.upTracks.get(b.readUInt32LE(o))?.onRecovered(b[o + 4]!, b.readUInt16LE(o + 5));
           return;
@@ -257,11 +209,6 @@ export class NativeEngine implements MediaEngine {
           return;
       }
     });
-    if (gaps) {
-      // NACK now, and keep the short timer for the retries
-      for (const t of gaps) t.sendNacks(now);
-      if (this.#timerMs > TIMER_MS) this.#schedule(TIMER_MS);
-    }
   }
 
   /** Live streams and plane objects (diagnostics, leak checks). */
@@ -284,7 +231,7 @@ export class NativeEngine implements MediaEngine {
     for (const d of [...this.#downs]) d.close();
     for (const u of [...this.#ups]) u.close();
     for (const s of [...this.#sources]) s.close();
-    clearTimeout(this.#timer);
+    clearInterval(this.#timer);
     clearInterval(this.#debugTimer);
     this.mux.close();
   }

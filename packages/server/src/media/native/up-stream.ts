@@ -39,8 +39,6 @@ const NACK_RETRY_MS = 60;
 const NACK_MAX_TRIES = 5;
 const NACK_MAX_AGE_MS = 1000;
 const TWCC_INTERVAL_MS = 50;
-/** The engine's timer may fire a little before an interval is due by Date.now(): intervals are taken this much early (ms). */
-const TIMER_SLACK_MS = 5;
 const RR_INTERVAL_MS = 1000;
 const RATE_SAMPLE_MS = 100;
 
@@ -185,20 +183,11 @@ export class NativeUpTrack implements UpTrack {
     for (const tap of this.#taps) tap.report(layer, ntpTime, rtpTimestamp, now);
   }
 
-  /**
-   * The plane's counters: those of the engine's last Plane.allStats (every
-   * STATS_MS, see onStats) unless older than RATE_SAMPLE_MS or `fresh` is
-   * asked (the admin's stats).
-   */
+  /** The plane's counters, refreshed at most every RATE_SAMPLE_MS. */
   planeStats(now: number, fresh = false): Float64Array | undefined {
     if (!this.planeId) return undefined;
     if (!fresh && this.#lastStats && now - this.#sampledAt < RATE_SAMPLE_MS) return this.#lastStats;
-    this.onStats(this.owner.engine.plane.upStats(this.planeId) ?? undefined, now);
-    return this.#lastStats;
-  }
-
-  /** The plane's counters for this track (a view into the engine's allStats buffer, or upStats' own array); feeds the rate meters. */
-  onStats(s: Float64Array | undefined, now: number): void {
+    const s = this.owner.engine.plane.upStats(this.planeId) ?? undefined;
     this.#lastStats = s;
     this.#sampledAt = now;
     if (s) {
@@ -210,6 +199,7 @@ export class NativeUpTrack implements UpTrack {
         if (s[o + UP.width]) l.width = s[o + UP.width];
       }
     }
+    return s;
   }
   #sampledAt = 0;
 
@@ -273,9 +263,9 @@ export class NativeUpTrack implements UpTrack {
     }
   }
 
-  /** RFC 3550 report blocks for this track's layers (from counters at most RATE_SAMPLE_MS old). */
+  /** RFC 3550 report blocks for this track's layers. */
   reportBlocks(now: number): Buffer[] {
-    const s = this.planeStats(now);
+    const s = this.planeStats(now, true);
     if (!s) return [];
     const out: Buffer[] = [];
     for (let i = 0; i < this.layerList.length; i++) {
@@ -594,22 +584,16 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
     for (let k = 0, o = at; k < count; k++, o += 10) twcc.record(b.readUInt16LE(o), b.readDoubleLE(o + 2));
   }
 
-  /** The engine's timer (every 20 ms while something is pending, else 50 ms); true while NACKs are outstanding or the transport is not keyed yet. */
-  onTimer(now: number): boolean {
+  /** The engine's 20 ms timer. */
+  onTimer(now: number): void {
     if (!this.#closed && this.link.resumePending()) {
       this.#state = 'connected';
       this.emit('state', 'connected');
     }
-    if (this.#closed) return false;
-    if (!this.link.keyed) return true;
+    if (this.#closed || !this.link.keyed) return;
     this.link.tick();
-    let pending = false;
-    for (const t of this.#tracks.values()) {
-      if (t.kind !== 'video') continue;
-      t.sendNacks(now);
-      pending ||= t.layerList.some((l) => l.missing.size > 0);
-    }
-    if (this.#twcc?.pending && now - this.#twccLast >= TWCC_INTERVAL_MS - TIMER_SLACK_MS) {
+    for (const t of this.#tracks.values()) if (t.kind === 'video') t.sendNacks(now);
+    if (this.#twcc?.pending && now - this.#twccLast >= TWCC_INTERVAL_MS) {
       this.#twccLast = now;
       for (const b of this.#twcc.build(this.#twccMediaSsrc)) this.link.sendRtcp(b);
     }
@@ -617,7 +601,6 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
       this.#rrLast = now;
       this.#sendReceiverReport(now);
     }
-    return pending;
   }
 
   #sendReceiverReport(now: number): void {
