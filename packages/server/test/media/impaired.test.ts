@@ -213,10 +213,14 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 200_000 })) {
           assert.ok(w.rtxA > 0, `${loss} % loss: the subscriber received retransmissions on its RTX stream (${w.nacksA} NACKs sent)`);
           // at 10 % the receiver reports say the link is lossy: NACK answers go twice
           if (loss === 10) assert.ok(w.serverRedundant > 0, `10 % loss: second copies of retransmissions were sent (${w.serverResent} resent)`);
-          // against the clean subscriber in the same window: the machine's load hits both alike
-          assert.ok(w.fpsA >= 0.75 * w.fpsB, `${loss} % loss: A decodes ${w.fpsA.toFixed(1)} fps, B ${w.fpsB.toFixed(1)} fps`);
-          // frozen time the loss added: beyond what the clean subscriber saw (a busy publisher freezes both)
-          assert.ok(w.frozenA - w.frozenB <= LOSS_WINDOW_MS / 10_000, `${loss} % loss: A frozen ${w.frozenA.toFixed(2)} s in ${LOSS_WINDOW_MS / 1000} s, B ${w.frozenB.toFixed(2)} s`);
+          // against the clean subscriber in the same window: the machine's load hits both alike. The issue asks
+          // for 90 % (bench/quality measures 93-101 %); 85 % leaves a busy machine's noise some room
+          assert.ok(w.fpsA >= 0.85 * w.fpsB, `${loss} % loss: A decodes ${w.fpsA.toFixed(1)} fps, B ${w.fpsB.toFixed(1)} fps`);
+          // frozen time the loss added, beyond what the clean subscriber saw (a busy publisher freezes both):
+          // the issue's bound, at most 1 s in 20 s
+          assert.ok(w.frozenA - w.frozenB <= LOSS_WINDOW_MS / 20_000, `${loss} % loss: A frozen ${w.frozenA.toFixed(2)} s in ${LOSS_WINDOW_MS / 1000} s, B ${w.frozenB.toFixed(2)} s`);
+          // and without a layer switch: random loss is not congestion (each switch waits for a keyframe)
+          assert.ok(w.layers.length === 1 && w.layers[0] === 'h', `${loss} % loss: A stayed on the high layer (${w.layers.join('/')}, ${w.switches} switches)`);
           assert.ok(w.fpsB >= 0.6 * clean.fpsB, `the clean subscriber keeps its rate: ${w.fpsB.toFixed(1)} fps (clean ${clean.fpsB.toFixed(1)})`);
         }
       } finally {

@@ -18,7 +18,7 @@ import { RateMeter, isKeyframeStart, seqAdd, seqDiff, tsAdd } from '../rtp.ts';
 import { downConfig, type CodecDescription, type WeriftEngineOptions } from './config.ts';
 import { holdEarlyDtls } from './dtls.ts';
 import { DOWN_RECV_BUFFER, FastRtpSender, raiseSocketBuffers, type DtlsTransportLike } from './fast-send.ts';
-import { DownlinkEstimator, PROBE_LOSS, PROBE_MS, ProbeController, type LinkSample, type ProbeMeasure } from '../quality/downlink.ts';
+import { DownlinkEstimator, LOSS_TOLERATED, PROBE_MS, ProbeController, type LinkSample, type ProbeMeasure } from '../quality/downlink.ts';
 import { LayerChooser, lowestActiveLayer, type BandwidthEstimate } from './layers.ts';
 import { PacketCache } from './packet-cache.ts';
 import { rtpHeaderLength, writeRtpHeader } from './srtp.ts';
@@ -26,8 +26,14 @@ import { TWCC_URI, TwccSendHistory, type ParsedTwcc } from './twcc.ts';
 import { fromCandidate, toCandidate, type PacketSink, type RtpLike, type WeriftSource, type WeriftUpTrack } from './up-stream.ts';
 
 const TICK_MS = 250;
-/** Probe traffic is paced in slices this long (ms). */
-const PROBE_SLICE_MS = 20;
+/**
+ * Probe padding owed is sent right after a video frame's last packet, at
+ * most this much (ms of it) at once. Right after the frame, not on a timer:
+ * a policer's bucket refills between frames, and padding sent just before a
+ * frame would take what the frame needs; sent after it, the padding is what
+ * a drained bucket drops, the media passes.
+ */
+const PROBE_OWED_MAX_MS = 250;
 /**
  * A padding-only RTP packet's payload (RFC 3550 §5.1: the last byte counts
  * the padding). Probes are padding, not duplicates: the subscriber's SRTP
@@ -35,7 +41,7 @@ const PROBE_SLICE_MS = 20;
  */
 const PADDING = Buffer.alloc(255, 0);
 PADDING[254] = 255;
-/** At most this many padding packets in one probe slice. */
+/** At most this many padding packets after one frame. */
 const PROBE_BURST = 40;
 /** How long a probe's traffic stays in the delivered window after it stopped (twcc.ts's window), ms. */
 const PROBE_WINDOW_MS = 1000;
@@ -50,7 +56,7 @@ const PACKET_OVERHEAD = 40;
  * 16-bit circle and the subscriber gets nothing more (the soak's stall).
  */
 const SWITCH_LAG = 0x4000;
-/** Reported loss (fraction) from which NACK answers are sent twice, and the copy's delay (ms): see DownTrack.onNack. */
+/** Loss (fraction, transport-cc's long window) from which NACK answers are sent twice, and the copy's delay (ms): see DownTrack.onNack. */
 const REDUNDANT_RTX_LOSS = 0.04;
 const REDUNDANT_RTX_DELAY_MS = 10;
 
@@ -194,6 +200,10 @@ export class DownTrack implements PacketSink {
       if (layer !== this.target) return;
       if (this.up.kind === 'video' && !isKeyframeStart(this.up.codec, packet.payload)) return;
       this.#rebase(h.sequenceNumber, h.timestamp, now);
+      if (process.env.ATRIUM_MEDIA_DEBUG)
+        console.error(
+          `[q switch] ${this.up.kind} ${this.current} -> ${layer} at ${now} in seq ${h.sequenceNumber} ts ${h.timestamp} out seq ${seqAdd(this.#lastSeq, 1)} ts ${tsAdd(h.timestamp, this.#tsOffset)} picture ${packet.payload.subarray(0, 6).toString('hex')}`,
+        );
       this.current = layer;
     } else if (seqDiff(h.sequenceNumber, this.#switchSeq) < 0) {
       return; // older than the switch point
@@ -223,6 +233,7 @@ export class DownTrack implements PacketSink {
     this.meter.add(payload.length, now);
     this.cache?.store(seq, ts, h.marker, payload, now);
     this.owner.send(this, seq, ts, h.marker, payload, now);
+    if (h.marker && this.cache && seq === this.#lastSeq) this.owner.afterFrame(this, now);
   }
 
   /** Copies the SR state into werift's sender (its runRtcp loop reads it); starts that loop once. */
@@ -242,7 +253,7 @@ export class DownTrack implements PacketSink {
 
   /**
    * The subscriber's NACK: resends what our cache still holds. On a link
-   * losing REDUNDANT_RTX_LOSS or more (its receiver reports), each answer is
+   * losing REDUNDANT_RTX_LOSS or more at random (lossAtRandom), each answer is
    * sent twice, the copy REDUNDANT_RTX_DELAY_MS later: at 10 % random loss
    * both ways a NACK or its answer is lost one time in five, and Chromium's
    * next NACK (a round-trip estimate later; libwebrtc assumes 100 ms without
@@ -255,7 +266,7 @@ export class DownTrack implements PacketSink {
     this.nacks += lost.length;
     if (!this.cache || !this.connected) return;
     const copies: [number, number, boolean, Buffer][] = [];
-    const redundant = this.fractionLost >= REDUNDANT_RTX_LOSS;
+    const redundant = this.owner.lossAtRandom(this.fractionLost, now);
     this.retransmitted += this.cache.answerNack(lost, now, (seq, timestamp, marker, payload) => {
       this.#resend(seq, timestamp, marker, payload, now);
       if (redundant) copies.push([seq, timestamp, marker, payload]);
@@ -331,7 +342,8 @@ export class DownTrack implements PacketSink {
     else if (layers === 1) target = 0;
     else if (request.video === 'low') target = lowestActiveLayer(this.up.layerRates(now));
     else {
-      const e = { ...estimate, loss: Math.max(estimate.loss, this.fractionLost) };
+      // with a down-link estimate, transport-cc's long-window loss judges (an RR's fraction covers a few dozen packets)
+      const e = estimate.link ? estimate : { ...estimate, loss: Math.max(estimate.loss, this.fractionLost) };
       target = this.chooser.choose(this.up.layerRates(now), e, now, this.#lastMode !== 'high');
     }
     this.#lastMode = request.video;
@@ -400,7 +412,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   readonly prober = new ProbeController();
   /** bit/s the choosers asked a probe for at the last tick (0: none). */
   #wantProbe = 0;
-  #probeTimer: NodeJS.Timeout | undefined;
+  /** When probe padding was last accounted for (ms). */
   #probeAt = 0;
   /** Probe bytes due but not sent yet (padding waits for a frame's end). */
   #probeOwed = 0;
@@ -409,6 +421,8 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   #probeLastSeq = -1;
   /** When the current probe's traffic stopped (0: still sending). */
   #probeEnd = 0;
+  /** When the last probe failed (ms; 0: none). */
+  #probeFailedAt = 0;
   #limiter: { rate: number; tokens: number; at: number } | undefined;
 
   constructor(
@@ -618,6 +632,21 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     if (missing) this.emit('renegotiate');
   }
 
+  /**
+   * Whether the link loses at random (NACK answers then go twice: DownTrack.onNack):
+   * transport-cc's long-window loss from REDUNDANT_RTX_LOSS up to what the
+   * estimator tolerates, and no probe running or failed lately. A full link
+   * loses too (over a cap, just after a probe drained a policer's bucket), and
+   * there second copies would only overflow it more. Without transport-cc,
+   * the receiver's report (`rrLoss`) says.
+   */
+  lossAtRandom(rrLoss: number, now: number): boolean {
+    const t = this.twcc.estimate(now);
+    if (!(t.lastFeedback > 0 && now - t.lastFeedback < TWCC_STALE_MS)) return rrLoss >= REDUNDANT_RTX_LOSS;
+    const settled = !this.prober.probing && (this.#probeFailedAt === 0 || now - this.#probeFailedAt > 2 * PROBE_WINDOW_MS);
+    return settled && t.lossLong >= REDUNDANT_RTX_LOSS && t.lossLong <= LOSS_TOLERATED;
+  }
+
   /** The subscriber's REMB, bit/s; 0 when it sends none. */
   get remb(): number {
     let min = 0;
@@ -629,7 +658,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
   }
 
   /** The subscriber's bandwidth as its feedback shows it now. */
-  estimate(now = Date.now()): BandwidthEstimate & { available: number } {
+  estimate(now = Date.now()): BandwidthEstimate & { available: number; lossLong: number } {
     const remb = this.remb;
     const t = this.twcc.estimate(now);
     const fresh = t.lastFeedback > 0 && now - t.lastFeedback < TWCC_STALE_MS;
@@ -638,6 +667,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
       remb,
       delivered,
       loss: fresh ? t.loss : 0,
+      lossLong: fresh ? t.lossLong : 0,
       queueDelay: fresh ? t.queueDelay : 0,
       available: remb || delivered,
     };
@@ -647,7 +677,7 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     if (this.#closed) return;
     const now = Date.now();
     const e = this.estimate(now);
-    const sample: LinkSample = { delivered: e.delivered, loss: e.loss, queueDelay: e.queueDelay };
+    const sample: LinkSample = { delivered: e.delivered, loss: e.loss, lossLong: e.lossLong, queueDelay: e.queueDelay };
     // the 1-s window holds a probe's traffic until a second after it stopped: no growth on it
     this.estimator.update(sample, now, this.prober.probing || (this.#probeEnd > 0 && now - this.#probeEnd < PROBE_WINDOW_MS));
     // audio is subtracted from the estimate before choosing a video layer
@@ -665,19 +695,21 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     }
     if (outcome?.kind === 'succeeded') this.estimator.probed(outcome.delivered);
     // the link dropped what the probe sent over what it sustains: that is the estimate now
-    if (outcome?.kind === 'failed' && outcome.measured && outcome.loss > PROBE_LOSS) this.estimator.sustained(outcome.delivered);
+    if (outcome?.kind === 'failed') this.#probeFailedAt = now;
+    if (outcome?.kind === 'failed' && outcome.measured && outcome.overLoss) this.estimator.sustained(outcome.delivered);
     const estimate: BandwidthEstimate = {
       remb: e.remb > 0 ? Math.max(1, e.remb - audio) : 0,
       delivered: e.delivered > 0 ? Math.max(1, e.delivered - audio) : 0,
-      loss: e.loss,
+      // the layer choice judges loss on the long window too: a noisy second of random loss is no reason to drop a layer
+      loss: e.lossLong,
       queueDelay: e.queueDelay,
       link: this.estimator.estimate > 0 ? Math.max(1, this.estimator.estimate - audio) : 0,
       probed: outcome?.kind === 'succeeded',
     };
-    if (process.env.ATRIUM_MEDIA_DEBUG && (outcome || now % 1000 < TICK_MS)) {
+    if (process.env.ATRIUM_MEDIA_DEBUG && (outcome || now % 1000 < TICK_MS || process.env.ATRIUM_MEDIA_DEBUG === '2')) {
       const v = [...this.#tracks.values()].find((t) => t.up.kind === 'video');
       console.error(
-        `[q ${this.id}] del ${Math.round(e.delivered / 1000)}k loss ${e.loss.toFixed(2)} q ${Math.round(e.queueDelay)} est ${Math.round(this.estimator.estimate / 1000)}k want ${Math.round(this.#wantProbe / 1000)}k rates ${v?.up.layerRates(now).map((r) => Math.round(r / 1000))} cur ${v?.current} ${outcome ? JSON.stringify(outcome) : ''}`,
+        `[q ${this.id}] del ${Math.round(e.delivered / 1000)}k loss ${e.loss.toFixed(2)}/${e.lossLong.toFixed(2)} q ${Math.round(e.queueDelay)} est ${Math.round(this.estimator.estimate / 1000)}k want ${Math.round(this.#wantProbe / 1000)}k rates ${v?.up.layerRates(now).map((r) => Math.round(r / 1000))} cur ${v?.current} tgt ${v?.target} rr ${v?.fractionLost.toFixed(2)} ${outcome ? JSON.stringify(outcome) : ''}`,
       );
     }
     this.#wantProbe = 0;
@@ -702,31 +734,22 @@ export class WeriftDownStream extends TypedEmitter<DownStreamEvents> implements 
     this.#probeOwed = 0;
     this.#probeFirstSeq = this.#probeLastSeq = -1;
     this.#probeEnd = 0;
-    this.#probeTimer ??= setInterval(() => this.#sendProbe(), PROBE_SLICE_MS);
   }
 
   #stopProbe(): void {
-    if (this.#probeTimer) clearInterval(this.#probeTimer);
-    this.#probeTimer = undefined;
+    this.#probeOwed = 0;
   }
 
-  /** One slice of probe traffic, on the first video track being forwarded. */
-  #sendProbe(): void {
-    if (this.#closed || !this.prober.sending) return this.#stopProbe();
-    const now = Date.now();
-    const elapsed = Math.min(100, now - this.#probeAt);
+  /** A video frame's last packet went out on `video`: the probe padding owed since the last frame follows it. */
+  afterFrame(video: DownTrack, now: number): void {
+    if (this.#closed || !this.prober.sending) return;
+    const elapsed = Math.min(PROBE_OWED_MAX_MS, now - this.#probeAt);
     this.#probeAt = now;
     let sending = 0;
-    let video: DownTrack | undefined;
-    for (const t of this.#tracks.values()) {
-      if (t.target < 0) continue;
-      sending += t.meter.rate(now);
-      if (t.up.kind === 'video' && t.current >= 0) video ??= t;
-    }
-    // what a slice could not send (mid-frame) is owed to the next, up to 100 ms of it
-    const max = this.prober.budget(sending, 100);
+    for (const t of this.#tracks.values()) if (t.target >= 0) sending += t.meter.rate(now);
+    const max = this.prober.budget(sending, PROBE_OWED_MAX_MS);
     this.#probeOwed = Math.min(max, this.#probeOwed + this.prober.budget(sending, elapsed));
-    if (video && this.#probeOwed > 0) this.#probeOwed -= video.probe(this.#probeOwed, now);
+    if (this.#probeOwed > 0) this.#probeOwed -= video.probe(this.#probeOwed, now);
   }
 
   /**
