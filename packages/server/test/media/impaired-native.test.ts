@@ -131,6 +131,12 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
       const [o0, u0, a0, b0] = [await out(), await video(up), await inbound(subA, 'a'), await inbound(subB, 'b')];
       impair.set('nat_upl', [{ port, direction: 'from', lossPercent: 10 }]);
       try {
+        await until(
+          'the server NACKing the lost packets',
+          () => video(up),
+          (t) => (t?.nacks ?? 0) > (u0?.nacks ?? 0) + 10,
+          20_000,
+        );
         const o1 = await until('the publisher retransmitting', out, (o) => resent(o) > resent(o0) + 10, 20_000);
         const u1 = await until(
           'the plane recovering packets from the RTX stream',
