@@ -7,12 +7,11 @@
 // before an up-switch (the plane sends the padding: Plane.probe), asks for
 // keyframes, and feeds werift's sender reports with the plane's counters.
 import { MediaStream, RTCPeerConnection, type RTCRtpSender } from 'werift';
-import type { ConnectionState, DownRequest, DownStream, DownStreamEvents, DownStreamOptions, IceCandidate, StreamStats, TrackStats } from '../engine.ts';
 import { TypedEmitter } from '../emitter.ts';
-import { RateMeter } from '../rtp.ts';
+import type { ConnectionState, DownRequest, DownStream, DownStreamEvents, DownStreamOptions, IceCandidate, StreamStats, TrackStats } from '../engine.ts';
+import { DownlinkEstimator, type LinkSample, PROBE_MS, ProbeController, type ProbeHalf, type ProbeMeasure } from '../quality/downlink.ts';
+import { RateMeter, seqDiff } from '../rtp.ts';
 import { type CodecDescription, downConfig } from '../werift/config.ts';
-import { DownlinkEstimator, type LinkSample, PROBE_LOSS, PROBE_MS, type ProbeHalf, type ProbeMeasure, ProbeController } from '../quality/downlink.ts';
-import { seqDiff } from '../rtp.ts';
 import { ntpFromMs } from '../werift/down-stream.ts';
 import { holdEarlyDtls, preferDtlsServer } from '../werift/dtls.ts';
 import { type BandwidthEstimate, LayerChooser, lowestActiveLayer } from '../werift/layers.ts';
@@ -164,8 +163,10 @@ export class NativeDownTrack {
     // The lowest layer that carries media, not a declared one that never comes (as the JavaScript engine).
     else if (request.video === 'low') target = lowestActiveLayer(this.up.layerRates(now));
     else {
+      // with a down-link estimate, transport-cc's long-window loss judges (an RR's fraction covers a few dozen packets)
       const fraction = this.stats ? this.stats[DOWN.rrFraction]! : 0;
-      target = this.chooser.choose(this.up.layerRates(now), { ...estimate, loss: Math.max(estimate.loss, fraction) }, now, this.#lastMode !== 'high');
+      const e = estimate.link ? estimate : { ...estimate, loss: Math.max(estimate.loss, fraction) };
+      target = this.chooser.choose(this.up.layerRates(now), e, now, this.#lastMode !== 'high');
     }
     this.#lastMode = request.video;
     if (target !== this.target && this.planeId) this.owner.engine.plane.setTarget(this.planeId, target);
@@ -419,11 +420,18 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
   }
 
   /** The subscriber's bandwidth as its feedback shows it now. */
-  estimate(now = Date.now()): BandwidthEstimate & { available: number } {
+  estimate(now = Date.now()): BandwidthEstimate & { available: number; lossLong: number } {
     const t = this.twcc.estimate(now);
     const fresh = t.lastFeedback > 0 && now - t.lastFeedback < TWCC_STALE_MS;
     const delivered = fresh ? t.delivered : 0;
-    return { remb: this.remb, delivered, loss: fresh ? t.loss : 0, queueDelay: fresh ? t.queueDelay : 0, available: this.remb || delivered };
+    return {
+      remb: this.remb,
+      delivered,
+      loss: fresh ? t.loss : 0,
+      lossLong: fresh ? t.lossLong : 0,
+      queueDelay: fresh ? t.queueDelay : 0,
+      available: this.remb || delivered,
+    };
   }
 
   /** Probes need the plane's padding on an RTX stream: a video track the subscriber accepted RTX for. */
@@ -446,7 +454,8 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
     if (!this.link.keyed) return;
     this.#configure();
     const e = this.estimate(now);
-    const sample: LinkSample = { delivered: e.delivered, loss: e.loss, queueDelay: e.queueDelay };
+    // random loss is judged on transport-cc's 2-s window (a 1-s fraction of 10 % loss reads 2-17 %), as the werift engine does
+    const sample: LinkSample = { delivered: e.delivered, loss: e.loss, lossLong: e.lossLong, queueDelay: e.queueDelay };
     // the 1-s window holds a probe's traffic until a second after it stopped: no growth on it
     this.estimator.update(sample, now, this.prober.probing || (this.#probeEnd > 0 && now - this.#probeEnd < PROBE_WINDOW_MS));
     let audio = 0;
@@ -461,11 +470,12 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
     if (this.prober.probing && !this.prober.sending && this.#probeEnd === 0) this.#probeEnd = now;
     if (outcome?.kind === 'succeeded') this.estimator.probed(outcome.delivered);
     // the link dropped what the probe sent over what it sustains: that is the estimate now
-    if (outcome?.kind === 'failed' && outcome.measured && outcome.loss > PROBE_LOSS) this.estimator.sustained(outcome.delivered);
+    if (outcome?.kind === 'failed' && outcome.measured && outcome.overLoss) this.estimator.sustained(outcome.delivered);
     const estimate: BandwidthEstimate = {
       remb: e.remb > 0 ? Math.max(1, e.remb - audio) : 0,
       delivered: e.delivered > 0 ? Math.max(1, e.delivered - audio) : 0,
-      loss: e.loss,
+      // the layer choice judges loss on the long window too: a noisy second of random loss is no reason to drop a layer
+      loss: e.lossLong,
       queueDelay: e.queueDelay,
       link: probes && this.estimator.estimate > 0 ? Math.max(1, this.estimator.estimate - audio) : 0,
       probed: outcome?.kind === 'succeeded',
@@ -473,7 +483,7 @@ export class NativeDownStream extends TypedEmitter<DownStreamEvents> implements 
     if (process.env.ATRIUM_MEDIA_DEBUG && (outcome || now % 1000 < TICK_MS)) {
       const v = [...this.#tracks.values()].find((t) => t.up.kind === 'video');
       console.error(
-        `[q native ${this.id}] del ${Math.round(e.delivered / 1000)}k loss ${e.loss.toFixed(2)} q ${Math.round(e.queueDelay)} est ${Math.round(this.estimator.estimate / 1000)}k want ${Math.round(this.#wantProbe / 1000)}k rates ${v?.up.layerRates(now).map((r) => Math.round(r / 1000))} cur ${v?.current} ${outcome ? JSON.stringify(outcome) : ''}`,
+        `[q native ${this.id}] del ${Math.round(e.delivered / 1000)}k loss ${e.loss.toFixed(2)}/${e.lossLong.toFixed(2)} q ${Math.round(e.queueDelay)} est ${Math.round(this.estimator.estimate / 1000)}k want ${Math.round(this.#wantProbe / 1000)}k rates ${v?.up.layerRates(now).map((r) => Math.round(r / 1000))} cur ${v?.current} ${outcome ? JSON.stringify(outcome) : ''}`,
       );
     }
     this.#wantProbe = 0;
