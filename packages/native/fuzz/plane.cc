@@ -1,12 +1,13 @@
 // libFuzzer target: the packet plane's receive dispatch (Plane::receive and
 // what it calls: classification, SRTP/SRTCP unprotect, SSRC binding by MID /
 // RID, fan-out and rewrite to two down-tracks, RTCP from subscribers — NACK
-// answers from the cache, PLI, transport-cc — and the events for JavaScript)
+// answers from the cache (on an RTX stream for one of them), PLI, transport-cc — and the events for JavaScript)
 // without a socket: sent datagrams go to a capture function.
 //
 // Every input is a sequence of datagrams, each [flags u8][length u16 BE]
 // [bytes]. flags bits 0–1: who sends it (0 the publisher, 1 and 2 the two
-// subscribers, 3 an unknown address); bit 2: sent as it is (else protected
+// subscribers, 3 an unknown address); bit 4: bandwidth probes after it
+// (bits 5–7 the count); bit 2: sent as it is (else protected
 // first with the sender's SRTP keys, when it parses as RTP or RTCP, so that
 // the fuzzer's bytes reach the dispatch behind the authentication); bit 3 of
 // the first datagram's flags: AEAD_AES_128_GCM instead of
@@ -28,6 +29,7 @@ using namespace atrium;
 static const uint8_t KEY[16] = {0xe1, 0xf9, 0x7a, 0x0d, 0x3e, 0x01, 0x8b, 0xe0, 0xd6, 0x4f, 0xa3, 0x2c, 0x06, 0xde, 0x41, 0x39};
 static const uint8_t SALT[14] = {0x0e, 0xc6, 0x75, 0xad, 0x49, 0x8a, 0xfe, 0xeb, 0xb6, 0x96, 0x0b, 0x3a, 0xab, 0xe6};
 static const uint32_t UP_SSRCS[2] = {0x11223344, 0x55667788};
+static const uint32_t RTX_SSRC = 0x99aabbcc;
 
 static sockaddr_in addr(uint16_t port) {
   sockaddr_in a;
@@ -59,9 +61,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   uint32_t up = plane.create_up(sessions[0], Codec::vp8, true, 90000, "0", {"h", "l"}, {UP_SSRCS[0], UP_SSRCS[1]}, {96});
   if (!up) __builtin_trap();
+  // RTX (RFC 4588) payload type 97 repairs 96; layer 0's RTX SSRC signalled, layer 1's learnt from the packets
+  if (!plane.set_up_rtx(up, {{97, 96}}, {RTX_SSRC, 0})) __builtin_trap();
   uint32_t downs[2];
   for (int i = 0; i < 2; i++) {
-    downs[i] = plane.create_down(sessions[1 + i], up, 0xa0000000u + i, 96, 3);
+    // the first subscriber negotiated RTX (its NACKs are answered there), the second did not
+    downs[i] = i == 0 ? plane.create_down(sessions[1], up, 0xa0000000u, 96, 3, 0xb0000000u, 97) : plane.create_down(sessions[2], up, 0xa0000001u, 96, 3);
     if (!downs[i]) __builtin_trap();
     plane.set_target(downs[i], i);
   }
@@ -99,6 +104,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     plane.receive(buf.data(), n, peers[from], &local);
     plane.flush();
+    // bit 4: a bandwidth probe on each down-track after it (bits 5-7: how many packets; only the RTX one sends)
+    if (flags & 0x10)
+      for (uint32_t d : downs) plane.probe(d, flags >> 5, 1 + (int)(len % 255));
     plane.take_events(&events);
     events.clear();
     plane.datagrams().clear();

@@ -154,6 +154,14 @@ const SEEDS = {
     // the publisher's keyframe, a delta on the other layer, a subscriber's NACK and PLI, the publisher's SR
     datagrams([0, rtpPacket({ payload: VP8_KEY })], [0, rtpPacket({ seq: 1001, ssrc: 0x55667788, payload: VP8_KEY })], [1, [...NACK, ...PLI]], [0, SR]),
     datagrams([8, rtpPacket({ payload: VP8_KEY })], [2, TWCC], [2, REMB], [3, rtpPacket({ payload: VP8_KEY })], [4, stunBinding('abcd:efgh')]),
+    // RTX (payload type 97, OSN first): a repair of the missing 999, one of the 1000 already here, padding on an unsignalled SSRC, then a NACK and probes
+    datagrams(
+      [0, rtpPacket({ payload: VP8_KEY })],
+      [0, rtpPacket({ pt: 97, seq: 7, ssrc: 0x99aabbcc, payload: [0x03, 0xe7, ...VP8_KEY] })],
+      [0, rtpPacket({ pt: 97, seq: 8, ssrc: 0x99aabbcc, payload: [0x03, 0xe8, ...VP8_KEY] })],
+      [0, rtpPacket({ pt: 97, seq: 9, ssrc: 0x12121212, payload: [] })],
+      [0x71, [...NACK, ...PLI]], // then 3 probe packets on each down-track
+    ),
   ],
   srtp: [Buffer.from([0, ...rtpPacket({ payload: VP8_KEY })]), Buffer.from([1, ...rtpPacket({ payload: VP8_KEY })]), Buffer.from([0, ...SR, ...NACK]), Buffer.from([1, ...SR])],
 };

@@ -8,6 +8,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -91,6 +92,7 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
                            InstanceMethod("closeUp", &PlaneWrap::CloseUp),
                            InstanceMethod("setTap", &PlaneWrap::SetTap),
                            InstanceMethod("createDown", &PlaneWrap::CreateDown),
+                           InstanceMethod("probe", &PlaneWrap::Probe),
                            InstanceMethod("closeDown", &PlaneWrap::CloseDown),
                            InstanceMethod("setTarget", &PlaneWrap::SetTarget),
                            InstanceMethod("write", &PlaneWrap::Write),
@@ -250,7 +252,27 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
       auto a = o.Get("payloadTypes").As<Napi::Array>();
       for (uint32_t i = 0; i < a.Length(); i++) pts.push_back((uint8_t)a.Get(i).ToNumber().Uint32Value());
     }
-    return Napi::Number::New(env, plane_.create_up(u32(info, 0), codec_of(codec), video, clock, mid, rids, ssrcs, pts));
+    // RTX (RFC 4588): rtx = [rtx payload type, the payload type it repairs, ...], rtxSsrcs = per layer (0: not signalled)
+    std::vector<std::pair<uint8_t, uint8_t>> rtx;
+    std::vector<uint32_t> rtx_ssrcs;
+    if (o.Get("rtx").IsArray()) {
+      auto a = o.Get("rtx").As<Napi::Array>();
+      for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
+        uint32_t pt = a.Get(i).ToNumber().Uint32Value(), apt = a.Get(i + 1).ToNumber().Uint32Value();
+        if (pt > 127 || apt > 127) return fail(env, "Plane.createUp: an RTX payload type pair out of 0..127");
+        rtx.emplace_back((uint8_t)pt, (uint8_t)apt);
+      }
+    }
+    if (o.Get("rtxSsrcs").IsArray()) {
+      auto a = o.Get("rtxSsrcs").As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) rtx_ssrcs.push_back(a.Get(i).ToNumber().Uint32Value());
+    }
+    uint32_t id = plane_.create_up(u32(info, 0), codec_of(codec), video, clock, mid, rids, ssrcs, pts);
+    if (id && (!rtx.empty() || !rtx_ssrcs.empty()) && !plane_.set_up_rtx(id, rtx, rtx_ssrcs)) {
+      plane_.close_up(id);
+      return fail(env, "Plane.createUp: the RTX description was refused (at most 16 payload type pairs)");
+    }
+    return Napi::Number::New(env, id);
   }
   Napi::Value CloseUp(const Napi::CallbackInfo& info) {
     plane_.close_up(u32(info, 0));
@@ -260,12 +282,14 @@ class PlaneWrap : public Napi::ObjectWrap<PlaneWrap> {
     return Napi::Boolean::New(info.Env(), plane_.set_tap(u32(info, 0), info.Length() > 1 && info[1].ToBoolean()));
   }
   Napi::Value CreateDown(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), plane_.create_down(u32(info, 0), u32(info, 1), u32(info, 2), (uint8_t)u32(info, 3), i32(info, 4)));
+    // (session, up, ssrc, payloadType, twccId[, rtxSsrc, rtxPayloadType])
+    return Napi::Number::New(info.Env(), plane_.create_down(u32(info, 0), u32(info, 1), u32(info, 2), (uint8_t)u32(info, 3), i32(info, 4), u32(info, 5), (uint8_t)std::min<uint32_t>(u32(info, 6), 255)));
   }
   Napi::Value CloseDown(const Napi::CallbackInfo& info) {
     plane_.close_down(u32(info, 0));
     return info.Env().Undefined();
   }
+  Napi::Value Probe(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), plane_.probe(u32(info, 0), i32(info, 1), i32(info, 2))); }
   Napi::Value SetTarget(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), plane_.set_target(u32(info, 0), i32(info, 1, -1))); }
   Napi::Value Write(const Napi::CallbackInfo& info) {
     const uint8_t* d;

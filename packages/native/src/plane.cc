@@ -400,7 +400,7 @@ bool Plane::set_keys(uint32_t id, int profile, const uint8_t* lk, const uint8_t*
   s->in_rtp.clear();
   s->in_rtcp.clear();
   s->rtcp_index = 0;
-  for (auto& kv : s->ssrc_down) kv.second->out = OutboundState();
+  for (auto& kv : s->ssrc_down) kv.second->out = kv.second->rtx_out = OutboundState();
   s->keyed = true;
   clock();
   std::vector<std::vector<uint8_t>> pending;
@@ -564,22 +564,91 @@ void Plane::handle_media(Session* s, uint8_t* data, size_t len) {
   if (!parse_rtp(data, n, &h)) return;
   UpTrack* t = nullptr;
   int layer = 0;
+  bool rtx = false;
   auto r = s->ssrc_up.find(h.ssrc);
   if (r != s->ssrc_up.end()) {
     t = r->second.first;
     layer = r->second.second;
-  } else if (!bind_ssrc(s, data, h, &t, &layer)) {
+  } else if ((r = s->ssrc_rtx.find(h.ssrc)) != s->ssrc_rtx.end()) {
+    t = r->second.first;
+    layer = r->second.second;
+    rtx = true;
+  } else if (!bind_ssrc(s, data, h, &t, &layer, &rtx)) {
     s->unroutable++;
     return;
   }
-  on_up_packet(s, t, layer, data, n, h, true);
+  if (rtx)
+    handle_rtx(s, t, layer, data, n, h);
+  else
+    on_up_packet(s, t, layer, data, n, h, true);
 }
 
-bool Plane::bind_ssrc(Session* s, const uint8_t* p, const RtpHeader& h, UpTrack** out, int* layer_out) {
+static int rtx_apt(const UpTrack* t, uint8_t pt) {
+  for (auto& p : t->rtx_pts)
+    if (p.first == pt) return p.second;
+  return -1;
+}
+
+void Plane::handle_rtx(Session* s, UpTrack* t, int li, uint8_t* p, size_t n, const RtpHeader& h) {
+  UpLayer& L = t->layers[(size_t)li];
+  int apt = rtx_apt(t, h.pt);
+  if (apt < 0 || !L.bound) {
+    s->unroutable++;
+    return;
+  }
+  if (h.payload_length < 2) {
+    // padding only (the publisher probing its bandwidth): its arrival counts for the feedback, nothing to forward
+    record_twcc(s, p, h);
+    L.rtx_padding++;
+    return;
+  }
+  uint16_t osn = rd16(p + h.header_length);
+  // Already here (the answer to a NACK whose packet came late, or the publisher padding with old packets): drop it.
+  bool have = false;
+  if (L.seq_started) {
+    int d = seq_diff(osn, L.max_seq);
+    if (d <= 0 && (d <= -(int)VIDEO_RING || !t->video)) have = true;  // too old to matter, or audio (no cache)
+    else if (d <= 0 && !L.ring.empty()) {
+      const SrcSlot& slot = L.ring[osn & (VIDEO_RING - 1)];
+      have = slot.no != 0 && slot.seq == osn;
+    }
+  }
+  if (have) {
+    record_twcc(s, p, h);
+    L.rtx_unneeded++;
+    return;
+  }
+  // RFC 4588 §4: the original sequence number, then the original payload. Rewrite in place as the original packet
+  // (its header extensions, transport-cc included, kept), without the RTX padding.
+  size_t plen = h.payload_length - 2;
+  memmove(p + h.header_length, p + h.header_length + 2, plen);
+  p[0] &= (uint8_t)~0x20;
+  p[1] = (uint8_t)((p[1] & 0x80) | (apt & 0x7f));
+  wr16(p + 2, osn);
+  wr32(p + 8, L.ssrc);
+  RtpHeader o;
+  if (!parse_rtp(p, h.header_length + plen, &o)) return;
+  L.rtx_recovered++;
+  on_up_packet(s, t, li, p, h.header_length + plen, o, true, true);
+}
+
+void Plane::record_twcc(Session* s, const uint8_t* p, const RtpHeader& h) {
   const uint8_t* v;
   size_t vl;
-  // a retransmission stream (RFC 4588): not negotiated here, never routed
-  if (s->ext_rrid && find_extension(p, h, s->ext_rrid, &v, &vl)) return false;
+  if (!s->ext_twcc || !find_extension(p, h, s->ext_twcc, &v, &vl) || vl < 2) return;
+  uint16_t tseq = rd16(v);
+  uint8_t rec[10];
+  rec[0] = (uint8_t)tseq;
+  rec[1] = (uint8_t)(tseq >> 8);
+  double us = (double)now_us_;
+  memcpy(rec + 2, &us, 8);
+  s->twcc_in.insert(s->twcc_in.end(), rec, rec + 10);
+  if (++s->twcc_in_count >= 4000) flush_twcc_in(s);
+}
+
+bool Plane::bind_ssrc(Session* s, const uint8_t* p, const RtpHeader& h, UpTrack** out, int* layer_out, bool* rtx_out) {
+  const uint8_t* v;
+  size_t vl;
   UpTrack* t = nullptr;
   if (s->ext_mid && find_extension(p, h, s->ext_mid, &v, &vl)) {
     std::string mid((const char*)v, vl);
@@ -588,9 +657,34 @@ bool Plane::bind_ssrc(Session* s, const uint8_t* p, const RtpHeader& h, UpTrack*
   }
   if (!t) {
     for (UpTrack* u : s->ups)
-      if (std::find(u->pts.begin(), u->pts.end(), h.pt) != u->pts.end()) t = u;
+      if (std::find(u->pts.begin(), u->pts.end(), h.pt) != u->pts.end() || rtx_apt(u, h.pt) >= 0) t = u;
   }
   if (!t || t->layers.empty()) return false;
+  // A retransmission stream (RFC 4588): named by the repaired-rtp-stream-id extension (simulcast), or by its payload type.
+  bool rrid = s->ext_rrid && find_extension(p, h, s->ext_rrid, &v, &vl);
+  if (rrid || rtx_apt(t, h.pt) >= 0) {
+    if (rtx_apt(t, h.pt) < 0) return false;  // RTX the answer did not negotiate
+    int layer = -1;
+    if (rrid) {
+      std::string rid((const char*)v, vl);
+      for (size_t i = 0; i < t->layers.size(); i++)
+        if (t->layers[i].rid == rid) layer = (int)i;
+    } else {
+      // no rrid: the first layer without an RTX stream yet (one encoding, or SSRCs the SDP did not list)
+      for (size_t i = 0; i < t->layers.size() && layer < 0; i++)
+        if (!t->layers[i].rtx_ssrc) layer = (int)i;
+    }
+    if (layer < 0 || s->ssrc_rtx.size() >= 64) return false;
+    UpLayer& L = t->layers[(size_t)layer];
+    if (L.rtx_ssrc) s->ssrc_rtx.erase(L.rtx_ssrc);  // the publisher changed this layer's RTX SSRC
+    L.rtx_ssrc = h.ssrc;
+    s->ssrc_rtx[h.ssrc] = {t, layer};
+    *out = t;
+    *layer_out = layer;
+    *rtx_out = true;
+    return true;
+  }
+  *rtx_out = false;
   int layer = -1;
   if (s->ext_rid && find_extension(p, h, s->ext_rid, &v, &vl)) {
     std::string rid((const char*)v, vl);
@@ -619,7 +713,7 @@ bool Plane::bind_ssrc(Session* s, const uint8_t* p, const RtpHeader& h, UpTrack*
   return true;
 }
 
-void Plane::on_up_packet(Session* s, UpTrack* t, int li, uint8_t* p, size_t n, const RtpHeader& h, bool from_peer) {
+void Plane::on_up_packet(Session* s, UpTrack* t, int li, uint8_t* p, size_t n, const RtpHeader& h, bool from_peer, bool repaired) {
   UpLayer& L = t->layers[(size_t)li];
   const uint8_t* payload = p + h.header_length;
   size_t plen = h.payload_length;
@@ -656,27 +750,20 @@ void Plane::on_up_packet(Session* s, UpTrack* t, int li, uint8_t* p, size_t n, c
       }
     }
   }
-  double arrival = now_ms_ * t->clock / 1000.0;
-  double transit = arrival - (double)h.ts;
-  if (L.have_transit) {
-    double dd = fabs(transit - L.last_transit);
-    if (dd > 2147483647.0) dd = 0;  // timestamp wrap
-    L.jitter += (dd - L.jitter) / 16;
+  if (!repaired) {
+    double arrival = now_ms_ * t->clock / 1000.0;
+    double transit = arrival - (double)h.ts;
+    if (L.have_transit) {
+      double dd = fabs(transit - L.last_transit);
+      if (dd > 2147483647.0) dd = 0;  // timestamp wrap
+      L.jitter += (dd - L.jitter) / 16;
+    }
+    L.last_transit = transit;
+    L.have_transit = true;
   }
-  L.last_transit = transit;
-  L.have_transit = true;
   const uint8_t* v;
   size_t vl;
-  if (from_peer && s->ext_twcc && find_extension(p, h, s->ext_twcc, &v, &vl) && vl >= 2) {
-    uint16_t tseq = rd16(v);
-    uint8_t rec[10];
-    rec[0] = (uint8_t)tseq;
-    rec[1] = (uint8_t)(tseq >> 8);
-    double us = (double)now_us_;
-    memcpy(rec + 2, &us, 8);
-    s->twcc_in.insert(s->twcc_in.end(), rec, rec + 10);
-    if (++s->twcc_in_count >= 4000) flush_twcc_in(s);
-  }
+  if (from_peer) record_twcc(s, p, h);
   if (!t->video && from_peer && s->ext_level && find_extension(p, h, s->ext_level, &v, &vl) && vl >= 1) {
     int level = v[0] & 0x7f;
     if (now_ms_ - t->level_at > 300 || level < t->level) {
@@ -852,16 +939,20 @@ void Plane::forward(DownTrack* d, int layer, const SrcSlot* slot, bool padding, 
 
 void Plane::emit(DownTrack* d, uint16_t seq, uint32_t ts, bool marker, const SrcSlot* slot, int pic, int tl0, bool resend) {
   Session* s = d->session;
-  size_t hl = d->twcc_id > 0 ? 20 : 12;
+  // a retransmission goes on the subscriber's RTX stream when it has one (RFC 4588 §4: its own sequence, the original one first in the payload)
+  bool rtx = resend && d->rtx_pt;
+  size_t hl = (d->twcc_id > 0 ? 20 : 12) + (rtx ? 2 : 0);
   size_t room = sizeof(OutPacket::data) - s->out.rtp_overhead() - 4;
   if (hl + slot->len > room) return;
+  uint16_t wire_seq = rtx ? d->rtx_seq++ : seq;
+  uint32_t ssrc = rtx ? d->rtx_ssrc : d->ssrc;
   OutPacket* o = queue_slot();
   uint8_t* b = o->data;
   b[0] = d->twcc_id > 0 ? 0x90 : 0x80;
-  b[1] = (uint8_t)((marker ? 0x80 : 0) | (d->pt & 0x7f));
-  wr16(b + 2, seq);
+  b[1] = (uint8_t)((marker ? 0x80 : 0) | ((rtx ? d->rtx_pt : d->pt) & 0x7f));
+  wr16(b + 2, wire_seq);
   wr32(b + 4, ts);
-  wr32(b + 8, d->ssrc);
+  wr32(b + 8, ssrc);
   size_t len = 12;
   if (d->twcc_id > 0) {
     uint16_t tseq = ++s->twcc_seq;
@@ -880,6 +971,10 @@ void Plane::emit(DownTrack* d, uint16_t seq, uint32_t ts, bool marker, const Src
     e.sent_ms = now_ms_;
     e.size = (uint16_t)(hl + slot->len + s->out.rtp_overhead());
   }
+  if (rtx) {
+    wr16(b + len, seq);
+    len += 2;
+  }
   memcpy(b + len, slot->data, slot->len);
   if (pic >= 0 && slot->pic_off > 0) {
     uint8_t* q = b + len + slot->pic_off;
@@ -892,8 +987,9 @@ void Plane::emit(DownTrack* d, uint16_t seq, uint32_t ts, bool marker, const Src
   }
   if (tl0 >= 0 && slot->tl0_off > 0) b[len + slot->tl0_off] = (uint8_t)tl0;
   size_t plain = len + slot->len;
-  uint32_t roc = d->out.roc_for(seq);
-  size_t n = s->out.protect_rtp(b, plain, len, d->ssrc, seq, roc);
+  size_t header = rtx ? len - 2 : len;
+  uint32_t roc = rtx ? d->rtx_out.roc_for(wire_seq) : d->out.roc_for(seq);
+  size_t n = s->out.protect_rtp(b, plain, header, ssrc, wire_seq, roc);
   if (!n) {
     out_count_--;
     return;
@@ -909,6 +1005,68 @@ void Plane::emit(DownTrack* d, uint16_t seq, uint32_t ts, bool marker, const Src
   s->packets_out++;
   s->bytes_out += n;
   if (resend) d->resent++;
+  if (rtx) d->rtx_sent++;
+}
+
+int Plane::probe(uint32_t id, int count, int size) {
+  auto it = downs_.find(id);
+  if (it == downs_.end()) return -1;
+  DownTrack* d = it->second.get();
+  Session* s = d->session;
+  if (!d->video || !d->rtx_pt || !d->up || !d->started || d->current < 0 || !s->keyed || !s->has_remote) return 0;
+  if (count > 64) count = 64;
+  if (size < 1 || size > 255) return 0;
+  clock();
+  auto it_from = addresses_.find(address_key(s->remote));
+  bool has_from = it_from != addresses_.end() && it_from->second.has_local;
+  int sent = 0;
+  for (int k = 0; k < count; k++) {
+    OutPacket* o = queue_slot();
+    uint8_t* b = o->data;
+    uint16_t seq = d->rtx_seq++;
+    b[0] = (uint8_t)(0xa0 | (d->twcc_id > 0 ? 0x10 : 0));  // V=2, padding
+    b[1] = d->rtx_pt & 0x7f;
+    wr16(b + 2, seq);
+    wr32(b + 4, d->last_ts);
+    wr32(b + 8, d->rtx_ssrc);
+    size_t len = 12;
+    if (d->twcc_id > 0) {
+      uint16_t tseq = ++s->twcc_seq;
+      b[12] = 0xbe;
+      b[13] = 0xde;
+      b[14] = 0;
+      b[15] = 1;
+      b[16] = (uint8_t)((d->twcc_id << 4) | 1);
+      wr16(b + 17, tseq);
+      b[19] = 0;
+      len = 20;
+      if (s->twcc_hist.empty()) s->twcc_hist.resize(TWCC_SLOTS);
+      TwccSent& e = s->twcc_hist[tseq & (TWCC_SLOTS - 1)];
+      e.seq = tseq;
+      e.valid = true;
+      e.sent_ms = now_ms_;
+      e.size = (uint16_t)(len + size + s->out.rtp_overhead());
+    }
+    // RFC 3550 §5.1: padding, its last byte counts it (no payload, so no OSN: RFC 4588 §4 padding)
+    memset(b + len, 0, (size_t)size);
+    b[len + size - 1] = (uint8_t)size;
+    size_t n = s->out.protect_rtp(b, len + size, len, d->rtx_ssrc, seq, d->rtx_out.roc_for(seq));
+    if (!n) {
+      out_count_--;
+      break;
+    }
+    o->len = n;
+    o->to = s->remote;
+    o->has_from = has_from;
+    if (has_from) o->from = it_from->second.local;
+    s->packets_out++;
+    s->bytes_out += n;
+    d->probe_packets++;
+    d->probe_bytes += (uint64_t)size;
+    sent++;
+  }
+  flush();
+  return sent;
 }
 
 void Plane::answer_nack(DownTrack* d, uint16_t seq) {
@@ -1100,14 +1258,35 @@ void Plane::close_up(uint32_t id) {
   }
   if (Session* s = t->session) {
     s->ups.erase(std::remove(s->ups.begin(), s->ups.end(), t), s->ups.end());
-    for (auto m = s->ssrc_up.begin(); m != s->ssrc_up.end();) {
-      if (m->second.first == t)
-        m = s->ssrc_up.erase(m);
-      else
-        ++m;
-    }
+    for (auto* map : {&s->ssrc_up, &s->ssrc_rtx})
+      for (auto m = map->begin(); m != map->end();) {
+        if (m->second.first == t)
+          m = map->erase(m);
+        else
+          ++m;
+      }
   }
   ups_.erase(it);
+}
+
+bool Plane::set_up_rtx(uint32_t id, const std::vector<std::pair<uint8_t, uint8_t>>& pts, const std::vector<uint32_t>& ssrcs) {
+  auto it = ups_.find(id);
+  if (it == ups_.end()) return false;
+  UpTrack* t = it->second.get();
+  if (pts.size() > 16) return false;
+  for (auto& p : pts)
+    if (p.first > 127 || p.second > 127) return false;
+  t->rtx_pts = pts;
+  Session* s = t->session;
+  if (!s) return true;
+  for (size_t i = 0; i < ssrcs.size() && i < t->layers.size(); i++) {
+    if (!ssrcs[i] || s->ssrc_up.count(ssrcs[i]) || s->ssrc_rtx.size() >= 64) continue;
+    UpLayer& L = t->layers[i];
+    if (L.rtx_ssrc) s->ssrc_rtx.erase(L.rtx_ssrc);
+    L.rtx_ssrc = ssrcs[i];
+    s->ssrc_rtx[ssrcs[i]] = {t, (int)i};
+  }
+  return true;
 }
 
 bool Plane::set_tap(uint32_t id, bool on) {
@@ -1117,10 +1296,11 @@ bool Plane::set_tap(uint32_t id, bool on) {
   return true;
 }
 
-uint32_t Plane::create_down(uint32_t sid, uint32_t up, uint32_t ssrc, uint8_t pt, int twcc_id) {
+uint32_t Plane::create_down(uint32_t sid, uint32_t up, uint32_t ssrc, uint8_t pt, int twcc_id, uint32_t rtx_ssrc, uint8_t rtx_pt) {
   Session* s = session(sid);
   auto u = ups_.find(up);
   if (!s || u == ups_.end() || twcc_id < 0 || twcc_id > 14 || s->ssrc_down.count(ssrc)) return 0;
+  if ((rtx_pt && (!rtx_ssrc || rtx_ssrc == ssrc)) || rtx_pt > 127) return 0;
   auto d = std::make_unique<DownTrack>();
   d->id = next_id_++;
   d->session = s;
@@ -1129,6 +1309,11 @@ uint32_t Plane::create_down(uint32_t sid, uint32_t up, uint32_t ssrc, uint8_t pt
   d->pt = pt;
   d->twcc_id = twcc_id;
   d->video = d->up->video;
+  if (rtx_pt && d->video) {
+    d->rtx_ssrc = rtx_ssrc;
+    d->rtx_pt = rtx_pt;
+    d->rtx_seq = (uint16_t)random32();
+  }
   DownTrack* raw = d.get();
   d->up->sinks.push_back(raw);
   s->ssrc_down[ssrc] = raw;
@@ -1225,6 +1410,9 @@ bool Plane::up_stats(uint32_t id, std::vector<double>* out) {
         L.sr_at_ms,
         L.seq_started ? (double)L.ext_max() : -1,
         now_ms_ - t->level_at > 1000 ? 127.0 : (double)t->level,
+        (double)L.rtx_recovered,
+        (double)L.rtx_unneeded,
+        (double)L.rtx_padding,
     };
     out->insert(out->end(), fields, fields + UP_LAYER_FIELDS);
   }
@@ -1239,6 +1427,7 @@ bool Plane::down_stats(uint32_t id, std::vector<double>* out) {
       (double)d->packets,   (double)d->bytes,      (double)d->header_bytes, (double)d->nacks,     (double)d->resent,    (double)d->plis,
       (double)d->firs,      (double)d->rr_lost,    d->rr_fraction,          (double)d->rr_jitter, (double)d->current,   (double)d->target,
       (double)d->last_rtp_ts, d->last_sent_ms,     (double)d->switches,     (double)d->ssrc,      d->started ? 1.0 : 0, (double)(d->up ? 1 : 0),
+      (double)d->rtx_sent,    (double)d->probe_packets, (double)d->probe_bytes,
   };
   out->assign(fields, fields + DOWN_FIELDS);
   return true;
@@ -1250,6 +1439,7 @@ bool Plane::session_stats(uint32_t id, std::vector<double>* out) {
   double fields[SESSION_FIELDS] = {
       (double)s->packets_in,    (double)s->bytes_in, (double)s->packets_out, (double)s->bytes_out,
       (double)s->auth_failures, (double)s->replays,  (double)s->unroutable,  s->remb,
+      (double)s->twcc_seq,
   };
   out->assign(fields, fields + SESSION_FIELDS);
   return true;

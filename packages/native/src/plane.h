@@ -5,10 +5,13 @@
 //
 // Per packet it does, without calling JavaScript: batched receive
 // (recvmmsg), SRTP/SRTCP unprotect, routing by SSRC (learning SSRCs from the
-// MID/RID header extensions), receive statistics, per-subscriber rewrite
+// MID/RID header extensions), RTX unwrapping (RFC 4588: a publisher's
+// retransmission becomes the packet it repairs), receive statistics,
+// per-subscriber rewrite
 // (SSRC, payload type, sequence number, timestamp, VP8 picture id and
 // TL0PICIDX so that a layer switch is seamless), SRTP protect, the NACK
-// cache, transport-cc numbering, and batched send (sendmmsg).
+// cache (answered on the subscriber's RTX stream when it negotiated one),
+// transport-cc numbering, and batched send (sendmmsg).
 //
 // JavaScript keeps the decisions: which layer each down-track should get
 // (set_target), keyframe requests, NACKs to publishers, bandwidth
@@ -56,9 +59,9 @@ enum EventType : uint8_t {
 };
 
 /** Stats vector layouts (Float64Array) — keep in step with packages/server/src/media/native/addon.ts. */
-enum { UP_LAYER_FIELDS = 14 };
-enum { DOWN_FIELDS = 18 };
-enum { SESSION_FIELDS = 8 };
+enum { UP_LAYER_FIELDS = 17 };
+enum { DOWN_FIELDS = 21 };
+enum { SESSION_FIELDS = 9 };
 
 struct SrcSlot {
   uint64_t no = 0;  // 0: empty
@@ -97,6 +100,11 @@ struct UpLayer {
   int width = 0, height = 0;
   uint64_t keyframes = 0;
   uint64_t late = 0;
+  // RTX (RFC 4588): the repair stream's SSRC (0 until signalled or seen) and what came on it
+  uint32_t rtx_ssrc = 0;
+  uint64_t rtx_recovered = 0;  // repaired a packet missing here: unwrapped and forwarded
+  uint64_t rtx_unneeded = 0;   // repaired one already here (a late answer, or the publisher probing with RTX): dropped
+  uint64_t rtx_padding = 0;    // padding-only packets on the repair stream (the publisher's bandwidth probes)
   // last sender report (for RR's LSR / DLSR)
   uint32_t sr_mid = 0;
   double sr_at_ms = 0;
@@ -111,6 +119,8 @@ struct UpTrack {
   uint32_t clock;
   std::string mid;
   std::vector<uint8_t> pts;
+  /** RTX payload types and the payload type each repairs (apt). */
+  std::vector<std::pair<uint8_t, uint8_t>> rtx_pts;
   std::vector<UpLayer> layers;
   std::vector<DownTrack*> sinks;
   bool tapped = false;
@@ -151,6 +161,13 @@ struct DownTrack {
   bool tl0_started = false;
   int tl0_offset = 0, last_tl0 = 0;
   OutboundState out;
+  // the subscriber's RTX stream (RFC 4588), when it accepted one: NACKs are answered there
+  uint32_t rtx_ssrc = 0;
+  uint8_t rtx_pt = 0;
+  uint16_t rtx_seq = 0;
+  OutboundState rtx_out;
+  uint64_t rtx_sent = 0;
+  uint64_t probe_packets = 0, probe_bytes = 0;
   std::vector<CacheEntry> cache;
   uint64_t packets = 0, bytes = 0, header_bytes = 0, nacks = 0, resent = 0, plis = 0, firs = 0;
   int last_fir = -1;
@@ -180,6 +197,7 @@ struct Session {
   sockaddr_in remote{};
   std::vector<UpTrack*> ups;
   std::unordered_map<uint32_t, std::pair<UpTrack*, int>> ssrc_up;
+  std::unordered_map<uint32_t, std::pair<UpTrack*, int>> ssrc_rtx;  // a publisher's RTX streams -> the layer each repairs
   std::unordered_map<uint32_t, DownTrack*> ssrc_down;
   int ext_mid = 0, ext_rid = 0, ext_rrid = 0, ext_twcc = 0, ext_level = 0;
   uint16_t twcc_seq = 0;
@@ -250,11 +268,30 @@ class Plane {
   // --- tracks
   uint32_t create_up(uint32_t session, Codec codec, bool video, uint32_t clock, const std::string& mid, const std::vector<std::string>& rids,
                      const std::vector<uint32_t>& ssrcs, const std::vector<uint8_t>& pts);
+  /**
+   * The RTX streams (RFC 4588) the publisher may send for this track: pairs
+   * of (RTX payload type, the payload type it repairs), and per layer the
+   * RTX SSRC when the SDP signals it (0: learnt from the
+   * repaired-rtp-stream-id extension or the payload type). False for an
+   * unknown track.
+   */
+  bool set_up_rtx(uint32_t up, const std::vector<std::pair<uint8_t, uint8_t>>& pts, const std::vector<uint32_t>& ssrcs);
   void close_up(uint32_t id);
   bool set_tap(uint32_t up, bool on);
-  uint32_t create_down(uint32_t session, uint32_t up, uint32_t ssrc, uint8_t pt, int twcc_id);
+  /** `rtx_ssrc`/`rtx_pt`: the subscriber's RTX stream (0: none; NACKs are answered on the media SSRC). */
+  uint32_t create_down(uint32_t session, uint32_t up, uint32_t ssrc, uint8_t pt, int twcc_id, uint32_t rtx_ssrc = 0, uint8_t rtx_pt = 0);
   void close_down(uint32_t id);
   bool set_target(uint32_t down, int layer);
+  /**
+   * Bandwidth probe traffic on a down-track: up to `count` padding-only
+   * packets of `size` bytes of padding (1..255) on the subscriber's RTX
+   * stream, each with a transport-cc number like media, sent at once. Only
+   * on RTX: padding on the media stream would shift its sequence numbers
+   * under packets still to be repaired. Returns the packets sent (0 without
+   * RTX, before the first media packet, or while nothing is forwarded), -1
+   * for an unknown track.
+   */
+  int probe(uint32_t down, int count, int size);
   /**
    * Packets from a server-made source (not received from a peer), forwarded
    * like a publisher's: records of (layer u8, marker u8, seq u16, ts u32,
@@ -280,8 +317,12 @@ class Plane {
   Session* session(uint32_t id);
   void handle_media(Session* s, uint8_t* data, size_t len);
   void handle_rtcp(Session* s, const uint8_t* p, size_t n);
-  void on_up_packet(Session* s, UpTrack* t, int layer, uint8_t* p, size_t n, const RtpHeader& h, bool from_peer);
-  bool bind_ssrc(Session* s, const uint8_t* p, const RtpHeader& h, UpTrack** t, int* layer);
+  /** `repaired`: unwrapped from RTX (late by nature: left out of the jitter). */
+  void on_up_packet(Session* s, UpTrack* t, int layer, uint8_t* p, size_t n, const RtpHeader& h, bool from_peer, bool repaired = false);
+  /** Binds an unknown SSRC to a layer; `*rtx` says whether it is the layer's RTX stream. */
+  bool bind_ssrc(Session* s, const uint8_t* p, const RtpHeader& h, UpTrack** t, int* layer, bool* rtx);
+  void handle_rtx(Session* s, UpTrack* t, int layer, uint8_t* p, size_t n, const RtpHeader& h);
+  void record_twcc(Session* s, const uint8_t* p, const RtpHeader& h);
   void forward(DownTrack* d, int layer, const SrcSlot* slot, bool padding, uint16_t seq, uint32_t ts, bool marker);
   void rebase(DownTrack* d, const SrcSlot* slot, uint16_t seq, uint32_t ts);
   void emit(DownTrack* d, uint16_t seq, uint32_t ts, bool marker, const SrcSlot* slot, int pic, int tl0, bool resend);

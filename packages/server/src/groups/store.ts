@@ -174,6 +174,11 @@ export class GroupStore extends EventEmitter<GroupStoreEvents> {
     return this.groups.get(name)?.desc;
   }
 
+  /** The ETag of the file version in use (what etagOf gives for its bytes), or undefined when the group is not loaded. */
+  loadedEtag(name: string): string | undefined {
+    return this.groups.get(name)?.etag;
+  }
+
   list(): GroupDescription[] {
     return [...this.groups.keys()].sort().map((n) => this.groups.get(n)!.desc);
   }

@@ -18,7 +18,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Client, CoreEvent, IceServerInfo } from '../core/client.ts';
-import { type ErrorCode, isCoreError } from '../core/errors.ts';
+import { type ErrorCode, isCoreError, retryAfterHeader } from '../core/errors.ts';
 import type { Member } from '../core/group.ts';
 import type { Registry } from '../core/registry.ts';
 import type { Logger } from '../log.ts';
@@ -67,6 +67,9 @@ function statusOf(code: ErrorCode): number {
       return 503;
     case 'not-supported':
       return 501;
+    case 'rate-limited':
+      // Too many failed logins: wait, as Retry-After says (the admin API and the recordings page answer the same).
+      return 429;
     default:
       return 403;
   }
@@ -221,7 +224,7 @@ export async function registerWhipWhep(app: FastifyInstance, deps: HttpMediaDeps
         const status = statusOf(e.code);
         // A Bearer challenge even where WHEP takes Basic too: a Basic one makes a
         // browser open its login dialog over the page of a WHEP player using fetch.
-        throw new Refusal(status, e.message, status === 401 ? { 'www-authenticate': `Bearer realm="${group.replace(/["\\]/g, '')}"` } : {});
+        throw new Refusal(status, e.message, status === 401 ? { 'www-authenticate': `Bearer realm="${group.replace(/["\\]/g, '')}"` } : retryAfterHeader(e));
       }
       throw e;
     }

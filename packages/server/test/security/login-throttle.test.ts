@@ -16,9 +16,9 @@ import { type RunningServer, startServer } from '../support/server-process.ts';
 const servers: RunningServer[] = [];
 after(() => Promise.all(servers.map((s) => s.stop())));
 
-async function serve(): Promise<RunningServer> {
+async function serve(media = false): Promise<RunningServer> {
   const s = await startServer({
-    args: ['--no-media'],
+    args: media ? ['--media-address', '127.0.0.1'] : ['--no-media'],
     config: { users: { root: { password: 'rootpw', permissions: 'admin' } } },
     groups: { g: { users: { bob: { password: 'bobpw', permissions: 'present' }, carol: { password: 'carolpw', permissions: 'present' } } } },
   });
@@ -31,6 +31,21 @@ async function metric(s: RunningServer, name: string, via: string): Promise<numb
   const m = new RegExp(`^${name}\\{via="${via}"\\} (\\d+)`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
 }
+
+/** `n` wrong logins over HTTP one after the other: each answer's status, and the last Retry-After seen. */
+async function httpGuesses(n: number, guess: (i: number) => Promise<Response>): Promise<{ statuses: number[]; retryAfter: string | null }> {
+  const statuses: number[] = [];
+  let retryAfter: string | null = null;
+  for (let i = 0; i < n; i++) {
+    const r = await guess(i);
+    statuses.push(r.status);
+    if (r.status === 429) retryAfter = r.headers.get('retry-after');
+    await r.arrayBuffer();
+  }
+  return { statuses, retryAfter };
+}
+
+const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
 
 test('the delays grow, a success clears the user, parallel guesses count, and addresses are keyed by /64', () => {
   let t = 0;
@@ -124,14 +139,7 @@ test('one address guessing many users over twenty connections is throttled; so a
 
 test('wrong administrator passwords over Basic auth: 401 a few times, then 429 with Retry-After', async () => {
   const s = await serve();
-  const statuses: number[] = [];
-  let retryAfter: string | null = null;
-  for (let i = 0; i < 10; i++) {
-    const r = await fetch(`${s.url}/galene-api/v0/.groups/`, { headers: { authorization: `Basic ${Buffer.from(`root:guess${i}`).toString('base64')}` } });
-    statuses.push(r.status);
-    if (r.status === 429) retryAfter = r.headers.get('retry-after');
-    await r.arrayBuffer();
-  }
+  const { statuses, retryAfter } = await httpGuesses(10, (i) => fetch(`${s.url}/galene-api/v0/.groups/`, { headers: basic('root', `guess${i}`) }));
   assert.deepEqual(statuses.slice(0, 5), Array(5).fill(401));
   assert.deepEqual(statuses.slice(6), Array(4).fill(429));
   assert.ok(Number(retryAfter) >= 1);
@@ -160,17 +168,34 @@ test('wrong passwords over XMPP SASL PLAIN and on the recordings page: refused a
   assert.ok((await metric(s, 'atrium_login_failures_total', 'xmpp')) >= 5);
   assert.ok((await metric(s, 'atrium_login_throttled_total', 'xmpp')) >= 5);
 
-  const statuses: number[] = [];
-  let retryAfter: string | null = null;
-  for (let i = 0; i < 10; i++) {
-    const r = await fetch(`${s.url}/recordings/g/`, { headers: { authorization: `Basic ${Buffer.from(`carol:guess${i}`).toString('base64')}` } });
-    statuses.push(r.status);
-    if (r.status === 429) retryAfter = r.headers.get('retry-after');
-    await r.arrayBuffer();
-  }
+  const { statuses, retryAfter } = await httpGuesses(10, (i) => fetch(`${s.url}/recordings/g/`, { headers: basic('carol', `guess${i}`) }));
   assert.deepEqual(statuses.slice(0, 5), Array(5).fill(401));
   assert.deepEqual(statuses.slice(6), Array(4).fill(429));
   assert.ok(Number(retryAfter) >= 1);
   assert.ok((await metric(s, 'atrium_login_failures_total', 'recordings')) >= 5);
   assert.ok((await metric(s, 'atrium_login_throttled_total', 'recordings')) >= 4);
+});
+
+test('wrong passwords over WHEP and bad tokens over WHIP: 401 a few times, then 429 with Retry-After (not 403), and counted', async () => {
+  // WHIP and WHEP exist with a media engine; the login is checked before it is used (no browser needed).
+  const s = await serve(true);
+  const offer = (p: 'whip' | 'whep', headers: Record<string, string>) =>
+    fetch(`${s.url}/group/g/.${p}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
+  const whep = await httpGuesses(10, (i) => offer('whep', basic('bob', `guess${i}`)));
+  assert.deepEqual(whep.statuses.slice(0, 5), Array(5).fill(401));
+  assert.deepEqual(whep.statuses.slice(6), Array(4).fill(429));
+  assert.ok(Number(whep.retryAfter) >= 1, `Retry-After: ${whep.retryAfter}`);
+  const locked = await offer('whep', basic('bob', 'bobpw'));
+  assert.equal(locked.status, 429, 'even the right password waits');
+  assert.match(await locked.text(), /too many failed logins for user "bob" of group "g": wait \d+ s/);
+  assert.ok((await metric(s, 'atrium_login_failures_total', 'whep')) >= 5);
+  assert.ok((await metric(s, 'atrium_login_throttled_total', 'whep')) >= 5);
+  // Bad tokens are throttled by address (20 free failures, a few already spent above).
+  const whip = await httpGuesses(25, (i) => offer('whip', { authorization: `Bearer not-a-token-${i}` }));
+  assert.equal(whip.statuses[0], 401);
+  const first = whip.statuses.indexOf(429);
+  assert.ok(first > 0, `WHIP statuses: ${whip.statuses.join(' ')}`);
+  assert.deepEqual(whip.statuses.slice(first), Array(whip.statuses.length - first).fill(429));
+  assert.ok(Number(whip.retryAfter) >= 1, `Retry-After: ${whip.retryAfter}`);
+  assert.ok((await metric(s, 'atrium_login_throttled_total', 'whip')) >= 1);
 });

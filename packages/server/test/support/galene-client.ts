@@ -24,6 +24,7 @@ export class GaleneTestClient {
   private constructor(
     private readonly ws: WebSocket,
     id: string,
+    private readonly answerPings: boolean,
   ) {
     this.id = id;
     ws.on('message', (data) => this.onFrame(data.toString()));
@@ -36,14 +37,18 @@ export class GaleneTestClient {
     ws.on('error', () => {});
   }
 
-  /** `timeoutMs`: how long to wait for the server's handshake (5 s). */
-  static async connect(wsUrl: string, opts: { id?: string; handshake?: boolean; timeoutMs?: number } = {}): Promise<GaleneTestClient> {
+  /**
+   * `timeoutMs`: how long to wait for the server's handshake (5 s).
+   * `answerPings`: answer the server's pings with a pong, as Galène's client
+   * does (off by default: a test client otherwise stays as quiet as it is told).
+   */
+  static async connect(wsUrl: string, opts: { id?: string; handshake?: boolean; timeoutMs?: number; answerPings?: boolean } = {}): Promise<GaleneTestClient> {
     const ws = new WebSocket(wsUrl);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    const c = new GaleneTestClient(ws, opts.id ?? randomBytes(8).toString('hex'));
+    const c = new GaleneTestClient(ws, opts.id ?? randomBytes(8).toString('hex'), opts.answerPings ?? false);
     if (opts.handshake ?? true) {
       c.send({ type: 'handshake', version: ['2'], id: c.id });
       await c.next((f) => f.type === 'handshake', opts.timeoutMs ?? 5000, 'the handshake');
@@ -94,9 +99,9 @@ export class GaleneTestClient {
     return this.received.filter((f) => f.type === type && (kind === undefined || f.kind === kind));
   }
 
-  async join(group: string, username?: string, password?: string, extra: Record<string, unknown> = {}): Promise<Frame> {
+  async join(group: string, username?: string, password?: string, extra: Record<string, unknown> = {}, timeoutMs = 5000): Promise<Frame> {
     this.send({ type: 'join', kind: 'join', group, username, password, ...extra });
-    return this.next((f) => f.type === 'joined' && f.group === group && f.kind !== 'change', 5000, `joined for ${group}`);
+    return this.next((f) => f.type === 'joined' && f.group === group && f.kind !== 'change', timeoutMs, `joined for ${group}`);
   }
 
   chat(value: string, extra: Record<string, unknown> = {}): void {
@@ -124,6 +129,8 @@ export class GaleneTestClient {
     const schema = serverMessageSchemas[f.type as keyof typeof serverMessageSchemas];
     if (!schema) this.violations.push(`unknown type: ${text.slice(0, 200)}`);
     else if (!schema.safeParse(f).success) this.violations.push(`bad ${f.type}: ${text.slice(0, 200)}`);
+    // As Galène's own client does: a long-lived member stays alive however busy the test is.
+    if (this.answerPings && f.type === 'ping') this.send({ type: 'pong' });
     this.received.push(f);
     const index = this.received.length - 1;
     for (const w of [...this.waiters]) {

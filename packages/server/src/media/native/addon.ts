@@ -20,6 +20,10 @@ export interface UpTrackSpec {
   rids: string[];
   ssrcs: number[];
   payloadTypes: number[];
+  /** RTX (RFC 4588) the publisher may send: [rtx payload type, the payload type it repairs, ...]. */
+  rtx?: number[];
+  /** Per layer, its RTX SSRC when the SDP signals it (0: learnt from the packets). */
+  rtxSsrcs?: number[];
 }
 
 /** The addon's Plane (one per media worker process). Ids are positive; 0 means "refused". */
@@ -41,9 +45,12 @@ export interface Plane {
   createUp(session: number, spec: UpTrackSpec): number;
   closeUp(up: number): void;
   setTap(up: number, on: boolean): boolean;
-  createDown(session: number, up: number, ssrc: number, payloadType: number, twccId: number): number;
+  /** `rtxSsrc`/`rtxPayloadType`: the subscriber's RTX stream, where NACKs are answered (omitted or 0: on the media SSRC). */
+  createDown(session: number, up: number, ssrc: number, payloadType: number, twccId: number, rtxSsrc?: number, rtxPayloadType?: number): number;
   closeDown(down: number): void;
   setTarget(down: number, layer: number): boolean;
+  /** Bandwidth probe: up to `count` (≤ 64) padding-only packets of `size` (1..255) padding bytes on the down-track's RTX stream, now. Returns the packets sent (0 without RTX or before media), -1 for an unknown track. */
+  probe(down: number, count: number, size: number): number;
   /** Packets for a session-less up-track (a source stream's): records of layer u8, marker u8, seq u16, ts u32, length u16, payload (LE). Returns the number taken, -1 for an unknown track. */
   write(up: number, records: Buffer): number;
   drain(): Buffer | null;
@@ -161,7 +168,13 @@ export const UP = {
   srAtMs: 11,
   highest: 12,
   audioLevel: 13,
-  FIELDS: 14,
+  /** RTX packets that repaired a missing packet (unwrapped and forwarded). */
+  rtxRecovered: 14,
+  /** RTX packets for packets already here (dropped). */
+  rtxUnneeded: 15,
+  /** Padding-only RTX packets (the publisher's probes). */
+  rtxPadding: 16,
+  FIELDS: 17,
 } as const;
 
 /** Fields of downStats() (DOWN_FIELDS). */
@@ -184,7 +197,12 @@ export const DOWN = {
   ssrc: 15,
   started: 16,
   attached: 17,
+  /** Retransmissions sent on the subscriber's RTX stream (a part of `resent`). */
+  rtxSent: 18,
+  /** Bandwidth-probe padding packets sent (probe()), and their padding bytes. */
+  probePackets: 19,
+  probeBytes: 20,
 } as const;
 
 /** Fields of sessionStats(). */
-export const SESSION = { packetsIn: 0, bytesIn: 1, packetsOut: 2, bytesOut: 3, authFailures: 4, replays: 5, unroutable: 6, remb: 7 } as const;
+export const SESSION = { packetsIn: 0, bytesIn: 1, packetsOut: 2, bytesOut: 3, authFailures: 4, replays: 5, unroutable: 6, remb: 7, twccSeq: 8 } as const;

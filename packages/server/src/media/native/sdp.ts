@@ -1,7 +1,7 @@
 // What the native engine reads from SDP besides what werift negotiates: per
 // m-line its mid, simulcast rids (in the order the publisher lists them,
-// highest first), the SSRCs it signals (RTX repair streams left out), and the
-// header extension ids of the bundle.
+// highest first), the SSRCs it signals (and each one's RTX repair stream,
+// RFC 4588, from the FID groups), and the header extension ids of the bundle.
 
 export interface MediaSection {
   mid: string;
@@ -9,6 +9,8 @@ export interface MediaSection {
   rids: string[];
   /** Primary SSRCs, one per encoding, in order (empty when not signalled). */
   ssrcs: number[];
+  /** The RTX SSRC repairing each of `ssrcs` (0: none signalled). */
+  rtxSsrcs: number[];
   /** URI -> id. */
   extensions: Map<string, number>;
 }
@@ -31,7 +33,7 @@ export function mediaSections(sdp: string): MediaSection[] {
     const rids: string[] = [];
     let order: string[] | undefined;
     const ssrcs: number[] = [];
-    const repair = new Set<number>();
+    const repair = new Map<number, number>();
     let sim: number[] | undefined;
     const extensions = new Map<string, number>();
     for (const l of lines) {
@@ -42,12 +44,14 @@ export function mediaSections(sdp: string): MediaSection[] {
       else if ((m = /^a=ssrc:(\d+) /.exec(l))) {
         const s = Number(m[1]);
         if (!ssrcs.includes(s)) ssrcs.push(s);
-      } else if ((m = /^a=ssrc-group:FID (\d+) (\d+)/.exec(l))) repair.add(Number(m[2]));
+      } else if ((m = /^a=ssrc-group:FID (\d+) (\d+)/.exec(l))) repair.set(Number(m[1]), Number(m[2]));
       else if ((m = /^a=ssrc-group:SIM ((?:\d+ ?)+)/.exec(l))) sim = m[1]!.trim().split(' ').map(Number);
       else if ((m = /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(l))) extensions.set(m[2]!, Number(m[1]));
     }
     const orderedRids = order ? order.filter((r) => rids.includes(r)) : rids;
-    out.push({ mid, kind, rids: orderedRids, ssrcs: sim ?? ssrcs.filter((s) => !repair.has(s)), extensions });
+    const repairs = new Set(repair.values());
+    const primary = sim ?? ssrcs.filter((s) => !repairs.has(s));
+    out.push({ mid, kind, rids: orderedRids, ssrcs: primary, rtxSsrcs: primary.map((s) => repair.get(s) ?? 0), extensions });
   }
   return out;
 }

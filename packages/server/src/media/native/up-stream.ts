@@ -111,7 +111,10 @@ export class NativeUpTrack implements UpTrack {
   codec: CodecName | undefined;
   codecDescription: CodecDescription | undefined;
   payloadTypes: number[] = [];
+  /** RTX (RFC 4588) negotiated for this track: [rtx payload type, the payload type it repairs, ...]. */
+  rtx: number[] = [];
   signalledSsrcs: number[] = [];
+  signalledRtxSsrcs: number[] = [];
   #lastStats: Float64Array | undefined;
   #ended = false;
   readonly downs = new Set<{ onUpTrackEnded(): void }>();
@@ -322,6 +325,14 @@ export class NativeUpTrack implements UpTrack {
       keyframeRequests: this.layerList.reduce((a, l) => a + l.keyframeRequests, 0),
       nacks: this.layerList.reduce((a, l) => a + l.nacks, 0),
     };
+    if (this.kind === 'video' && st && this.rtx.length > 0) {
+      s.rtxRecovered = 0;
+      s.rtxUnneeded = 0;
+      for (let i = 0; i < this.layerList.length; i++) {
+        s.rtxRecovered += st[i * UP.FIELDS + UP.rtxRecovered]!;
+        s.rtxUnneeded += st[i * UP.FIELDS + UP.rtxUnneeded]!;
+      }
+    }
     if (this.kind === 'audio' && st) {
       // RFC 6464: -dBov, 0 loudest, 127 silence (the plane reports 127 when the level is stale)
       const level = st[UP.audioLevel]!;
@@ -421,7 +432,8 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
     super();
     this.id = options.id;
     this.label = options.label;
-    this.pc = new RTCPeerConnection({ ...upConfig(engine.options, options.iceServers, options.codecs, false), iceFilterStunResponse: engine.mux.marker });
+    // RTX offered: the plane unwraps it (packages/native/src/plane.cc, handle_rtx)
+    this.pc = new RTCPeerConnection({ ...upConfig(engine.options, options.iceServers, options.codecs), iceFilterStunResponse: engine.mux.marker });
     this.link = new NativeLink(
       engine.mux,
       this.pc,
@@ -495,10 +507,15 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
         ...(codec.channels ? { channels: codec.channels } : {}),
         ...(codec.parameters ? { parameters: codec.parameters } : {}),
       };
-      track.payloadTypes = transceiver.codecs.map((c) => c.payloadType);
+      track.payloadTypes = transceiver.codecs.filter((c) => codecName(c.mimeType)).map((c) => c.payloadType);
+      track.rtx = transceiver.codecs.flatMap((c) => {
+        const apt = /(?:^|;)\s*apt=(\d+)/.exec(c.parameters ?? '');
+        return c.mimeType.toLowerCase() === 'video/rtx' && apt ? [c.payloadType, Number(apt[1])] : [];
+      });
     }
     if (section && section.rids.length === 0) {
       track.signalledSsrcs = section.ssrcs.slice(0, 1);
+      track.signalledRtxSsrcs = section.rtxSsrcs.slice(0, 1);
       // the plane binds signalled SSRCs at once (no event): know them here too
       if (track.signalledSsrcs[0]) {
         track.layerList[0]!.ssrc = track.signalledSsrcs[0];
@@ -533,6 +550,8 @@ export class NativeUpStream extends TypedEmitter<UpStreamEvents> implements Nati
         rids: t.layers.slice(),
         ssrcs: t.signalledSsrcs,
         payloadTypes: t.payloadTypes,
+        rtx: t.rtx,
+        rtxSsrcs: t.signalledRtxSsrcs,
       });
       if (t.planeId) this.engine.upTracks.set(t.planeId, t);
     }

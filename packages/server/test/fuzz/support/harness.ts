@@ -21,6 +21,14 @@ export const REGRESSIONS = join(dirname(fileURLToPath(import.meta.url)), '..', '
 const MB = 1024 * 1024;
 /** How long the server process may take to start. */
 const START_SECONDS = 120;
+/**
+ * How long a reply the server owes (to a case, a bystander, a setup step)
+ * may take before it counts as missing: generous, because CI machines are
+ * busy and a missing reply fails the run; a right reply only ever comes sooner.
+ */
+export const REPLY_MS = 30_000;
+/** How long memory, handles and members may take to come back after the last case. */
+const MEMORY_BACK_MS = 60_000;
 
 /** The server under fuzz, as a target sees it. */
 export class Host {
@@ -72,13 +80,18 @@ export class Host {
     return new Host(child, ready.ready, ready.groupsDir, ready.recordingsDir, () => out);
   }
 
-  private ask(op: string): Promise<Record<string, unknown>> {
+  private ask(op: string, args: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     if (this.exited) return Promise.reject(new Error(this.exited));
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, (m) => (m.error ? reject(new Error(String(m.error))) : resolve(m)));
-      this.child.send({ id, op });
+      this.child.send({ id, op, ...args });
     });
+  }
+
+  /** Waits (up to 30 s) until the server uses the files on disk of these groups, after a target rewrote them. */
+  async settle(groups: string[]): Promise<void> {
+    if (!(await this.ask('settle', { groups })).settled) throw new Error(`the server did not pick up the rewritten files of groups ${groups.join(', ')} within 30 s`);
   }
 
   /** Error-level log lines since the last call. */
@@ -116,6 +129,8 @@ export interface Target<Case, Env> {
 
 export interface FuzzReport {
   target: string;
+  /** The run's seed: the same seed, case count and concurrency run the same cases again. */
+  seed: number;
   cases: number;
   seconds: number;
   memory?: { start: HostMemory; end: HostMemory };
@@ -182,7 +197,8 @@ export async function fuzz<Case, Env>(
   },
 ): Promise<FuzzReport> {
   const started = performance.now();
-  const report: FuzzReport = { target: target.name, cases: 0, seconds: 0 };
+  const seed = opts.seed ?? Date.now() % 2 ** 31;
+  const report: FuzzReport = { target: target.name, seed, cases: 0, seconds: 0 };
   let host: Host | undefined;
   let env: Env | undefined;
   try {
@@ -206,7 +222,6 @@ export async function fuzz<Case, Env>(
     };
     for (const c of await saved<Case>(target.name)) await one(c);
     const warmup = Math.min(200, Math.ceil(opts.cases / 10));
-    const seed = opts.seed ?? Date.now() % 2 ** 31;
     const checked = async (numRuns: number, s: number): Promise<string | undefined> => {
       const result = await fc.check(fc.asyncProperty(target.arbitrary, one), { numRuns, seed: s, endOnFailure: true });
       if (!result.failed) return undefined;
@@ -263,10 +278,12 @@ export async function fuzz<Case, Env>(
     await target.check?.(theEnv);
     await target.teardown?.(theEnv);
     env = undefined;
-    // Connections close asynchronously: give the server a moment to forget them.
+    // Connections close asynchronously (an XMPP session waits for a resumption first): give the server
+    // time to forget them, generously on a busy machine; memory that stays taken still fails the run.
     let end = await memory();
-    for (let i = 0; i < 50 && memoryProblems(start, end, target.baselineMembers ?? 0).length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 200));
+    const settleBy = performance.now() + MEMORY_BACK_MS;
+    while (memoryProblems(start, end, target.baselineMembers ?? 0).length > 0 && performance.now() < settleBy) {
+      await new Promise((r) => setTimeout(r, 250));
       end = await memory();
     }
     report.memory = { start, end };

@@ -2,12 +2,14 @@
 // (started by harness.ts with --expose-gc), on loopback, with its groups and
 // config in a temporary folder. Over the IPC channel it answers what the
 // fuzzer cannot see from outside: the error-level log lines written since
-// the last ask, and memory after full garbage collections.
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+// the last ask, memory after full garbage collections, and when the server
+// has picked up group files a target rewrote behind its back.
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { etagOf } from '../../../src/groups/store.ts';
 import { AtriumServer } from '../../../src/server.ts';
 
 export interface HostOptions {
@@ -21,7 +23,7 @@ export interface HostOptions {
   recordings?: string[];
 }
 
-export type HostRequest = { id: number; op: 'errors' } | { id: number; op: 'memory' } | { id: number; op: 'stop' };
+export type HostRequest = { id: number; op: 'errors' } | { id: number; op: 'memory' } | { id: number; op: 'stop' } | { id: number; op: 'settle'; groups: string[] };
 
 export interface HostMemory {
   heapUsed: number;
@@ -105,6 +107,15 @@ function memory(): HostMemory {
   };
 }
 
+/** Whether the server uses the version on disk of each group file (or knows it is gone). */
+async function inUse(names: string[]): Promise<boolean> {
+  for (const name of names) {
+    const bytes = await readFile(join(groupsDir, `${name}.json`)).catch(() => undefined);
+    if (server.groups.loadedEtag(name) !== (bytes === undefined ? undefined : etagOf(bytes))) return false;
+  }
+  return true;
+}
+
 process.on('message', async (req: HostRequest) => {
   if (req.op === 'errors') {
     process.send!({ id: req.id, errors, count: errorCount });
@@ -112,6 +123,11 @@ process.on('message', async (req: HostRequest) => {
     errorCount = 0;
   } else if (req.op === 'memory') {
     process.send!({ id: req.id, memory: memory() });
+  } else if (req.op === 'settle') {
+    // The store's watcher re-reads an edited file after a debounce: on a busy machine that can take a while.
+    const deadline = performance.now() + 30_000;
+    while (!(await inUse(req.groups)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    process.send!({ id: req.id, settled: await inUse(req.groups) });
   } else if (req.op === 'stop') {
     await server.stop();
     await rm(root, { recursive: true, force: true });

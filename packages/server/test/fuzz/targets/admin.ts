@@ -21,7 +21,7 @@ import * as jose from 'jose';
 import { z } from 'zod';
 import { GroupFileError, parseGroupDescription, passwordDefinitionSchema } from '../../../src/groups/description.ts';
 import { GaleneTestClient } from '../../support/galene-client.ts';
-import { type Host, type Target, loopbackAddress } from '../support/harness.ts';
+import { type Host, REPLY_MS, type Target, loopbackAddress } from '../support/harness.ts';
 import { mutated } from '../support/mutate.ts';
 import { arbitraryOf, hostileString } from '../support/zod-arbitrary.ts';
 
@@ -39,8 +39,8 @@ const QUIET = 'quiet';
 const QUIET_FILE = { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } };
 
 async function member(wsUrl: string, username: string): Promise<GaleneTestClient> {
-  const c = await GaleneTestClient.connect(wsUrl);
-  const j = await c.join(QUIET, username, 'x');
+  const c = await GaleneTestClient.connect(wsUrl, { answerPings: true, timeoutMs: REPLY_MS });
+  const j = await c.join(QUIET, username, 'x', {}, REPLY_MS);
   if (j.kind !== 'join') throw new Error(`${username} could not join group ${QUIET}: ${JSON.stringify(j)}`);
   return c;
 }
@@ -139,6 +139,7 @@ export interface AdminCase {
 }
 
 export interface AdminEnv {
+  host: Host;
   url: URL;
   groupsDir: string;
   recordingsDir: string;
@@ -250,7 +251,7 @@ export const adminTarget: Target<AdminCase, AdminEnv> = {
     const wsUrl = `${host!.url.replace(/^http/, 'ws')}/ws`;
     const bystander = await member(wsUrl, 'bystander');
     const witness = await member(wsUrl, 'witness');
-    return { url, groupsDir: host!.groupsDir, recordingsDir: host!.recordingsDir, bystander, witness, requests: 0, jwts, homeBusy: 0, homeEpoch: 0 };
+    return { host: host!, url, groupsDir: host!.groupsDir, recordingsDir: host!.recordingsDir, bystander, witness, requests: 0, jwts, homeBusy: 0, homeEpoch: 0 };
   },
 
   async run(env, c) {
@@ -279,7 +280,8 @@ export const adminTarget: Target<AdminCase, AdminEnv> = {
       if (r.status < 300 && (touchesHome || inG2)) {
         await restore(env.groupsDir, HOME, HOME_FILE);
         await restore(env.groupsDir, G2, G2_FILE);
-        await new Promise((res) => setTimeout(res, 250));
+        // Before the next case: the server must be using them again (its watcher reloads after a debounce).
+        await env.host.settle([HOME, G2]);
       }
       // A recording deleted (by an administrator, or g2's token): put the files back.
       if (r.status < 300 && c.method === 'DELETE' && c.path.includes('/.recordings/')) {
@@ -320,7 +322,7 @@ export const adminTarget: Target<AdminCase, AdminEnv> = {
     const mark = `witness ${Date.now()} ${Math.random()}`;
     env.witness.chat(mark);
     if (env.bystander.isClosed) throw new Error(`the bystander in group ${QUIET} was disconnected: ${JSON.stringify(await env.bystander.closed)}`);
-    await env.bystander.next((f) => f.type === 'chat' && f.value === mark, 10_000, 'the witness chat');
+    await env.bystander.next((f) => f.type === 'chat' && f.value === mark, REPLY_MS, 'the witness chat');
     if (env.bystander.violations.length > 0) throw new Error(`the bystander got frames that break the protocol: ${env.bystander.violations.slice(0, 3).join('; ')}`);
     for (const p of [env.bystander, env.witness]) {
       p.received.splice(0, p.received.length);

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { SERVER_ADDRESS, clientMessageSchemas, parseClientMessage } from '@atrium/protocol/camus';
-import { type Host, type Target, loopbackAddress, until } from '../support/harness.ts';
+import { type Host, REPLY_MS, type Target, loopbackAddress, until } from '../support/harness.ts';
 import { type Wire, decodedWire, encodeWire, isBadText, wireOf } from '../support/mutate.ts';
 import { arbitraryOf } from '../support/zod-arbitrary.ts';
 
@@ -46,12 +46,15 @@ function aim(v: unknown, n: number): unknown {
 
 const valid = fc.oneof(...Object.values(clientMessageSchemas).map((s) => fc.tuple(arbitraryOf(s), fc.nat()).map(([v, n]) => aim(v, n))));
 
-async function peer(url: string, localAddress?: string): Promise<Peer> {
+/** A connection to a room; `answerPings` for the long-lived ones, as Camus's client does. */
+async function peer(url: string, localAddress?: string, answerPings = false): Promise<Peer> {
   const ws = new WebSocket(url, localAddress ? { localAddress } : {});
   const p: Peer = { ws, id: '', got: [], closed: false };
   ws.on('message', (d) => {
     try {
-      p.got.push(JSON.parse(d.toString()));
+      const f = JSON.parse(d.toString());
+      if (answerPings && f.type === 'ping' && f.sender === SERVER_ADDRESS) ws.send(JSON.stringify({ type: 'pong', receiver: SERVER_ADDRESS, data: f.data }));
+      p.got.push(f);
     } catch {
       p.got.push({ type: '(not JSON)', data: d.toString().slice(0, 200) });
     }
@@ -98,10 +101,10 @@ export const camusTarget: Target<CamusCase, CamusEnv> = {
   async setup(host: Host | undefined) {
     const base = host!.url.replace(/^http/, 'ws');
     const url = `${base}/room/${ROOM}/ws`;
-    const bystander = await peer(url);
-    const witness = await peer(url);
+    const bystander = await peer(url, undefined, true);
+    const witness = await peer(url, undefined, true);
     for (const p of [bystander, witness]) {
-      if (!(await until(() => p.got.some((f) => f.type === 'greeting'), 5000))) throw new Error('no greeting');
+      if (!(await until(() => p.got.some((f) => f.type === 'greeting'), REPLY_MS))) throw new Error('no greeting');
       p.id = p.got.find((f) => f.type === 'greeting')!.receiver as string;
     }
     witnessId = witness.id;
@@ -130,8 +133,7 @@ export const camusTarget: Target<CamusCase, CamusEnv> = {
       }
       if (!p.closed) p.ws.send(JSON.stringify({ type: 'ping', receiver: SERVER_ADDRESS, data: 1 }));
       expected++;
-      // Generous: under a heavily loaded machine a reply can take seconds.
-      await until(() => (count() >= expected && !closes) || p.closed, 15_000);
+      await until(() => (count() >= expected && !closes) || p.closed, REPLY_MS);
       const notJson = p.got.find((f) => f.type === '(not JSON)');
       if (notJson) throw new Error(`the server sent a frame that is not JSON: ${String(notJson.data)}`);
       if (p.closed) {
@@ -152,8 +154,8 @@ export const camusTarget: Target<CamusCase, CamusEnv> = {
   async check(env) {
     if (env.bystander.closed) throw new Error('the bystander was disconnected');
     if (env.witness.closed) {
-      env.witness = await peer(`${env.base}/room/${ROOM}/ws`);
-      await until(() => env.witness.got.some((f) => f.type === 'greeting'), 5000);
+      env.witness = await peer(`${env.base}/room/${ROOM}/ws`, undefined, true);
+      await until(() => env.witness.got.some((f) => f.type === 'greeting'), REPLY_MS);
       env.witness.id = env.witness.got.find((f) => f.type === 'greeting')!.receiver as string;
       witnessId = env.witness.id;
     }
@@ -161,7 +163,7 @@ export const camusTarget: Target<CamusCase, CamusEnv> = {
     env.bystander.ws.send(JSON.stringify({ type: 'ping', receiver: 'ground control', data: 1 }));
     const mark = `witness ${Date.now()} ${Math.random()}`;
     env.witness.ws.send(JSON.stringify({ type: 'text', receiver: 'room', data: { text: mark } }));
-    const heard = await until(() => env.bystander.got.some((f) => f.type === 'text' && (f.data as { text?: string }).text === mark), 10_000);
+    const heard = await until(() => env.bystander.got.some((f) => f.type === 'text' && (f.data as { text?: string }).text === mark), REPLY_MS);
     if (!heard) throw new Error('the bystander did not hear the witness');
     const posing = env.bystander.got.find((f) => (f.type === 'text' || f.type === 'offer') && f.sender === env.bystander.id);
     if (posing) throw new Error(`a frame posed as the bystander: ${JSON.stringify(posing)}`);

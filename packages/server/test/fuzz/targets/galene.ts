@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { clientMessageSchemas, parseClientMessage } from '@atrium/protocol/galene';
 import { GaleneTestClient } from '../../support/galene-client.ts';
-import { type Host, type Target, loopbackAddress, until } from '../support/harness.ts';
+import { type Host, REPLY_MS, type Target, loopbackAddress, until } from '../support/harness.ts';
 import { type Wire, decodedWire, encodeWire, isBadText, wireOf } from '../support/mutate.ts';
 import { arbitraryOf } from '../support/zod-arbitrary.ts';
 
@@ -54,8 +54,8 @@ export interface GaleneEnv {
 }
 
 async function member(url: string, id: string, username: string): Promise<GaleneTestClient> {
-  const c = await GaleneTestClient.connect(url, { id });
-  const j = await c.join(GROUP, username, username === OP.username ? OP.password : 'x');
+  const c = await GaleneTestClient.connect(url, { id, answerPings: true, timeoutMs: REPLY_MS });
+  const j = await c.join(GROUP, username, username === OP.username ? OP.password : 'x', {}, REPLY_MS);
   if (j.kind !== 'join') throw new Error(`${username} could not join: ${JSON.stringify(j)}`);
   return c;
 }
@@ -117,11 +117,11 @@ export const galeneTarget: Target<GaleneCase, GaleneEnv> = {
       const send = (m: unknown) => ws.send(JSON.stringify(m));
       if (c.start !== 'fresh') {
         send({ type: 'handshake', version: ['2'], id: `fuzz-${env.connections}-${Math.random().toString(36).slice(2)}` });
-        if (!(await until(() => got.some((f) => f.type === 'handshake') || closed !== undefined, 5000))) throw new Error('no handshake reply');
+        if (!(await until(() => got.some((f) => f.type === 'handshake') || closed !== undefined, REPLY_MS))) throw new Error('no handshake reply');
       }
       if (c.start === 'member' || c.start === 'op') {
         send({ type: 'join', kind: 'join', group: GROUP, username: c.start === 'op' ? OP.username : 'fuzzer', password: c.start === 'op' ? OP.password : 'x' });
-        if (!(await until(() => got.some((f) => f.type === 'joined') || closed !== undefined, 5000))) throw new Error('no joined reply to the starting join');
+        if (!(await until(() => got.some((f) => f.type === 'joined') || closed !== undefined, REPLY_MS))) throw new Error('no joined reply to the starting join');
       }
       const before = got.filter(isAnswer).length;
       let expected = 0;
@@ -134,8 +134,7 @@ export const galeneTarget: Target<GaleneCase, GaleneEnv> = {
       if (!closed) send({ type: 'ping' });
       expected++;
       const answered = () => got.filter(isAnswer).length - before >= expected;
-      // Generous: under a heavily loaded machine a reply can take seconds.
-      await until(() => answered() || closed !== undefined, 15_000);
+      await until(() => answered() || closed !== undefined, REPLY_MS);
       if (notJson !== undefined) throw new Error(`the server sent a frame that is not JSON: ${notJson}`);
       if (closed !== undefined) {
         if (closed.code === 1006 && c.frames.some(isBadText)) return;
@@ -164,7 +163,7 @@ export const galeneTarget: Target<GaleneCase, GaleneEnv> = {
     const mark = `witness ${Date.now()} ${Math.random()}`;
     env.witness.chat(mark);
     if (env.bystander.isClosed) throw new Error(`the bystander was disconnected: ${JSON.stringify(await env.bystander.closed)}`);
-    await env.bystander.next((f) => f.type === 'chat' && f.value === mark, 10_000, 'the witness chat');
+    await env.bystander.next((f) => f.type === 'chat' && f.value === mark, REPLY_MS, 'the witness chat');
     if (env.bystander.violations.length > 0) throw new Error(`the bystander got frames that break the protocol: ${env.bystander.violations.slice(0, 3).join('; ')}`);
     const posing = env.bystander.received.find((f) => (f.type === 'chat' || f.type === 'usermessage') && f.source === BYSTANDER_ID);
     if (posing) throw new Error(`a frame posed as the bystander: ${JSON.stringify(posing)}`);

@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { clientEventSchemas, parseClientEvent, parseClientFrame } from '@atrium/protocol/rtcpool';
-import { type Host, type Target, loopbackAddress, until } from '../support/harness.ts';
+import { type Host, REPLY_MS, type Target, loopbackAddress, until } from '../support/harness.ts';
 import { type Wire, decodedWire, encodeWire, isBadText, mutated, wireOf } from '../support/mutate.ts';
 import { arbitraryOf, hostileString } from '../support/zod-arbitrary.ts';
 
@@ -79,9 +79,9 @@ const wsDialect: Dialect = {
 const ioDialect: Dialect = {
   url: (base) => `${base}/socket.io/?EIO=4&transport=websocket`,
   async open(e, auth) {
-    if (!(await until(() => e.raw.some((r) => r.startsWith('0')), 5000))) throw new Error('no engine.io open packet');
+    if (!(await until(() => e.raw.some((r) => r.startsWith('0')), REPLY_MS))) throw new Error('no engine.io open packet');
     e.ws.send(auth === undefined ? '40' : `40${JSON.stringify(auth)}`);
-    if (!(await until(() => e.raw.some((r) => r.startsWith('40') || r.startsWith('44')) || e.closed !== undefined, 5000))) throw new Error('no socket.io connect reply');
+    if (!(await until(() => e.raw.some((r) => r.startsWith('40') || r.startsWith('44')) || e.closed !== undefined, REPLY_MS))) throw new Error('no socket.io connect reply');
   },
   encode: (type, data) => `42${JSON.stringify([type, data])}`,
   decode(text) {
@@ -161,7 +161,7 @@ async function endpoint(d: Dialect, base: string, localAddress?: string, auth?: 
 async function joined(d: Dialect, base: string): Promise<Endpoint> {
   const e = await endpoint(d, base);
   e.ws.send(d.encode('rtc:join', { pool: POOL }));
-  if (!(await until(() => e.events.some((x) => x.type === 'rtc:joined'), 5000))) throw new Error(`could not join the pool: ${e.raw.slice(-3).join(' ')}`);
+  if (!(await until(() => e.events.some((x) => x.type === 'rtc:joined'), REPLY_MS))) throw new Error(`could not join the pool: ${e.raw.slice(-3).join(' ')}`);
   e.id = String(e.events.find((x) => x.type === 'rtc:joined')!.data.client_id);
   return e;
 }
@@ -206,8 +206,7 @@ function target(name: string, d: Dialect, frames: fc.Arbitrary<Wire>): Target<Po
           if (d === ioDialect && !('text' in w && w.text.startsWith('42['))) counting = false;
         }
         if (!counting) expected = 0;
-        // Generous: under a heavily loaded machine a reply can take seconds.
-        await until(() => answers() >= expected || e.closed !== undefined, 15_000);
+        await until(() => answers() >= expected || e.closed !== undefined, REPLY_MS);
         if (e.closed !== undefined) {
           const { code, reason } = e.closed;
           if (code === 1006 && c.frames.some(isBadText)) return;
@@ -232,7 +231,7 @@ function target(name: string, d: Dialect, frames: fc.Arbitrary<Wire>): Target<Po
       }
       const sdp = `v=0 witness ${Math.random()}`;
       env.witness.ws.send(d.encode('rtc:sdp', { to: env.bystander.id, description: { type: 'offer', sdp } }));
-      const heard = await until(() => env.bystander.events.some((x) => x.type === 'rtc:sdp' && (x.data.description as { sdp?: string })?.sdp === sdp), 10_000);
+      const heard = await until(() => env.bystander.events.some((x) => x.type === 'rtc:sdp' && (x.data.description as { sdp?: string })?.sdp === sdp), REPLY_MS);
       if (!heard) throw new Error(`the bystander did not get the witness's rtc:sdp: ${env.bystander.raw.slice(-3).join(' ')}`);
       const posing = env.bystander.events.find((x) => (x.type === 'rtc:sdp' && x.data.peer === env.bystander.id) || (x.type === 'rtc:candidate' && x.data.from === env.bystander.id));
       if (posing) throw new Error(`an event posed as the bystander: ${JSON.stringify(posing)}`);

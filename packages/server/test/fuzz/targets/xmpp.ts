@@ -15,7 +15,7 @@ import { type Element, parse } from 'ltx';
 import WebSocket from 'ws';
 import { parseElement } from '../../../src/dialects/xmpp/xml.ts';
 import { GaleneTestClient } from '../../support/galene-client.ts';
-import { type Host, type Target, loopbackAddress, until } from '../support/harness.ts';
+import { type Host, REPLY_MS, type Target, loopbackAddress, until } from '../support/harness.ts';
 import { hostileString } from '../support/zod-arbitrary.ts';
 
 const GROUP = 'fuzz';
@@ -215,8 +215,8 @@ function isStreamEnd(f: Received): boolean {
 }
 
 async function member(url: string, clientId: string, username: string): Promise<GaleneTestClient> {
-  const c = await GaleneTestClient.connect(url, { id: clientId });
-  const j = await c.join(GROUP, username, 'x');
+  const c = await GaleneTestClient.connect(url, { id: clientId, answerPings: true, timeoutMs: REPLY_MS });
+  const j = await c.join(GROUP, username, 'x', {}, REPLY_MS);
   if (j.kind !== 'join') throw new Error(`${username} could not join: ${JSON.stringify(j)}`);
   return c;
 }
@@ -267,7 +267,7 @@ export const xmppTarget: Target<XmppCase, XmppEnv> = {
       ws.once('error', reject);
     });
     const waitFor = async (pred: (f: Received) => boolean, what: string) => {
-      if (!(await until(() => got.some(pred) || closed !== undefined, 10_000))) throw new Error(`no ${what} while setting up the case`);
+      if (!(await until(() => got.some(pred) || closed !== undefined, REPLY_MS))) throw new Error(`no ${what} while setting up the case`);
       if (closed) throw new Error(`closed while setting up the case (${what}): ${closed.code} ${closed.reason}`);
     };
     try {
@@ -308,8 +308,7 @@ export const xmppTarget: Target<XmppCase, XmppEnv> = {
       const answers = (id: string) => after().filter((f) => f.el?.is('iq') === true && f.el.attrs.id === id && (f.el.attrs.type === 'result' || f.el.attrs.type === 'error')).length;
       const unanswered = () => [...owed].filter(([id, n]) => answers(id) < n).map(([id]) => id);
       const answered = () => unanswered().length === 0;
-      // Generous: under a heavily loaded machine a reply can take seconds.
-      await until(() => answered() || closed !== undefined, 15_000);
+      await until(() => answered() || closed !== undefined, REPLY_MS);
       const notXml = got.find((f) => f.el === undefined);
       if (notXml) throw new Error(`the server sent a frame that is not XML: ${notXml.text.slice(0, 300)}`);
       const internal = got.find((f) => f.text.includes('internal-server-error'));
@@ -331,7 +330,7 @@ export const xmppTarget: Target<XmppCase, XmppEnv> = {
       }
       // A stream error or <close/> must be followed by the close of the connection.
       if (ended) {
-        if (await until(() => closed !== undefined, 5000)) return;
+        if (await until(() => closed !== undefined, REPLY_MS)) return;
         throw new Error('a stream error or <close/> was sent but the connection stayed open');
       }
       throw new Error(
@@ -353,7 +352,7 @@ export const xmppTarget: Target<XmppCase, XmppEnv> = {
     const mark = `witness ${Date.now()} ${Math.random()}`;
     env.witness.chat(mark);
     if (env.bystander.isClosed) throw new Error(`the bystander was disconnected: ${JSON.stringify(await env.bystander.closed)}`);
-    await env.bystander.next((f) => f.type === 'chat' && f.value === mark, 10_000, 'the witness chat');
+    await env.bystander.next((f) => f.type === 'chat' && f.value === mark, REPLY_MS, 'the witness chat');
     if (env.bystander.violations.length > 0) throw new Error(`the bystander got frames that break the protocol: ${env.bystander.violations.slice(0, 3).join('; ')}`);
     const posing = env.bystander.received.find((f) => (f.type === 'chat' || f.type === 'usermessage') && f.source === BYSTANDER_ID);
     if (posing) throw new Error(`a frame posed as the bystander: ${JSON.stringify(posing)}`);
