@@ -69,6 +69,8 @@ export interface StreamsEnv {
 export class GroupStreams {
   private readonly pubs = new Map<string, Publication>();
   private readonly requests = new Map<string, MediaRequest>();
+  /** Bundle sessions made for members (bundleSession), while open: their sends appear in stats() as down-streams. */
+  private readonly bundles = new Map<BundleSession, Member>();
 
   constructor(private readonly env: StreamsEnv) {}
 
@@ -174,7 +176,10 @@ export class GroupStreams {
   bundleSession(member: Member): BundleSession | null {
     const engine = this.env.engine;
     if (!engine.createBundleSession) return null;
-    return engine.createBundleSession({ id: `${member.id}/bundle`, iceServers: this.env.iceServers(), placement: this.env.placement });
+    const bundle = engine.createBundleSession({ id: `${member.id}/bundle`, iceServers: this.env.iceServers(), placement: this.env.placement });
+    this.bundles.set(bundle, member);
+    bundle.on('close', () => this.bundles.delete(bundle));
+    return bundle;
   }
 
   // -------------------------------------------------------------------
@@ -333,9 +338,23 @@ export class GroupStreams {
         label: p.label,
         owner: p.owner.id,
         up: await p.up.stats(),
-        downs: await Promise.all([...p.downs.values()].map(async (sub) => ({ subscriber: sub.subscriber.id, stats: await sub.down.stats() }))),
+        downs: [...(await Promise.all([...p.downs.values()].map(async (sub) => ({ subscriber: sub.subscriber.id, stats: await sub.down.stats() })))), ...this.bundleStats(p)],
       })),
     );
+  }
+
+  /** What bundle sessions send of a publication, one down-stream entry per receiving member. */
+  private bundleStats(p: Publication): { subscriber: string; stats: StreamStats }[] {
+    const out: { subscriber: string; stats: StreamStats }[] = [];
+    for (const [bundle, member] of this.bundles) {
+      if (bundle.closed) continue;
+      const tracks = bundle.sends().filter((s) => p.up.tracks.includes(s.track));
+      if (tracks.length === 0) continue;
+      const stats: StreamStats = { id: bundle.id, state: bundle.state, tracks: tracks.map((s) => s.stats()) };
+      if (bundle.availableBitrate > 0) stats.availableBitrate = bundle.availableBitrate;
+      out.push({ subscriber: member.id, stats });
+    }
+    return out;
   }
 
   /**

@@ -401,6 +401,17 @@ export interface BundleSend {
   readonly track: UpTrack;
   /** Packets sent so far. */
   readonly packets: number;
+  /** Index of the simulcast layer forwarded now (into track.layers; 0 without simulcast, -1 none yet or none wanted). */
+  readonly layer: number;
+  /**
+   * Video: which layer to forward ('high' the highest, 'low' the lowest,
+   * each falling back to the nearest that carries media; 'none' nothing).
+   * Default 'high'. The switch is made at a keyframe of the new layer
+   * (asked of the publisher); the SSRC stays, the receiver sees one stream.
+   */
+  setVideo(video: DownRequest['video']): void;
+  /** This direction's statistics, as a down-track's (NACKs asked and answered, the receiver's reports). */
+  stats(): TrackStats;
   /** Stops sending it (the tap is detached). */
   stop(): void;
 }
@@ -428,8 +439,12 @@ export interface BundleSession extends Emitter<BundleSessionEvents> {
   offer(): Promise<string>;
   setAnswer(answerSdp: string): Promise<void>;
   addIceCandidate(candidate: IceCandidate | null): Promise<void>;
-  /** Starts sending an up-track (its highest layer) under a new SSRC: no renegotiation, the caller announces the SSRC. */
+  /** Starts sending an up-track (its highest layer until BundleSend.setVideo says otherwise) under a new SSRC: no renegotiation, the caller announces the SSRC. */
   send(track: UpTrack): BundleSend;
+  /** What it sends now. */
+  sends(): readonly BundleSend[];
+  /** The remote end's bandwidth estimate for what it receives (REMB, bit/s; 0 when it sends none). */
+  readonly availableBitrate: number;
   /**
    * Takes what the remote end sends with these SSRCs as a stream of its own:
    * the returned up-stream (a source stream's) is published like any other.

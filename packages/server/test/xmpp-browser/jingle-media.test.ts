@@ -26,7 +26,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
 
   before(async () => {
     server = await startServer({
-      groups: { media: { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } } },
+      groups: {
+        media: { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } },
+        vp9only: { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' }, codecs: ['vp9', 'opus'] },
+      },
       args: ['--media-address', '127.0.0.1', ...(process.env.XMPP_DEBUG ? ['--log-level', 'trace'] : [])],
     });
     browser = await launchChromium();
@@ -37,18 +40,18 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     await server?.stop();
   });
 
-  async function galenePage(username: string): Promise<Page> {
+  async function galenePage(username: string, group = 'media'): Promise<Page> {
     const page = await (await browser.newContext()).newPage();
-    await page.goto(`${server.url}/group/media/`);
+    await page.goto(`${server.url}/group/${group}/`);
     await page.addScriptTag({ path: GALENE_JS });
     await page.evaluate(
-      async ([ws, u]) => {
+      async ([ws, u, g]) => {
         const w = window as unknown as { tc: { connect(...a: string[]): Promise<unknown>; request(r: unknown): void }; TestGaleneClient: new () => unknown };
         w.tc = new w.TestGaleneClient() as typeof w.tc;
-        await w.tc.connect(ws!, 'media', u!, 'x');
+        await w.tc.connect(ws!, g!, u!, 'x');
         w.tc.request({ '': ['audio', 'video'] });
       },
-      [server.wsUrl, username],
+      [server.wsUrl, username, group],
     );
     return page;
   }
@@ -187,5 +190,47 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     assert.deepEqual(xmpp.problems, []);
     await one.close();
     await two.close();
+  });
+
+  // A bundle negotiates one video codec for every source (VP8): a VP9
+  // camera is not sent, the server's log names the track and the reason,
+  // and the publisher's audio still plays.
+  test('Jicofo mode and a VP9 publisher: its audio reaches the page, its video is refused with a log line saying why', async () => {
+    const nine = await galenePage('nine', 'vp9only');
+    await gal(nine, 'publish', { label: 'camera' });
+    const xmpp = await openPage(browser, server.url, 'jingle-harness.ts');
+    await xmpp.page.evaluate(
+      async (service) => {
+        const w = window as unknown as { jc: { start(...a: string[]): Promise<void> }; JingleClient: new () => { start(...a: string[]): Promise<void> } };
+        w.jc = new w.JingleClient();
+        await w.jc.start(service, 'vp9only@conference.localhost', 'bundler', 'bundle');
+      },
+      `${server.url.replace(/^http/, 'ws')}/xmpp-websocket`,
+    );
+    const stats = () => xmpp.page.evaluate(() => (window as unknown as { jc: { bundleStats(): Promise<BundleStat[]> } }).jc.bundleStats());
+    const owner = 'vp9only@conference.localhost/nine';
+    await until('the VP9 publisher’s audio on the page', async () => (await stats()).find((s) => s.owner === owner && s.kind === 'audio' && s.samples > 0)).catch(async (e) => {
+      const page = await xmpp.page.evaluate(async () => {
+        const jc = (window as unknown as { jc: { log: string[]; errors: string[]; bundleStats(): Promise<unknown> } }).jc;
+        return { log: jc.log, errors: jc.errors, stats: await jc.bundleStats() };
+      });
+      throw new Error(`${(e as Error).message}\npage: ${JSON.stringify(page)}; problems: ${xmpp.problems.join('; ')}\nserver: ${server.output().slice(-3000)}`);
+    });
+    assert.deepEqual(
+      (await stats()).filter((s) => s.owner === owner && s.kind === 'video'),
+      [],
+      'no video source announced',
+    );
+    const line = await until('the log line', async () =>
+      server
+        .output()
+        .split('\n')
+        .find((l) => l.includes('a track is not sent to a Jitsi client')),
+    );
+    assert.match(line, /carries vp8 video only, and up-track \S+ is vp9/);
+    assert.match(line, /publish vp8 to reach Jitsi clients/);
+    assert.deepEqual(xmpp.problems, []);
+    await nine.close();
+    await xmpp.page.close();
   });
 }

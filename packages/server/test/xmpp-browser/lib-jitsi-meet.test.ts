@@ -9,6 +9,15 @@
 // camera and microphone (its tracks added to the one session, announced by
 // source-add, as Jitsi Meet does), which the Galène page decodes.
 //
+// The Galène camera is simulcast (640x480 and 160x120). lib-jitsi-meet's own
+// receiver constraints (setReceiverConstraints, sent on the bridge channel
+// the focus's offer names) choose the layer of that one SSRC: 180 pixels
+// give the low layer, 720 the high one back, seen in the page's getStats
+// (frameWidth, the same SSRC throughout). Then random loss on the page's
+// down-link (nftables, test/media/support/impair.ts): the page NACKs, the
+// server answers from the bundle's packet cache (admin .stats counts it),
+// and the sender reports reach the page (remote-outbound-rtp).
+//
 // The bundle is fetched with `npm pack` (the package's tarball alone,
 // checked against the registry's integrity), not installed as a
 // dependency: its package.json names two GitHub tarballs among its
@@ -47,6 +56,7 @@ if (!process.env.ATRIUM_LOOPBACK_NETNS) fetchBundle();
 
 if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
   const { launchChromium, until } = await import('../support/browser.ts');
+  const { Impairments, impairmentUnavailable } = await import('../media/support/impair.ts');
   const { startServer } = await import('../support/server-process.ts');
   type Browser = import('playwright-core').Browser;
 
@@ -57,6 +67,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     server = await startServer({
       groups: { media: { 'wildcard-user': { password: { type: 'wildcard' }, permissions: 'present' } } },
       args: ['--media-address', '127.0.0.1'],
+      config: { users: { admin: { password: 'adminpw', permissions: 'admin' } } },
     });
     browser = await launchChromium();
   });
@@ -66,7 +77,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     await server?.stop();
   });
 
-  test('lib-jitsi-meet joins a group as a Jitsi conference, decodes the camera of a Galène-protocol member, and publishes its own, which the Galène page decodes', async () => {
+  test('lib-jitsi-meet joins a group as a Jitsi conference, decodes the camera of a Galène-protocol member, and publishes its own, which the Galène page decodes', async (t) => {
     const galene = await (await browser.newContext()).newPage();
     await galene.goto(`${server.url}/group/media/`);
     await galene.addScriptTag({ path: GALENE_JS });
@@ -75,7 +86,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       w.tc = new w.TestGaleneClient() as typeof w.tc;
       await w.tc.connect(ws, 'media', 'gal', 'x');
       w.tc.request({ '': ['audio', 'video'] });
-      await w.tc.publish({ label: 'camera' });
+      await w.tc.publish({ label: 'camera', simulcast: true });
     }, server.wsUrl);
 
     const page = await (await browser.newContext()).newPage();
@@ -89,6 +100,18 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
       const w = window as unknown as { jquery: unknown; jQuery: unknown };
       w.jquery = w.jQuery;
     });
+    // The page's peer connections, for getStats (the library is not changed: it finds the same constructor).
+    await page.evaluate(() => {
+      const w = window as unknown as { pcs: RTCPeerConnection[]; RTCPeerConnection: typeof RTCPeerConnection };
+      const Native = w.RTCPeerConnection;
+      w.pcs = [];
+      w.RTCPeerConnection = class extends Native {
+        constructor(...args: ConstructorParameters<typeof RTCPeerConnection>) {
+          super(...args);
+          w.pcs.push(this);
+        }
+      };
+    });
     await page.addScriptTag({ path: BUNDLE });
     await page.evaluate(
       (service) => {
@@ -96,6 +119,7 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
         const w = window as any;
         const J = w.JitsiMeetJS;
         w.seen = { events: [] as string[], participants: [] as string[], remote: [] as { owner: string; type: string }[] };
+        w.ids = {} as Record<string, string>;
         // That build prefers Plan B on Chrome unless told otherwise; current Chromium has only Unified Plan.
         J.init({ enableUnifiedOnChrome: true });
         J.setLogLevel(J.logLevels.WARN);
@@ -106,7 +130,10 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
           const room = conn.initJitsiConference('media', { p2p: { enabled: false } });
           w.room = room;
           room.on(J.events.conference.CONFERENCE_JOINED, () => w.seen.events.push('joined'));
-          room.on(J.events.conference.USER_JOINED, (_id: string, user: { getDisplayName(): string }) => w.seen.participants.push(user.getDisplayName()));
+          room.on(J.events.conference.USER_JOINED, (id: string, user: { getDisplayName(): string }) => {
+            w.seen.participants.push(user.getDisplayName());
+            w.ids[user.getDisplayName()] = id;
+          });
           room.on(J.events.conference.TRACK_ADDED, (track: { isLocal(): boolean; getType(): string; getParticipantId(): string; attach(e: HTMLElement): void }) => {
             if (track.isLocal()) return;
             w.seen.remote.push({ owner: track.getParticipantId(), type: track.getType() });
@@ -151,6 +178,101 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 240_000 })) {
     await until('more frames', async () => (await frames()).frames > first.frames + 10);
     const remote = (await seen()).remote;
     assert.deepEqual([...new Set(remote.map((r) => `${r.owner} ${r.type}`))].sort(), ['gal audio', 'gal video']);
+
+    // The layer, chosen by lib-jitsi-meet's receiver constraints, under one SSRC.
+    type Rtc = { ssrc: number; frameWidth: number; framesDecoded: number; nackCount: number; srs: number; audioSrs: number; port: number };
+    const rtc = () =>
+      page.evaluate(async () => {
+        const out: Rtc = { ssrc: 0, frameWidth: 0, framesDecoded: 0, nackCount: 0, srs: 0, audioSrs: 0, port: 0 };
+        for (const pc of (window as unknown as { pcs: RTCPeerConnection[] }).pcs) {
+          const all: Record<string, unknown>[] = [];
+          (await pc.getStats()).forEach((r: Record<string, unknown>) => {
+            all.push(r);
+          });
+          for (const r of all) {
+            if (r.type === 'inbound-rtp' && r.kind === 'video' && Number(r.framesDecoded ?? 0) >= out.framesDecoded) {
+              out.ssrc = Number(r.ssrc);
+              out.frameWidth = Number(r.frameWidth ?? 0);
+              out.framesDecoded = Number(r.framesDecoded ?? 0);
+              out.nackCount = Number(r.nackCount ?? 0);
+            }
+            if (r.type === 'remote-outbound-rtp') {
+              if (r.kind === 'video') out.srs += Number(r.reportsSent ?? 0);
+              else out.audioSrs += Number(r.reportsSent ?? 0);
+            }
+          }
+          const pair = all.find((r) => r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded');
+          const local = all.find((r) => r.id === pair?.localCandidateId);
+          if (local?.port) out.port = Number(local.port);
+        }
+        return out;
+      });
+    const constrain = (c: unknown) => page.evaluate((x) => (window as unknown as { room: { setReceiverConstraints(c: unknown): void } }).room.setReceiverConstraints(x), c);
+    const galId = await page.evaluate(() => (window as unknown as { ids: Record<string, string> }).ids.gal!);
+    await constrain({ lastN: -1, defaultConstraints: { maxHeight: 180 }, constraints: {} });
+    const low = await until('the low layer (160 wide) after asking for 180 pixels', async () => {
+      const r = await rtc();
+      return r.frameWidth > 0 && r.frameWidth <= 160 && r;
+    });
+    await constrain({ lastN: -1, defaultConstraints: { maxHeight: 180 }, constraints: { [galId]: { maxHeight: 720 } }, onStageEndpoints: [galId] });
+    const high = await until('the high layer (640 wide) after asking for 720 pixels', async () => {
+      const r = await rtc();
+      return r.frameWidth >= 640 && r.framesDecoded > low.framesDecoded && r;
+    });
+    assert.equal(high.ssrc, low.ssrc, 'one SSRC for both layers');
+    await constrain({ lastN: -1, defaultConstraints: { maxHeight: 180 }, constraints: {} });
+    await until('the low layer again', async () => {
+      const r = await rtc();
+      return r.frameWidth > 0 && r.frameWidth <= 160 && r.ssrc === low.ssrc;
+    });
+    await constrain({ lastN: -1, defaultConstraints: { maxHeight: 180 }, constraints: { [galId]: { maxHeight: 720 } }, onStageEndpoints: [galId] });
+    await until('the high layer again', async () => (await rtc()).frameWidth >= 640);
+    // Sender reports for the video and the audio the bundle sends.
+    await until('sender reports of the bundle', async () => {
+      const r = await rtc();
+      return r.srs > 0 && r.audioSrs > 0;
+    });
+
+    // Random loss on the page's down-link: its NACKs are answered from the bundle's cache.
+    const unavailable = impairmentUnavailable();
+    if (unavailable) t.diagnostic(`the loss part is skipped: ${unavailable}`);
+    else {
+      type Track = { kind: string; packets: number; nacks: number; retransmitted?: number; layer?: string };
+      type Report = { name: string; clients: { id: string; username?: string; down?: { id: string; label: string; tracks: Track[] }[] }[] };
+      const auth = `Basic ${Buffer.from('admin:adminpw').toString('base64')}`;
+      const bundleVideo = async () => {
+        const r = (await (await fetch(`${server.url}/galene-api/v0/.stats`, { headers: { authorization: auth } })).json()) as Report[];
+        const group = r.find((g) => g.name === 'media');
+        // What the XMPP member receives of gal's camera: its bundle's sends, reported as a down-stream.
+        return group?.clients
+          .filter((c) => c.username !== 'gal')
+          .flatMap((c) => c.down ?? [])
+          .find((d) => d.label === 'camera')
+          ?.tracks.find((t) => t.kind === 'video');
+      };
+      const s0 = await until('the bundle in .stats', bundleVideo);
+      assert.equal(s0.layer, 'h');
+      const before = await rtc();
+      const impair = new Impairments();
+      try {
+        impair.set('ljm_loss', [{ port: before.port, direction: 'to', lossPercent: 5 }]);
+        const s1 = await until('NACKs answered by the bundle', async () => {
+          const s = await bundleVideo();
+          return s && (s.retransmitted ?? 0) > (s0.retransmitted ?? 0) + 5 && s;
+        });
+        assert.ok(impair.dropped('ljm_loss') > 0, 'the loss rule dropped packets');
+        const r = await rtc();
+        assert.ok(r.nackCount > before.nackCount, `the page sent NACKs (${r.nackCount})`);
+        t.diagnostic(`before the loss: the page had sent ${before.nackCount} NACKs, the server heard ${s0.nacks} and resent ${s0.retransmitted}`);
+        t.diagnostic(
+          `5 % loss: the page sent ${r.nackCount - before.nackCount} NACKs; the server heard ${s1.nacks - s0.nacks} lost packets and resent ${(s1.retransmitted ?? 0) - (s0.retransmitted ?? 0)}`,
+        );
+      } finally {
+        impair.close();
+      }
+      const during = await rtc();
+      await until('frames after the loss', async () => (await rtc()).framesDecoded > during.framesDecoded + 10);
+    }
 
     // lib-jitsi-meet publishes its camera and microphone as Jitsi Meet does:
     // the tracks join its one session, announced by source-add. The Galène

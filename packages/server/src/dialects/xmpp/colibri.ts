@@ -13,7 +13,8 @@
 //   the group (SpeakerWatch).
 // - ReceiverVideoConstraints (and LastNChangedEvent): which videos the
 //   client wants at which height; each drives the layer choice of that
-//   down-stream (MediaSessions.applyConstraints in focus.ts), answered with
+//   down-stream, or in Jicofo mode of that source of the one bundle session
+//   (MediaSessions.applyConstraints in focus.ts), answered with
 //   ForwardedSources.
 //
 // A channel is a connection of the dialect kit (rate limits, frame size,

@@ -22,7 +22,7 @@ import { discoInfo } from './disco.ts';
 import type { JingleDescription } from './jingle/model.ts';
 import { JingleSdpError, candidateLine, jingleToSdp, sdpToJingle, parseCandidateLine } from './jingle/sdp.ts';
 import { JNS, JingleXmlError, appendDescription, candidateElement, readDescription, readTransport } from './jingle/xml.ts';
-import type { Occupant } from './muc.ts';
+import type { Occupant, XmppRoom } from './muc.ts';
 import type { XmppSession } from './session.ts';
 import { NS, StanzaError, conditionOf } from './stanza.ts';
 import { type Element, attr, el } from './xml.ts';
@@ -110,6 +110,32 @@ function layerFor(c: { maxHeight?: number | undefined; idealHeight?: number | un
   return h < LOW_LAYER_BELOW_HEIGHT ? 'low' : 'high';
 }
 
+/**
+ * The video layer each received video gets from a receiver's constraints: a
+ * source's own constraint (by source name, as current Jitsi clients key
+ * them, or by the owner's endpoint id, i.e. its room nick, as older ones
+ * do), else the default; with lastN, only the first N publishers (on stage
+ * or selected first, then by who spoke last) get video at all.
+ */
+export function videoChoices(c: Constraints, room: XmppRoom, videos: readonly { owner: string | undefined; names: readonly string[] }[]): LayerRequest['video'][] {
+  const lastN = c.lastN ?? -1;
+  let allowed: Set<string> | undefined;
+  if (lastN >= 0) {
+    const wanted = new Set([...(c.onStageSources ?? []), ...(c.selectedSources ?? [])]);
+    const endpoints = new Set([...(c.onStageEndpoints ?? []), ...(c.selectedEndpoints ?? [])]);
+    const first = videos.filter((v) => v.names.some((n) => wanted.has(n)) || endpoints.has(room.knownNick(v.owner ?? '') ?? '')).map((v) => v.owner);
+    const ranked = [...first, ...room.speakers.order, ...videos.map((v) => v.owner)];
+    allowed = new Set([...new Set(ranked)].filter((o): o is string => o !== undefined).slice(0, lastN));
+  }
+  return videos.map((v) => {
+    const nick = v.owner === undefined ? undefined : room.knownNick(v.owner);
+    const keys = nick === undefined ? v.names : [...v.names, nick];
+    const own = keys.map((k) => layerFor(c.constraints?.[k])).find((l) => l !== undefined);
+    const video = own ?? layerFor(c.defaultConstraints) ?? 'high';
+    return allowed && v.owner !== undefined && !allowed.has(v.owner) ? 'none' : video;
+  });
+}
+
 function jingleError(condition: StanzaError['condition'], jingleCondition: string | undefined, text: string): StanzaError {
   return new StanzaError(condition, text, jingleCondition ? el(jingleCondition, { xmlns: JNS.errors }) : undefined);
 }
@@ -142,7 +168,12 @@ export class MediaSessions {
     this.occupant.session.ctx.bridges.add(this.bridge);
     if (this.occupant.session.focusMode === 'bundle') {
       const bridge = this.bridge;
-      const jicofo = new BundleFocus(this.occupant, this.focusJid, () => bridge.url(this.occupant.session.place));
+      const jicofo = new BundleFocus(
+        this.occupant,
+        this.focusJid,
+        () => bridge.url(this.occupant.session.place),
+        () => this.applyConstraints(),
+      );
       this.jicofo = jicofo;
       jicofo.start().then(
         () => {
@@ -185,40 +216,38 @@ export class MediaSessions {
   }
 
   /**
-   * Gives each down-stream the video layer its constraints ask for: a
-   * source's own constraint, else the default; with lastN, only the first N
-   * publishers (on stage or selected first, then by who spoke last) get
-   * video. Tells the client what is forwarded now.
+   * Gives each video the layer the constraints ask for (videoChoices): each
+   * down-stream in per-stream mode, each source of the one session in
+   * Jicofo mode. Tells the client what is forwarded now.
    */
   private applyConstraints(): void {
     const member = this.occupant.member;
     const streams = member?.group.streams;
     if (!member || !streams) return;
+    const room = this.occupant.room;
     if (this.jicofo) {
-      // Jicofo mode forwards every video source at a fixed layer: constraints change nothing, and the client hears so.
-      this.bridge?.send({ colibriClass: 'ForwardedSources', forwardedSources: this.jicofo.videoSourceNames() });
+      // Jicofo mode: each video source of the one session gets its layer (bundle sends switch under the same SSRC).
+      const sends = this.jicofo.videoSends();
+      const choices = videoChoices(this.constraints, room, sends);
+      const forwarded: string[] = [];
+      for (const [i, s] of sends.entries()) {
+        const video = choices[i]!;
+        s.send.setVideo(video);
+        if (video !== 'none') forwarded.push(...s.names);
+      }
+      this.bridge?.send({ colibriClass: 'ForwardedSources', forwardedSources: forwarded });
       return;
     }
-    const c = this.constraints;
     const downs = [...this.downs.values()].filter((s) => !s.ended);
-    const lastN = c.lastN ?? -1;
-    let allowed: Set<string> | undefined;
-    if (lastN >= 0) {
-      const wanted = new Set([...(c.onStageSources ?? []), ...(c.selectedSources ?? [])]);
-      const endpoints = new Set([...(c.onStageEndpoints ?? []), ...(c.selectedEndpoints ?? [])]);
-      const room = this.occupant.room;
-      const first = downs.filter((s) => s.videoSources?.some((n) => wanted.has(n)) || endpoints.has(room.knownNick(s.owner ?? '') ?? '')).map((s) => s.owner);
-      const ranked = [...first, ...room.speakers.order, ...downs.map((s) => s.owner)];
-      allowed = new Set([...new Set(ranked)].filter((o): o is string => o !== undefined).slice(0, lastN));
-    }
+    const choices = videoChoices(
+      this.constraints,
+      room,
+      downs.map((s) => ({ owner: s.owner, names: s.videoSources ?? [] })),
+    );
     const forwarded: string[] = [];
-    for (const s of downs) {
-      const names = s.videoSources ?? [];
-      let video: LayerRequest['video'] = 'high';
-      const own = names.map((n) => layerFor(c.constraints?.[n])).find((l) => l !== undefined);
-      video = own ?? layerFor(c.defaultConstraints) ?? 'high';
-      if (allowed && s.owner !== undefined && !allowed.has(s.owner)) video = 'none';
-      if (video !== 'none') forwarded.push(...names);
+    for (const [i, s] of downs.entries()) {
+      const video = choices[i]!;
+      if (video !== 'none') forwarded.push(...(s.videoSources ?? []));
       if (video === (s.video ?? 'high')) continue;
       try {
         streams.requestStream(member, s.stream, { audio: true, video });

@@ -67,6 +67,8 @@ export class BundleFocus implements TrackConsumer {
     private readonly occupant: Occupant,
     private readonly focusJid: string,
     private readonly bridgeUrl: () => string | undefined,
+    /** Sources were added: the receiver's constraints apply to them. */
+    private readonly sourcesChanged: () => void = () => {},
   ) {}
 
   /** Starts the session: the bundle, the group's streams as sources, the session-initiate. */
@@ -123,11 +125,12 @@ export class BundleFocus implements TrackConsumer {
     for (const c of this.heldCandidates.splice(0)) this.sendJingle('transport-info', [c]);
   }
 
-  /** The names of the video sources sent to this occupant (what ForwardedSources lists). */
-  videoSourceNames(): string[] {
-    const names: string[] = [];
-    for (const { tracks } of this.sent.values()) for (const s of tracks.values()) if (s.send.kind === 'video' && s.source.name) names.push(s.source.name);
-    return names;
+  /** The video sources sent to this occupant, with their owner's member id and source name (what constraints and ForwardedSources name). */
+  videoSends(): { owner: string; names: string[]; send: BundleSend }[] {
+    const out: { owner: string; names: string[]; send: BundleSend }[] = [];
+    for (const { p, tracks } of this.sent.values())
+      for (const s of tracks.values()) if (s.send.kind === 'video') out.push({ owner: p.owner.id, names: s.source.name ? [s.source.name] : [], send: s.send });
+    return out;
   }
 
   /** The occupant left: the session ends, its streams are unpublished. */
@@ -156,7 +159,8 @@ export class BundleFocus implements TrackConsumer {
       try {
         send = this.bundle.send(t);
       } catch (e) {
-        this.occupant.session.ctx.log.info({ err: e }, 'a track is not sent to a Jitsi client');
+        // e.g. a VP9 or H.264 publisher: the message names the track, its codec and why
+        this.occupant.session.ctx.log.warn({ stream: p.id, track: t.id, codec: t.codec, receiver: this.occupant.id }, `a track is not sent to a Jitsi client: ${(e as Error).message}`);
         continue;
       }
       const n = [...entry.tracks.values()].filter((s) => s.send.kind === t.kind).length;
@@ -173,6 +177,7 @@ export class BundleFocus implements TrackConsumer {
       added.push(sent);
     }
     if (this.initiated && added.length > 0) this.sendSources('source-add', added);
+    if (added.some((s) => s.send.kind === 'video')) this.sourcesChanged();
   }
 
   unpublished(p: PublishedStream): void {

@@ -1,30 +1,42 @@
 // A bundle session (see BundleSession in ../engine.ts) on a werift peer
 // connection in the server's own thread: one ICE/DTLS transport with one
 // audio and one video m-line, both ways. Sending: each up-track handed to
-// send() gets a tap (its highest layer) and a fresh SSRC; its packets go out
-// on the transport with that SSRC and the payload type negotiated here,
-// sequence numbers and timestamps as the publisher wrote them (one layer, so
-// they stay continuous). The remote end's PLI or FIR for that SSRC asks the
-// publisher for a keyframe. Receiving: receive() maps the SSRCs the
-// signalling declared to the tracks of a source stream of the given engine
-// (so the media of a Jitsi client joins the group's other streams wherever
-// they run), and that stream's keyframe requests become PLIs to the client.
-// Packets of SSRCs nobody declared (RTX, a source not announced yet) are
-// dropped. No NACK answers, no congestion control: the forwarded layer is
-// fixed; this is the smallest session that serves lib-jitsi-meet.
+// send() gets a tap and a fresh SSRC; its packets go out on the transport
+// with that SSRC and the payload type negotiated here. A simulcast track is
+// forwarded one layer at a time, chosen by setVideo() (the receiver's
+// constraints): bundle-forward.ts rewrites sequence numbers, timestamps and
+// VP8 picture ids so a switch, made at a keyframe of the new layer (asked of
+// the publisher), is seamless. What was sent is kept about a second to
+// answer the receiver's NACKs (resent on the same SSRC: no RTX is offered),
+// each SSRC gets RTCP sender reports (from the publisher's own when there
+// are some, so audio and video stay in sync), and the receiver's PLI or
+// FIR asks the publisher for a keyframe. Receiving: receive() maps the
+// SSRCs the signalling declared to the tracks of a source stream of the
+// given engine (so the media of a Jitsi client joins the group's other
+// streams wherever they run), and that stream's keyframe requests become
+// PLIs to the client. Packets of SSRCs nobody declared (RTX, a source not
+// announced yet) are dropped. No congestion control: the receiver's REMB
+// is read into the stats only.
 import { randomInt } from 'node:crypto';
 import {
+  GenericNack,
   PictureLossIndication,
+  ReceiverEstimatedMaxBitrate,
   RTCPeerConnection,
   RTCRtpCodecParameters,
   type RTCRtpTransceiver,
   type RtcpPacket,
   RtcpPayloadSpecificFeedback,
+  RtcpRrPacket,
+  RtcpSenderInfo,
+  RtcpSrPacket,
+  RtcpTransportLayerFeedback,
   RtpHeader,
   type RtpPacket,
   useFIR,
   useNACK,
   usePLI,
+  useREMB,
 } from 'werift';
 import type {
   BundleReceiveTrack,
@@ -35,17 +47,23 @@ import type {
   CodecName,
   CodecParameters,
   ConnectionState,
+  DownRequest,
   IceCandidate,
   MediaEngine,
   PacketBatch,
   SourceStream,
   TrackKind,
+  TrackStats,
   TrackTap,
   UpTrack,
 } from '../engine.ts';
 import { TypedEmitter } from '../emitter.ts';
+import { RateMeter, tsAdd } from '../rtp.ts';
+import { LayerForwarder } from './bundle-forward.ts';
 import { codecName, type WeriftEngineOptions } from './config.ts';
+import { ntpFromMs } from './down-stream.ts';
 import { holdEarlyDtls } from './dtls.ts';
+import { PacketCache } from './packet-cache.ts';
 import { fromCandidate, toCandidate } from './up-stream.ts';
 
 type DtlsTransport = NonNullable<RTCRtpTransceiver['receiver']['dtlsTransport']>;
@@ -53,15 +71,75 @@ type DtlsTransport = NonNullable<RTCRtpTransceiver['receiver']['dtlsTransport']>
 /** What a bundle session carries: Opus and VP8 (what Jitsi clients send and every browser decodes). */
 export const BUNDLE_CODECS: Record<TrackKind, CodecName> = { audio: 'opus', video: 'vp8' };
 
+/** How often layer choices are revisited and sender reports sent (ms). */
+const TICK_MS = 500;
+/** A sender report per SSRC about this often (ms; RFC 3550 allows 5 s, libwebrtc sends about 1 s). */
+const SR_EVERY_MS = 1000;
+/** While a switch waits for its keyframe, the publisher is asked again this often (ms). */
+const KEYFRAME_AGAIN_MS = 1000;
+
 class Send implements BundleSend {
   packets = 0;
+  bytes = 0;
+  readonly meter = new RateMeter();
+  keyframeRequests = 0;
+  nacks = 0;
+  retransmitted = 0;
+  packetsLost = 0;
+  fractionLost = 0;
+  jitter = 0;
   tap: TrackTap | undefined;
+  readonly forwarder: LayerForwarder;
+  /** What was sent, for NACK answers (video only). */
+  readonly cache: PacketCache | undefined;
+  /** The tap's layers as last set (a key of wanted()). */
+  deliverKey = '';
+  keyframeAskedAt = 0;
+  srSentAt = 0;
+  /** The publisher's newest sender report of the layer forwarded: its clock at an input timestamp. */
+  publisherSr: { layer: number; ntpTime: number; rtpTimestamp: number; arrival: number } | undefined;
+  readonly clockRate: number;
+
   constructor(
     readonly ssrc: number,
     readonly kind: TrackKind,
     readonly track: UpTrack,
     private readonly session: WeriftBundleSession,
-  ) {}
+  ) {
+    this.clockRate = track.parameters?.clockRate ?? (kind === 'audio' ? 48000 : 90000);
+    this.forwarder = new LayerForwarder(kind, track.codec, Math.max(1, track.layers.length), this.clockRate);
+    if (kind === 'video') this.cache = new PacketCache();
+  }
+
+  /** Index of the layer forwarded now (-1: none). */
+  get layer(): number {
+    return this.forwarder.current;
+  }
+
+  setVideo(video: DownRequest['video']): void {
+    this.session.setVideo(this, video);
+  }
+
+  stats(): TrackStats {
+    const s: TrackStats = {
+      trackId: this.track.id,
+      kind: this.kind,
+      codec: this.track.codec,
+      bitrate: this.meter.rate(),
+      packets: this.packets,
+      bytes: this.bytes,
+      packetsLost: this.packetsLost,
+      fractionLost: this.fractionLost,
+      jitter: this.jitter,
+      keyframeRequests: this.keyframeRequests,
+      nacks: this.nacks,
+      retransmitted: this.retransmitted,
+    };
+    const rid = this.track.layers[this.forwarder.current];
+    if (rid !== undefined) s.layer = rid;
+    return s;
+  }
+
   stop(): void {
     this.session.stopSend(this);
   }
@@ -85,6 +163,11 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
   #state: ConnectionState = 'new';
   #closed = false;
   #answered = false;
+  /** The payload type of each kind, once negotiated. */
+  readonly #pt = new Map<TrackKind, number>();
+  readonly #timer: NodeJS.Timeout;
+  /** The receiver's latest REMB (bit/s; 0: none). */
+  #remb = 0;
 
   constructor(engine: WeriftEngineOptions, options: BundleSessionOptions, media: MediaEngine) {
     super();
@@ -99,7 +182,7 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
       bundlePolicy: 'max-bundle',
       codecs: {
         audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, parameters: 'minptime=10;useinbandfec=1' })],
-        video: [new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback: [useNACK(), usePLI(), useFIR()] })],
+        video: [new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback: [useNACK(), usePLI(), useFIR(), useREMB()] })],
       },
       headerExtensions: { audio: [], video: [] },
     });
@@ -113,6 +196,8 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
       if (state === 'connected') this.#hook();
       if (state === 'failed') this.close();
     });
+    this.#timer = setInterval(() => this.#tick(Date.now()), TICK_MS);
+    this.#timer.unref();
   }
 
   get state(): ConnectionState {
@@ -120,6 +205,15 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
   }
   get closed(): boolean {
     return this.#closed;
+  }
+
+  sends(): readonly BundleSend[] {
+    return [...this.#sends.values()];
+  }
+
+  /** The receiver's REMB, bit/s (0: it sent none). */
+  get availableBitrate(): number {
+    return this.#remb;
   }
 
   async offer(): Promise<string> {
@@ -139,6 +233,10 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
     await this.#pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
     holdEarlyDtls(this.#pc);
     this.#answered = true;
+    for (const kind of ['audio', 'video'] as const) {
+      const pt = this.#negotiated(kind)?.payloadType;
+      if (pt !== undefined) this.#pt.set(kind, pt);
+    }
     this.#hook();
   }
 
@@ -173,7 +271,9 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
     if (this.#closed) throw new Error(`bundle session ${this.id} is closed; it sends nothing more`);
     const want = BUNDLE_CODECS[track.kind];
     if (track.codec !== undefined && track.codec !== want) {
-      throw new Error(`bundle session ${this.id} carries ${want} ${track.kind} only, and up-track ${track.id} is ${track.codec}: publish ${want} to reach Jitsi clients`);
+      throw new Error(
+        `bundle session ${this.id} carries ${want} ${track.kind} only, and up-track ${track.id} is ${track.codec}: a Jitsi client's one session negotiates one ${track.kind} codec for every source; publish ${want} to reach Jitsi clients`,
+      );
     }
     const s = new Send(this.#newSsrc(), track.kind, track, this);
     this.#sends.set(s.ssrc, s);
@@ -184,9 +284,10 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
           if (this.#sends.get(s.ssrc) === s) this.#sends.delete(s.ssrc);
         },
       },
-      { layers: [0], maxDelayMs: 5 },
+      { layers: s.forwarder.wanted() as number[] | undefined, maxDelayMs: 5 },
     );
-    if (track.kind === 'video') s.tap.requestKeyframe(0);
+    s.deliverKey = String(s.forwarder.wanted());
+    if (track.kind === 'video') this.#askKeyframe(s, Date.now());
     return s;
   }
 
@@ -195,17 +296,101 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
     s.tap?.detach();
   }
 
+  /** The receiver's request for one sent video: the layer to forward from now on (switching at the next keyframe). */
+  setVideo(s: Send, video: DownRequest['video']): void {
+    if (s.kind !== 'video' || this.#sends.get(s.ssrc) !== s) return;
+    const now = Date.now();
+    if (s.forwarder.choose(video, now)) this.#askKeyframe(s, now);
+    this.#deliver(s);
+  }
+
+  #askKeyframe(s: Send, now: number): void {
+    if (s.forwarder.target < 0) return;
+    s.keyframeAskedAt = now;
+    s.tap?.requestKeyframe(s.forwarder.target);
+  }
+
+  /** Gives the tap the layers the forwarder wants now. */
+  #deliver(s: Send): void {
+    const wanted = s.forwarder.wanted();
+    const key = String(wanted);
+    if (key === s.deliverKey) return;
+    s.deliverKey = key;
+    s.tap?.setLayers(wanted);
+  }
+
   #forward(s: Send, batch: PacketBatch): void {
     const transport = this.#transport;
     if (this.#closed || !transport || transport.state !== 'connected' || this.#sends.get(s.ssrc) !== s) return;
-    const pt = this.#negotiated(s.kind)?.payloadType;
+    const pt = this.#pt.get(s.kind);
     if (pt === undefined) return;
+    const now = Date.now();
+    const fwd = s.forwarder;
+    const before = fwd.current;
     for (const p of batch.packets) {
-      const header = new RtpHeader({ payloadType: pt, sequenceNumber: p.sequenceNumber, timestamp: p.timestamp, ssrc: s.ssrc, marker: p.marker });
-      const payload = Buffer.from(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength);
-      transport.sendRtp(payload, header).catch(() => {});
+      const out = fwd.forward(p, now);
+      if (!out) continue;
+      const payload = Buffer.from(out.payload.buffer, out.payload.byteOffset, out.payload.byteLength);
+      this.#sendRtp(transport, s, pt, out.sequenceNumber, out.timestamp, p.marker, payload);
+      s.cache?.store(out.sequenceNumber, out.timestamp, p.marker, payload, now);
       s.packets++;
+      s.bytes += payload.length;
+      s.meter.add(payload.length, now);
     }
+    for (const sr of batch.senderReports) if (sr.layer === fwd.current) s.publisherSr = { ...sr };
+    if (fwd.current !== before) this.#deliver(s);
+  }
+
+  #sendRtp(transport: DtlsTransport, s: Send, payloadType: number, sequenceNumber: number, timestamp: number, marker: boolean, payload: Buffer): void {
+    const header = new RtpHeader({ payloadType, sequenceNumber, timestamp, ssrc: s.ssrc, marker });
+    transport.sendRtp(payload, header).catch(() => {});
+  }
+
+  /** Layer choices revisited (a layer the publisher dropped, a switch still waiting), sender reports. */
+  #tick(now: number): void {
+    if (this.#closed) return;
+    const transport = this.#transport;
+    const reports: RtcpSrPacket[] = [];
+    for (const s of this.#sends.values()) {
+      if (s.kind === 'video') {
+        if (s.forwarder.choose(s.forwarder.request, now) || (s.forwarder.switching && now - s.keyframeAskedAt >= KEYFRAME_AGAIN_MS)) this.#askKeyframe(s, now);
+        this.#deliver(s);
+      }
+      if (transport?.state === 'connected' && now - s.srSentAt >= SR_EVERY_MS) {
+        const sr = this.#senderReport(s, now);
+        if (sr) {
+          s.srSentAt = now;
+          reports.push(sr);
+        }
+      }
+    }
+    if (reports.length > 0) transport!.sendRtcp(reports).catch(() => {});
+  }
+
+  /**
+   * A sender report for one SSRC: the publisher's clock and the output
+   * timestamp at this moment, from the publisher's latest report of the
+   * forwarded layer when there is one (so the receiver lines audio and
+   * video up as the publisher captured them), else from our own clock and
+   * the newest packet sent.
+   */
+  #senderReport(s: Send, now: number): RtcpSrPacket | undefined {
+    const last = s.forwarder.last;
+    if (!last || s.packets === 0) return undefined;
+    let ntpMs: number;
+    let rtp: number;
+    const p = s.publisherSr;
+    const mapped = p ? s.forwarder.outputTimestamp(p.layer, p.rtpTimestamp) : undefined;
+    if (p && mapped !== undefined) {
+      const since = now - p.arrival;
+      ntpMs = p.ntpTime + since;
+      rtp = tsAdd(mapped, Math.round((since * s.clockRate) / 1000));
+    } else {
+      ntpMs = now;
+      rtp = tsAdd(last.timestamp, Math.round(((now - last.at) * s.clockRate) / 1000));
+    }
+    const senderInfo = new RtcpSenderInfo({ ntpTimestamp: ntpFromMs(ntpMs), rtpTimestamp: rtp, packetCount: s.packets + s.retransmitted, octetCount: s.bytes });
+    return new RtcpSrPacket({ ssrc: s.ssrc, senderInfo });
   }
 
   receive(options: { id: string; label: string; tracks: readonly BundleReceiveTrack[] }): SourceStream {
@@ -253,20 +438,55 @@ export class WeriftBundleSession extends TypedEmitter<BundleSessionEvents> imple
       r.source.write(r.trackId, [{ layer: r.layer, sequenceNumber: packet.header.sequenceNumber, timestamp: packet.header.timestamp, marker: packet.header.marker, payload: packet.payload }]);
     });
     transport.onRtcp.subscribe((p: RtcpPacket) => {
-      if (this.#closed || transport !== this.#transport || p.type !== RtcpPayloadSpecificFeedback.type) return;
-      const fb = (p as RtcpPayloadSpecificFeedback).feedback as unknown as { count: number; mediaSsrc?: number; fir?: { ssrc: number }[] };
+      if (this.#closed || transport !== this.#transport) return;
+      this.#onRtcp(p, transport);
+    });
+  }
+
+  #onRtcp(p: RtcpPacket, transport: DtlsTransport): void {
+    if (p.type === RtcpPayloadSpecificFeedback.type) {
+      const fb = (p as RtcpPayloadSpecificFeedback).feedback;
+      if (fb instanceof ReceiverEstimatedMaxBitrate) {
+        this.#remb = Number(fb.bitrate);
+        return;
+      }
+      const f = fb as unknown as { count: number; mediaSsrc?: number; fir?: { ssrc: number }[] };
       // PLI names the SSRC in its media field; FIR (RFC 5104) in its entries
-      const ssrcs = fb.count === 4 ? (fb.fir ?? []).map((e) => e.ssrc) : fb.count === 1 && fb.mediaSsrc !== undefined ? [fb.mediaSsrc] : [];
+      const ssrcs = f.count === 4 ? (f.fir ?? []).map((e) => e.ssrc) : f.count === 1 && f.mediaSsrc !== undefined ? [f.mediaSsrc] : [];
       for (const ssrc of ssrcs) {
         const s = this.#sends.get(ssrc);
-        if (s?.kind === 'video') s.tap?.requestKeyframe(0);
+        if (s?.kind !== 'video') continue;
+        s.keyframeRequests++;
+        const layer = s.forwarder.current >= 0 ? s.forwarder.current : s.forwarder.target;
+        if (layer >= 0) s.tap?.requestKeyframe(layer);
       }
-    });
+    } else if (p.type === RtcpTransportLayerFeedback.type) {
+      const fb = (p as RtcpTransportLayerFeedback).feedback;
+      if (!(fb instanceof GenericNack)) return;
+      const s = this.#sends.get(fb.mediaSourceSsrc);
+      if (!s) return;
+      s.nacks += fb.lost.length;
+      const pt = this.#pt.get(s.kind);
+      if (!s.cache || pt === undefined || transport.state !== 'connected') return;
+      // The same packet again on the same SSRC (no RTX stream is offered): the receiver never saw that index, so SRTP takes it.
+      // (werift does not wrap the bitmask's sequence numbers at 65535)
+      const lost = fb.lost.map((x) => x & 0xffff);
+      s.retransmitted += s.cache.answerNack(lost, Date.now(), (seq, timestamp, marker, payload) => this.#sendRtp(transport, s, pt, seq, timestamp, marker, payload));
+    } else if (p.type === RtcpRrPacket.type || p.type === RtcpSrPacket.type) {
+      for (const r of (p as RtcpRrPacket).reports) {
+        const s = this.#sends.get(r.ssrc);
+        if (!s) continue;
+        s.packetsLost = r.packetsLost;
+        s.fractionLost = r.fractionLost / 256;
+        s.jitter = r.jitter / s.clockRate;
+      }
+    }
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#timer);
     for (const s of [...this.#sends.values()]) this.stopSend(s);
     for (const source of [...this.#sources]) source.close();
     this.#receiving.clear();

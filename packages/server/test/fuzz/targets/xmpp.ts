@@ -201,7 +201,8 @@ function owedIq(f: XFrame): string | undefined {
   }
   if (e.name !== 'iq' || e.attrs.xmlns !== 'jabber:client' || (e.attrs.type !== 'get' && e.attrs.type !== 'set')) return undefined;
   const id = e.attrs.id;
-  return typeof id === 'string' && id !== '' ? id : undefined;
+  // The id as it goes on the wire: UTF-8 turns a lone surrogate into U+FFFD, and the server answers that id.
+  return typeof id === 'string' && id !== '' ? Buffer.from(id).toString() : undefined;
 }
 
 interface Received {

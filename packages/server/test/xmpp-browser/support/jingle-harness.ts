@@ -307,7 +307,16 @@ export class JingleClient {
     };
     pc.ontrack = (e) => {
       const s = this.sessions.get(sid);
-      if (!s || e.track.kind !== 'video') return;
+      if (!s) return;
+      if (e.track.kind === 'audio') {
+        // Chromium plays (and counts the samples of) remote audio only into an element; a video element plays its stream's audio too, this one plays audio that comes without video.
+        const a = document.createElement('audio');
+        a.autoplay = true;
+        a.muted = true;
+        a.srcObject = new MediaStream([e.track]);
+        document.body.appendChild(a);
+        return;
+      }
       const v = document.createElement('video');
       v.autoplay = true;
       v.muted = true;
