@@ -229,11 +229,16 @@ export class GroupStreams {
 
   /** A trickled candidate, for an up-stream of the member or a down-stream to it. */
   async candidate(member: Member, id: string, candidate: IceCandidate | null): Promise<void> {
-    const pub = this.pubs.get(keyOf(member, id));
-    if (pub) return pub.up.addIceCandidate(candidate);
-    const sub = this.findSubscription(member, id);
-    if (sub) return sub.down.addIceCandidate(candidate);
-    throw new CoreError('bad-message', `there is no stream with id "${id}" on this connection`);
+    const stream = this.pubs.get(keyOf(member, id))?.up ?? this.findSubscription(member, id)?.down;
+    if (!stream) throw new CoreError('bad-message', `there is no stream with id "${id}" on this connection`);
+    try {
+      await stream.addIceCandidate(candidate);
+    } catch (e) {
+      if (e instanceof CoreError) throw e;
+      // The engine refuses a candidate it cannot use (malformed, or for a media section the stream does not
+      // have): the client's mistake, answered as such rather than as an internal error.
+      throw new CoreError('bad-message', `the ICE candidate for stream "${id}" was refused: ${(e as Error).message ?? String(e)}`);
+    }
   }
 
   /**

@@ -92,7 +92,8 @@ export async function registerRecordings(app: FastifyInstance, deps: RecordingsD
         }
         if (segments.length === 1) {
           if (segments[0] === '') return reply.code(400).type('text/plain').send('name a group: /recordings/<group>/\n');
-          return reply.redirect(`/recordings/${rest}/`, 308);
+          // To the URL as sent, still percent-encoded: the decoded name may hold what a header cannot (CR, LF).
+          return reply.redirect(`${req.url.split('?')[0]!}/`, 308);
         }
         const file = segments.pop()!;
         const group = segments.join('/');

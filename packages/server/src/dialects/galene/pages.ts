@@ -49,7 +49,8 @@ export function registerGroupPages(app: FastifyInstance, deps: { registry: Regis
     }
     const isStatus = rest.endsWith('/.status') || rest === '.status';
     const raw = isStatus ? rest.slice(0, -'.status'.length) : rest;
-    if (!raw.endsWith('/')) return reply.redirect(`/group/${raw}/`, 301);
+    // To the URL as sent, still percent-encoded: the decoded name may hold what a header cannot (CR, LF).
+    if (!raw.endsWith('/')) return reply.redirect(isStatus ? `/group/${raw}/` : `${req.url.split('?')[0]!}/`, 301);
     let name: string;
     try {
       name = raw.slice(0, -1).split('/').map(decodeURIComponent).join('/');

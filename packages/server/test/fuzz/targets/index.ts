@@ -6,6 +6,7 @@ import { galeneTarget } from './galene.ts';
 import { groupFileTarget } from './group-file.ts';
 import { jwtTarget } from './jwt.ts';
 import { rtcpoolWsTarget, socketIoTarget } from './rtcpool.ts';
+import { whipTarget } from './whip.ts';
 import { xmppTarget } from './xmpp.ts';
 
 // Targets differ in their case and environment types; the runner only passes them through.
@@ -19,4 +20,5 @@ export const TARGETS: Record<string, Target<any, any>> = {
   'group-file': groupFileTarget,
   jwt: jwtTarget,
   xmpp: xmppTarget,
+  whip: whipTarget,
 };
