@@ -134,10 +134,11 @@ if (insideLoopbackNetns(import.meta.url, { timeoutMs: 150_000 })) {
         await until(
           'the server NACKing the lost packets',
           () => video(up),
-          (t) => (t?.nacks ?? 0) > (u0?.nacks ?? 0) + 10,
+          // a few NACKs suffice (0 fails): the plane NACKs in batches, 9-11 in 20 s seen at 10 % loss
+          (t) => (t?.nacks ?? 0) > (u0?.nacks ?? 0) + 3,
           20_000,
         );
-        const o1 = await until('the publisher retransmitting', out, (o) => resent(o) > resent(o0) + 10, 20_000);
+        const o1 = await until('the publisher retransmitting', out, (o) => resent(o) > resent(o0) + 3, 20_000);
         const u1 = await until(
           'the plane recovering packets from the RTX stream',
           () => video(up),
